@@ -1,0 +1,48 @@
+"""``create_app(settings)``: the aiohttp application and everything it owns."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+
+from server.appkeys import CALLS, COMPONENTS, DISPATCHER, HUB, METRICS, SETTINGS
+from server.http import routes_auth, routes_calls, routes_ops  # noqa: F401  (register routes)
+from server.http.openapi import install_openapi
+from server.http.problems import problem_middleware
+from server.http.registry import registry
+from server.http.routes_ops import install_ops
+from server.hub.ws import install_ws
+from server.logging import configure_logging
+from server.settings import Settings
+from server.wiring import build
+
+
+def create_app(settings: Settings) -> web.Application:
+    """Wire the service from ``settings``. Nothing connects until the app starts."""
+    configure_logging(settings.effective_log_format, settings.log_level)
+    app = web.Application(
+        middlewares=[problem_middleware],
+        client_max_size=settings.max_body_bytes,
+    )
+    app[SETTINGS] = settings
+    components = build(settings)
+    app[COMPONENTS] = components
+    app[CALLS] = components.calls
+    app[HUB] = components.hub
+    app[METRICS] = components.metrics
+    app[DISPATCHER] = components.dispatcher
+    registry.install(app)
+    install_ops(app)
+    install_ws(app)
+    install_openapi(app)
+
+    async def lifecycle(_app: web.Application) -> AsyncIterator[None]:
+        await components.start()
+        yield
+        await components.close()
+
+    app.cleanup_ctx.append(lifecycle)
+    # Close client sockets before aiohttp waits for their handlers to return.
+    app.on_shutdown.append(lambda _app: components.hub.close())
+    return app

@@ -1,0 +1,1 @@
+"""The call lifecycle: state machine, persistence helpers and the service layer."""

@@ -1,0 +1,203 @@
+"""The background loop that turns queue state into offers, withdrawals and updates.
+
+Every node runs one. Each pass expires leases, makes offers (the backend's
+reservation is atomic, so nodes never double-offer), and pushes ``queue.update``
+to the customers connected to *this* node. Slower housekeeping (stale desks,
+wrap-ups left open, calls waiting past the limit) runs every few seconds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+
+import structlog
+
+from server.auth.principal import Role
+from server.routing.model import Offer
+from server.tasks import cancel_and_wait
+
+from . import repository as repo
+from .service import CallService, queue_update
+from .state import WAITING, CallAction, CallState, EndReason
+
+log = structlog.get_logger(__name__)
+
+_HOUSEKEEPING_EVERY_S = 2.0
+_UPDATES_EVERY_S = 1.0
+
+
+class Dispatcher:
+    """Owns the dispatch task; :meth:`stop` cancels and awaits it."""
+
+    def __init__(self, service: CallService) -> None:
+        self.service = service
+        self.settings = service.settings
+        self._task: asyncio.Task[None] | None = None
+        self._last_housekeeping = 0.0
+        self._last_updates = 0.0
+        # call_id -> (position last sent, when it was sent)
+        self._sent: dict[str, tuple[int, float]] = {}
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="call-dispatcher")
+
+    async def stop(self) -> None:
+        task, self._task = self._task, None
+        await cancel_and_wait(task)
+
+    async def _run(self) -> None:
+        wake = self.service.wake
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(wake.wait(), timeout=self.settings.dispatch_interval_s)
+            wake.clear()
+            try:
+                await self.run_once()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                # One bad pass (a database blip) must not stop routing for good.
+                log.exception("dispatcher.pass_failed")
+                await asyncio.sleep(self.settings.dispatch_interval_s)
+
+    async def run_once(self) -> None:
+        service = self.service
+        now = service.clock()
+        for expired in await service.backend.expire_offers(now):
+            await self._offer_missed(expired.offer, expired.specialist_now_away, now)
+        started = time.perf_counter()
+        offers = await service.backend.dispatch(now)
+        if offers:
+            service.metrics.assignment_latency.observe(time.perf_counter() - started)
+        for offer in offers:
+            await self._offer_made(offer, now)
+        if now - self._last_housekeeping >= _HOUSEKEEPING_EVERY_S:
+            self._last_housekeeping = now
+            await self._housekeeping(now)
+        if offers or now - self._last_updates >= _UPDATES_EVERY_S:
+            self._last_updates = now
+            await self.push_queue_updates(now)
+
+    async def _offer_made(self, offer: Offer, now: float) -> None:
+        service = self.service
+        async with service.sessions() as session:
+            ok = await repo.transition(
+                session, offer.call_id, CallAction.OFFER, ladder_step=offer.step.value
+            )
+            if ok:
+                repo.add_event(
+                    session,
+                    offer.call_id,
+                    now,
+                    "offered",
+                    Role.SPECIALIST.value,
+                    offer.specialist_id,
+                    offer_id=offer.offer_id,
+                    step=offer.step.value,
+                )
+            await session.commit()
+            call = await repo.get_call(session, offer.call_id)
+        if not ok:
+            # SQL says the call is no longer waiting (it ended on another path):
+            # take it out of the queue, which also frees the specialist.
+            if call is None or CallState(call.state) not in WAITING:
+                await service.backend.remove(offer.call_id, now)
+                service.wake.set()
+            return
+        service.metrics.offers.labels(offer.step.value).inc()
+        message = await service.offer_message(offer.call_id, offer.offer_id, offer.expires_at)
+        if message is not None:
+            await service.hub.send(Role.SPECIALIST, offer.specialist_id, message)
+
+    async def _offer_missed(self, offer: Offer, now_away: bool, now: float) -> None:
+        service = self.service
+        async with service.sessions() as session:
+            await repo.transition(session, offer.call_id, CallAction.WITHDRAW_OFFER)
+            repo.add_event(
+                session,
+                offer.call_id,
+                now,
+                "offer_expired",
+                Role.SPECIALIST.value,
+                offer.specialist_id,
+                offer_id=offer.offer_id,
+            )
+            await session.commit()
+        service.metrics.offer_outcomes.labels("missed").inc()
+        await service.hub.send(
+            Role.SPECIALIST,
+            offer.specialist_id,
+            {
+                "type": "call.offer_withdrawn",
+                "call_id": offer.call_id,
+                "offer_id": offer.offer_id,
+                "reason": "expired",
+            },
+        )
+        if now_away:
+            log.info("specialist.auto_away", specialist_id=offer.specialist_id)
+            await service.hub.send(
+                Role.SPECIALIST,
+                offer.specialist_id,
+                {"type": "presence.updated", "state": "away", "reason": "missed_offers"},
+            )
+        service.wake.set()
+
+    async def _housekeeping(self, now: float) -> None:
+        service = self.service
+        for subject in service.hub.local_subjects(Role.SPECIALIST):
+            await service.backend.heartbeat(subject, now)
+        for withdrawn in await service.backend.reap_stale(now):
+            async with service.sessions() as session:
+                await repo.transition(session, withdrawn.call_id, CallAction.WITHDRAW_OFFER)
+                await session.commit()
+        async with service.sessions() as session:
+            open_calls = await repo.calls_in_states(
+                session, {CallState.QUEUED, CallState.OFFERED, CallState.WRAP_UP}
+            )
+        wait_cutoff = now - self.settings.max_queue_wait_s
+        wrap_cutoff = now - self.settings.wrap_up_max_s
+        for call in open_calls:
+            if CallState(call.state) in WAITING and call.enqueued_at.timestamp() < wait_cutoff:
+                await service.leave_queue(call.call_id, EndReason.TIMEOUT, now)
+            elif (
+                call.state == CallState.WRAP_UP.value
+                and call.conversation_ended_at is not None
+                and call.conversation_ended_at.timestamp() < wrap_cutoff
+            ):
+                await service.finish_wrap_up(call.call_id, "auto", None, now, actor=None)
+
+    async def push_queue_updates(self, now: float) -> int:
+        """Send ``queue.update`` to local customers whose position changed, or
+        whose last update is older than the update interval. Returns how many."""
+        service = self.service
+        customers = service.hub.local_subjects(Role.CUSTOMER)
+        if not customers:
+            self._sent.clear()
+            return 0
+        estimates = await service.estimates()
+        by_customer = {e.call_id: e for e in estimates.values()}
+        async with service.sessions() as session:
+            snapshot_calls = await repo.waiting_calls_of(session, customers)
+        sent = 0
+        live: set[str] = set()
+        for customer_id, call_id in snapshot_calls.items():
+            estimate = by_customer.get(call_id)
+            if estimate is None:
+                continue
+            live.add(call_id)
+            last = self._sent.get(call_id)
+            if (
+                last is None
+                or last[0] != estimate.position
+                or now - last[1] >= self.settings.queue_update_interval_s
+            ):
+                service.hub.send_local(Role.CUSTOMER, customer_id, queue_update(estimate))
+                self._sent[call_id] = (estimate.position, now)
+                sent += 1
+        for call_id in list(self._sent):
+            if call_id not in live:
+                del self._sent[call_id]
+        return sent

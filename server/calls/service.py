@@ -1,0 +1,620 @@
+"""The call lifecycle as small service functions over SQL, the queue backend and the hub.
+
+Order of effects, and why:
+
+- create: SQL first (the call exists durably), then the queue. A crash between
+  the two is repaired at start-up by :meth:`CallService.rebuild_queue`.
+- accept: the queue first (the atomic reservation decides who won), then SQL with a
+  conditional update; if the call was cancelled in between, the specialist is
+  released and the accept refused.
+- cancel: the queue first (so no new offer can be made), then SQL.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import statistics
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import structlog
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from server.auth.principal import Principal, Role
+from server.db.models import Call, Specialist
+from server.errors import Conflict, NotFound
+from server.hub.hub import Hub
+from server.metrics import Metrics
+from server.routing.backend import QueueBackend
+from server.routing.errors import OfferExpired
+from server.routing.estimate import WaitEstimate, estimate_waits
+from server.routing.model import (
+    DesiredPresence,
+    PriorityClass,
+    QueuedCall,
+    SpecialistProfile,
+    SpecialistState,
+)
+from server.settings import Settings
+
+from . import repository as repo
+from .state import IN_CONVERSATION, WAITING, CallAction, CallState, EndReason
+from .views import call_view, customer_for_desk, specialist_public
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass(frozen=True)
+class CallRequest:
+    dialect: str | None
+    intent: str | None
+    ticket: str | None
+    callback_allowed: bool
+
+
+@dataclass(frozen=True)
+class TicketGrant:
+    """What a redirect ticket gives a call: priority and context."""
+
+    priority: PriorityClass
+    context: dict[str, Any]
+
+
+def profile_of(specialist: Specialist) -> SpecialistProfile:
+    return SpecialistProfile(
+        specialist_id=specialist.specialist_id,
+        dialects={d.dialect: d.proficiency for d in specialist.dialects},
+        skills=frozenset(specialist.skills or ()),
+    )
+
+
+class CallService:
+    """Everything that changes a call, and the messages each change sends."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        sessions: async_sessionmaker[AsyncSession],
+        backend: QueueBackend,
+        hub: Hub,
+        metrics: Metrics,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.settings = settings
+        self.sessions = sessions
+        self.backend = backend
+        self.hub = hub
+        self.metrics = metrics
+        self.clock = clock
+        self.wake = asyncio.Event()
+        self._aht: tuple[float, float | None] = (0.0, None)
+        # Redeems a redirect ticket: (session, customer_id, ticket, now) -> TicketGrant.
+        self.ticket_resolver: Any = None
+
+    # -- reading -----------------------------------------------------------------
+    async def handle_time(self) -> float | None:
+        """Windowed average handle time, cached for a few seconds."""
+        now = self.clock()
+        fetched_at, value = self._aht
+        if now - fetched_at < 5.0:
+            return value
+        async with self.sessions() as session:
+            samples = await repo.recent_handle_times(session, self.settings.handle_time_window)
+        value = statistics.fmean(samples) if samples else None
+        self._aht = (now, value)
+        return value
+
+    async def estimates(self) -> dict[str, WaitEstimate]:
+        now = self.clock()
+        snapshot = await self.backend.snapshot(now)
+        return estimate_waits(snapshot, await self.handle_time())
+
+    async def estimate_for(self, call_id: str) -> WaitEstimate | None:
+        return (await self.estimates()).get(call_id)
+
+    async def load_visible(self, session: AsyncSession, principal: Principal, call_id: str) -> Call:
+        """The call if ``principal`` may see it; otherwise not found (no existence leak)."""
+        call = await repo.get_call(session, call_id) if len(call_id) <= 64 else None
+        if call is None or not await self._may_see(principal, call):
+            raise NotFound(f"no call {call_id!r} for you", code="call_not_found")
+        return call
+
+    async def _may_see(self, principal: Principal, call: Call) -> bool:
+        if principal.role is Role.SUPERVISOR:
+            return True
+        if principal.role is Role.CUSTOMER:
+            return call.customer_id == principal.subject
+        if call.specialist_id == principal.subject:
+            return True
+        offer = await self.backend.pending_offer(principal.subject)
+        return offer is not None and offer.call_id == call.call_id
+
+    async def render(
+        self, session: AsyncSession, call: Call, viewer: Role, estimate: WaitEstimate | None = None
+    ) -> dict[str, Any]:
+        if estimate is None and CallState(call.state) in WAITING:
+            estimate = await self.estimate_for(call.call_id)
+        specialist = (
+            await repo.get_specialist(session, call.specialist_id) if call.specialist_id else None
+        )
+        customer = (
+            await repo.get_customer(session, call.customer_id)
+            if viewer is not Role.CUSTOMER
+            else None
+        )
+        return call_view(
+            call,
+            viewer,
+            estimate=estimate,
+            specialist=specialist,
+            customer=customer,
+            threshold=self.settings.proficiency_threshold,
+        )
+
+    # -- customer ------------------------------------------------------------------
+    async def create_call(
+        self, principal: Principal, request: CallRequest
+    ) -> tuple[dict[str, Any], bool]:
+        """Queue a call for the customer; a second tap returns the open call."""
+        principal.require(Role.CUSTOMER)
+        now = self.clock()
+        async with self.sessions() as session:
+            existing = await repo.open_call_of(session, principal.subject)
+            if existing is not None:
+                return await self.render(session, existing, Role.CUSTOMER), False
+            customer = await repo.get_customer(session, principal.subject)
+            if customer is None:
+                raise NotFound(
+                    "this customer is not known to the branch", code="customer_not_found"
+                )
+            grant = TicketGrant(PriorityClass.NORMAL, {})
+            if request.ticket is not None:
+                grant = await self._redeem_ticket(session, principal.subject, request.ticket, now)
+            call = Call(
+                call_id=uuid.uuid4().hex,
+                customer_id=customer.customer_id,
+                state=CallState.QUEUED.value,
+                dialect=request.dialect or customer.preferred_dialect,
+                intent=request.intent,
+                ticket=request.ticket,
+                priority=grant.priority.value,
+                callback_allowed=request.callback_allowed,
+                context=grant.context,
+                created_at=repo.utc(now),
+                enqueued_at=repo.utc(now),
+            )
+            session.add(call)
+            repo.add_event(
+                session,
+                call.call_id,
+                now,
+                "queued",
+                Role.CUSTOMER.value,
+                principal.subject,
+                dialect=call.dialect,
+                priority=call.priority,
+            )
+            try:
+                await session.commit()
+            except IntegrityError:
+                # Another tap won the race for this customer's one open call.
+                await session.rollback()
+                existing = await repo.open_call_of(session, principal.subject)
+                if existing is None:
+                    raise
+                return await self.render(session, existing, Role.CUSTOMER), False
+            await self._enqueue(call, now)
+            estimate = await self.estimate_for(call.call_id)
+            if estimate is not None:
+                call.predicted_wait_s = estimate.seconds
+                await session.merge(call)
+                await session.commit()
+            self.metrics.calls_created.labels(call.priority).inc()
+            log.info("call.queued", call_id=call.call_id, priority=call.priority)
+            self.wake.set()
+            return await self.render(session, call, Role.CUSTOMER, estimate), True
+
+    async def _redeem_ticket(
+        self, session: AsyncSession, customer_id: str, ticket: str, now: float
+    ) -> TicketGrant:
+        if self.ticket_resolver is None:
+            raise NotFound("unknown or expired ticket", code="ticket_not_found")
+        grant: TicketGrant = await self.ticket_resolver(session, customer_id, ticket, now)
+        return grant
+
+    async def _enqueue(self, call: Call, now: float) -> int:
+        return await self.backend.enqueue(
+            QueuedCall(
+                call_id=call.call_id,
+                customer_id=call.customer_id,
+                dialect=call.dialect,
+                priority=PriorityClass(call.priority),
+                enqueued_at=call.enqueued_at.timestamp(),
+            ),
+            now,
+        )
+
+    async def get_call(self, principal: Principal, call_id: str) -> dict[str, Any]:
+        async with self.sessions() as session:
+            call = await self.load_visible(session, principal, call_id)
+            return await self.render(session, call, principal.role)
+
+    async def hang_up(self, principal: Principal, call_id: str) -> None:
+        """The customer leaves the queue or hangs up; idempotent once ended."""
+        principal.require(Role.CUSTOMER)
+        now = self.clock()
+        async with self.sessions() as session:
+            call = await self.load_visible(session, principal, call_id)
+        state = CallState(call.state)
+        if state in WAITING:
+            await self.leave_queue(call_id, EndReason.CANCELLED, now, actor=principal)
+        elif state in IN_CONVERSATION:
+            await self.end_conversation(call_id, EndReason.COMPLETED, now, actor=principal)
+
+    async def leave_queue(
+        self, call_id: str, reason: EndReason, now: float, actor: Principal | None = None
+    ) -> bool:
+        withdrawn = await self.backend.remove(call_id, now)
+        async with self.sessions() as session:
+            done = await repo.transition(
+                session,
+                call_id,
+                CallAction.LEAVE_QUEUE,
+                end_reason=reason.value,
+                ended_at=repo.utc(now),
+            )
+            if done:
+                repo.add_event(
+                    session,
+                    call_id,
+                    now,
+                    "left_queue",
+                    actor.role.value if actor else None,
+                    actor.subject if actor else None,
+                    end_reason=reason.value,
+                )
+            await session.commit()
+            call = await repo.get_call(session, call_id)
+        if withdrawn is not None:
+            self.metrics.offer_outcomes.labels("withdrawn").inc()
+            await self.hub.send(
+                Role.SPECIALIST,
+                withdrawn.specialist_id,
+                {
+                    "type": "call.offer_withdrawn",
+                    "call_id": call_id,
+                    "offer_id": withdrawn.offer_id,
+                },
+            )
+        if done and call is not None:
+            self.metrics.calls_ended.labels(reason.value).inc()
+            await self.hub.send(
+                Role.CUSTOMER,
+                call.customer_id,
+                {"type": "call.ended", "call_id": call_id, "end_reason": reason.value},
+            )
+        self.wake.set()
+        return done
+
+    # -- specialist ----------------------------------------------------------------
+    async def set_presence(self, principal: Principal, desired: DesiredPresence) -> dict[str, Any]:
+        principal.require(Role.SPECIALIST)
+        await self._register(principal.subject)
+        state = await self.backend.set_presence(principal.subject, desired, self.clock())
+        self.wake.set()
+        return {"state": desired.value, "routing_state": state.value}
+
+    async def _register(self, specialist_id: str) -> Specialist:
+        async with self.sessions() as session:
+            specialist = await repo.get_specialist(session, specialist_id)
+        if specialist is None or not specialist.active:
+            raise NotFound("unknown specialist", code="specialist_not_found")
+        await self.backend.register(profile_of(specialist))
+        return specialist
+
+    async def accept(self, principal: Principal, call_id: str, offer_id: str) -> dict[str, Any]:
+        principal.require(Role.SPECIALIST)
+        now = self.clock()
+        offer = await self.backend.pending_offer(principal.subject)
+        if offer is None or offer.offer_id != offer_id or offer.call_id != call_id:
+            raise Conflict("this offer has expired or was withdrawn", code="offer_expired")
+        try:
+            assignment = await self.backend.accept(offer_id, principal.subject, now)
+        except OfferExpired as exc:
+            raise Conflict("this offer has expired or was withdrawn", code="offer_expired") from exc
+        async with self.sessions() as session:
+            call = await repo.get_call(session, call_id)
+            waited = now - call.enqueued_at.timestamp() if call else None
+            won = await repo.transition(
+                session,
+                call_id,
+                CallAction.ACCEPT,
+                specialist_id=principal.subject,
+                answered_at=repo.utc(now),
+                actual_wait_s=waited,
+                ladder_step=offer.step.value,
+            )
+            if not won:
+                await session.rollback()
+                # Cancelled between reservation and here: free the specialist.
+                await self.backend.end_call(principal.subject, now)
+                await self.backend.finish_wrap_up(principal.subject, now)
+                self.wake.set()
+                raise Conflict("the caller has already left", code="offer_expired")
+            repo.add_event(
+                session,
+                call_id,
+                now,
+                "accepted",
+                Role.SPECIALIST.value,
+                principal.subject,
+                offer_id=offer_id,
+                waited_s=waited,
+            )
+            await session.commit()
+            call = await repo.get_call(session, call_id)
+            specialist = await repo.get_specialist(session, principal.subject)
+            assert call is not None and specialist is not None
+            self.metrics.offer_outcomes.labels("accepted").inc()
+            if waited is not None:
+                self.metrics.wait_seconds.observe(waited)
+            log.info("call.accepted", call_id=call_id, specialist_id=principal.subject)
+            await self.hub.send(
+                Role.CUSTOMER,
+                call.customer_id,
+                {
+                    "type": "call.assigned",
+                    "call_id": call_id,
+                    "specialist": specialist_public(
+                        specialist, self.settings.proficiency_threshold
+                    ),
+                },
+            )
+            await self.on_accepted(call, assignment.specialist_id)
+            return await self.render(session, call, Role.SPECIALIST)
+
+    async def on_accepted(self, call: Call, specialist_id: str) -> None:
+        """Hook for what follows an accept (media set-up); nothing by default."""
+
+    async def decline(self, principal: Principal, call_id: str, offer_id: str) -> None:
+        principal.require(Role.SPECIALIST)
+        now = self.clock()
+        offer = await self.backend.pending_offer(principal.subject)
+        if offer is None or offer.offer_id != offer_id or offer.call_id != call_id:
+            raise Conflict("this offer has expired or was withdrawn", code="offer_expired")
+        try:
+            await self.backend.decline(offer_id, principal.subject, now)
+        except OfferExpired as exc:
+            raise Conflict("this offer has expired or was withdrawn", code="offer_expired") from exc
+        async with self.sessions() as session:
+            await repo.transition(session, call_id, CallAction.WITHDRAW_OFFER)
+            repo.add_event(
+                session, call_id, now, "declined", Role.SPECIALIST.value, principal.subject
+            )
+            await session.commit()
+        self.metrics.offer_outcomes.labels("declined").inc()
+        self.wake.set()
+
+    async def end_by_specialist(self, principal: Principal, call_id: str) -> dict[str, Any]:
+        principal.require(Role.SPECIALIST)
+        now = self.clock()
+        async with self.sessions() as session:
+            call = await self._held_call(session, principal, call_id)
+            if CallState(call.state) not in IN_CONVERSATION:
+                raise Conflict(f"call is {call.state}; cannot end", code="illegal_state")
+        await self.end_conversation(call_id, EndReason.COMPLETED, now, actor=principal)
+        async with self.sessions() as session:
+            call = await self._held_call(session, principal, call_id)
+            return await self.render(session, call, Role.SPECIALIST)
+
+    async def end_conversation(
+        self, call_id: str, reason: EndReason, now: float, actor: Principal | None = None
+    ) -> bool:
+        """Connecting or active → wrap-up; both parties are told the call ended."""
+        async with self.sessions() as session:
+            done = await repo.transition(
+                session,
+                call_id,
+                CallAction.END_CONVERSATION,
+                end_reason=reason.value,
+                conversation_ended_at=repo.utc(now),
+            )
+            if done:
+                repo.add_event(
+                    session,
+                    call_id,
+                    now,
+                    "conversation_ended",
+                    actor.role.value if actor else None,
+                    actor.subject if actor else None,
+                    end_reason=reason.value,
+                )
+            await session.commit()
+            call = await repo.get_call(session, call_id)
+        if not done or call is None:
+            return False
+        if call.specialist_id:
+            await self.backend.end_call(call.specialist_id, now)
+            await self.hub.send(
+                Role.SPECIALIST,
+                call.specialist_id,
+                {"type": "call.ended", "call_id": call_id, "end_reason": reason.value},
+            )
+        await self.hub.send(
+            Role.CUSTOMER,
+            call.customer_id,
+            {"type": "call.ended", "call_id": call_id, "end_reason": reason.value},
+        )
+        await self.on_conversation_ended(call)
+        return True
+
+    async def on_conversation_ended(self, call: Call) -> None:
+        """Hook for media tear-down; nothing by default."""
+
+    async def wrap_up(
+        self, principal: Principal, call_id: str, code: str, note: str | None
+    ) -> dict[str, Any]:
+        principal.require(Role.SPECIALIST)
+        now = self.clock()
+        async with self.sessions() as session:
+            call = await self._held_call(session, principal, call_id)
+            if CallState(call.state) is not CallState.WRAP_UP:
+                raise Conflict(f"call is {call.state}; cannot wrap up", code="illegal_state")
+        await self.finish_wrap_up(call_id, code, note, now, actor=principal)
+        async with self.sessions() as session:
+            call = await self._held_call(session, principal, call_id)
+            return await self.render(session, call, Role.SPECIALIST)
+
+    async def finish_wrap_up(
+        self, call_id: str, code: str, note: str | None, now: float, actor: Principal | None
+    ) -> bool:
+        async with self.sessions() as session:
+            done = await repo.transition(
+                session,
+                call_id,
+                CallAction.FINISH_WRAP_UP,
+                wrap_up_code=code,
+                wrap_up_note=note,
+                ended_at=repo.utc(now),
+            )
+            if done:
+                repo.add_event(
+                    session,
+                    call_id,
+                    now,
+                    "wrapped_up",
+                    actor.role.value if actor else None,
+                    actor.subject if actor else None,
+                    code=code,
+                )
+            await session.commit()
+            call = await repo.get_call(session, call_id)
+        if done and call is not None:
+            self.metrics.calls_ended.labels(call.end_reason or "completed").inc()
+            if call.specialist_id:
+                await self.backend.finish_wrap_up(call.specialist_id, now)
+            self.wake.set()
+        return done
+
+    async def _held_call(self, session: AsyncSession, principal: Principal, call_id: str) -> Call:
+        call = await repo.get_call(session, call_id) if len(call_id) <= 64 else None
+        if call is None or call.specialist_id != principal.subject:
+            raise NotFound(f"no call {call_id!r} held by you", code="call_not_found")
+        return call
+
+    # -- desk socket ---------------------------------------------------------------
+    async def desk_connected(self, specialist_id: str) -> list[dict[str, Any]]:
+        """A desk socket came up; returns messages to replay (a pending offer)."""
+        await self._register(specialist_id)
+        await self.backend.connect(specialist_id, self.clock())
+        self.wake.set()
+        offer = await self.backend.pending_offer(specialist_id)
+        if offer is None:
+            return []
+        message = await self.offer_message(offer.call_id, offer.offer_id, offer.expires_at)
+        return [message] if message else []
+
+    async def desk_disconnected(self, specialist_id: str) -> None:
+        now = self.clock()
+        withdrawn = await self.backend.disconnect(specialist_id, now)
+        if withdrawn is not None:
+            async with self.sessions() as session:
+                await repo.transition(session, withdrawn.call_id, CallAction.WITHDRAW_OFFER)
+                repo.add_event(
+                    session,
+                    withdrawn.call_id,
+                    now,
+                    "offer_withdrawn",
+                    Role.SPECIALIST.value,
+                    specialist_id,
+                    reason="desk_disconnected",
+                )
+                await session.commit()
+            self.metrics.offer_outcomes.labels("withdrawn").inc()
+        self.wake.set()
+
+    async def offer_message(
+        self, call_id: str, offer_id: str, expires_at: float
+    ) -> dict[str, Any] | None:
+        async with self.sessions() as session:
+            call = await repo.get_call(session, call_id)
+            if call is None:
+                return None
+            customer = await repo.get_customer(session, call.customer_id)
+        return {
+            "type": "call.offered",
+            "call_id": call_id,
+            "offer_id": offer_id,
+            "expires_in_s": max(0.0, round(expires_at - self.clock(), 1)),
+            "customer": customer_for_desk(customer) if customer else None,
+            "context": {
+                "intent": call.intent,
+                "dialect": call.dialect,
+                "priority": call.priority,
+                "redirect": call.context or None,
+            },
+        }
+
+    async def customer_connected(self, customer_id: str) -> list[dict[str, Any]]:
+        """A customer socket came up: tell it where its open call stands."""
+        async with self.sessions() as session:
+            call = await repo.open_call_of(session, customer_id)
+            if call is None:
+                return []
+            state = CallState(call.state)
+            if state in WAITING:
+                estimate = await self.estimate_for(call.call_id)
+                if estimate is None:
+                    return []
+                return [queue_update(estimate)]
+            if state in IN_CONVERSATION and call.specialist_id:
+                specialist = await repo.get_specialist(session, call.specialist_id)
+                if specialist is not None:
+                    return [
+                        {
+                            "type": "call.assigned",
+                            "call_id": call.call_id,
+                            "specialist": specialist_public(
+                                specialist, self.settings.proficiency_threshold
+                            ),
+                        }
+                    ]
+        return []
+
+    # -- recovery ------------------------------------------------------------------
+    async def rebuild_queue(self) -> int:
+        """Put every call SQL says is waiting back in the queue (idempotent).
+
+        The in-process queue starts empty after a restart, and a Redis that lost
+        its data is rebuilt the same way: SQL is the record of what happened.
+        """
+        now = self.clock()
+        async with self.sessions() as session:
+            waiting = await repo.calls_in_states(session, set(WAITING))
+            for call in waiting:
+                if call.state == CallState.OFFERED.value:
+                    # The offer died with the old process; the call keeps its place.
+                    await repo.transition(session, call.call_id, CallAction.WITHDRAW_OFFER)
+            await session.commit()
+        for call in waiting:
+            await self._enqueue(call, now)
+        if waiting:
+            self.wake.set()
+        return len(waiting)
+
+
+def queue_update(estimate: WaitEstimate) -> dict[str, Any]:
+    return {
+        "type": "queue.update",
+        "call_id": estimate.call_id,
+        "position": estimate.position,
+        "estimated_wait_s": estimate.seconds,
+        "message": estimate.message(),
+    }
+
+
+__all__ = ["CallRequest", "CallService", "SpecialistState", "TicketGrant", "queue_update"]

@@ -1,0 +1,102 @@
+"""The ``cloudbranch`` command: serve, migrate, seed, token, risk."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Sequence
+
+from aiohttp import web
+
+from server.settings import Settings, load_settings
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    if args_list[:1] == ["risk"]:
+        from risk.cli import main as risk_main
+
+        code: int = risk_main(args_list[1:])
+        return code
+    parser = argparse.ArgumentParser(prog="cloudbranch", description="Cloud Branch service")
+    sub = parser.add_subparsers(dest="command", required=True)
+    serve = sub.add_parser("serve", help="run the HTTP and WebSocket server")
+    serve.add_argument("--host", default=None)
+    serve.add_argument("--port", type=int, default=None)
+    sub.add_parser("migrate", help="apply database migrations")
+    sub.add_parser("seed", help="insert demo customers and specialists (idempotent)")
+    token = sub.add_parser("token", help="print a token (development mode only)")
+    token.add_argument("role", choices=["customer", "specialist", "supervisor"])
+    token.add_argument("subject")
+    sub.add_parser("risk", help="risk engine tools: cloudbranch risk backtest --help")
+    args = parser.parse_args(args_list)
+
+    settings = load_settings()
+    if args.command == "serve":
+        return _serve(settings, args.host, args.port)
+    if args.command == "migrate":
+        return _migrate(settings)
+    if args.command == "seed":
+        return asyncio.run(_seed(settings))
+    if args.command == "token":
+        return _token(settings, args.role, args.subject)
+    parser.error(f"unknown command {args.command}")
+    return 2
+
+
+def _serve(settings: Settings, host: str | None, port: int | None) -> int:
+    from server.app import create_app
+
+    app = create_app(settings)
+    web.run_app(
+        app,
+        host=host or settings.host,
+        port=port or settings.port,
+        print=lambda text: print(text, file=sys.stderr),
+        shutdown_timeout=10,
+    )
+    return 0
+
+
+def _prepare_sqlite(settings: Settings) -> None:
+    path = settings.sqlite_path()
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+
+
+def _migrate(settings: Settings) -> int:
+    from server.db.migrate import upgrade
+
+    _prepare_sqlite(settings)
+    upgrade(settings.database_url)
+    print("migrated", file=sys.stderr)
+    return 0
+
+
+async def _seed(settings: Settings) -> int:
+    from server.db.engine import make_engine, make_sessionmaker
+    from server.seed import seed
+
+    engine = make_engine(settings.database_url)
+    try:
+        added = await seed(make_sessionmaker(engine))
+    finally:
+        await engine.dispose()
+    print(f"seeded: {added}", file=sys.stderr)
+    return 0
+
+
+def _token(settings: Settings, role: str, subject: str) -> int:
+    from server.auth.principal import Role
+    from server.auth.tokens import issue_token
+
+    if not settings.dev_mode:
+        print("tokens are only issued here in development mode", file=sys.stderr)
+        return 2
+    print(issue_token(settings, Role(role), subject))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

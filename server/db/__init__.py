@@ -1,0 +1,1 @@
+"""Durable records: SQLAlchemy models, engine set-up and Alembic migrations."""

@@ -1,0 +1,1 @@
+"""HTTP edge: problem responses, request parsing, authentication, routes."""

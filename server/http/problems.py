@@ -1,0 +1,65 @@
+"""The one place errors become RFC 9457 problem responses."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import structlog
+from aiohttp import web
+from aiohttp.typedefs import Handler
+
+from server.errors import CloudBranchError
+
+log = structlog.get_logger(__name__)
+
+PROBLEM_TYPE = "https://cloudbranch.example/problems/"
+
+# aiohttp raises these for routing and protocol problems; give them stable codes.
+_HTTP_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+}
+
+
+def problem(
+    status: int, code: str, title: str, detail: str, extra: dict[str, Any] | None = None
+) -> web.Response:
+    body: dict[str, Any] = {
+        "type": PROBLEM_TYPE + code,
+        "title": title,
+        "status": status,
+        "detail": detail,
+        "code": code,
+    }
+    if extra:
+        body.update(extra)
+    return web.Response(
+        status=status,
+        text=json.dumps(body, ensure_ascii=False),
+        content_type="application/problem+json",
+        charset="utf-8",
+    )
+
+
+@web.middleware
+async def problem_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except CloudBranchError as exc:
+        if exc.status >= 500:
+            log.error("request.failed", code=exc.code, detail=exc.detail, path=request.path)
+        return problem(exc.status, exc.code, exc.title, exc.detail, exc.extra)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        code = _HTTP_CODES.get(exc.status, "http_error")
+        return problem(exc.status, code, exc.reason, exc.text or exc.reason)
+    except Exception:
+        log.exception("request.crashed", path=request.path, method=request.method)
+        return problem(500, "internal_error", "Internal error", "something went wrong on our side")

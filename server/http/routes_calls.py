@@ -1,0 +1,163 @@
+"""Customer and specialist call endpoints (contract: Customer, Specialist)."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from server.appkeys import CALLS, COMPONENTS
+from server.auth.principal import Role
+from server.calls.service import CallRequest
+
+from .auth import require
+from .body import read_json
+from .registry import registry
+from .respond import json_response
+from .schemas import (
+    CallResponse,
+    CreateCallRequest,
+    OfferRequest,
+    PresenceRequest,
+    PresenceResponse,
+    WrapUpRequest,
+)
+
+C, S, V = Role.CUSTOMER.value, Role.SPECIALIST.value, Role.SUPERVISOR.value
+
+
+@registry.route(
+    "POST",
+    "/api/v1/calls",
+    "One-click call: queue a call (a second tap returns the open call with 200)",
+    roles=(C,),
+    body=CreateCallRequest,
+    response=CallResponse,
+    status=201,
+    errors=(401, 403, 404, 422),
+)
+async def create_call(request: web.Request) -> web.Response:
+    principal = require(request, Role.CUSTOMER)
+    body = await read_json(request, CreateCallRequest, optional=True)
+    service = request.app[CALLS]
+    view, created = await service.create_call(
+        principal,
+        CallRequest(
+            dialect=body.dialect,
+            intent=body.intent,
+            ticket=body.ticket,
+            callback_allowed=body.callback_allowed,
+        ),
+    )
+    view["ice_servers"] = request.app[COMPONENTS].ice_servers(view["call_id"])
+    return json_response(view, status=201 if created else 200)
+
+
+@registry.route(
+    "GET",
+    "/api/v1/calls/{call_id}",
+    "A call, as the caller may see it",
+    roles=(C, S, V),
+    response=CallResponse,
+    errors=(401, 404),
+)
+async def get_call(request: web.Request) -> web.Response:
+    principal = require(request, Role.CUSTOMER, Role.SPECIALIST, Role.SUPERVISOR)
+    view = await request.app[CALLS].get_call(principal, request.match_info["call_id"])
+    return json_response(view)
+
+
+@registry.route(
+    "DELETE",
+    "/api/v1/calls/{call_id}",
+    "Leave the queue or hang up",
+    roles=(C,),
+    status=204,
+    errors=(401, 403, 404),
+)
+async def delete_call(request: web.Request) -> web.Response:
+    principal = require(request, Role.CUSTOMER)
+    await request.app[CALLS].hang_up(principal, request.match_info["call_id"])
+    return web.Response(status=204)
+
+
+@registry.route(
+    "PUT",
+    "/api/v1/desk/presence",
+    "Set the specialist's presence",
+    roles=(S,),
+    body=PresenceRequest,
+    response=PresenceResponse,
+    errors=(401, 403, 422),
+    tag="desk",
+)
+async def put_presence(request: web.Request) -> web.Response:
+    principal = require(request, Role.SPECIALIST)
+    body = await read_json(request, PresenceRequest)
+    return json_response(await request.app[CALLS].set_presence(principal, body.state))
+
+
+@registry.route(
+    "POST",
+    "/api/v1/calls/{call_id}/accept",
+    "Accept an offer",
+    roles=(S,),
+    body=OfferRequest,
+    response=CallResponse,
+    errors=(401, 403, 409, 422),
+    tag="desk",
+)
+async def accept(request: web.Request) -> web.Response:
+    principal = require(request, Role.SPECIALIST)
+    body = await read_json(request, OfferRequest)
+    view = await request.app[CALLS].accept(principal, request.match_info["call_id"], body.offer_id)
+    return json_response(view)
+
+
+@registry.route(
+    "POST",
+    "/api/v1/calls/{call_id}/decline",
+    "Decline an offer (the call keeps its place; not counted as a miss)",
+    roles=(S,),
+    body=OfferRequest,
+    status=204,
+    errors=(401, 403, 409, 422),
+    tag="desk",
+)
+async def decline(request: web.Request) -> web.Response:
+    principal = require(request, Role.SPECIALIST)
+    body = await read_json(request, OfferRequest)
+    await request.app[CALLS].decline(principal, request.match_info["call_id"], body.offer_id)
+    return web.Response(status=204)
+
+
+@registry.route(
+    "POST",
+    "/api/v1/calls/{call_id}/end",
+    "End the conversation; the call moves to wrap-up",
+    roles=(S,),
+    response=CallResponse,
+    errors=(401, 403, 404, 409),
+    tag="desk",
+)
+async def end(request: web.Request) -> web.Response:
+    principal = require(request, Role.SPECIALIST)
+    view = await request.app[CALLS].end_by_specialist(principal, request.match_info["call_id"])
+    return json_response(view)
+
+
+@registry.route(
+    "POST",
+    "/api/v1/calls/{call_id}/wrap-up",
+    "Submit wrap-up; the call ends and the specialist is available again",
+    roles=(S,),
+    body=WrapUpRequest,
+    response=CallResponse,
+    errors=(401, 403, 404, 409, 422),
+    tag="desk",
+)
+async def wrap_up(request: web.Request) -> web.Response:
+    principal = require(request, Role.SPECIALIST)
+    body = await read_json(request, WrapUpRequest)
+    view = await request.app[CALLS].wrap_up(
+        principal, request.match_info["call_id"], body.code, body.note
+    )
+    return json_response(view)

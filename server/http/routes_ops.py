@@ -1,0 +1,190 @@
+"""Supervisor and operations endpoints: specialists, stats, timelines, health, metrics."""
+
+from __future__ import annotations
+
+import asyncio
+import statistics
+from collections import Counter
+from datetime import UTC, datetime
+
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from sqlalchemy import text
+
+from server.appkeys import CALLS, COMPONENTS, METRICS
+from server.auth.principal import Role
+from server.calls import repository as repo
+from server.calls.views import iso
+from server.errors import ServiceUnavailable
+from server.routing.model import SpecialistState
+
+from .auth import require
+from .registry import registry
+from .respond import json_response
+from .schemas import SpecialistOut, StatsResponse, TimelineResponse
+
+_SERVICE_LEVEL_S = 60.0
+
+
+@registry.route(
+    "GET",
+    "/api/v1/specialists",
+    "Specialists with dialects, skills and live state",
+    roles=(Role.SUPERVISOR.value,),
+    response=SpecialistOut,
+    errors=(401, 403),
+    tag="supervisor",
+)
+async def list_specialists(request: web.Request) -> web.Response:
+    require(request, Role.SUPERVISOR)
+    service = request.app[CALLS]
+    async with service.sessions() as session:
+        specialists = await repo.all_specialists(session)
+    out = []
+    for s in specialists:
+        view = await service.backend.specialist(s.specialist_id)
+        out.append(
+            {
+                "specialist_id": s.specialist_id,
+                "username": s.username,
+                "display_name": s.display_name,
+                "dialects": {d.dialect: d.proficiency for d in s.dialects},
+                "skills": list(s.skills or []),
+                "state": (view.state if view else SpecialistState.OFFLINE).value,
+            }
+        )
+    return json_response(out)
+
+
+@registry.route(
+    "GET",
+    "/api/v1/calls/{call_id}/timeline",
+    "The call's events in order",
+    roles=(Role.SUPERVISOR.value, Role.SPECIALIST.value, Role.CUSTOMER.value),
+    response=TimelineResponse,
+    errors=(401, 404),
+    tag="supervisor",
+)
+async def timeline(request: web.Request) -> web.Response:
+    principal = require(request, Role.SUPERVISOR, Role.SPECIALIST, Role.CUSTOMER)
+    service = request.app[CALLS]
+    call_id = request.match_info["call_id"]
+    async with service.sessions() as session:
+        await service.load_visible(session, principal, call_id)
+        events = await repo.timeline(session, call_id)
+    return json_response(
+        {
+            "call_id": call_id,
+            "events": [
+                {
+                    "at": iso(e.at),
+                    "kind": e.kind,
+                    "actor_role": e.actor_role,
+                    "actor_id": e.actor_id,
+                    "data": e.data,
+                }
+                for e in events
+            ],
+        }
+    )
+
+
+@registry.route(
+    "GET",
+    "/api/v1/stats",
+    "Queue depth and longest wait per dialect, specialists by state, service level",
+    roles=(Role.SUPERVISOR.value,),
+    response=StatsResponse,
+    errors=(401, 403),
+    tag="supervisor",
+)
+async def stats(request: web.Request) -> web.Response:
+    require(request, Role.SUPERVISOR)
+    service = request.app[CALLS]
+    now = service.clock()
+    snapshot = await service.backend.snapshot(now)
+    queue: dict[str, dict[str, float]] = {}
+    for view in snapshot.waiting:
+        key = view.call.dialect or "any"
+        entry = queue.setdefault(key, {"waiting": 0, "longest_wait_s": 0.0})
+        entry["waiting"] += 1
+        entry["longest_wait_s"] = max(entry["longest_wait_s"], now - view.call.enqueued_at)
+    by_state = Counter(s.state.value for s in snapshot.specialists)
+    midnight = datetime.fromtimestamp(now, tz=UTC).replace(hour=0, minute=0, second=0)
+    async with service.sessions() as session:
+        waits = await repo.answered_waits_since(session, midnight)
+        ended = await repo.count_calls_since(session, midnight)
+    unanswered = ended.get("cancelled", 0) + ended.get("abandoned", 0) + ended.get("timeout", 0)
+    offered_total = len(waits) + unanswered
+    return json_response(
+        {
+            "queue": {
+                k: {**v, "longest_wait_s": round(v["longest_wait_s"], 1)} for k, v in queue.items()
+            },
+            "specialists": {state.value: by_state.get(state.value, 0) for state in SpecialistState},
+            "service_level": (
+                round(sum(w <= _SERVICE_LEVEL_S for w in waits) / offered_total, 3)
+                if offered_total
+                else None
+            ),
+            "abandonment": round(unanswered / offered_total, 3) if offered_total else None,
+            "answered_today": len(waits),
+            "average_handle_time_s": await service.handle_time(),
+            "median_wait_today_s": statistics.median(waits) if waits else None,
+        }
+    )
+
+
+async def healthz(_request: web.Request) -> web.Response:
+    return json_response({"status": "ok"})
+
+
+async def readyz(request: web.Request) -> web.Response:
+    """Ready when the database and (if configured) Redis answer within 2 s."""
+    components = request.app[COMPONENTS]
+    checks: dict[str, str] = {}
+    try:
+        async with asyncio.timeout(2):
+            async with components.engine.connect() as connection:
+                await connection.execute(text("SELECT 1"))
+        checks["database"] = "ok"
+    except Exception as exc:
+        checks["database"] = f"error: {type(exc).__name__}"
+    if components.redis is not None:
+        try:
+            async with asyncio.timeout(2):
+                await components.redis.ping()
+            checks["redis"] = "ok"
+        except Exception as exc:
+            checks["redis"] = f"error: {type(exc).__name__}"
+    if any(v != "ok" for v in checks.values()):
+        raise ServiceUnavailable("not ready", extra={"checks": checks})
+    return json_response({"status": "ready", "checks": checks})
+
+
+async def metrics(request: web.Request) -> web.Response:
+    metrics_ = request.app[METRICS]
+    service = request.app[CALLS]
+    snapshot = await service.backend.snapshot(service.clock())
+    depth: Counter[str] = Counter()
+    longest: dict[str, float] = {}
+    for view in snapshot.waiting:
+        key = view.call.dialect or "any"
+        depth[key] += 1
+        longest[key] = max(longest.get(key, 0.0), snapshot.taken_at - view.call.enqueued_at)
+    metrics_.queue_depth.clear()
+    metrics_.longest_wait.clear()
+    for key, n in depth.items():
+        metrics_.queue_depth.labels(key).set(n)
+        metrics_.longest_wait.labels(key).set(longest[key])
+    states = Counter(s.state.value for s in snapshot.specialists)
+    for state in SpecialistState:
+        metrics_.specialists.labels(state.value).set(states.get(state.value, 0))
+    body = generate_latest(metrics_.registry)
+    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+
+def install_ops(app: web.Application) -> None:
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
+    app.router.add_get("/metrics", metrics)

@@ -1,0 +1,1 @@
+"""The WebSocket hub: one socket per client, bounded sends, delivery across nodes."""

@@ -1,0 +1,166 @@
+"""``GET /api/v1/ws``: one socket per client, one reader (this handler), one writer task.
+
+Life of a socket: ``hello`` within the hello timeout or close 4401; ``welcome``;
+then messages until either side closes. aiohttp's heartbeat pings the client and
+closes a socket that stops answering, which is how a desk that lost its network
+becomes offline for routing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import structlog
+from aiohttp import WSMsgType, web
+from pydantic import ValidationError
+
+from server.appkeys import CALLS, HUB, METRICS, SETTINGS
+from server.auth.principal import Principal, Role
+from server.auth.tokens import verify_token
+from server.errors import CloudBranchError
+
+from .connection import CLOSE_UNAUTHORIZED, ClientConnection
+from .messages import Hello, error
+
+log = structlog.get_logger(__name__)
+
+MessageHandler = Callable[[ClientConnection, dict[str, Any]], Awaitable[None]]
+WS_HANDLERS: web.AppKey[dict[str, MessageHandler]] = web.AppKey("ws_handlers")
+
+
+async def websocket(request: web.Request) -> web.WebSocketResponse:
+    settings = request.app[SETTINGS]
+    ws = web.WebSocketResponse(
+        heartbeat=settings.ws_heartbeat_s,
+        max_msg_size=settings.ws_max_message_bytes,
+        receive_timeout=None,
+    )
+    await ws.prepare(request)
+    principal = await _await_hello(ws, request)
+    if principal is None:
+        return ws
+    hub = request.app[HUB]
+    service = request.app[CALLS]
+    connection = ClientConnection(ws, principal, settings.ws_send_queue)
+    connection.start()
+    hub.add(connection)
+    gauge = request.app[METRICS].ws_clients.labels(principal.role.value)
+    gauge.inc()
+    bound = log.bind(role=principal.role.value)
+    try:
+        connection.send(
+            {"type": "welcome", "role": principal.role.value, "subject": principal.subject}
+        )
+        for message in await _on_connect(request, principal):
+            connection.send(message)
+        await _read_loop(request, connection)
+    finally:
+        hub.discard(connection)
+        gauge.dec()
+        await connection.stop()
+        if not ws.closed:
+            await ws.close()
+        if principal.role is Role.SPECIALIST and not hub.is_connected_here(
+            Role.SPECIALIST, principal.subject
+        ):
+            await asyncio.shield(service.desk_disconnected(principal.subject))
+        for hook in request.app[DISCONNECT_HOOKS]:
+            await asyncio.shield(hook(principal))
+        bound.info("ws.closed", code=ws.close_code)
+    return ws
+
+
+ConnectHook = Callable[[Principal], Awaitable[list[dict[str, Any]]]]
+DisconnectHook = Callable[[Principal], Awaitable[None]]
+CONNECT_HOOKS: web.AppKey[list[ConnectHook]] = web.AppKey("ws_connect_hooks")
+DISCONNECT_HOOKS: web.AppKey[list[DisconnectHook]] = web.AppKey("ws_disconnect_hooks")
+
+
+async def _await_hello(ws: web.WebSocketResponse, request: web.Request) -> Principal | None:
+    settings = request.app[SETTINGS]
+    try:
+        msg = await ws.receive(timeout=settings.ws_hello_timeout_s)
+    except TimeoutError:
+        await ws.close(code=CLOSE_UNAUTHORIZED, message=b"hello expected")
+        return None
+    if msg.type is not WSMsgType.TEXT:
+        await ws.close(code=CLOSE_UNAUTHORIZED, message=b"hello expected")
+        return None
+    try:
+        hello = Hello.model_validate_json(msg.data)
+        return verify_token(settings, hello.token)
+    except (ValidationError, CloudBranchError) as exc:
+        detail = exc.detail if isinstance(exc, CloudBranchError) else "first message must be hello"
+        await ws.send_json(error("unauthorized", detail))
+        await ws.close(code=CLOSE_UNAUTHORIZED, message=b"unauthorized")
+        return None
+
+
+async def _on_connect(request: web.Request, principal: Principal) -> list[dict[str, Any]]:
+    service = request.app[CALLS]
+    replay: list[dict[str, Any]] = []
+    if principal.role is Role.SPECIALIST:
+        try:
+            replay += await service.desk_connected(principal.subject)
+        except CloudBranchError as exc:
+            replay.append(error(exc.code, exc.detail))
+    elif principal.role is Role.CUSTOMER:
+        replay += await service.customer_connected(principal.subject)
+    for hook in request.app[CONNECT_HOOKS]:
+        replay += await hook(principal)
+    return replay
+
+
+async def _read_loop(request: web.Request, connection: ClientConnection) -> None:
+    handlers = request.app[WS_HANDLERS]
+    ws = connection.ws
+    async for msg in ws:
+        if msg.type is WSMsgType.TEXT:
+            await _handle_text(handlers, connection, msg.data)
+        elif msg.type is WSMsgType.BINARY:
+            connection.send(error("unsupported", "binary messages are not accepted"))
+        elif msg.type is WSMsgType.ERROR:
+            break
+
+
+async def _handle_text(
+    handlers: dict[str, MessageHandler], connection: ClientConnection, text: str
+) -> None:
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError:
+        connection.send(error("malformed_json", "message is not valid JSON"))
+        return
+    if not isinstance(data, dict) or not isinstance(data.get("type"), str):
+        connection.send(error("malformed_message", "message must be an object with a type"))
+        return
+    kind = data["type"]
+    if kind == "ping":
+        connection.send({"type": "pong"})
+        return
+    if kind == "hello":
+        connection.send(error("already_welcomed", "hello was already accepted"))
+        return
+    handler = handlers.get(kind)
+    if handler is None:
+        connection.send(error("unknown_type", f"unknown message type {kind[:40]!r}"))
+        return
+    try:
+        await handler(connection, data)
+    except ValidationError as exc:
+        connection.send(error("invalid_message", exc.errors(include_url=False)[0]["msg"]))
+    except CloudBranchError as exc:
+        connection.send(error(exc.code, exc.detail))
+    except Exception:
+        log.exception("ws.handler_crashed", type=kind)
+        connection.send(error("internal_error", "something went wrong on our side"))
+
+
+def install_ws(app: web.Application) -> None:
+    app[WS_HANDLERS] = {}
+    app[CONNECT_HOOKS] = []
+    app[DISCONNECT_HOOKS] = []
+    app.router.add_get("/api/v1/ws", websocket)

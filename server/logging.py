@@ -1,0 +1,87 @@
+"""structlog configuration and the processor that keeps personal data out of logs.
+
+Masking works on two levels: values under keys that are personal by name (``name``,
+``phone``, ``payee_account``...) are masked whatever they contain, and every string
+value is scanned for things that look like phone numbers, national ID numbers and
+account/card numbers. Both keep only the last four characters, which is what a
+person reading logs needs to tell records apart.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import sys
+from collections.abc import Mapping, MutableMapping
+from typing import Any
+
+import structlog
+
+_PERSONAL_KEYS = re.compile(
+    r"(^|_)(name|phone|mobile|account|account_no|id_number|id_no|payee_account|card|card_no)$"
+)
+_ID_NUMBER = re.compile(r"(?<!\d)\d{6}(?:19|20)\d{2}(?:0[1-9]|1[0-2])\d{2}\d{3}[\dXx](?!\d)")
+_PHONE = re.compile(r"(?<!\d)(?:\+?86[- ]?)?1[3-9]\d{9}(?!\d)")
+_ACCOUNT = re.compile(r"(?<!\d)\d{10,19}(?!\d)")
+_SAFE_KEYS = frozenset({"event", "timestamp", "level", "logger", "call_id", "offer_id"})
+
+
+def mask_value(text: str) -> str:
+    """Mask a whole value: keep the last four characters."""
+    if len(text) <= 4:
+        return "*" * len(text)
+    return "*" * (len(text) - 4) + text[-4:]
+
+
+def mask_text(text: str) -> str:
+    """Mask ID, phone and account numbers wherever they appear in free text."""
+    text = _ID_NUMBER.sub(lambda m: mask_value(m.group()), text)
+    text = _PHONE.sub(lambda m: mask_value(m.group()), text)
+    return _ACCOUNT.sub(lambda m: mask_value(m.group()), text)
+
+
+def _mask(key: str, value: Any) -> Any:
+    if isinstance(value, str):
+        if _PERSONAL_KEYS.search(key.lower()):
+            return mask_value(value)
+        return mask_text(value)
+    if isinstance(value, Mapping):
+        return {k: _mask(str(k), v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_mask(key, v) for v in value]
+    return value
+
+
+def mask_personal_data(
+    _logger: Any, _method: str, event_dict: MutableMapping[str, Any]
+) -> MutableMapping[str, Any]:
+    """structlog processor: mask personal data in every event."""
+    for key, value in list(event_dict.items()):
+        if key in _SAFE_KEYS and key != "event":
+            continue
+        event_dict[key] = _mask(key, value)
+    return event_dict
+
+
+def configure_logging(fmt: str = "console", level: str = "INFO") -> None:
+    """Configure structlog once for the process (idempotent)."""
+    renderer: Any = (
+        structlog.processors.JSONRenderer()
+        if fmt == "json"
+        else structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
+    )
+    structlog.configure(
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            structlog.processors.format_exc_info,
+            mask_personal_data,
+            renderer,
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(
+            logging.getLevelNamesMapping().get(level.upper(), logging.INFO)
+        ),
+        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        cache_logger_on_first_use=False,
+    )

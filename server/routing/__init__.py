@@ -1,0 +1,1 @@
+"""Queueing and routing of calls to specialists: pure model, interface, backends."""

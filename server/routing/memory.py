@@ -1,0 +1,411 @@
+"""In-process queue backend: the embedded default, for one server process.
+
+Every method runs to completion without awaiting, so on one event loop each call is
+atomic by construction. Sorted containers keep dispatch, accept and position
+lookups logarithmic in the number of waiting calls.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import uuid
+from collections import Counter
+from dataclasses import dataclass, field
+
+from sortedcontainers import SortedList
+
+from .errors import OfferExpired, SpecialistNotFound
+from .model import (
+    Assignment,
+    DesiredPresence,
+    ExpiredOffer,
+    LadderStep,
+    Offer,
+    QueuedCall,
+    QueueSnapshot,
+    RoutingPolicy,
+    SpecialistProfile,
+    SpecialistState,
+    SpecialistView,
+    WaitingCallView,
+    ladder_step,
+)
+
+_RankTuple = tuple[float, int, str]  # (rank key, arrival sequence, call id)
+_IdleTuple = tuple[float, str]  # (idle since, specialist id)
+
+
+@dataclass
+class _Waiting:
+    call: QueuedCall
+    rank: _RankTuple
+    step: LadderStep
+    offer_id: str | None = None
+
+
+@dataclass
+class _Specialist:
+    profile: SpecialistProfile
+    fluent: frozenset[str]
+    desired: DesiredPresence = DesiredPresence.AWAY
+    connected: bool = False
+    last_seen: float = 0.0
+    idle_since: float = 0.0
+    misses: int = 0
+    offer_id: str | None = None
+    call_id: str | None = None
+    in_wrap_up: bool = False
+    idle_entry: _IdleTuple | None = field(default=None)
+
+    @property
+    def state(self) -> SpecialistState:
+        if self.call_id is not None:
+            return SpecialistState.WRAP_UP if self.in_wrap_up else SpecialistState.BUSY
+        if not self.connected:
+            return SpecialistState.OFFLINE
+        if self.offer_id is not None:
+            return SpecialistState.RESERVED
+        return SpecialistState(self.desired.value)
+
+
+class MemoryQueueBackend:
+    """Single-process implementation of :class:`~server.routing.backend.QueueBackend`."""
+
+    def __init__(self, policy: RoutingPolicy | None = None) -> None:
+        self.policy = policy or RoutingPolicy()
+        self._seq = itertools.count()
+        self._calls: dict[str, _Waiting] = {}
+        self._order: SortedList = SortedList()  # every waiting call, offered or not
+        self._dialect_queues: dict[str, SortedList] = {}  # unoffered, on the dialect step
+        self._any_queue: SortedList = SortedList()  # unoffered, on the any step
+        self._promotions: list[tuple[float, str]] = []  # heap of dialect-step deadlines
+        self._specialists: dict[str, _Specialist] = {}
+        self._idle_by_dialect: dict[str, SortedList] = {}
+        self._idle_any: SortedList = SortedList()
+        self._logged_in_by_dialect: Counter[str] = Counter()
+        self._offers: dict[str, Offer] = {}
+        self._offer_expiries: list[tuple[float, str]] = []  # heap, lazily cleaned
+
+    async def close(self) -> None:
+        return None
+
+    # -- calls ---------------------------------------------------------------
+    async def enqueue(self, call: QueuedCall, now: float) -> int:
+        if call.call_id not in self._calls:
+            rank: _RankTuple = (call.rank_key(self.policy), next(self._seq), call.call_id)
+            has_speaker = call.dialect is not None and self._logged_in_by_dialect[call.dialect] > 0
+            step = ladder_step(call, self.policy, now, has_speaker)
+            entry = _Waiting(call=call, rank=rank, step=step)
+            self._calls[call.call_id] = entry
+            self._order.add(rank)
+            self._queue_unoffered(entry)
+        return self._position(call.call_id) or 0
+
+    async def remove(self, call_id: str, now: float) -> Offer | None:
+        entry = self._calls.pop(call_id, None)
+        if entry is None:
+            return None
+        self._order.discard(entry.rank)
+        self._unqueue_unoffered(entry)
+        if entry.offer_id is None:
+            return None
+        offer = self._offers.pop(entry.offer_id)
+        spec = self._specialists[offer.specialist_id]
+        spec.offer_id = None
+        self._make_idle(spec, now)
+        return offer
+
+    async def position(self, call_id: str) -> int | None:
+        return self._position(call_id)
+
+    def _position(self, call_id: str) -> int | None:
+        entry = self._calls.get(call_id)
+        if entry is None:
+            return None
+        return int(self._order.index(entry.rank)) + 1
+
+    def _queue_unoffered(self, entry: _Waiting) -> None:
+        if entry.step is LadderStep.DIALECT:
+            assert entry.call.dialect is not None
+            queue = self._dialect_queues.setdefault(entry.call.dialect, SortedList())
+            queue.add(entry.rank)
+            heapq.heappush(
+                self._promotions, (entry.call.dialect_deadline(self.policy), entry.call.call_id)
+            )
+        else:
+            self._any_queue.add(entry.rank)
+
+    def _unqueue_unoffered(self, entry: _Waiting) -> None:
+        if entry.step is LadderStep.DIALECT:
+            assert entry.call.dialect is not None
+            self._dialect_queues[entry.call.dialect].discard(entry.rank)
+        else:
+            self._any_queue.discard(entry.rank)
+
+    def _promote(self, entry: _Waiting) -> None:
+        if entry.step is LadderStep.ANY:
+            return
+        if entry.offer_id is None:
+            self._unqueue_unoffered(entry)
+            entry.step = LadderStep.ANY
+            self._queue_unoffered(entry)
+        else:
+            entry.step = LadderStep.ANY
+
+    def _promote_due(self, now: float) -> None:
+        while self._promotions and self._promotions[0][0] <= now:
+            _, call_id = heapq.heappop(self._promotions)
+            entry = self._calls.get(call_id)
+            # The heap is cleaned lazily: an entry may belong to an earlier call
+            # with the same id (removed, then enqueued again), so check the deadline.
+            if entry is not None and entry.call.dialect_deadline(self.policy) <= now:
+                self._promote(entry)
+
+    def _promote_dialect(self, dialect: str) -> None:
+        """Nobody who speaks ``dialect`` is logged in: skip that step at once."""
+        queue = self._dialect_queues.get(dialect)
+        waiting = [self._calls[rank[2]] for rank in queue] if queue else []
+        waiting += [
+            e
+            for e in self._calls.values()
+            if e.offer_id is not None and e.step is LadderStep.DIALECT and e.call.dialect == dialect
+        ]
+        for entry in waiting:
+            self._promote(entry)
+
+    # -- specialists -----------------------------------------------------------
+    async def register(self, profile: SpecialistProfile) -> None:
+        spec = self._specialists.get(profile.specialist_id)
+        fluent = profile.fluent_dialects(self.policy)
+        if spec is None:
+            self._specialists[profile.specialist_id] = _Specialist(profile=profile, fluent=fluent)
+            return
+        was_idle = spec.idle_entry is not None
+        if was_idle:
+            self._remove_idle(spec)
+        old = spec.fluent
+        if spec.connected:
+            self._logged_in_by_dialect.subtract(old)
+            self._logged_in_by_dialect.update(fluent)
+        spec.profile, spec.fluent = profile, fluent
+        if was_idle:
+            self._add_idle(spec)
+        if spec.connected:
+            # A dialect this specialist no longer speaks may have lost its last speaker.
+            for dialect in old - fluent:
+                if self._logged_in_by_dialect[dialect] <= 0:
+                    self._promote_dialect(dialect)
+
+    async def connect(self, specialist_id: str, now: float) -> SpecialistState:
+        spec = self._get(specialist_id)
+        spec.last_seen = now
+        if not spec.connected:
+            spec.connected = True
+            self._logged_in_by_dialect.update(spec.fluent)
+            self._make_idle(spec, now)
+        return spec.state
+
+    async def heartbeat(self, specialist_id: str, now: float) -> None:
+        spec = self._specialists.get(specialist_id)
+        if spec is not None and spec.connected:
+            spec.last_seen = max(spec.last_seen, now)
+
+    async def disconnect(self, specialist_id: str, now: float) -> Offer | None:
+        spec = self._specialists.get(specialist_id)
+        if spec is None or not spec.connected:
+            return None
+        spec.connected = False
+        self._remove_idle(spec)
+        self._logged_in_by_dialect.subtract(spec.fluent)
+        withdrawn = self._withdraw_offer(spec) if spec.offer_id else None
+        for dialect in spec.fluent:
+            if self._logged_in_by_dialect[dialect] <= 0:
+                self._promote_dialect(dialect)
+        return withdrawn
+
+    async def set_presence(
+        self, specialist_id: str, desired: DesiredPresence, now: float
+    ) -> SpecialistState:
+        spec = self._get(specialist_id)
+        if desired is DesiredPresence.AVAILABLE and spec.desired is not DesiredPresence.AVAILABLE:
+            spec.misses = 0
+        spec.desired = desired
+        self._make_idle(spec, now)
+        return spec.state
+
+    async def specialist(self, specialist_id: str) -> SpecialistView | None:
+        spec = self._specialists.get(specialist_id)
+        return None if spec is None else self._view(spec)
+
+    async def reap_stale(self, now: float) -> list[Offer]:
+        cutoff = now - self.policy.presence_ttl_s
+        stale = [s for s in self._specialists.values() if s.connected and s.last_seen < cutoff]
+        withdrawn: list[Offer] = []
+        for spec in stale:
+            offer = await self.disconnect(spec.profile.specialist_id, now)
+            if offer is not None:
+                withdrawn.append(offer)
+        return withdrawn
+
+    def _get(self, specialist_id: str) -> _Specialist:
+        spec = self._specialists.get(specialist_id)
+        if spec is None:
+            raise SpecialistNotFound(specialist_id)
+        return spec
+
+    def _make_idle(self, spec: _Specialist, now: float) -> None:
+        """Keep the idle lists in step with the specialist's state: idle since
+        ``now`` if they just became available, out of the lists otherwise."""
+        available = spec.state is SpecialistState.AVAILABLE
+        if available and spec.idle_entry is None:
+            spec.idle_since = now
+            self._add_idle(spec)
+        elif not available and spec.idle_entry is not None:
+            self._remove_idle(spec)
+
+    def _add_idle(self, spec: _Specialist) -> None:
+        entry: _IdleTuple = (spec.idle_since, spec.profile.specialist_id)
+        spec.idle_entry = entry
+        self._idle_any.add(entry)
+        for dialect in spec.fluent:
+            self._idle_by_dialect.setdefault(dialect, SortedList()).add(entry)
+
+    def _remove_idle(self, spec: _Specialist) -> None:
+        entry = spec.idle_entry
+        if entry is None:
+            return
+        spec.idle_entry = None
+        self._idle_any.discard(entry)
+        for dialect in spec.fluent:
+            self._idle_by_dialect[dialect].discard(entry)
+
+    # -- offers ----------------------------------------------------------------
+    async def dispatch(self, now: float) -> list[Offer]:
+        self._promote_due(now)
+        made: list[Offer] = []
+        while True:
+            best: _RankTuple | None = None
+            best_pool: SortedList | None = None
+            for dialect, queue in self._dialect_queues.items():
+                pool = self._idle_by_dialect.get(dialect)
+                if queue and pool and (best is None or queue[0] < best):
+                    best, best_pool = queue[0], pool
+            if self._any_queue and self._idle_any and (best is None or self._any_queue[0] < best):
+                best, best_pool = self._any_queue[0], self._idle_any
+            if best is None or best_pool is None:
+                return made
+            made.append(self._reserve(self._calls[best[2]], best_pool[0][1], now))
+
+    def _reserve(self, entry: _Waiting, specialist_id: str, now: float) -> Offer:
+        spec = self._specialists[specialist_id]
+        offer = Offer(
+            offer_id=uuid.uuid4().hex,
+            call_id=entry.call.call_id,
+            specialist_id=specialist_id,
+            step=entry.step,
+            created_at=now,
+            expires_at=now + self.policy.offer_lease_s,
+        )
+        self._unqueue_unoffered(entry)
+        entry.offer_id = offer.offer_id
+        self._remove_idle(spec)
+        spec.offer_id = offer.offer_id
+        self._offers[offer.offer_id] = offer
+        heapq.heappush(self._offer_expiries, (offer.expires_at, offer.offer_id))
+        return offer
+
+    def _withdraw_offer(self, spec: _Specialist) -> Offer:
+        """Return the specialist's offered call to its place in the queue."""
+        assert spec.offer_id is not None
+        offer = self._offers.pop(spec.offer_id)
+        spec.offer_id = None
+        entry = self._calls.get(offer.call_id)
+        if entry is not None:
+            entry.offer_id = None
+            self._queue_unoffered(entry)
+        return offer
+
+    async def expire_offers(self, now: float) -> list[ExpiredOffer]:
+        expired: list[ExpiredOffer] = []
+        while self._offer_expiries and self._offer_expiries[0][0] <= now:
+            _, offer_id = heapq.heappop(self._offer_expiries)
+            live = self._offers.get(offer_id)
+            if live is None:
+                continue
+            spec = self._specialists[live.specialist_id]
+            offer = self._withdraw_offer(spec)
+            spec.misses += 1
+            now_away = spec.misses >= self.policy.max_consecutive_misses
+            if now_away:
+                spec.desired = DesiredPresence.AWAY
+            self._make_idle(spec, now)
+            expired.append(ExpiredOffer(offer=offer, specialist_now_away=now_away))
+        return expired
+
+    def _live_offer(self, offer_id: str, specialist_id: str, now: float) -> Offer:
+        offer = self._offers.get(offer_id)
+        if offer is None or offer.specialist_id != specialist_id or offer.expires_at <= now:
+            raise OfferExpired(offer_id)
+        return offer
+
+    async def accept(self, offer_id: str, specialist_id: str, now: float) -> Assignment:
+        offer = self._live_offer(offer_id, specialist_id, now)
+        del self._offers[offer_id]
+        spec = self._specialists[specialist_id]
+        entry = self._calls.pop(offer.call_id)
+        self._order.discard(entry.rank)
+        spec.offer_id = None
+        spec.call_id = offer.call_id
+        spec.in_wrap_up = False
+        spec.misses = 0
+        return Assignment(call_id=offer.call_id, specialist_id=specialist_id, accepted_at=now)
+
+    async def decline(self, offer_id: str, specialist_id: str, now: float) -> Offer:
+        self._live_offer(offer_id, specialist_id, now)
+        spec = self._specialists[specialist_id]
+        offer = self._withdraw_offer(spec)
+        self._make_idle(spec, now)
+        return offer
+
+    async def pending_offer(self, specialist_id: str) -> Offer | None:
+        spec = self._specialists.get(specialist_id)
+        if spec is None or spec.offer_id is None:
+            return None
+        return self._offers.get(spec.offer_id)
+
+    # -- after accept ----------------------------------------------------------
+    async def end_call(self, specialist_id: str, now: float) -> None:
+        spec = self._get(specialist_id)
+        if spec.call_id is not None:
+            spec.in_wrap_up = True
+
+    async def finish_wrap_up(self, specialist_id: str, now: float) -> SpecialistState:
+        spec = self._get(specialist_id)
+        spec.call_id = None
+        spec.in_wrap_up = False
+        self._make_idle(spec, now)
+        return spec.state
+
+    async def snapshot(self, now: float) -> QueueSnapshot:
+        self._promote_due(now)
+        waiting = tuple(
+            WaitingCallView(
+                call=self._calls[rank[2]].call,
+                position=index + 1,
+                step=self._calls[rank[2]].step,
+                offered=self._calls[rank[2]].offer_id is not None,
+            )
+            for index, rank in enumerate(self._order)
+        )
+        specialists = tuple(self._view(s) for s in self._specialists.values())
+        return QueueSnapshot(taken_at=now, waiting=waiting, specialists=specialists)
+
+    def _view(self, spec: _Specialist) -> SpecialistView:
+        return SpecialistView(
+            specialist_id=spec.profile.specialist_id,
+            state=spec.state,
+            fluent_dialects=spec.fluent,
+            call_id=spec.call_id,
+            misses=spec.misses,
+        )

@@ -1,0 +1,116 @@
+"""Settings, read once from ``CLOUDBRANCH_*`` environment variables (and an optional
+env-style file named by ``CLOUDBRANCH_SETTINGS_FILE``).
+
+Every knob the service reads is declared here; ``deploy/`` is checked against this
+class so a deployment cannot pass a setting nobody reads.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from server.routing.model import RoutingPolicy
+
+DEV_SECRET = "cloudbranch-development-secret-do-not-use-in-production"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="CLOUDBRANCH_", extra="ignore", frozen=True)
+
+    # -- storage and nodes ------------------------------------------------------
+    database_url: str = "sqlite+aiosqlite:///var/cloudbranch.db"
+    redis_url: str | None = None
+    node_id: str = Field(default_factory=lambda: uuid.uuid4().hex[:12])
+    dev_mode: bool = False
+    host: str = "127.0.0.1"
+    port: int = 8080
+
+    # -- logging -----------------------------------------------------------------
+    log_format: Literal["console", "json"] | None = None  # None: console in dev mode
+    log_level: str = "INFO"
+
+    # -- tokens ------------------------------------------------------------------
+    # Signs desk (specialist, supervisor) tokens and, in development, test tokens.
+    jwt_secret: SecretStr | None = None
+    token_ttl_s: int = Field(default=8 * 3600, ge=60, le=7 * 24 * 3600)
+    # Customer tokens come from the bank's identity provider: HS256 shared secret
+    # or RS256 public key (PEM), with this issuer.
+    customer_jwt_secret: SecretStr | None = None
+    customer_jwt_public_key: str | None = None
+    customer_jwt_issuer: str = "bank-idp"
+    redirect_secret: SecretStr | None = None
+
+    # -- routing -------------------------------------------------------------------
+    dialect_wait_s: float = Field(default=30.0, ge=0)
+    urgent_dialect_wait_s: float = Field(default=10.0, ge=0)
+    proficiency_threshold: int = Field(default=3, ge=1, le=5)
+    weight_redirect_s: float = Field(default=120.0, ge=0)
+    weight_urgent_s: float = Field(default=600.0, ge=0)
+    offer_lease_s: float = Field(default=15.0, gt=0, le=300)
+    max_consecutive_misses: int = Field(default=3, ge=1)
+    presence_ttl_s: float = Field(default=45.0, gt=0)
+    wrap_up_max_s: float = Field(default=300.0, gt=0)
+    max_queue_wait_s: float = Field(default=1800.0, gt=0)
+    dispatch_interval_s: float = Field(default=0.25, gt=0, le=5)
+    queue_update_interval_s: float = Field(default=15.0, gt=0, le=60)
+    handle_time_window: int = Field(default=50, ge=1)
+
+    # -- sockets and bodies ------------------------------------------------------------
+    ws_hello_timeout_s: float = Field(default=5.0, gt=0)
+    ws_heartbeat_s: float = Field(default=10.0, gt=0)
+    ws_send_queue: int = Field(default=256, ge=8)
+    ws_max_message_bytes: int = Field(default=96 * 1024, ge=1024)
+    max_body_bytes: int = Field(default=64 * 1024, ge=1024)
+
+    # -- media ---------------------------------------------------------------------------
+    stun_urls: list[str] = Field(default_factory=list)
+    turn_urls: list[str] = Field(default_factory=list)
+    turn_secret: SecretStr | None = None
+    turn_ttl_s: int = Field(default=600, ge=60, le=600)
+    media_grace_s: float = Field(default=60.0, gt=0)
+
+    @model_validator(mode="after")
+    def _secrets_outside_development(self) -> Settings:
+        if not self.dev_mode and self.jwt_secret is None:
+            raise ValueError("CLOUDBRANCH_JWT_SECRET is required unless CLOUDBRANCH_DEV_MODE=1")
+        return self
+
+    @property
+    def signing_secret(self) -> str:
+        return self.jwt_secret.get_secret_value() if self.jwt_secret else DEV_SECRET
+
+    @property
+    def effective_log_format(self) -> str:
+        return self.log_format or ("console" if self.dev_mode else "json")
+
+    def routing_policy(self) -> RoutingPolicy:
+        return RoutingPolicy(
+            dialect_wait_s=self.dialect_wait_s,
+            urgent_dialect_wait_s=self.urgent_dialect_wait_s,
+            proficiency_threshold=self.proficiency_threshold,
+            weight_redirect_s=self.weight_redirect_s,
+            weight_urgent_s=self.weight_urgent_s,
+            offer_lease_s=self.offer_lease_s,
+            max_consecutive_misses=self.max_consecutive_misses,
+            presence_ttl_s=self.presence_ttl_s,
+        )
+
+    def sqlite_path(self) -> Path | None:
+        """The file behind an SQLite URL, so its folder can be created."""
+        prefix = "sqlite+aiosqlite:///"
+        if self.database_url.startswith(prefix):
+            rest = self.database_url[len(prefix) :]
+            return None if rest in ("", ":memory:") else Path(rest)
+        return None
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Settings from the environment, the optional settings file, then overrides."""
+    env_file = os.environ.get("CLOUDBRANCH_SETTINGS_FILE")
+    return Settings(_env_file=env_file, **overrides)

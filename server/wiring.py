@@ -1,0 +1,112 @@
+"""Builds the concrete parts from settings: the one place clients are created.
+
+Shutdown order (reverse of start-up, documented because it matters): stop the
+dispatcher so no new offers go out, close client sockets, close the queue backend
+and Redis, then dispose of the database engine.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import structlog
+from redis.asyncio import Redis
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from server.calls.dispatcher import Dispatcher
+from server.calls.service import CallService
+from server.db.engine import make_engine, make_sessionmaker
+from server.hub.bus import LocalBus, MessageBus, RedisBus
+from server.hub.hub import Hub
+from server.metrics import Metrics
+from server.routing.backend import QueueBackend
+from server.routing.memory import MemoryQueueBackend
+from server.settings import Settings
+from signaling.ice import ice_servers_for_call
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass
+class Components:
+    settings: Settings
+    engine: AsyncEngine
+    sessions: async_sessionmaker[AsyncSession]
+    redis: Redis | None
+    backend: QueueBackend
+    hub: Hub
+    metrics: Metrics
+    calls: CallService
+    dispatcher: Dispatcher
+    closed: bool = field(default=False)
+
+    def ice_servers(self, call_id: str) -> list[dict[str, Any]]:
+        """ICE servers for a call's peers; empty when none are configured."""
+        s = self.settings
+        servers = ice_servers_for_call(
+            stun_urls=s.stun_urls,
+            turn_urls=s.turn_urls,
+            turn_secret=s.turn_secret.get_secret_value() if s.turn_secret else None,
+            ttl_s=s.turn_ttl_s,
+            call_id=call_id,
+            now=time.time(),
+        )
+        return [server.model_dump(exclude_none=True) for server in servers]
+
+    async def start(self) -> None:
+        await self.hub.start()
+        rebuilt = await self.calls.rebuild_queue()
+        log.info("node.started", node_id=self.settings.node_id, requeued=rebuilt)
+        self.dispatcher.start()
+
+    async def close(self) -> None:
+        """Stop everything in order; safe to call twice."""
+        if self.closed:
+            return
+        self.closed = True
+        await self.dispatcher.stop()
+        await self.hub.close()
+        await self.backend.close()
+        if self.redis is not None:
+            await self.redis.aclose()
+        await self.engine.dispose()
+
+
+def build(settings: Settings) -> Components:
+    engine = make_engine(settings.database_url)
+    sessions = make_sessionmaker(engine)
+    policy = settings.routing_policy()
+    redis: Redis | None = None
+    backend: QueueBackend
+    bus: MessageBus
+    if settings.redis_url:
+        from server.routing.redis_backend import RedisQueueBackend
+
+        redis = Redis.from_url(
+            settings.redis_url,
+            decode_responses=True,
+            socket_timeout=5,
+            socket_connect_timeout=5,
+            health_check_interval=15,
+        )
+        backend = RedisQueueBackend(redis, policy)
+        bus = RedisBus(redis, settings.node_id)
+    else:
+        backend = MemoryQueueBackend(policy)
+        bus = LocalBus()
+    hub = Hub(bus)
+    metrics = Metrics()
+    calls = CallService(settings, sessions, backend, hub, metrics)
+    return Components(
+        settings=settings,
+        engine=engine,
+        sessions=sessions,
+        redis=redis,
+        backend=backend,
+        hub=hub,
+        metrics=metrics,
+        calls=calls,
+        dispatcher=Dispatcher(calls),
+    )
