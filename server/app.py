@@ -11,7 +11,6 @@ from server.http import routes_auth, routes_calls, routes_ops  # noqa: F401  (re
 from server.http.openapi import install_openapi
 from server.http.problems import problem_middleware
 from server.http.registry import registry
-from server.http.routes_ops import install_ops
 from server.hub.ws import install_ws
 from server.logging import configure_logging
 from server.settings import Settings
@@ -33,8 +32,8 @@ def create_app(settings: Settings) -> web.Application:
     app[METRICS] = components.metrics
     app[DISPATCHER] = components.dispatcher
     registry.install(app)
-    install_ops(app)
     install_ws(app)
+    components.install_media(app)
     install_openapi(app)
 
     async def lifecycle(_app: web.Application) -> AsyncIterator[None]:

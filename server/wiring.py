@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import structlog
+from aiohttp import web
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
@@ -20,11 +21,15 @@ from server.calls.service import CallService
 from server.db.engine import make_engine, make_sessionmaker
 from server.hub.bus import LocalBus, MessageBus, RedisBus
 from server.hub.hub import Hub
+from server.hub.ws import CONNECT_HOOKS, DISCONNECT_HOOKS, WS_HANDLERS
+from server.media.coordinator import MediaCoordinator
+from server.media.store import MediaStore
 from server.metrics import Metrics
 from server.routing.backend import QueueBackend
 from server.routing.memory import MemoryQueueBackend
 from server.settings import Settings
 from signaling.ice import ice_servers_for_call
+from signaling.messages import CLIENT_MEDIA_MESSAGE_TYPES
 
 log = structlog.get_logger(__name__)
 
@@ -54,6 +59,18 @@ class Components:
             now=time.time(),
         )
         return [server.model_dump(exclude_none=True) for server in servers]
+
+    def install_media(self, app: web.Application) -> None:
+        """Media set-up and signaling relay: WebSocket handlers and call hooks."""
+        coordinator = MediaCoordinator(
+            self.calls, MediaStore(self.sessions, self.settings.media_grace_s), self.ice_servers
+        )
+        self.calls.observers.append(coordinator)
+        self.dispatcher.sweepers.append(coordinator.sweep)
+        for kind in CLIENT_MEDIA_MESSAGE_TYPES:
+            app[WS_HANDLERS][kind] = coordinator.handle
+        app[CONNECT_HOOKS].append(coordinator.connected)
+        app[DISCONNECT_HOOKS].append(coordinator.disconnected)
 
     async def start(self) -> None:
         await self.hub.start()

@@ -54,7 +54,13 @@ def verify_token(settings: Settings, token: str) -> Principal:
     else:
         raise Unauthorized("token from an unknown issuer", code="invalid_token")
     subject = claims.get("sub")
-    if not isinstance(subject, str) or not 0 < len(subject) <= _SUBJECT_MAX:
+    # isprintable() refuses control characters (NUL above all, which PostgreSQL
+    # cannot take as a query parameter) and unpaired surrogates: a subject is an id.
+    if (
+        not isinstance(subject, str)
+        or not 0 < len(subject) <= _SUBJECT_MAX
+        or not subject.isprintable()
+    ):
         raise Unauthorized("token has no valid subject", code="invalid_token")
     return Principal(role=role, subject=subject)
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from collections.abc import Awaitable, Callable
 
 import structlog
 
@@ -39,6 +40,8 @@ class Dispatcher:
         self._last_updates = 0.0
         # call_id -> (position last sent, when it was sent)
         self._sent: dict[str, tuple[int, float]] = {}
+        # Extra housekeeping passes (media grace windows), run with the others.
+        self.sweepers: list[Callable[[float], Awaitable[None]]] = []
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="call-dispatcher")
@@ -168,6 +171,8 @@ class Dispatcher:
                 and call.conversation_ended_at.timestamp() < wrap_cutoff
             ):
                 await service.finish_wrap_up(call.call_id, "auto", None, now, actor=None)
+        for sweep in self.sweepers:
+            await sweep(now)
 
     async def push_queue_updates(self, now: float) -> int:
         """Send ``queue.update`` to local customers whose position changed, or

@@ -23,6 +23,10 @@ def utc(ts: float) -> datetime:
 
 
 async def get_call(session: AsyncSession, call_id: str) -> Call | None:
+    # Ids come straight from URL paths. One with a NUL cannot exist, and PostgreSQL
+    # rejects NUL in a query parameter outright (an error, not "no row").
+    if not call_id or "\x00" in call_id:
+        return None
     return await session.get(Call, call_id)
 
 

@@ -18,7 +18,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import structlog
 from sqlalchemy.exc import IntegrityError
@@ -64,6 +64,14 @@ class TicketGrant:
     context: dict[str, Any]
 
 
+class CallObserver(Protocol):
+    """Told about lifecycle steps that other parts (media) act on."""
+
+    async def call_accepted(self, call: Call) -> None: ...
+
+    async def conversation_ended(self, call: Call) -> None: ...
+
+
 def profile_of(specialist: Specialist) -> SpecialistProfile:
     return SpecialistProfile(
         specialist_id=specialist.specialist_id,
@@ -92,6 +100,7 @@ class CallService:
         self.clock = clock
         self.wake = asyncio.Event()
         self._aht: tuple[float, float | None] = (0.0, None)
+        self.observers: list[CallObserver] = []
         # Redeems a redirect ticket: (session, customer_id, ticket, now) -> TicketGrant.
         self.ticket_resolver: Any = None
 
@@ -378,7 +387,8 @@ class CallService:
             return await self.render(session, call, Role.SPECIALIST)
 
     async def on_accepted(self, call: Call, specialist_id: str) -> None:
-        """Hook for what follows an accept (media set-up); nothing by default."""
+        for observer in self.observers:
+            await observer.call_accepted(call)
 
     async def decline(self, principal: Principal, call_id: str, offer_id: str) -> None:
         principal.require(Role.SPECIALIST)
@@ -453,7 +463,8 @@ class CallService:
         return True
 
     async def on_conversation_ended(self, call: Call) -> None:
-        """Hook for media tear-down; nothing by default."""
+        for observer in self.observers:
+            await observer.conversation_ended(call)
 
     async def wrap_up(
         self, principal: Principal, call_id: str, code: str, note: str | None

@@ -121,6 +121,10 @@ class Call(Base):
     wrap_up_note: Mapped[str | None] = mapped_column(Text)
     predicted_wait_s: Mapped[float | None] = mapped_column(Float)
     actual_wait_s: Mapped[float | None] = mapped_column(Float)
+    # The media session (signaling.session.MediaSession) as JSON, shared by all
+    # nodes; media_version makes each change an optimistic compare-and-set.
+    media: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    media_version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 
 class CallEvent(Base):

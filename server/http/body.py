@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from aiohttp import web
 from pydantic import BaseModel, ValidationError
@@ -40,11 +40,53 @@ async def read_json(request: web.Request, model: type[M], *, optional: bool = Fa
         raise UnsupportedMediaType("send the body as application/json")
     try:
         data = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except ValueError as exc:
+        # JSONDecodeError and UnicodeDecodeError, but also the ValueError the int
+        # parser raises for numbers longer than Python's 4300-digit limit.
         raise BadRequest(f"body is not valid JSON: {exc}", code="malformed_json") from exc
+    except RecursionError as exc:
+        # Arrays or objects nested about a thousand deep exhaust the parser's stack.
+        raise BadRequest("body is nested too deeply", code="malformed_json") from exc
     if not isinstance(data, dict):
         raise ValidationFailed("body must be a JSON object")
+    where = unstorable_text(data)
+    if where is not None:
+        raise ValidationFailed(f"{where}: text must not contain NUL or unpaired surrogates")
     try:
         return model.model_validate(data)
     except ValidationError as exc:
         raise ValidationFailed(describe(exc)) from exc
+
+
+def _unstorable(text: str) -> bool:
+    if "\x00" in text:
+        return True
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
+def unstorable_text(data: Any) -> str | None:
+    """Where in ``data`` a key or string holds text no database or response can carry.
+
+    JSON may spell U+0000 and lone surrogates (``"\\ud800"``); PostgreSQL refuses the
+    first in text columns and neither can be encoded as UTF-8 on the way out, so
+    they are refused here, as bad input, before they reach a query or a response.
+    Iterative, so deeply nested input cannot exhaust the stack.
+    """
+    stack: list[tuple[str, Any]] = [("body", data)]
+    while stack:
+        where, value = stack.pop()
+        if isinstance(value, str):
+            if _unstorable(value):
+                return where
+        elif isinstance(value, dict):
+            for key, item in value.items():
+                if _unstorable(key):
+                    return where
+                stack.append((key if where == "body" else f"{where}.{key}", item))
+        elif isinstance(value, list):
+            stack.extend((f"{where}.{index}", item) for index, item in enumerate(value))
+    return None

@@ -59,7 +59,11 @@ async def problem_middleware(request: web.Request, handler: Handler) -> web.Stre
         if exc.status < 400:
             raise
         code = _HTTP_CODES.get(exc.status, "http_error")
-        return problem(exc.status, code, exc.reason, exc.text or exc.reason)
+        response = problem(exc.status, code, exc.reason, exc.text or exc.reason)
+        # A 405 must say which methods the resource does allow (RFC 9110, 15.5.6).
+        if "Allow" in exc.headers:
+            response.headers["Allow"] = exc.headers["Allow"]
+        return response
     except Exception:
         log.exception("request.crashed", path=request.path, method=request.method)
         return problem(500, "internal_error", "Internal error", "something went wrong on our side")

@@ -135,10 +135,20 @@ async def stats(request: web.Request) -> web.Response:
     )
 
 
+# The operations endpoints go through the registry like every other route, so
+# that /api/v1/openapi.json documents them too (they are part of the contract).
+@registry.route("GET", "/healthz", "Liveness: the process serves requests", tag="ops")
 async def healthz(_request: web.Request) -> web.Response:
     return json_response({"status": "ok"})
 
 
+@registry.route(
+    "GET",
+    "/readyz",
+    "Readiness: the database (and Redis, if configured) answer within 2 s",
+    errors=(503,),
+    tag="ops",
+)
 async def readyz(request: web.Request) -> web.Response:
     """Ready when the database and (if configured) Redis answer within 2 s."""
     components = request.app[COMPONENTS]
@@ -162,6 +172,7 @@ async def readyz(request: web.Request) -> web.Response:
     return json_response({"status": "ready", "checks": checks})
 
 
+@registry.route("GET", "/metrics", "Prometheus metrics, text exposition format", tag="ops")
 async def metrics(request: web.Request) -> web.Response:
     metrics_ = request.app[METRICS]
     service = request.app[CALLS]
@@ -182,9 +193,3 @@ async def metrics(request: web.Request) -> web.Response:
         metrics_.specialists.labels(state.value).set(states.get(state.value, 0))
     body = generate_latest(metrics_.registry)
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
-
-
-def install_ops(app: web.Application) -> None:
-    app.router.add_get("/healthz", healthz)
-    app.router.add_get("/readyz", readyz)
-    app.router.add_get("/metrics", metrics)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import uuid
 from typing import Any
 
 import structlog
@@ -32,6 +33,8 @@ class ClientConnection:
     def __init__(self, ws: web.WebSocketResponse, principal: Principal, queue_size: int) -> None:
         self.ws = ws
         self.principal = principal
+        # Tells this socket apart from an older or newer one of the same client.
+        self.conn_id = uuid.uuid4().hex
         self._queue: asyncio.Queue[str | None] = asyncio.Queue(maxsize=queue_size)
         self._writer: asyncio.Task[None] | None = None
         self._closing = False

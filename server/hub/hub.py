@@ -22,8 +22,16 @@ class Hub:
     async def start(self) -> None:
         await self._bus.start(self._deliver_local)
 
-    def add(self, connection: ClientConnection) -> None:
-        self._clients[_key(connection.principal)].add(connection)
+    def add(self, connection: ClientConnection) -> list[ClientConnection]:
+        """Register a welcomed client. A client has one socket and the newest is the
+        live one: older sockets of the same client here stop receiving at once and
+        are returned, for the caller to close (4409) once the new one has taken
+        over (so their late close cannot be mistaken for the client leaving)."""
+        group = self._clients[_key(connection.principal)]
+        displaced = list(group)
+        group.clear()
+        group.add(connection)
+        return displaced
 
     def discard(self, connection: ClientConnection) -> None:
         key = _key(connection.principal)

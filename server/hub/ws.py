@@ -22,7 +22,7 @@ from server.auth.principal import Principal, Role
 from server.auth.tokens import verify_token
 from server.errors import CloudBranchError
 
-from .connection import CLOSE_UNAUTHORIZED, ClientConnection
+from .connection import CLOSE_REPLACED, CLOSE_UNAUTHORIZED, ClientConnection
 from .messages import Hello, error
 
 log = structlog.get_logger(__name__)
@@ -45,8 +45,7 @@ async def websocket(request: web.Request) -> web.WebSocketResponse:
     hub = request.app[HUB]
     service = request.app[CALLS]
     connection = ClientConnection(ws, principal, settings.ws_send_queue)
-    connection.start()
-    hub.add(connection)
+    displaced = hub.add(connection)
     gauge = request.app[METRICS].ws_clients.labels(principal.role.value)
     gauge.inc()
     bound = log.bind(role=principal.role.value)
@@ -54,8 +53,14 @@ async def websocket(request: web.Request) -> web.WebSocketResponse:
         connection.send(
             {"type": "welcome", "role": principal.role.value, "subject": principal.subject}
         )
-        for message in await _on_connect(request, principal):
+        for message in await _on_connect(request, connection):
             connection.send(message)
+        for older in displaced:
+            older.close_soon(CLOSE_REPLACED, "replaced by a newer connection")
+        # Only now does the client get ``welcome``: by then this socket has taken
+        # over (media session claimed, older sockets displaced), so nothing the
+        # client does on welcome can race with that.
+        connection.start()
         await _read_loop(request, connection)
     finally:
         hub.discard(connection)
@@ -68,13 +73,13 @@ async def websocket(request: web.Request) -> web.WebSocketResponse:
         ):
             await asyncio.shield(service.desk_disconnected(principal.subject))
         for hook in request.app[DISCONNECT_HOOKS]:
-            await asyncio.shield(hook(principal))
+            await asyncio.shield(hook(connection))
         bound.info("ws.closed", code=ws.close_code)
     return ws
 
 
-ConnectHook = Callable[[Principal], Awaitable[list[dict[str, Any]]]]
-DisconnectHook = Callable[[Principal], Awaitable[None]]
+ConnectHook = Callable[[ClientConnection], Awaitable[list[dict[str, Any]]]]
+DisconnectHook = Callable[[ClientConnection], Awaitable[None]]
 CONNECT_HOOKS: web.AppKey[list[ConnectHook]] = web.AppKey("ws_connect_hooks")
 DISCONNECT_HOOKS: web.AppKey[list[DisconnectHook]] = web.AppKey("ws_disconnect_hooks")
 
@@ -99,8 +104,9 @@ async def _await_hello(ws: web.WebSocketResponse, request: web.Request) -> Princ
         return None
 
 
-async def _on_connect(request: web.Request, principal: Principal) -> list[dict[str, Any]]:
+async def _on_connect(request: web.Request, connection: ClientConnection) -> list[dict[str, Any]]:
     service = request.app[CALLS]
+    principal = connection.principal
     replay: list[dict[str, Any]] = []
     if principal.role is Role.SPECIALIST:
         try:
@@ -110,7 +116,7 @@ async def _on_connect(request: web.Request, principal: Principal) -> list[dict[s
     elif principal.role is Role.CUSTOMER:
         replay += await service.customer_connected(principal.subject)
     for hook in request.app[CONNECT_HOOKS]:
-        replay += await hook(principal)
+        replay += await hook(connection)
     return replay
 
 
@@ -131,7 +137,10 @@ async def _handle_text(
 ) -> None:
     try:
         data = json.loads(text)
-    except json.JSONDecodeError:
+    except (ValueError, RecursionError):
+        # Not only JSONDecodeError: numbers past Python's 4300-digit limit raise a
+        # plain ValueError, and very deep nesting a RecursionError. Either would
+        # otherwise escape the read loop and drop the client's socket.
         connection.send(error("malformed_json", "message is not valid JSON"))
         return
     if not isinstance(data, dict) or not isinstance(data.get("type"), str):

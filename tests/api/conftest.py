@@ -63,7 +63,9 @@ def server_settings() -> dict[str, Any]:
 
 
 @pytest.fixture
-async def server(database_url: str, server_settings: dict[str, Any]) -> AsyncIterator[RunningServer]:
+async def server(
+    database_url: str, server_settings: dict[str, Any]
+) -> AsyncIterator[RunningServer]:
     async with running_server(database_url=database_url, **server_settings) as handle:
         yield handle
 

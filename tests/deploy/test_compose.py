@@ -47,7 +47,9 @@ def test_every_setting_compose_passes_is_read_by_the_application() -> None:
         assert not unknown, f"{name} passes settings nobody reads: {sorted(unknown)}"
         if passed:
             # The values must also be valid for the application's own validation.
-            values = {k.removeprefix("CLOUDBRANCH_").lower(): v for k, v in env.items() if k in passed}
+            values = {
+                k.removeprefix("CLOUDBRANCH_").lower(): v for k, v in env.items() if k in passed
+            }
             settings = Settings(**values)
             assert not settings.dev_mode
             assert settings.redis_url is not None

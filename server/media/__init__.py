@@ -1,0 +1,1 @@
+"""Media sessions of calls: start, relay, drop, return, restart, grace expiry."""

@@ -1,0 +1,369 @@
+"""Media set-up for accepted calls, relayed signaling, and recovery from drops.
+
+The specialist's desk is the offerer (better network) and the customer's app the
+answerer (it stays passive). The server relays SDP and ICE between exactly the two
+parties of a call after :func:`signaling.relay.relay_target` approves, and keeps
+the media session (see :mod:`server.media.store`) so that:
+
+- a party whose socket drops has ``media_grace_s`` to come back with a new
+  ``hello``; when everyone is back both get ``media.restart`` (with their role and
+  fresh ICE servers) and build a new peer connection for the same call, since
+  aiortc has no ICE restart;
+- a party that reports ``failed`` (network switch, lift) triggers the same restart
+  while both sockets are up;
+- past the grace window the call ends as ``failed`` and the specialist moves to
+  wrap-up; the customer is told in plain words when they come back.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+import structlog
+from pydantic import ValidationError
+from sqlalchemy import select
+
+from server.auth.principal import Principal, Role
+from server.calls import repository as repo
+from server.calls.service import CallService
+from server.calls.state import IN_CONVERSATION, CallAction, CallState, EndReason
+from server.db.models import Call
+from server.errors import Conflict, ValidationFailed
+from server.hub.connection import ClientConnection
+from signaling.messages import (
+    MEDIA_ROLE_OF_PARTY,
+    MediaState,
+    PartyRole,
+    WebRtcAnswer,
+    WebRtcOffer,
+    parse_client_media_message,
+)
+from signaling.relay import CallParties, RelayRefused, relay_target
+from signaling.session import IllegalTransition, MediaSessionState
+
+from .store import MediaRecord, MediaStore
+
+log = structlog.get_logger(__name__)
+
+# A session interrupted with both parties present this long gets a restart: the
+# peers' ICE did not recover by itself.
+RESTART_AFTER_S = 4.0
+FAILED_NOTICE_WINDOW_S = 900.0
+
+FAILED_MESSAGE = {
+    "zh": "刚才网络中断，视频通话已结束。您可以再点一次按钮，我们会尽快为您接通。",
+    "en": "The network dropped and the video call ended. Tap the button again and "
+    "we will put you through as soon as we can.",
+}
+
+
+def party_of(principal: Principal) -> PartyRole | None:
+    if principal.role is Role.CUSTOMER:
+        return "customer"
+    if principal.role is Role.SPECIALIST:
+        return "specialist"
+    return None
+
+
+class MediaCoordinator:
+    def __init__(
+        self,
+        service: CallService,
+        store: MediaStore,
+        ice_servers: Callable[[str], list[dict[str, Any]]],
+    ) -> None:
+        self.service = service
+        self.store = store
+        self.ice_servers = ice_servers
+        self.hub = service.hub
+
+    def clock(self) -> float:
+        return self.service.clock()
+
+    # -- call lifecycle hooks --------------------------------------------------
+    async def call_accepted(self, call: Call) -> None:
+        now = self.clock()
+        await self.store.create(call.call_id, lambda r: r.session.start(now))
+        await self._send_media(call, "media.start")
+
+    async def conversation_ended(self, call: Call) -> None:
+        now = self.clock()
+        try:
+            await self.store.change(call.call_id, lambda r: r.session.close(now, "hangup"))
+        except Conflict:
+            return  # media never started
+
+    # -- sockets -----------------------------------------------------------------
+    async def connected(self, connection: ClientConnection) -> list[dict[str, Any]]:
+        """A party (re)connected: resume media of its call, or explain how it ended."""
+        party = party_of(connection.principal)
+        if party is None:
+            return []
+        call = await self._call_in_conversation(connection.principal)
+        if call is None:
+            return await self._failed_notice(connection.principal)
+        now = self.clock()
+
+        def resume(record: MediaRecord) -> tuple[bool, bool]:
+            """(restarted, was the party marked absent)"""
+            record.connections[party] = connection.conn_id
+            session = record.session
+            was_absent = party in session.absent_parties
+            if session.state is MediaSessionState.CLOSED:
+                return False, was_absent
+            if was_absent:
+                if not session.party_returned(party, now):
+                    return False, True  # the other party is still away
+            elif session.absent_parties:
+                return False, False
+            # A new socket means a new app state (the old socket may not even be
+            # noticed as gone yet): a fresh peer connection for both parties.
+            session.restart(now)
+            return True, was_absent
+
+        try:
+            restarted, was_absent = await self.store.change(call.call_id, resume)
+        except (IllegalTransition, Conflict) as exc:
+            log.info("media.resume_refused", call_id=call.call_id, reason=str(exc))
+            return []
+        async with self.service.sessions() as session:
+            kind = "party_returned" if was_absent else "party_reconnected"
+            repo.add_event(session, call.call_id, now, kind, party)
+            if restarted:
+                repo.add_event(session, call.call_id, now, "media_restarted", reason="reconnect")
+            await session.commit()
+        if restarted:
+            await self._send_media(call, "media.restart", reason="reconnect")
+        return []
+
+    async def disconnected(self, connection: ClientConnection) -> None:
+        party = party_of(connection.principal)
+        if party is None:
+            return
+        call = await self._call_in_conversation(connection.principal)
+        if call is None:
+            return
+        now = self.clock()
+
+        def drop(record: MediaRecord) -> bool:
+            # Only the party's current socket counts: an old one closing after
+            # the client already came back on a new socket changes nothing.
+            if record.connections.get(party, connection.conn_id) != connection.conn_id:
+                return False
+            if record.session.state in (MediaSessionState.IDLE, MediaSessionState.CLOSED):
+                return False
+            record.session.party_dropped(party, now)
+            return True
+
+        try:
+            dropped = await self.store.change(call.call_id, drop)
+        except (IllegalTransition, Conflict):
+            return
+        if dropped:
+            async with self.service.sessions() as session:
+                repo.add_event(session, call.call_id, now, "party_dropped", party)
+                await session.commit()
+
+    # -- messages from clients -----------------------------------------------------
+    async def handle(self, connection: ClientConnection, data: dict[str, Any]) -> None:
+        try:
+            message = parse_client_media_message(data)
+        except ValidationError as exc:
+            first = exc.errors(include_url=False)[0]
+            where = ".".join(str(p) for p in first["loc"])
+            raise ValidationFailed(f"{where}: {first['msg']}", code="invalid_message") from exc
+        principal = connection.principal
+        party = party_of(principal)
+        call = await self._call(message.call_id)
+        if party is None or call is None or not self._is_party(call, principal):
+            raise Conflict("you are not a party of that call", code="not_in_call")
+        if CallState(call.state) not in IN_CONVERSATION or call.specialist_id is None:
+            raise Conflict(f"call is {call.state}; no media now", code="illegal_state")
+        if isinstance(message, MediaState):
+            await self._report(call, party, message.state, connection.conn_id)
+            return
+        parties = CallParties(call.call_id, call.customer_id, call.specialist_id)
+        try:
+            target = relay_target(principal.role.value, principal.subject, parties, message)
+        except RelayRefused as exc:
+            raise Conflict(exc.detail, code=exc.code) from exc
+        if isinstance(message, WebRtcOffer | WebRtcAnswer):
+            now = self.clock()
+            kind = "offer" if isinstance(message, WebRtcOffer) else "answer"
+
+            def note(record: MediaRecord) -> None:
+                record.connections.setdefault(party, connection.conn_id)
+                if kind == "offer":
+                    record.session.offer_relayed(now)
+                else:
+                    record.session.answer_relayed(now)
+
+            try:
+                await self.store.change(call.call_id, note)
+            except IllegalTransition as exc:
+                raise Conflict(str(exc), code="illegal_state") from exc
+        await self.hub.send(Role(target.role), target.subject, message.model_dump(mode="json"))
+
+    async def _report(self, call: Call, party: PartyRole, state: str, conn_id: str) -> None:
+        now = self.clock()
+
+        def apply(record: MediaRecord) -> tuple[MediaSessionState, MediaSessionState, bool]:
+            session = record.session
+            # The newest hello names the current socket; a report fills it in
+            # only for a party whose socket predates its call's media session.
+            if party not in session.absent_parties:
+                record.connections.setdefault(party, conn_id)
+            before = session.state
+            first = session.first_connected_at is None
+            after = session.reported(party, state, now)  # type: ignore[arg-type]
+            return before, after, first
+
+        try:
+            before, after, first = await self.store.change(call.call_id, apply)
+        except IllegalTransition as exc:
+            raise Conflict(str(exc), code="illegal_state") from exc
+        async with self.service.sessions() as session:
+            if after is MediaSessionState.CONNECTED and before is not MediaSessionState.CONNECTED:
+                if first:
+                    await repo.transition(
+                        session,
+                        call.call_id,
+                        CallAction.MEDIA_CONNECTED,
+                        media_started_at=repo.utc(now),
+                    )
+                repo.add_event(
+                    session, call.call_id, now, "media_connected" if first else "media_reconnected"
+                )
+            elif after is MediaSessionState.INTERRUPTED and before is not after:
+                repo.add_event(session, call.call_id, now, "media_interrupted", party, state=state)
+            await session.commit()
+        if state == "failed":
+            await self._restart_if_present(call, now, "failed")
+
+    async def _restart_if_present(self, call: Call, now: float, reason: str) -> bool:
+        def restart(record: MediaRecord) -> bool:
+            session = record.session
+            if session.absent_parties or session.state is not MediaSessionState.INTERRUPTED:
+                return False
+            session.restart(now)
+            return True
+
+        try:
+            restarted = await self.store.change(call.call_id, restart)
+        except (IllegalTransition, Conflict):
+            return False
+        if restarted:
+            async with self.service.sessions() as session:
+                repo.add_event(session, call.call_id, now, "media_restarted", reason=reason)
+                await session.commit()
+            await self._send_media(call, "media.restart", reason=reason)
+        return restarted
+
+    # -- housekeeping ----------------------------------------------------------------
+    async def sweep(self, now: float) -> None:
+        """End calls whose grace window ran out; restart stuck interruptions."""
+        async with self.service.sessions() as session:
+            calls = await repo.calls_in_states(session, set(IN_CONVERSATION))
+        for call in calls:
+            if not call.media:
+                continue
+            record = MediaRecord.from_json(call.media)
+            media = record.session
+            if media.state not in (MediaSessionState.INTERRUPTED, MediaSessionState.RESTARTING):
+                continue
+            if media.grace_deadline is not None and now >= media.grace_deadline:
+                await self._expire(call, now)
+            elif (
+                media.state is MediaSessionState.INTERRUPTED
+                and media.interrupted_at is not None
+                and now - media.interrupted_at >= RESTART_AFTER_S
+            ):
+                await self._restart_if_present(call, now, "no_recovery")
+
+    async def _expire(self, call: Call, now: float) -> None:
+        try:
+            expired = await self.store.change(call.call_id, lambda r: r.session.grace_expired(now))
+        except Conflict:
+            return
+        if expired:
+            log.info("media.grace_expired", call_id=call.call_id)
+            await self.service.end_conversation(call.call_id, EndReason.FAILED, now)
+
+    # -- helpers -----------------------------------------------------------------------
+    async def _send_media(self, call: Call, kind: str, reason: str | None = None) -> None:
+        assert call.specialist_id is not None
+        ice = self.ice_servers(call.call_id)
+        for role, subject in (
+            (Role.SPECIALIST, call.specialist_id),
+            (Role.CUSTOMER, call.customer_id),
+        ):
+            party: PartyRole = "specialist" if role is Role.SPECIALIST else "customer"
+            message: dict[str, Any] = {
+                "type": kind,
+                "call_id": call.call_id,
+                "role": MEDIA_ROLE_OF_PARTY[party],
+                "ice_servers": ice,
+            }
+            if reason is not None:
+                message["reason"] = reason
+            await self.hub.send(role, subject, message)
+
+    async def _call(self, call_id: str) -> Call | None:
+        async with self.service.sessions() as session:
+            return await repo.get_call(session, call_id)
+
+    @staticmethod
+    def _is_party(call: Call, principal: Principal) -> bool:
+        if principal.role is Role.CUSTOMER:
+            return call.customer_id == principal.subject
+        return principal.role is Role.SPECIALIST and call.specialist_id == principal.subject
+
+    async def _call_in_conversation(self, principal: Principal) -> Call | None:
+        column = Call.customer_id if principal.role is Role.CUSTOMER else Call.specialist_id
+        async with self.service.sessions() as session:
+            result = await session.execute(
+                select(Call).where(
+                    column == principal.subject,
+                    Call.state.in_([s.value for s in IN_CONVERSATION]),
+                )
+            )
+            return result.scalars().first()
+
+    async def _failed_notice(self, principal: Principal) -> list[dict[str, Any]]:
+        """Tell a returning customer, once, that their call ended while away."""
+        if principal.role is not Role.CUSTOMER:
+            return []
+        since = repo.utc(time.time() - FAILED_NOTICE_WINDOW_S)
+        async with self.service.sessions() as session:
+            result = await session.execute(
+                select(Call)
+                .where(
+                    Call.customer_id == principal.subject,
+                    Call.end_reason == EndReason.FAILED.value,
+                    Call.conversation_ended_at >= since,
+                )
+                .order_by(Call.conversation_ended_at.desc())
+                .limit(1)
+            )
+            call = result.scalars().first()
+            if call is None:
+                return []
+            told = [
+                e
+                for e in await repo.timeline(session, call.call_id)
+                if e.kind == "customer_told_failed"
+            ]
+            if told:
+                return []
+            repo.add_event(session, call.call_id, self.clock(), "customer_told_failed")
+            await session.commit()
+        return [
+            {
+                "type": "call.ended",
+                "call_id": call.call_id,
+                "end_reason": EndReason.FAILED.value,
+                "message": FAILED_MESSAGE,
+            }
+        ]
