@@ -55,9 +55,12 @@ class Dispatcher:
         while True:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(wake.wait(), timeout=self.settings.dispatch_interval_s)
+            # Woken means something changed (a call came or went, an offer was
+            # answered): positions may have moved, so updates go out this pass.
+            changed = wake.is_set()
             wake.clear()
             try:
-                await self.run_once()
+                await self.run_once(changed=changed)
             except asyncio.CancelledError:
                 raise
             except Exception:
@@ -65,11 +68,12 @@ class Dispatcher:
                 log.exception("dispatcher.pass_failed")
                 await asyncio.sleep(self.settings.dispatch_interval_s)
 
-    async def run_once(self) -> None:
+    async def run_once(self, changed: bool = True) -> None:
         service = self.service
         now = service.clock()
-        for expired in await service.backend.expire_offers(now):
-            await self._offer_missed(expired.offer, expired.specialist_now_away, now)
+        expired = await service.backend.expire_offers(now)
+        for item in expired:
+            await self._offer_missed(item.offer, item.specialist_now_away, now)
         started = time.perf_counter()
         offers = await service.backend.dispatch(now)
         if offers:
@@ -79,7 +83,7 @@ class Dispatcher:
         if now - self._last_housekeeping >= _HOUSEKEEPING_EVERY_S:
             self._last_housekeeping = now
             await self._housekeeping(now)
-        if offers or now - self._last_updates >= _UPDATES_EVERY_S:
+        if changed or offers or expired or now - self._last_updates >= _UPDATES_EVERY_S:
             self._last_updates = now
             await self.push_queue_updates(now)
 

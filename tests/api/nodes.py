@@ -52,7 +52,7 @@ async def _wait_ready(node: Node, timeout: float = 30.0) -> None:
 
 @asynccontextmanager
 async def nodes(
-    count: int, database_url: str, redis_url: str, log_dir: Path, **settings: str
+    count: int, database_url: str, redis_url: str | None, log_dir: Path, **settings: str
 ) -> AsyncIterator[list[Node]]:
     """Start ``count`` server processes sharing one database and one Redis."""
     started: list[Node] = []
@@ -63,7 +63,7 @@ async def nodes(
             env = {
                 **os.environ,
                 "CLOUDBRANCH_DATABASE_URL": database_url,
-                "CLOUDBRANCH_REDIS_URL": redis_url,
+                **({"CLOUDBRANCH_REDIS_URL": redis_url} if redis_url else {}),
                 "CLOUDBRANCH_DEV_MODE": "1",
                 "CLOUDBRANCH_NODE_ID": name,
                 "CLOUDBRANCH_LOG_FORMAT": "json",

@@ -88,6 +88,18 @@ class MediaClient:
         await self.peer.wait_for_frames(n, timeout=timeout)
         await self.peer.wait_for_frames(n, timeout=timeout, kind="audio")
 
+    def generation(self) -> int:
+        """How many peer connections this client has built so far."""
+        return len(self.peer.connections) if self.peer is not None else 0
+
+    async def frames_after(self, generation: int, timeout: float = 20.0) -> None:
+        """Wait for a peer connection newer than ``generation`` to decode a frame."""
+        assert self.peer is not None
+        async with asyncio.timeout(timeout):
+            while len(self.peer.connections) <= generation:
+                await asyncio.sleep(0.005)
+        await self.peer.wait_for_frames(1, timeout=timeout)
+
     async def drop(self) -> None:
         """Lose the socket and the peer connection at once, as a phone on a lift does."""
         reader, self._reader = self._reader, None
