@@ -94,7 +94,7 @@ class Dispatcher:
                 session, offer.call_id, CallAction.OFFER, ladder_step=offer.step.value
             )
             if ok:
-                repo.add_event(
+                await repo.add_event(
                     session,
                     offer.call_id,
                     now,
@@ -122,7 +122,7 @@ class Dispatcher:
         service = self.service
         async with service.sessions() as session:
             await repo.transition(session, offer.call_id, CallAction.WITHDRAW_OFFER)
-            repo.add_event(
+            await repo.add_event(
                 session,
                 offer.call_id,
                 now,

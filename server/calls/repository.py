@@ -13,6 +13,7 @@ from typing import Any
 from sqlalchemy import desc, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from server import audit
 from server.db.models import Call, CallEvent, Customer, Specialist
 
 from .state import OPEN, CallAction, CallState, sources, target
@@ -49,7 +50,7 @@ async def transition(
     return bool(getattr(result, "rowcount", 0))
 
 
-def add_event(
+async def add_event(
     session: AsyncSession,
     call_id: str,
     at: float,
@@ -58,6 +59,17 @@ def add_event(
     actor_id: str | None = None,
     **data: Any,
 ) -> None:
+    """Add a line to the call's timeline and the same fact to the audit chain."""
+    await audit.record(
+        session,
+        f"call.{kind}",
+        at=at,
+        actor_role=actor_role,
+        actor_id=actor_id,
+        subject_type="call",
+        subject_id=call_id,
+        data=data,
+    )
     session.add(
         CallEvent(
             call_id=call_id,

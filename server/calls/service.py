@@ -197,7 +197,7 @@ class CallService:
                 enqueued_at=repo.utc(now),
             )
             session.add(call)
-            repo.add_event(
+            await repo.add_event(
                 session,
                 call.call_id,
                 now,
@@ -277,7 +277,7 @@ class CallService:
                 ended_at=repo.utc(now),
             )
             if done:
-                repo.add_event(
+                await repo.add_event(
                     session,
                     call_id,
                     now,
@@ -354,7 +354,7 @@ class CallService:
                 await self.backend.finish_wrap_up(principal.subject, now)
                 self.wake.set()
                 raise Conflict("the caller has already left", code="offer_expired")
-            repo.add_event(
+            await repo.add_event(
                 session,
                 call_id,
                 now,
@@ -402,7 +402,7 @@ class CallService:
             raise Conflict("this offer has expired or was withdrawn", code="offer_expired") from exc
         async with self.sessions() as session:
             await repo.transition(session, call_id, CallAction.WITHDRAW_OFFER)
-            repo.add_event(
+            await repo.add_event(
                 session, call_id, now, "declined", Role.SPECIALIST.value, principal.subject
             )
             await session.commit()
@@ -434,7 +434,7 @@ class CallService:
                 conversation_ended_at=repo.utc(now),
             )
             if done:
-                repo.add_event(
+                await repo.add_event(
                     session,
                     call_id,
                     now,
@@ -493,7 +493,7 @@ class CallService:
                 ended_at=repo.utc(now),
             )
             if done:
-                repo.add_event(
+                await repo.add_event(
                     session,
                     call_id,
                     now,
@@ -535,7 +535,7 @@ class CallService:
         if withdrawn is not None:
             async with self.sessions() as session:
                 await repo.transition(session, withdrawn.call_id, CallAction.WITHDRAW_OFFER)
-                repo.add_event(
+                await repo.add_event(
                     session,
                     withdrawn.call_id,
                     now,

@@ -52,6 +52,8 @@ class Customer(Base):
     contact_consent: Mapped[bool] = mapped_column(Boolean, default=True)
     do_not_call: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime]
+    # When the customer opened their first account at the bank (tenure).
+    customer_since: Mapped[datetime | None]
 
 
 class Specialist(Base):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from server import audit
 from server.appkeys import CALLS, SETTINGS
 from server.auth.passwords import verify_password_async
 from server.auth.principal import Role
@@ -32,7 +33,18 @@ async def login(request: web.Request) -> web.Response:
     async with service.sessions() as session:
         specialist = await repo.specialist_by_username(session, body.username)
     password_hash = specialist.password_hash if specialist and specialist.active else None
-    if not await verify_password_async(password_hash, body.password) or specialist is None:
+    ok = await verify_password_async(password_hash, body.password) and specialist is not None
+    async with service.sessions() as session:
+        await audit.record(
+            session,
+            "auth.login" if ok else "auth.login_failed",
+            at=service.clock(),
+            actor_role=Role.SPECIALIST.value,
+            actor_id=specialist.specialist_id if specialist else None,
+            data={} if specialist else {"username_known": False},
+        )
+        await session.commit()
+    if not ok or specialist is None:
         raise Unauthorized("wrong username or password", code="invalid_credentials")
     token = issue_token(request.app[SETTINGS], Role.SPECIALIST, specialist.specialist_id)
     return json_response(

@@ -11,6 +11,7 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 
+from server import audit
 from server.appkeys import CALLS, COMPONENTS, METRICS
 from server.auth.principal import Role
 from server.calls import repository as repo
@@ -21,7 +22,7 @@ from server.routing.model import SpecialistState
 from .auth import require
 from .registry import registry
 from .respond import json_response
-from .schemas import SpecialistOut, StatsResponse, TimelineResponse
+from .schemas import AuditVerifyResponse, SpecialistOut, StatsResponse, TimelineResponse
 
 _SERVICE_LEVEL_S = 60.0
 
@@ -138,6 +139,22 @@ async def stats(request: web.Request) -> web.Response:
 # The operations endpoints go through the registry like every other route, so
 # that /api/v1/openapi.json documents them too (they are part of the contract).
 @registry.route("GET", "/healthz", "Liveness: the process serves requests", tag="ops")
+@registry.route(
+    "GET",
+    "/api/v1/audit/verify",
+    "Recompute the audit hash chain; names the first entry that does not fit",
+    roles=(Role.SUPERVISOR.value,),
+    response=AuditVerifyResponse,
+    errors=(401, 403),
+    tag="supervisor",
+)
+async def audit_verify(request: web.Request) -> web.Response:
+    require(request, Role.SUPERVISOR)
+    async with request.app[CALLS].sessions() as session:
+        result = await audit.verify(session)
+    return json_response(result.as_dict())
+
+
 async def healthz(_request: web.Request) -> web.Response:
     return json_response({"status": "ok"})
 

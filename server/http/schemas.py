@@ -143,3 +143,10 @@ class Problem(BaseModel):
     status: int
     detail: str
     code: str
+
+
+class AuditVerifyResponse(BaseModel):
+    ok: bool
+    entries: int
+    first_bad_seq: int | None = None
+    problem: str | None = None

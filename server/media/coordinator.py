@@ -130,9 +130,11 @@ class MediaCoordinator:
             return []
         async with self.service.sessions() as session:
             kind = "party_returned" if was_absent else "party_reconnected"
-            repo.add_event(session, call.call_id, now, kind, party)
+            await repo.add_event(session, call.call_id, now, kind, party)
             if restarted:
-                repo.add_event(session, call.call_id, now, "media_restarted", reason="reconnect")
+                await repo.add_event(
+                    session, call.call_id, now, "media_restarted", reason="reconnect"
+                )
             await session.commit()
         if restarted:
             await self._send_media(call, "media.restart", reason="reconnect")
@@ -163,7 +165,7 @@ class MediaCoordinator:
             return
         if dropped:
             async with self.service.sessions() as session:
-                repo.add_event(session, call.call_id, now, "party_dropped", party)
+                await repo.add_event(session, call.call_id, now, "party_dropped", party)
                 await session.commit()
 
     # -- messages from clients -----------------------------------------------------
@@ -233,11 +235,13 @@ class MediaCoordinator:
                         CallAction.MEDIA_CONNECTED,
                         media_started_at=repo.utc(now),
                     )
-                repo.add_event(
+                await repo.add_event(
                     session, call.call_id, now, "media_connected" if first else "media_reconnected"
                 )
             elif after is MediaSessionState.INTERRUPTED and before is not after:
-                repo.add_event(session, call.call_id, now, "media_interrupted", party, state=state)
+                await repo.add_event(
+                    session, call.call_id, now, "media_interrupted", party, state=state
+                )
             await session.commit()
         if state == "failed":
             await self._restart_if_present(call, now, "failed")
@@ -256,7 +260,7 @@ class MediaCoordinator:
             return False
         if restarted:
             async with self.service.sessions() as session:
-                repo.add_event(session, call.call_id, now, "media_restarted", reason=reason)
+                await repo.add_event(session, call.call_id, now, "media_restarted", reason=reason)
                 await session.commit()
             await self._send_media(call, "media.restart", reason=reason)
         return restarted
@@ -357,7 +361,7 @@ class MediaCoordinator:
             ]
             if told:
                 return []
-            repo.add_event(session, call.call_id, self.clock(), "customer_told_failed")
+            await repo.add_event(session, call.call_id, self.clock(), "customer_told_failed")
             await session.commit()
         return [
             {
