@@ -7,7 +7,14 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from server.appkeys import CALLS, COMPONENTS, DISPATCHER, HUB, METRICS, SETTINGS
-from server.http import routes_auth, routes_calls, routes_ops  # noqa: F401  (register routes)
+from server.http import (  # noqa: F401  (importing a routes module registers its routes)
+    routes_auth,
+    routes_callbacks,
+    routes_calls,
+    routes_operations,
+    routes_ops,
+    routes_redirects,
+)
 from server.http.openapi import install_openapi
 from server.http.problems import problem_middleware
 from server.http.registry import registry

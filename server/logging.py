@@ -41,6 +41,13 @@ def mask_text(text: str) -> str:
 
 
 def _mask(key: str, value: Any) -> Any:
+    if isinstance(value, int) and not isinstance(value, bool):
+        # Personal numbers do not always arrive as text: a JSON body may carry an
+        # account or phone number as a number. Mask those like their text form;
+        # other numbers (counts, ages, amounts) keep their type.
+        text = str(value)
+        masked = _mask(key, text)
+        return value if masked == text else masked
     if isinstance(value, str):
         if _PERSONAL_KEYS.search(key.lower()):
             return mask_value(value)

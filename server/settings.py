@@ -75,6 +75,12 @@ class Settings(BaseSettings):
     turn_ttl_s: int = Field(default=600, ge=60, le=600)
     media_grace_s: float = Field(default=60.0, gt=0)
 
+    # -- scenario redirects (server/redirects) -------------------------------------------
+
+    # -- callbacks (server/callbacks) ------------------------------------------------------
+
+    # -- in-call banking (server/banking, server/operations) ---------------------------------
+
     @model_validator(mode="after")
     def _secrets_outside_development(self) -> Settings:
         if not self.dev_mode and self.jwt_secret is None:

@@ -1,0 +1,3 @@
+"""HTTP endpoints: callbacks."""
+
+from __future__ import annotations

@@ -1,0 +1,3 @@
+"""HTTP endpoints: operations."""
+
+from __future__ import annotations

@@ -1,0 +1,3 @@
+"""HTTP endpoints: redirects."""
+
+from __future__ import annotations

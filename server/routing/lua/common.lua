@@ -1,0 +1,250 @@
+-- Shared prelude of every routing script (prepended to each one).
+--
+-- KEYS: none. Every script derives its key names from the prefix in ARGV[1],
+-- so the backend needs a standalone Redis (or a Sentinel-managed primary), not
+-- Redis Cluster.
+--
+-- Numbers. Lua 5.1 turns numbers into strings with 14 significant digits, which
+-- would round epoch timestamps. So every time and score is computed in Python,
+-- passed in as a string, stored and returned as that same string, and only
+-- `tonumber`-ed for comparisons; nothing here concatenates a number.
+--
+-- Layout (P = prefix):
+--   P.."seq"              INCR: arrival sequence of calls (ties in rank key)
+--   P.."order"            zset: every waiting call, offered or not; score = rank key,
+--                         member = 16-digit arrival sequence..":"..call id
+--   P.."q:any"            zset: unoffered calls on the "any" step (same scores/members)
+--   P.."q:d:"..d          zset: unoffered calls on the "dialect" step for dialect d
+--   P.."promo:"..d        zset: call ids on the "dialect" step of d (offered or not),
+--                         score = dialect deadline
+--   P.."dialects"         set: dialects that ever had a dialect-step call
+--   P.."idle"             zset: idle available specialists, score = idle since
+--   P.."idle:d:"..d       zset: the same, only those fluent in d
+--   P.."loggedin"         hash: dialect -> number of connected specialists fluent in it
+--   P.."online"           zset: connected specialists, score = last seen
+--   P.."specs"            zset: every registered specialist, score = registration order
+--   P.."regseq"           INCR: registration order
+--   P.."offers"           zset: live offer ids, score = lease end
+--   P.."offerseq"         INCR: unique part of offer ids
+--   P.."call:"..id        hash: customer dialect priority enqueued_at rank deadline
+--                         member step offer
+--   P.."spec:"..id        hash: desired connected idle_since misses offer call wrap
+--                         idle fluent(JSON array) profile(JSON)
+--   P.."offer:"..id       hash: call spec step created expires
+
+local P = ARGV[1]
+local K_SEQ = P .. 'seq'
+local K_ORDER = P .. 'order'
+local K_ANYQ = P .. 'q:any'
+local K_DIALECTS = P .. 'dialects'
+local K_IDLE = P .. 'idle'
+local K_LOGGEDIN = P .. 'loggedin'
+local K_ONLINE = P .. 'online'
+local K_SPECS = P .. 'specs'
+local K_REGSEQ = P .. 'regseq'
+local K_OFFERS = P .. 'offers'
+local K_OFFERSEQ = P .. 'offerseq'
+
+local function dq_key(d) return P .. 'q:d:' .. d end
+local function promo_key(d) return P .. 'promo:' .. d end
+local function idle_key(d) return P .. 'idle:d:' .. d end
+local function call_key(id) return P .. 'call:' .. id end
+local function spec_key(id) return P .. 'spec:' .. id end
+local function offer_key(id) return P .. 'offer:' .. id end
+
+-- Members of the rank zsets are "%016d:<call id>": the fixed-width arrival number
+-- makes equal rank keys order by arrival, and the call id needs no lookup.
+local function member_call_id(member) return string.sub(member, 18) end
+local function member_seq(member) return tonumber(string.sub(member, 1, 16)) end
+
+-- -- loading ------------------------------------------------------------------
+
+local function load_call(id)
+  local v = redis.call('HMGET', call_key(id), 'dialect', 'rank', 'deadline', 'member',
+    'step', 'offer')
+  if not v[4] then return nil end
+  return { id = id, dialect = v[1], rank = v[2], deadline = v[3], member = v[4],
+    step = v[5], offer = v[6] }
+end
+
+local function load_spec(id)
+  local v = redis.call('HMGET', spec_key(id), 'desired', 'connected', 'idle_since',
+    'misses', 'offer', 'call', 'wrap', 'idle', 'fluent')
+  if not v[1] then return nil end
+  return { id = id, desired = v[1], connected = v[2], idle_since = v[3],
+    misses = tonumber(v[4]), offer = v[5], call = v[6], wrap = v[7], idle = v[8],
+    fluent = cjson.decode(v[9]) }
+end
+
+local function load_offer(id)
+  local v = redis.call('HMGET', offer_key(id), 'call', 'spec', 'step', 'created', 'expires')
+  if not v[1] then return nil end
+  return { id = id, call = v[1], spec = v[2], step = v[3], created = v[4], expires = v[5] }
+end
+
+-- The wire form of an offer, as the Python side parses it.
+local function offer_reply(o)
+  return { o.id, o.call, o.spec, o.step, o.created, o.expires }
+end
+
+-- Same rule as the in-process backend's `_Specialist.state`.
+local function spec_state(s)
+  if s.call ~= '' then
+    if s.wrap == '1' then return 'wrap_up' end
+    return 'busy'
+  end
+  if s.connected ~= '1' then return 'offline' end
+  if s.offer ~= '' then return 'reserved' end
+  return s.desired
+end
+
+-- -- idle order ---------------------------------------------------------------
+
+local function add_idle(s)
+  s.idle = '1'
+  redis.call('HSET', spec_key(s.id), 'idle', '1')
+  redis.call('ZADD', K_IDLE, s.idle_since, s.id)
+  for _, d in ipairs(s.fluent) do
+    redis.call('ZADD', idle_key(d), s.idle_since, s.id)
+  end
+end
+
+local function remove_idle(s)
+  if s.idle ~= '1' then return end
+  s.idle = '0'
+  redis.call('HSET', spec_key(s.id), 'idle', '0')
+  redis.call('ZREM', K_IDLE, s.id)
+  for _, d in ipairs(s.fluent) do
+    redis.call('ZREM', idle_key(d), s.id)
+  end
+end
+
+-- Keep the idle sets in step with the specialist's state: idle since `now` if they
+-- just became available, out of the sets otherwise.
+local function sync_idle(s, now)
+  local available = spec_state(s) == 'available'
+  if available and s.idle ~= '1' then
+    s.idle_since = now
+    redis.call('HSET', spec_key(s.id), 'idle_since', now)
+    add_idle(s)
+  elseif not available and s.idle == '1' then
+    remove_idle(s)
+  end
+end
+
+-- -- waiting calls ----------------------------------------------------------------
+
+local function queue_unoffered(c)
+  if c.step == 'dialect' then
+    redis.call('ZADD', dq_key(c.dialect), c.rank, c.member)
+    redis.call('ZADD', promo_key(c.dialect), c.deadline, c.id)
+    redis.call('SADD', K_DIALECTS, c.dialect)
+  else
+    redis.call('ZADD', K_ANYQ, c.rank, c.member)
+  end
+end
+
+local function unqueue_unoffered(c)
+  if c.step == 'dialect' then
+    redis.call('ZREM', dq_key(c.dialect), c.member)
+  else
+    redis.call('ZREM', K_ANYQ, c.member)
+  end
+end
+
+-- Move a call from its dialect step to the "any" step (offered or not).
+local function promote(c)
+  if c.step ~= 'dialect' then return end
+  if c.offer == '' then
+    redis.call('ZREM', dq_key(c.dialect), c.member)
+    redis.call('ZADD', K_ANYQ, c.rank, c.member)
+  end
+  redis.call('ZREM', promo_key(c.dialect), c.id)
+  redis.call('HSET', call_key(c.id), 'step', 'any')
+  c.step = 'any'
+end
+
+local function promote_ids(d, ids)
+  for _, id in ipairs(ids) do
+    local c = load_call(id)
+    if c then
+      promote(c)
+    else
+      redis.call('ZREM', promo_key(d), id)
+    end
+  end
+end
+
+-- Every dialect-step call whose deadline is at or before `now` moves on.
+local function promote_due(now)
+  for _, d in ipairs(redis.call('SMEMBERS', K_DIALECTS)) do
+    promote_ids(d, redis.call('ZRANGEBYSCORE', promo_key(d), '-inf', now))
+  end
+end
+
+-- Nobody fluent in `d` is logged in any more: skip that step at once.
+local function promote_dialect(d)
+  promote_ids(d, redis.call('ZRANGE', promo_key(d), 0, -1))
+end
+
+-- Drop a waiting call from every structure (accepted or removed).
+local function forget_call(c)
+  redis.call('ZREM', K_ORDER, c.member)
+  if c.offer == '' then unqueue_unoffered(c) end
+  if c.step == 'dialect' then redis.call('ZREM', promo_key(c.dialect), c.id) end
+  redis.call('DEL', call_key(c.id))
+end
+
+-- -- offers -------------------------------------------------------------------------
+
+local function delete_offer(o)
+  redis.call('DEL', offer_key(o.id))
+  redis.call('ZREM', K_OFFERS, o.id)
+end
+
+-- Return the specialist's offered call to its place in the queue; the caller
+-- decides what becomes of the specialist. Returns the withdrawn offer.
+local function withdraw_offer(s)
+  local o = load_offer(s.offer)
+  s.offer = ''
+  redis.call('HSET', spec_key(s.id), 'offer', '')
+  if not o then return nil end
+  delete_offer(o)
+  local c = load_call(o.call)
+  if c then
+    c.offer = ''
+    redis.call('HSET', call_key(c.id), 'offer', '')
+    queue_unoffered(c)
+  end
+  return o
+end
+
+-- The offer if it is live, made to `spec_id`, and its lease has not ended at `now`.
+local function live_offer(offer_id, spec_id, now)
+  local o = load_offer(offer_id)
+  if not o or o.spec ~= spec_id or tonumber(o.expires) <= tonumber(now) then
+    return nil
+  end
+  return o
+end
+
+-- -- presence --------------------------------------------------------------------------
+
+-- The desk's socket is gone. Returns the offer this withdrew, if any.
+local function disconnect_spec(s)
+  s.connected = '0'
+  redis.call('HSET', spec_key(s.id), 'connected', '0')
+  redis.call('ZREM', K_ONLINE, s.id)
+  remove_idle(s)
+  for _, d in ipairs(s.fluent) do
+    redis.call('HINCRBY', K_LOGGEDIN, d, -1)
+  end
+  local withdrawn = nil
+  if s.offer ~= '' then withdrawn = withdraw_offer(s) end
+  for _, d in ipairs(s.fluent) do
+    if tonumber(redis.call('HGET', K_LOGGEDIN, d) or '0') <= 0 then
+      promote_dialect(d)
+    end
+  end
+  return withdrawn
+end

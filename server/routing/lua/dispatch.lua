@@ -1,0 +1,59 @@
+-- Promote due dialect-step calls, then reserve call/specialist pairs: each round
+-- takes the best-ranked head among the dialect queues that have an idle fluent
+-- specialist and the "any" queue (if anyone is idle), and offers it to the
+-- longest-idle specialist of that pool. O(#dialects * log n) per offer.
+-- ARGV: [1] prefix, [2] now, [3] lease end (now + lease), [4] offer id prefix
+--       (random, 16 hex), [5] most offers to make in this run (bounds the time
+--       Redis is blocked; the caller runs the script again if the bound was hit)
+-- Reply: flat list of offers made, six fields each
+--        (offer id, call id, specialist id, step, created, expires).
+local now, expires, token, limit = ARGV[2], ARGV[3], ARGV[4], tonumber(ARGV[5])
+promote_due(now)
+local dialects = redis.call('SMEMBERS', K_DIALECTS)
+local out = {}
+local made = 0
+
+-- Head of an unoffered queue as {member, score, seq}, or nil.
+local function head(key)
+  local h = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
+  if not h[1] then return nil end
+  return { h[1], tonumber(h[2]), member_seq(h[1]) }
+end
+
+local function better(a, b)
+  if b == nil then return true end
+  if a[2] ~= b[2] then return a[2] < b[2] end
+  return a[3] < b[3]
+end
+
+while made < limit do
+  local best, best_pool = nil, nil
+  for _, d in ipairs(dialects) do
+    local pool = idle_key(d)
+    local h = head(dq_key(d))
+    if h and better(h, best) and redis.call('ZCARD', pool) > 0 then
+      best, best_pool = h, pool
+    end
+  end
+  local h = head(K_ANYQ)
+  if h and better(h, best) and redis.call('ZCARD', K_IDLE) > 0 then
+    best, best_pool = h, K_IDLE
+  end
+  if not best then break end
+
+  local c = load_call(member_call_id(best[1]))
+  local s = load_spec(redis.call('ZRANGE', best_pool, 0, 0)[1])
+  local offer_id = token .. string.format('%016x', redis.call('INCR', K_OFFERSEQ))
+  redis.call('HSET', offer_key(offer_id), 'call', c.id, 'spec', s.id, 'step', c.step,
+    'created', now, 'expires', expires)
+  redis.call('ZADD', K_OFFERS, expires, offer_id)
+  unqueue_unoffered(c)
+  redis.call('HSET', call_key(c.id), 'offer', offer_id)
+  -- none
+  redis.call('HSET', spec_key(s.id), 'offer', offer_id)
+  for _, field in ipairs({ offer_id, c.id, s.id, c.step, now, expires }) do
+    out[#out + 1] = field
+  end
+  made = made + 1
+end
+return out

@@ -1,0 +1,316 @@
+"""Redis queue backend: routing state shared by several server processes (nodes).
+
+Same semantics as :class:`~server.routing.memory.MemoryQueueBackend` (the reference),
+with every change that touches more than one key done by one Lua script (see
+``server/routing/lua/``), so each operation is atomic whichever node runs it: two
+nodes dispatching, accepting or expiring at once cannot offer or hold a call twice,
+nor give a specialist two offers or calls.
+
+What it needs from Redis and the client:
+
+- a standalone Redis 6.2 or later (or a Sentinel-managed primary), not Redis
+  Cluster: the scripts derive key names from the prefix instead of declaring them;
+- a ``redis.asyncio.Redis`` client, with or without ``decode_responses`` (replies
+  are decoded here either way), and with the timeouts the caller wants on every
+  round trip (:meth:`RedisQueueBackend.from_url` sets them);
+- every node built with the same :class:`~server.routing.model.RoutingPolicy` and
+  prefix: policy numbers are applied on the calling side and passed to the scripts.
+
+Times are always the caller's ``now``; Redis's clock is never read. Timestamps
+travel as ``repr(float)`` strings and are stored verbatim, so they come back as
+the exact floats that went in.
+
+:meth:`~RedisQueueBackend.snapshot` is one script, so it is consistent, but it
+blocks Redis for time proportional to the number of waiting calls (about 10 ms
+for 10,000): it is for supervisors and estimates, not for every request.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from .errors import OfferExpired, SpecialistNotFound
+from .model import (
+    Assignment,
+    DesiredPresence,
+    ExpiredOffer,
+    LadderStep,
+    Offer,
+    PriorityClass,
+    QueuedCall,
+    QueueSnapshot,
+    RoutingPolicy,
+    SpecialistProfile,
+    SpecialistState,
+    SpecialistView,
+    WaitingCallView,
+)
+from .redis_scripts import Scripts
+
+if TYPE_CHECKING:
+    from redis.asyncio import Redis
+
+_OFFER_FIELDS = 6
+_CALL_FIELDS = 7
+_SPEC_FIELDS = 8
+
+
+def _num(value: float) -> str:
+    """A float as a string that parses back (in Python, Lua and Redis) to the same float."""
+    return repr(float(value))
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, bytes):
+        return value.decode()
+    return str(value)
+
+
+def _offer(fields: Sequence[Any]) -> Offer:
+    offer_id, call_id, specialist_id, step, created, expires = (_text(f) for f in fields)
+    return Offer(
+        offer_id=offer_id,
+        call_id=call_id,
+        specialist_id=specialist_id,
+        step=LadderStep(step),
+        created_at=float(created),
+        expires_at=float(expires),
+    )
+
+
+def _offers(flat: Sequence[Any]) -> list[Offer]:
+    return [_offer(flat[i : i + _OFFER_FIELDS]) for i in range(0, len(flat), _OFFER_FIELDS)]
+
+
+def _maybe_offer(flat: Sequence[Any]) -> Offer | None:
+    return _offer(flat) if flat else None
+
+
+def _state(desired: str, connected: str, offer: str, call: str, wrap: str) -> SpecialistState:
+    """Same rule as the in-process backend and the scripts' ``spec_state``."""
+    if call:
+        return SpecialistState.WRAP_UP if wrap == "1" else SpecialistState.BUSY
+    if connected != "1":
+        return SpecialistState.OFFLINE
+    if offer:
+        return SpecialistState.RESERVED
+    return SpecialistState(desired)
+
+
+def _view(specialist_id: str, fields: Sequence[Any]) -> SpecialistView:
+    desired, connected, offer, call, wrap, misses, fluent = (_text(f) for f in fields)
+    return SpecialistView(
+        specialist_id=specialist_id,
+        state=_state(desired, connected, offer, call, wrap),
+        fluent_dialects=frozenset(json.loads(fluent)),
+        call_id=call or None,
+        misses=int(misses),
+    )
+
+
+class RedisQueueBackend:
+    """Multi-node implementation of :class:`~server.routing.backend.QueueBackend`."""
+
+    # One dispatch script makes at most this many offers before handing Redis back
+    # to other clients; dispatch() runs it again until nothing is left to offer.
+    max_offers_per_script = 64
+
+    def __init__(
+        self,
+        client: Redis,
+        policy: RoutingPolicy | None = None,
+        *,
+        prefix: str = "cb:",
+        owns_client: bool = False,
+    ) -> None:
+        """Use ``client`` (closed by :meth:`close` only if ``owns_client``); every key
+        this backend touches starts with ``prefix``."""
+        self.policy = policy or RoutingPolicy()
+        self.prefix = prefix
+        self._client = client
+        self._owns_client = owns_client
+        self._closed = False
+        self._scripts = Scripts(client, prefix)
+
+    @classmethod
+    def from_url(
+        cls,
+        url: str,
+        policy: RoutingPolicy | None = None,
+        *,
+        prefix: str = "cb:",
+        timeout_s: float = 5.0,
+    ) -> RedisQueueBackend:
+        """A backend with a client of its own, closed by :meth:`close`."""
+        from redis.asyncio import Redis
+
+        client = Redis.from_url(
+            url,
+            decode_responses=True,
+            socket_timeout=timeout_s,
+            socket_connect_timeout=timeout_s,
+            health_check_interval=30,
+        )
+        return cls(client, policy, prefix=prefix, owns_client=True)
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        if self._owns_client:
+            await self._client.aclose()
+
+    # -- calls ---------------------------------------------------------------
+    async def enqueue(self, call: QueuedCall, now: float) -> int:
+        position = await self._scripts.run(
+            "enqueue",
+            call.call_id,
+            call.customer_id,
+            call.dialect or "",
+            call.priority.value,
+            _num(call.enqueued_at),
+            _num(call.rank_key(self.policy)),
+            _num(call.dialect_deadline(self.policy)),
+            _num(now),
+        )
+        return int(position)
+
+    async def remove(self, call_id: str, now: float) -> Offer | None:
+        return _maybe_offer(await self._scripts.run_list("remove", call_id, _num(now)))
+
+    async def position(self, call_id: str) -> int | None:
+        position = int(await self._scripts.run("position", call_id))
+        return position or None
+
+    # -- specialists -----------------------------------------------------------
+    async def register(self, profile: SpecialistProfile) -> None:
+        fluent = sorted(profile.fluent_dialects(self.policy))
+        document = {"dialects": dict(profile.dialects), "skills": sorted(profile.skills)}
+        await self._scripts.run(
+            "register", profile.specialist_id, json.dumps(fluent), json.dumps(document)
+        )
+
+    async def connect(self, specialist_id: str, now: float) -> SpecialistState:
+        return self._state_reply(
+            specialist_id, await self._scripts.run("connect", specialist_id, _num(now))
+        )
+
+    async def heartbeat(self, specialist_id: str, now: float) -> None:
+        # Membership of the online set is what "connected" means, so XX keeps a
+        # late heartbeat from logging a disconnected desk back in; GT keeps
+        # last-seen from going backwards.
+        await self._client.zadd(self._key("online"), {specialist_id: now}, xx=True, gt=True)
+
+    async def disconnect(self, specialist_id: str, now: float) -> Offer | None:
+        return _maybe_offer(await self._scripts.run_list("disconnect", specialist_id, _num(now)))
+
+    async def set_presence(
+        self, specialist_id: str, desired: DesiredPresence, now: float
+    ) -> SpecialistState:
+        reply = await self._scripts.run("set_presence", specialist_id, desired.value, _num(now))
+        return self._state_reply(specialist_id, reply)
+
+    async def specialist(self, specialist_id: str) -> SpecialistView | None:
+        fields = await self._client.hmget(
+            self._key(f"spec:{specialist_id}"),
+            ["desired", "connected", "offer", "call", "wrap", "misses", "fluent"],
+        )
+        if fields[0] is None:
+            return None
+        return _view(specialist_id, fields)
+
+    async def reap_stale(self, now: float) -> list[Offer]:
+        cutoff = _num(now - self.policy.presence_ttl_s)
+        return _offers(await self._scripts.run_list("reap_stale", cutoff, _num(now)))
+
+    # -- offers ----------------------------------------------------------------
+    async def dispatch(self, now: float) -> list[Offer]:
+        expires = _num(now + self.policy.offer_lease_s)
+        made: list[Offer] = []
+        while True:
+            # A fresh random half per run keeps offer ids unguessable; the script
+            # appends a counter that makes them unique.
+            flat = await self._scripts.run_list(
+                "dispatch", _num(now), expires, secrets.token_hex(8), self.max_offers_per_script
+            )
+            batch = _offers(flat)
+            made.extend(batch)
+            if len(batch) < self.max_offers_per_script:
+                return made
+
+    async def expire_offers(self, now: float) -> list[ExpiredOffer]:
+        flat = await self._scripts.run_list(
+            "expire_offers", _num(now), self.policy.max_consecutive_misses
+        )
+        step = _OFFER_FIELDS + 1
+        return [
+            ExpiredOffer(
+                offer=_offer(flat[i : i + _OFFER_FIELDS]),
+                specialist_now_away=_text(flat[i + _OFFER_FIELDS]) == "1",
+            )
+            for i in range(0, len(flat), step)
+        ]
+
+    async def accept(self, offer_id: str, specialist_id: str, now: float) -> Assignment:
+        call_id = _text(await self._scripts.run("accept", offer_id, specialist_id, _num(now)))
+        if not call_id:
+            raise OfferExpired(offer_id)
+        return Assignment(call_id=call_id, specialist_id=specialist_id, accepted_at=now)
+
+    async def decline(self, offer_id: str, specialist_id: str, now: float) -> Offer:
+        offer = _maybe_offer(
+            await self._scripts.run_list("decline", offer_id, specialist_id, _num(now))
+        )
+        if offer is None:
+            raise OfferExpired(offer_id)
+        return offer
+
+    async def pending_offer(self, specialist_id: str) -> Offer | None:
+        return _maybe_offer(await self._scripts.run_list("pending_offer", specialist_id))
+
+    # -- after accept ----------------------------------------------------------
+    async def end_call(self, specialist_id: str, now: float) -> None:
+        if not int(await self._scripts.run("end_call", specialist_id)):
+            raise SpecialistNotFound(specialist_id)
+
+    async def finish_wrap_up(self, specialist_id: str, now: float) -> SpecialistState:
+        reply = await self._scripts.run("finish_wrap_up", specialist_id, _num(now))
+        return self._state_reply(specialist_id, reply)
+
+    async def snapshot(self, now: float) -> QueueSnapshot:
+        calls, specs = await self._scripts.run_list("snapshot", _num(now))
+        waiting = []
+        for index in range(len(calls) // _CALL_FIELDS):
+            fields = [_text(f) for f in calls[index * _CALL_FIELDS : (index + 1) * _CALL_FIELDS]]
+            call_id, customer_id, dialect, priority, enqueued_at, step, offer = fields
+            call = QueuedCall(
+                call_id=call_id,
+                customer_id=customer_id,
+                dialect=dialect or None,
+                priority=PriorityClass(priority),
+                enqueued_at=float(enqueued_at),
+            )
+            waiting.append(
+                WaitingCallView(
+                    call=call, position=index + 1, step=LadderStep(step), offered=bool(offer)
+                )
+            )
+        specialists = tuple(
+            _view(_text(specs[i]), specs[i + 1 : i + _SPEC_FIELDS])
+            for i in range(0, len(specs), _SPEC_FIELDS)
+        )
+        return QueueSnapshot(taken_at=now, waiting=tuple(waiting), specialists=specialists)
+
+    # -- helpers ---------------------------------------------------------------
+    def _key(self, name: str) -> str:
+        return f"{self.prefix}{name}"
+
+    @staticmethod
+    def _state_reply(specialist_id: str, reply: Any) -> SpecialistState:
+        state = _text(reply)
+        if not state:
+            raise SpecialistNotFound(specialist_id)
+        return SpecialistState(state)
