@@ -11,6 +11,7 @@ if TYPE_CHECKING:
     from server.calls.service import CallService
     from server.hub.hub import Hub
     from server.metrics import Metrics
+    from server.operations.service import OperationService
     from server.settings import Settings
     from server.wiring import Components
 
@@ -20,3 +21,4 @@ CALLS: web.AppKey[CallService] = web.AppKey("calls")
 HUB: web.AppKey[Hub] = web.AppKey("hub")
 METRICS: web.AppKey[Metrics] = web.AppKey("metrics")
 DISPATCHER: web.AppKey[Dispatcher] = web.AppKey("dispatcher")
+OPERATIONS: web.AppKey[OperationService] = web.AppKey("operations")

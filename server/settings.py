@@ -76,10 +76,23 @@ class Settings(BaseSettings):
     media_grace_s: float = Field(default=60.0, gt=0)
 
     # -- scenario redirects (server/redirects) -------------------------------------------
+    # The shared HMAC secret itself is ``redirect_secret`` (with the token secrets above).
+    # How far a signed timestamp may be from our clock, either way, before it is refused.
+    redirect_skew_s: float = Field(default=300.0, gt=0, le=3600)
+    # How long a redirect's ticket can still open a call.
+    redirect_ticket_ttl_s: float = Field(default=1800.0, gt=0, le=7 * 24 * 3600)
+    # The app link a ticket is appended to (``?ticket=...``).
+    deep_link_base: str = Field(default="cloudbranch://call", min_length=1, max_length=200)
 
     # -- callbacks (server/callbacks) ------------------------------------------------------
 
     # -- in-call banking (server/banking, server/operations) ---------------------------------
+    branch_timezone: str = "Asia/Shanghai"
+    hold_cooling_off_s: float = Field(default=24 * 3600, gt=0)
+    # A YAML ruleset to use instead of the packaged default, and one to run in
+    # shadow beside it (decisions reported, never enforced).
+    risk_ruleset_path: str | None = None
+    risk_shadow_ruleset_path: str | None = None
 
     @model_validator(mode="after")
     def _secrets_outside_development(self) -> Settings:

@@ -69,6 +69,8 @@ class CallObserver(Protocol):
 
     async def call_accepted(self, call: Call) -> None: ...
 
+    async def call_active(self, call: Call) -> None: ...
+
     async def conversation_ended(self, call: Call) -> None: ...
 
 
@@ -197,6 +199,19 @@ class CallService:
                 enqueued_at=repo.utc(now),
             )
             session.add(call)
+            try:
+                # The unique index on a customer's open call settles a double tap.
+                # Flush here so the loser learns it at this point: any later query
+                # in the transaction (the audit chain's, in add_event) would
+                # autoflush the insert and raise outside this handler.
+                await session.flush()
+            except IntegrityError:
+                # Another tap won the race for this customer's one open call.
+                await session.rollback()
+                existing = await repo.open_call_of(session, principal.subject)
+                if existing is None:
+                    raise
+                return await self.render(session, existing, Role.CUSTOMER), False
             await repo.add_event(
                 session,
                 call.call_id,
@@ -207,15 +222,7 @@ class CallService:
                 dialect=call.dialect,
                 priority=call.priority,
             )
-            try:
-                await session.commit()
-            except IntegrityError:
-                # Another tap won the race for this customer's one open call.
-                await session.rollback()
-                existing = await repo.open_call_of(session, principal.subject)
-                if existing is None:
-                    raise
-                return await self.render(session, existing, Role.CUSTOMER), False
+            await session.commit()
             await self._enqueue(call, now)
             estimate = await self.estimate_for(call.call_id)
             if estimate is not None:
@@ -461,6 +468,14 @@ class CallService:
         )
         await self.on_conversation_ended(call)
         return True
+
+    async def on_active(self, call_id: str) -> None:
+        """Media is up for the first time: the call is active."""
+        async with self.sessions() as session:
+            call = await repo.get_call(session, call_id)
+        if call is not None:
+            for observer in self.observers:
+                await observer.call_active(call)
 
     async def on_conversation_ended(self, call: Call) -> None:
         for observer in self.observers:

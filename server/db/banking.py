@@ -179,6 +179,8 @@ class WarningShown(Base):
     reason_codes: Mapped[list[str]] = mapped_column(JSON, default=list)
     text: Mapped[dict[str, Any]] = mapped_column(JSON)
     sent_at: Mapped[datetime]
+    # Set when the customer's app acknowledges it put the warning on screen.
+    shown_at: Mapped[datetime | None]
     delivered: Mapped[bool] = mapped_column(Boolean, default=False)
 
 

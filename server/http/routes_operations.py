@@ -1,3 +1,174 @@
-"""HTTP endpoints: operations."""
+"""HTTP endpoints: in-call operations, reviews, the customer's confirmation, risk lists."""
 
 from __future__ import annotations
+
+from typing import Any, Literal
+
+from aiohttp import web
+from pydantic import BaseModel, Field
+
+from server.appkeys import OPERATIONS
+from server.auth.principal import Role
+
+from .auth import require
+from .body import read_json
+from .registry import registry
+from .respond import json_response
+from .schemas import Request
+
+C, S, V = Role.CUSTOMER.value, Role.SPECIALIST.value, Role.SUPERVISOR.value
+
+
+class StartOperationRequest(Request):
+    kind: str = Field(min_length=1, max_length=32)
+    params: dict[str, Any] = Field(default_factory=dict)
+    customer_statement: str | None = Field(default=None, max_length=2000)
+
+
+class ReviewRequest(Request):
+    action: Literal["proceed", "hold", "block"]
+    answers: dict[str, str] | None = Field(default=None, max_length=50)
+    note: str | None = Field(default=None, max_length=2000)
+
+
+class ConfirmRequest(Request):
+    confirmed: bool
+
+
+class BlockPayeeRequest(Request):
+    account_no: str = Field(pattern=r"^[0-9]{6,34}$")
+    reason: str = Field(min_length=3, max_length=500)
+    operation_id: str | None = Field(default=None, max_length=64)
+
+
+class RiskReasonOut(BaseModel):
+    code: str
+    specialist_text: str | None = None
+    customer_text: dict[str, str]
+    questions: list[str] | None = None
+
+
+class RiskOut(BaseModel):
+    decision: Literal["allow", "warn", "review", "hold", "block"]
+    score: int | None = None
+    reasons: list[RiskReasonOut]
+    ruleset_version: str | None = None
+
+
+class OperationResponse(BaseModel):
+    operation_id: str
+    call_id: str
+    kind: str
+    state: Literal[
+        "awaiting_review",
+        "awaiting_confirmation",
+        "held",
+        "blocked",
+        "executed",
+        "rejected",
+        "failed",
+    ]
+    params: dict[str, Any]
+    risk: RiskOut | None = None
+    result: dict[str, Any] | None = None
+    failure_reason: str | None = None
+    hold_until: str | None = None
+
+
+class BlockedPayeeResponse(BaseModel):
+    account_no: str
+    blocked: bool
+    reason: str
+
+
+@registry.route(
+    "POST",
+    "/api/v1/calls/{call_id}/operations",
+    "Start an operation in an active call; transfers and limit changes are risk-checked inline",
+    roles=(S,),
+    body=StartOperationRequest,
+    response=OperationResponse,
+    status=201,
+    errors=(401, 403, 404, 409, 422),
+    tag="operations",
+)
+async def start_operation(request: web.Request) -> web.Response:
+    principal = require(request, Role.SPECIALIST)
+    body = await read_json(request, StartOperationRequest)
+    view = await request.app[OPERATIONS].start(
+        principal, request.match_info["call_id"], body.kind, body.params, body.customer_statement
+    )
+    return json_response(view, status=201)
+
+
+@registry.route(
+    "POST",
+    "/api/v1/operations/{operation_id}/review",
+    "Answer a review (proceed needs every scripted question answered), or release/cancel a hold",
+    roles=(S,),
+    body=ReviewRequest,
+    response=OperationResponse,
+    errors=(401, 403, 404, 409, 422),
+    tag="operations",
+)
+async def review_operation(request: web.Request) -> web.Response:
+    principal = require(request, Role.SPECIALIST)
+    body = await read_json(request, ReviewRequest)
+    view = await request.app[OPERATIONS].review(
+        principal, request.match_info["operation_id"], body.action, body.answers, body.note
+    )
+    return json_response(view)
+
+
+@registry.route(
+    "POST",
+    "/api/v1/operations/{operation_id}/confirm",
+    "The customer's own yes or no (the willingness check)",
+    roles=(C,),
+    body=ConfirmRequest,
+    response=OperationResponse,
+    errors=(401, 403, 404, 409, 422),
+    tag="operations",
+)
+async def confirm_operation(request: web.Request) -> web.Response:
+    principal = require(request, Role.CUSTOMER)
+    body = await read_json(request, ConfirmRequest)
+    view = await request.app[OPERATIONS].confirm(
+        principal, request.match_info["operation_id"], body.confirmed
+    )
+    return json_response(view)
+
+
+@registry.route(
+    "GET",
+    "/api/v1/operations/{operation_id}",
+    "An operation, as the caller may see it",
+    roles=(C, S, V),
+    response=OperationResponse,
+    errors=(401, 404),
+    tag="operations",
+)
+async def get_operation(request: web.Request) -> web.Response:
+    principal = require(request, Role.CUSTOMER, Role.SPECIALIST, Role.SUPERVISOR)
+    view = await request.app[OPERATIONS].get(principal, request.match_info["operation_id"])
+    return json_response(view)
+
+
+@registry.route(
+    "POST",
+    "/api/v1/risk/blocked-payees",
+    "Put a payee account on the blocked list, with a reason",
+    roles=(S, V),
+    body=BlockPayeeRequest,
+    response=BlockedPayeeResponse,
+    status=201,
+    errors=(401, 403, 404, 422),
+    tag="operations",
+)
+async def block_payee(request: web.Request) -> web.Response:
+    principal = require(request, Role.SPECIALIST, Role.SUPERVISOR)
+    body = await read_json(request, BlockPayeeRequest)
+    view = await request.app[OPERATIONS].block_payee(
+        principal, body.account_no, body.reason, body.operation_id
+    )
+    return json_response(view, status=201)

@@ -88,6 +88,9 @@ class MediaCoordinator:
         await self.store.create(call.call_id, lambda r: r.session.start(now))
         await self._send_media(call, "media.start")
 
+    async def call_active(self, call: Call) -> None:
+        return None
+
     async def conversation_ended(self, call: Call) -> None:
         now = self.clock()
         try:
@@ -243,6 +246,8 @@ class MediaCoordinator:
                     session, call.call_id, now, "media_interrupted", party, state=state
                 )
             await session.commit()
+        if after is MediaSessionState.CONNECTED and before is not after and first:
+            await self.service.on_active(call.call_id)
         if state == "failed":
             await self._restart_if_present(call, now, "failed")
 

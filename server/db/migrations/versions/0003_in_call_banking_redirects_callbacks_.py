@@ -407,6 +407,7 @@ def upgrade() -> None:
         sa.Column("reason_codes", sa.JSON(), nullable=False),
         sa.Column("text", sa.JSON(), nullable=False),
         sa.Column("sent_at", server.db.types.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("shown_at", server.db.types.UTCDateTime(timezone=True), nullable=True),
         sa.Column("delivered", sa.Boolean(), nullable=False),
         sa.ForeignKeyConstraint(
             ["customer_id"],

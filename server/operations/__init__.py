@@ -1,0 +1,1 @@
+"""In-call operations: risk check inline, review, the customer's confirmation, execution."""

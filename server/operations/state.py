@@ -1,0 +1,73 @@
+"""Operation states and the pure rules that move between them."""
+
+from __future__ import annotations
+
+import enum
+
+from server.errors import IllegalTransition
+
+
+class OperationState(enum.StrEnum):
+    AWAITING_REVIEW = "awaiting_review"
+    AWAITING_CONFIRMATION = "awaiting_confirmation"
+    HELD = "held"
+    BLOCKED = "blocked"
+    EXECUTED = "executed"
+    REJECTED = "rejected"
+    FAILED = "failed"
+
+
+class Kind(enum.StrEnum):
+    BALANCE_INQUIRY = "balance_inquiry"
+    TIME_DEPOSIT = "time_deposit"
+    PASSWORD_RESET = "password_reset"
+    TRANSFER = "transfer"
+    LIMIT_CHANGE = "limit_change"
+    CARD_ACTIVATION = "card_activation"
+
+
+# The risk engine decides on these inline, before anything else happens.
+RISK_CHECKED = frozenset({Kind.TRANSFER, Kind.LIMIT_CHANGE})
+# Everything that changes money or credentials waits for the customer's own yes.
+NEEDS_CONFIRMATION = frozenset(Kind) - {Kind.BALANCE_INQUIRY}
+PENDING = frozenset({OperationState.AWAITING_REVIEW, OperationState.AWAITING_CONFIRMATION})
+FINAL = frozenset(
+    {
+        OperationState.BLOCKED,
+        OperationState.EXECUTED,
+        OperationState.REJECTED,
+        OperationState.FAILED,
+    }
+)
+
+
+def state_for_decision(decision: str) -> OperationState:
+    """Where a risk decision puts a new operation."""
+    return {
+        "allow": OperationState.AWAITING_CONFIRMATION,
+        "warn": OperationState.AWAITING_CONFIRMATION,
+        "review": OperationState.AWAITING_REVIEW,
+        "hold": OperationState.HELD,
+        "block": OperationState.BLOCKED,
+    }[decision]
+
+
+def state_for_review(current: OperationState, action: str) -> OperationState:
+    """A specialist's answer to a review (or to a hold: release or cancel)."""
+    if current is OperationState.AWAITING_REVIEW:
+        return {
+            "proceed": OperationState.AWAITING_CONFIRMATION,
+            "hold": OperationState.HELD,
+            "block": OperationState.BLOCKED,
+        }[action]
+    if current is OperationState.HELD:
+        if action == "proceed":
+            return OperationState.AWAITING_CONFIRMATION
+        if action == "block":
+            return OperationState.BLOCKED
+    raise IllegalTransition("operation", current.value, f"{action} it")
+
+
+def check_confirmable(current: OperationState) -> None:
+    if current is not OperationState.AWAITING_CONFIRMATION:
+        raise IllegalTransition("operation", current.value, "confirm it")
