@@ -1,0 +1,431 @@
+"""Rulesets: YAML files validated by pydantic and compiled once.
+
+A ruleset is data: parameters (the large-amount threshold and friends),
+decision thresholds, age weights, peer groups for thin histories, typology
+keywords, and rules. Each rule has a condition over features (see
+``risk.conditions``), points (negative points make it a mitigation), an
+optional ``floor`` decision no mitigation can lower, an optional ``group``
+(within a group only the strongest fired rule scores, so correlated signals
+such as "large in absolute terms" and "large for this customer" do not add
+up twice), and the texts shown to the specialist and the customer.
+
+Every problem is reported as ``rule 'code': where: what``; one bad rule
+rejects the whole file, so a half-valid ruleset never goes live.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import string
+from collections.abc import Mapping
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from risk.conditions import (
+    Condition,
+    ConditionError,
+    Node,
+    RulesEvaluator,
+    compile_rules,
+    parse_condition,
+    to_closure,
+)
+from risk.features import FEATURES, FeatureParams
+from risk.habits import Baseline, PeerGroup
+from risk.model import Decision, Reason
+from risk.typologies import TypologyMatcher
+
+#: Codes the engine itself uses; rules may not take them.
+RESERVED_CODES = frozenset({"engine_error", "feature_unavailable"})
+#: Operation kinds with no rules are allowed; these are the ones the server sends.
+OPERATION_KINDS = frozenset(
+    {
+        "transfer",
+        "limit_change",
+        "balance_inquiry",
+        "time_deposit",
+        "time_deposit_break",
+        "password_reset",
+        "card_activation",
+        "passbook",
+    }
+)
+
+
+class RulesetError(ValueError):
+    """A ruleset that cannot go live; ``problems`` lists every issue found."""
+
+    def __init__(self, origin: str, problems: list[str]) -> None:
+        self.origin = origin
+        self.problems = problems
+        super().__init__(f"invalid ruleset {origin}: " + "; ".join(problems))
+
+
+# ------------------------------------------------------------------ schema
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class TextPair(_Strict):
+    """A text in Chinese and English."""
+
+    zh: str = Field(min_length=1)
+    en: str = Field(min_length=1)
+
+
+class RuleSpec(_Strict):
+    """One rule as written in the YAML file."""
+
+    code: str = Field(pattern=r"^[a-z][a-z0-9_]{1,63}$")
+    description: str = Field(min_length=1)
+    applies_to: list[str] = Field(min_length=1)
+    when: dict[str, Any]
+    points: int = Field(ge=-200, le=200)
+    floor: Decision | None = None
+    group: str | None = Field(default=None, pattern=r"^[a-z][a-z0-9_]*$")
+    snoozable: bool = True
+    specialist_text: str = Field(min_length=1)
+    customer_text: TextPair | None = None
+    questions: list[str] = []
+
+    @model_validator(mode="after")
+    def _texts_fit_the_kind(self) -> RuleSpec:
+        if self.points == 0 and self.floor is None:
+            raise ValueError("a rule needs non-zero points or a floor")
+        if self.points < 0:
+            if self.floor is not None:
+                raise ValueError("a mitigation (negative points) cannot have a floor")
+            if self.customer_text is not None:
+                raise ValueError("a mitigation is not shown to the customer: drop customer_text")
+        else:
+            if self.customer_text is None:
+                raise ValueError("a risk rule needs customer_text in zh and en")
+            if not self.questions:
+                raise ValueError("a risk rule needs at least one question for the specialist")
+        unknown_kinds = sorted(set(self.applies_to) - OPERATION_KINDS)
+        if unknown_kinds:
+            raise ValueError(f"applies_to has unknown operation kinds {unknown_kinds}")
+        return self
+
+
+class Thresholds(_Strict):
+    """Minimum score for each decision above allow."""
+
+    warn: int = Field(gt=0)
+    review: int
+    hold: int
+    block: int
+
+    @model_validator(mode="after")
+    def _increasing(self) -> Thresholds:
+        if not self.warn < self.review < self.hold < self.block:
+            raise ValueError("thresholds must increase: warn < review < hold < block")
+        return self
+
+
+class AgeWeight(_Strict):
+    """Risk points are multiplied by ``factor`` from ``min_age`` on."""
+
+    min_age: int = Field(ge=0, le=130)
+    factor: float = Field(ge=1.0, le=3.0)
+
+
+class History(_Strict):
+    """When a customer's own history is rich enough to be their yardstick."""
+
+    min_transactions: int = Field(ge=1)
+    min_days: float = Field(ge=0)
+    min_spread: float = Field(gt=0)
+
+
+class PeerGroupSpec(_Strict):
+    """An age band's typical transfer behaviour (CNY)."""
+
+    min_age: int = Field(ge=0)
+    max_age: int = Field(le=150)
+    median: float = Field(gt=0)
+    spread: float = Field(gt=0)
+    p95: float = Field(gt=0)
+    usual_hours: list[int]
+
+    @model_validator(mode="after")
+    def _sane(self) -> PeerGroupSpec:
+        if self.min_age > self.max_age:
+            raise ValueError("min_age is above max_age")
+        if any(not 0 <= h <= 23 for h in self.usual_hours):
+            raise ValueError("usual_hours must be 0..23")
+        return self
+
+
+class Typology(_Strict):
+    """A scam type and the words that betray it in a stated reason."""
+
+    label: str = Field(min_length=1)
+    zh: list[str] = Field(min_length=1)
+    en: list[str] = Field(min_length=1)
+
+
+class RulesetSpec(_Strict):
+    """The top level of a ruleset file (rules are validated one by one)."""
+
+    schema_version: Literal[1]
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
+    description: str
+    params: dict[str, float]
+    fx_to_cny: dict[str, float]
+    thresholds: Thresholds
+    age_weights: list[AgeWeight]
+    history: History
+    peer_groups: list[PeerGroupSpec] = Field(min_length=1)
+    typologies: dict[str, Typology]
+    rules: list[Any] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> RulesetSpec:
+        if "large_amount_cny" not in self.params:
+            raise ValueError("params must define large_amount_cny (the fail-safe uses it)")
+        if any(rate <= 0 for rate in self.fx_to_cny.values()):
+            raise ValueError("fx_to_cny rates must be positive")
+        for name in self.typologies:
+            if not name.isidentifier():
+                raise ValueError(f"typology name {name!r} must be an identifier")
+        return self
+
+
+# ------------------------------------------------------------------ compiled
+
+
+@dataclass(frozen=True)
+class CompiledRule:
+    """A rule ready to run; ``reason`` is prebuilt when its text has no placeholders."""
+
+    code: str
+    applies_to: tuple[str, ...]
+    points: int
+    floor: Decision | None
+    #: rank of ``floor`` (0 without one, the same as allow), for cheap comparisons
+    floor_rank: int
+    group: str
+    snoozable: bool
+    #: the parsed condition, and the same as a function (the reference semantics)
+    node: Node
+    condition: Condition
+    features: frozenset[str]
+    specialist_template: str
+    placeholders: tuple[str, ...]
+    reason: Reason
+
+    @property
+    def mitigating(self) -> bool:
+        """Negative points: the rule lowers the score."""
+        return self.points < 0
+
+
+@dataclass(frozen=True)
+class Ruleset:
+    """A validated, compiled ruleset. ``version`` is a hash of its content."""
+
+    name: str
+    version: str
+    thresholds: Thresholds
+    age_weights: tuple[AgeWeight, ...]
+    large_amount_cny: float
+    params: Mapping[str, float]
+    features: FeatureParams
+    rules: tuple[CompiledRule, ...]
+    rules_by_kind: Mapping[str, tuple[CompiledRule, ...]]
+    #: per operation kind, one generated function evaluating its rules in order
+    evaluators: Mapping[str, RulesEvaluator]
+    spec: RulesetSpec
+
+    def decision_for(self, score: int) -> Decision:
+        """The decision a score alone earns."""
+        t = self.thresholds
+        if score >= t.block:
+            return Decision.BLOCK
+        if score >= t.hold:
+            return Decision.HOLD
+        if score >= t.review:
+            return Decision.REVIEW
+        if score >= t.warn:
+            return Decision.WARN
+        return Decision.ALLOW
+
+    def age_factor(self, age: float) -> float:
+        """The largest weight whose band the age reaches (1.0 if none)."""
+        factor = 1.0
+        for w in self.age_weights:
+            if age >= w.min_age:
+                factor = max(factor, w.factor)
+        return factor
+
+
+def _format_errors(prefix: str, exc: ValidationError) -> list[str]:
+    problems = []
+    for err in exc.errors():
+        where = ".".join(str(p) for p in err["loc"])
+        msg = err["msg"].removeprefix("Value error, ")
+        problems.append(f"{prefix}{where + ': ' if where else ''}{msg}")
+    return problems
+
+
+def _compile_rule(
+    spec: RuleSpec, params: Mapping[str, float], typologies: frozenset[str]
+) -> CompiledRule:
+    used: set[str] = set()
+    node = parse_condition(spec.when, params=params, typologies=typologies, features_used=used)
+    placeholders = []
+    for _, field, _, _ in string.Formatter().parse(spec.specialist_text):
+        if field is None:
+            continue
+        if field not in FEATURES:
+            raise ConditionError(f"specialist_text: unknown placeholder {{{field}}}")
+        placeholders.append(field)
+    customer: Mapping[str, str] = MappingProxyType(
+        {"zh": spec.customer_text.zh, "en": spec.customer_text.en} if spec.customer_text else {}
+    )
+    return CompiledRule(
+        code=spec.code,
+        applies_to=tuple(spec.applies_to),
+        points=spec.points,
+        floor=spec.floor,
+        floor_rank=spec.floor.rank if spec.floor is not None else 0,
+        group=spec.group or spec.code,
+        snoozable=spec.snoozable,
+        node=node,
+        condition=to_closure(node),
+        features=frozenset(used),
+        specialist_template=spec.specialist_text,
+        placeholders=tuple(placeholders),
+        reason=Reason(
+            code=spec.code,
+            specialist_text=spec.specialist_text,
+            customer_text=customer,
+            questions=tuple(spec.questions),
+            points=spec.points,
+        ),
+    )
+
+
+def build_ruleset(data: object, origin: str = "<data>") -> Ruleset:
+    """Validate and compile parsed YAML; raise :class:`RulesetError` listing every problem."""
+    if not isinstance(data, Mapping):
+        raise RulesetError(origin, ["the file must be a mapping at the top level"])
+    try:
+        top = RulesetSpec.model_validate(data)
+    except ValidationError as exc:
+        raise RulesetError(origin, _format_errors("ruleset: ", exc)) from exc
+
+    problems: list[str] = []
+    typologies = frozenset(top.typologies)
+    compiled: list[CompiledRule] = []
+    seen: set[str] = set()
+    for index, raw in enumerate(top.rules):
+        label = raw.get("code") if isinstance(raw, Mapping) else None
+        prefix = f"rule {label!r}: " if isinstance(label, str) else f"rule #{index + 1}: "
+        try:
+            spec = RuleSpec.model_validate(raw)
+        except ValidationError as exc:
+            problems.extend(_format_errors(prefix, exc))
+            continue
+        if spec.code in RESERVED_CODES:
+            problems.append(f"{prefix}code is reserved for the engine")
+        if spec.code in seen:
+            problems.append(f"{prefix}duplicate code")
+        seen.add(spec.code)
+        try:
+            compiled.append(_compile_rule(spec, top.params, typologies))
+        except ConditionError as exc:
+            problems.append(f"{prefix}{exc}")
+    if problems:
+        raise RulesetError(origin, problems)
+
+    canonical = json.dumps(top.model_dump(mode="json"), sort_keys=True, ensure_ascii=False)
+    digest = hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:16]
+    by_kind: dict[str, list[CompiledRule]] = {}
+    for rule in compiled:
+        for kind in rule.applies_to:
+            by_kind.setdefault(kind, []).append(rule)
+    peer_groups = tuple(
+        PeerGroup(g.min_age, g.max_age, g.median, g.spread, g.p95, frozenset(g.usual_hours))
+        for g in top.peer_groups
+    )
+    min_spread = top.history.min_spread
+    features = FeatureParams(
+        fx_to_cny=MappingProxyType({k.upper(): v for k, v in top.fx_to_cny.items()}),
+        peer_groups=peer_groups,
+        peer_baselines=MappingProxyType(
+            {
+                g: Baseline(
+                    source="peer",
+                    median=g.median,
+                    spread=max(g.spread, min_spread),
+                    p95=max(g.p95, min_spread),
+                    usual_hours=g.usual_hours,
+                )
+                for g in peer_groups
+            }
+        ),
+        min_history_transactions=top.history.min_transactions,
+        min_history_days=top.history.min_days,
+        min_spread=top.history.min_spread,
+        typologies=TypologyMatcher.build({n: [*t.zh, *t.en] for n, t in top.typologies.items()}),
+    )
+    return Ruleset(
+        name=top.name,
+        version=f"{top.name}@{digest}",
+        thresholds=top.thresholds,
+        age_weights=tuple(top.age_weights),
+        large_amount_cny=top.params["large_amount_cny"],
+        params=MappingProxyType(dict(top.params)),
+        features=features,
+        rules=tuple(compiled),
+        rules_by_kind=MappingProxyType({k: tuple(v) for k, v in by_kind.items()}),
+        evaluators=MappingProxyType(
+            {
+                kind: compile_rules([r.node for r in rules], f"{top.name}/{kind}")
+                for kind, rules in by_kind.items()
+            }
+        ),
+        spec=top,
+    )
+
+
+def parse_ruleset(text: str, origin: str = "<text>") -> Ruleset:
+    """Parse YAML text into a compiled ruleset."""
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise RulesetError(origin, [f"not valid YAML: {exc}"]) from exc
+    return build_ruleset(data, origin)
+
+
+def load_ruleset(source: str | Path) -> Ruleset:
+    """Load a ruleset from a file path, or from YAML text.
+
+    A ``Path``, or a ``str`` without a newline, is a file path; a ``str``
+    with newlines is YAML text.
+    """
+    if isinstance(source, Path) or "\n" not in source:
+        path = Path(source)
+        try:
+            text = path.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise RulesetError(str(path), [f"cannot read file: {exc.strerror}"]) from exc
+        return parse_ruleset(text, str(path))
+    return parse_ruleset(source)
+
+
+def load_default_ruleset() -> Ruleset:
+    """The ruleset shipped with the package (``risk/rulesets/default.yaml``)."""
+    text = resources.files("risk").joinpath("rulesets/default.yaml").read_text(encoding="utf-8")
+    return parse_ruleset(text, "risk/rulesets/default.yaml")
