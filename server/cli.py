@@ -1,4 +1,4 @@
-"""The ``cloudbranch`` command: serve, migrate, seed, token, risk."""
+"""The ``cloudbranch`` command: serve, migrate, seed, token, risk, redirect-sign."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from aiohttp import web
 
@@ -30,7 +31,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     token.add_argument("role", choices=["customer", "specialist", "supervisor"])
     token.add_argument("subject")
     sub.add_parser("risk", help="risk engine tools: cloudbranch risk backtest --help")
+    _add_redirect_sign(sub)
     args = parser.parse_args(args_list)
+    if args.command == "redirect-sign":
+        # Before load_settings: signing needs only the secret, not a server's settings.
+        return _redirect_sign(args)
 
     settings = load_settings()
     if args.command == "serve":
@@ -95,6 +100,72 @@ def _token(settings: Settings, role: str, subject: str) -> int:
         print("tokens are only issued here in development mode", file=sys.stderr)
         return 2
     print(issue_token(settings, Role(role), subject))
+    return 0
+
+
+REDIRECT_URL = "http://127.0.0.1:8080/api/v1/redirects"
+
+
+def _add_redirect_sign(sub: Any) -> None:
+    sign = sub.add_parser(
+        "redirect-sign",
+        help="sign a scenario redirect body; print its headers and a curl command",
+        description="Sign a redirect body as the mobile banking backend does. The secret "
+        "comes from --secret or CLOUDBRANCH_REDIRECT_SECRET (prefer the variable: "
+        "command lines end up in shell history).",
+    )
+    sign.add_argument("--secret", default=None, help="default: $CLOUDBRANCH_REDIRECT_SECRET")
+    sign.add_argument("--body", default="-", help="file with the JSON body, or - for stdin")
+    sign.add_argument("--timestamp", type=int, default=None, help="unix seconds; default: now")
+    sign.add_argument("--url", default=REDIRECT_URL)
+
+
+def _redirect_sign(args: argparse.Namespace) -> int:
+    import os
+    import shlex
+    import time
+    from pathlib import Path
+
+    from server.redirects.signature import SIGNATURE_HEADER, TIMESTAMP_HEADER, sign
+
+    secret = args.secret or os.environ.get("CLOUDBRANCH_REDIRECT_SECRET", "")
+    if not secret:
+        print("give --secret or set CLOUDBRANCH_REDIRECT_SECRET", file=sys.stderr)
+        return 2
+    try:
+        body = sys.stdin.buffer.read() if args.body == "-" else Path(args.body).read_bytes()
+    except OSError as exc:
+        print(f"cannot read the body: {exc}", file=sys.stderr)
+        return 2
+    timestamp = int(time.time()) if args.timestamp is None else args.timestamp
+    if timestamp < 0:
+        print("--timestamp must be unix seconds", file=sys.stderr)
+        return 2
+    signature = sign(secret, timestamp, body)
+    # A file is sent byte for byte by curl's @file; stdin has to be inlined.
+    data = "@" + args.body if args.body != "-" else body.decode("utf-8", "replace")
+    print(f"{TIMESTAMP_HEADER}: {timestamp}")
+    print(f"{SIGNATURE_HEADER}: {signature}")
+    print()
+    print(
+        shlex.join(
+            [
+                "curl",
+                "-sS",
+                "-X",
+                "POST",
+                args.url,
+                "-H",
+                "Content-Type: application/json",
+                "-H",
+                f"{TIMESTAMP_HEADER}: {timestamp}",
+                "-H",
+                f"{SIGNATURE_HEADER}: {signature}",
+                "--data-binary",
+                data,
+            ]
+        )
+    )
     return 0
 
 

@@ -85,6 +85,25 @@ class Settings(BaseSettings):
     deep_link_base: str = Field(default="cloudbranch://call", min_length=1, max_length=200)
 
     # -- callbacks (server/callbacks) ------------------------------------------------------
+    # Offer a callback once the estimated wait reaches this (an unknown wait counts as long).
+    callback_threshold_s: float = Field(default=300.0, ge=0)
+    # Local hours in which a callback may ring, "HH:MM-HH:MM" (24:00 allowed as the end;
+    # a start after the end wraps past midnight), in callback_timezone.
+    callback_hours: str = Field(default="08:00-20:00", max_length=11)
+    callback_timezone: str = Field(default="Asia/Shanghai", min_length=1, max_length=64)
+    callback_max_attempts_per_day: int = Field(default=2, ge=1, le=10)
+    callback_ring_s: float = Field(default=30.0, gt=0, le=300)
+    callback_retry_after_s: float = Field(default=600.0, gt=0)
+    # Give up (state failed) after this many local days, counting the day of the request.
+    callback_max_days: int = Field(default=3, ge=1, le=30)
+
+    @model_validator(mode="after")
+    def _callback_hours_and_zone(self) -> Settings:
+        from server.callbacks.policy import LocalHours, zone_named
+
+        LocalHours.parse(self.callback_hours)
+        zone_named(self.callback_timezone)
+        return self
 
     # -- in-call banking (server/banking, server/operations) ---------------------------------
     branch_timezone: str = "Asia/Shanghai"

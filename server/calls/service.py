@@ -16,7 +16,7 @@ import asyncio
 import statistics
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -64,6 +64,9 @@ class TicketGrant:
     context: dict[str, Any]
 
 
+QueueUpdateHook = Callable[[dict[str, dict[str, Any]]], Awaitable[None]]
+
+
 class CallObserver(Protocol):
     """Told about lifecycle steps that other parts (media) act on."""
 
@@ -105,6 +108,8 @@ class CallService:
         self.observers: list[CallObserver] = []
         # Redeems a redirect ticket: (session, customer_id, ticket, now) -> TicketGrant.
         self.ticket_resolver: Any = None
+        # Add fields to queue.update messages before they go out (callbacks).
+        self.queue_update_hooks: list[QueueUpdateHook] = []
 
     # -- reading -----------------------------------------------------------------
     async def handle_time(self) -> float | None:
@@ -126,6 +131,15 @@ class CallService:
 
     async def estimate_for(self, call_id: str) -> WaitEstimate | None:
         return (await self.estimates()).get(call_id)
+
+    async def annotate_queue_updates(self, updates: dict[str, dict[str, Any]]) -> None:
+        """Let the hooks add fields to ``queue.update`` messages (keyed by call id).
+        A failing hook is logged and skipped: the position must still go out."""
+        for hook in self.queue_update_hooks:
+            try:
+                await hook(updates)
+            except Exception:
+                log.exception("queue_update.hook_failed")
 
     async def load_visible(self, session: AsyncSession, principal: Principal, call_id: str) -> Call:
         """The call if ``principal`` may see it; otherwise not found (no existence leak)."""
@@ -581,7 +595,7 @@ class CallService:
                 "intent": call.intent,
                 "dialect": call.dialect,
                 "priority": call.priority,
-                "redirect": call.context or None,
+                "redirect": (call.context or {}).get("redirect"),
             },
         }
 
@@ -596,7 +610,9 @@ class CallService:
                 estimate = await self.estimate_for(call.call_id)
                 if estimate is None:
                     return []
-                return [queue_update(estimate)]
+                update = queue_update(estimate)
+                await self.annotate_queue_updates({call.call_id: update})
+                return [update]
             if state in IN_CONVERSATION and call.specialist_id:
                 specialist = await repo.get_specialist(session, call.specialist_id)
                 if specialist is not None:
