@@ -41,6 +41,7 @@ def create_app(settings: Settings) -> web.Application:
     registry.install(app)
     install_ws(app)
     components.install_media(app)
+    components.install_operations(app)
     routes_redirects.install(app, components)  # scenario redirects: ticket desk + resolver
     install_openapi(app)
 

@@ -16,15 +16,22 @@ from aiohttp import web
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+import risk
+from server.appkeys import OPERATIONS
+from server.callbacks.wiring import install_callbacks
 from server.calls.dispatcher import Dispatcher
 from server.calls.service import CallService
 from server.db.engine import make_engine, make_sessionmaker
+from server.errors import ValidationFailed
 from server.hub.bus import LocalBus, MessageBus, RedisBus
+from server.hub.connection import ClientConnection
 from server.hub.hub import Hub
 from server.hub.ws import CONNECT_HOOKS, DISCONNECT_HOOKS, WS_HANDLERS
 from server.media.coordinator import MediaCoordinator
 from server.media.store import MediaStore
 from server.metrics import Metrics
+from server.operations.observer import OperationsObserver
+from server.operations.service import OperationService
 from server.routing.backend import QueueBackend
 from server.routing.memory import MemoryQueueBackend
 from server.settings import Settings
@@ -71,6 +78,41 @@ class Components:
             app[WS_HANDLERS][kind] = coordinator.handle
         app[CONNECT_HOOKS].append(coordinator.connected)
         app[DISCONNECT_HOOKS].append(coordinator.disconnected)
+        install_callbacks(self, app)  # callbacks: sweeper, queue.update hook, socket replay
+
+    def install_operations(self, app: web.Application) -> OperationService:
+        """In-call operations: the risk engine, the ledger, their routes and hooks."""
+        from server.banking.core import ExecutionFailed
+        from server.banking.ledger import SqlLedger
+
+        engine = risk.RiskEngine(
+            risk.load_ruleset(self.settings.risk_ruleset_path)
+            if self.settings.risk_ruleset_path
+            else None
+        )
+        if self.settings.risk_shadow_ruleset_path:
+            engine.set_shadow(risk.load_ruleset(self.settings.risk_shadow_ruleset_path))
+        ledger = SqlLedger()
+        operations = OperationService(
+            self.settings,
+            self.sessions,
+            self.hub,
+            engine,
+            executor=ledger,
+            load_risk_inputs=ledger.risk_inputs,
+            refusal_types=(ExecutionFailed,),
+        )
+        self.calls.observers.append(OperationsObserver(operations))
+        app[OPERATIONS] = operations
+
+        async def warning_shown(connection: ClientConnection, data: dict[str, Any]) -> None:
+            operation_id = data.get("operation_id")
+            if not isinstance(operation_id, str) or not 0 < len(operation_id) <= 64:
+                raise ValidationFailed("operation_id: required", code="invalid_message")
+            await operations.warning_shown(connection.principal, operation_id)
+
+        app[WS_HANDLERS]["risk.warning_shown"] = warning_shown
+        return operations
 
     async def start(self) -> None:
         await self.hub.start()
