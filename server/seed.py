@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from server.auth.passwords import hash_password
+from server.banking.seed_ledger import seed_ledger
 from server.db.models import Customer, Specialist, SpecialistDialect
 
 DEMO_PASSWORD = "branch-demo"
@@ -103,4 +104,5 @@ async def seed(sessions: async_sessionmaker[AsyncSession]) -> dict[str, int]:
                 )
                 added["specialists"] += 1
         await session.commit()
+    added.update(await seed_ledger(sessions, now))  # ledger demo data (server/banking)
     return added

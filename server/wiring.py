@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import structlog
 from aiohttp import web
@@ -92,7 +93,7 @@ class Components:
         )
         if self.settings.risk_shadow_ruleset_path:
             engine.set_shadow(risk.load_ruleset(self.settings.risk_shadow_ruleset_path))
-        ledger = SqlLedger()
+        ledger = SqlLedger(tz=ZoneInfo(self.settings.branch_timezone))
         operations = OperationService(
             self.settings,
             self.sessions,

@@ -7,6 +7,7 @@ from aiohttp import web
 from server.appkeys import CALLS, COMPONENTS
 from server.auth.principal import Role
 from server.calls.service import CallRequest
+from server.errors import Conflict
 
 from .auth import require
 from .body import read_json
@@ -22,6 +23,12 @@ from .schemas import (
 )
 
 C, S, V = Role.CUSTOMER.value, Role.SPECIALIST.value, Role.SUPERVISOR.value
+
+
+def _offer_expired() -> Conflict:
+    # An unknown call is an offer that is not live: the same answer as for a real
+    # call, so nothing leaks about which ids exist.
+    return Conflict("this offer has expired or was withdrawn", code="offer_expired")
 
 
 @registry.route(
@@ -104,6 +111,7 @@ async def put_presence(request: web.Request) -> web.Response:
     response=CallResponse,
     errors=(401, 403, 409, 422),
     tag="desk",
+    invalid_id=_offer_expired,
 )
 async def accept(request: web.Request) -> web.Response:
     principal = require(request, Role.SPECIALIST)
@@ -121,6 +129,7 @@ async def accept(request: web.Request) -> web.Response:
     status=204,
     errors=(401, 403, 409, 422),
     tag="desk",
+    invalid_id=_offer_expired,
 )
 async def decline(request: web.Request) -> web.Response:
     principal = require(request, Role.SPECIALIST)
