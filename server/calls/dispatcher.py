@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import time
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 import structlog
 
@@ -190,7 +191,7 @@ class Dispatcher:
         by_customer = {e.call_id: e for e in estimates.values()}
         async with service.sessions() as session:
             snapshot_calls = await repo.waiting_calls_of(session, customers)
-        sent = 0
+        outgoing: dict[str, tuple[str, dict[str, Any]]] = {}
         live: set[str] = set()
         for customer_id, call_id in snapshot_calls.items():
             estimate = by_customer.get(call_id)
@@ -203,10 +204,13 @@ class Dispatcher:
                 or last[0] != estimate.position
                 or now - last[1] >= self.settings.queue_update_interval_s
             ):
-                service.hub.send_local(Role.CUSTOMER, customer_id, queue_update(estimate))
+                outgoing[call_id] = (customer_id, queue_update(estimate))
                 self._sent[call_id] = (estimate.position, now)
-                sent += 1
+        if outgoing:
+            await service.annotate_queue_updates({c: m for c, (_, m) in outgoing.items()})
+        for customer_id, message in outgoing.values():
+            service.hub.send_local(Role.CUSTOMER, customer_id, message)
         for call_id in list(self._sent):
             if call_id not in live:
                 del self._sent[call_id]
-        return sent
+        return len(outgoing)

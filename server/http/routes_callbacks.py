@@ -1,3 +1,216 @@
-"""HTTP endpoints: callbacks."""
+"""HTTP endpoints: callbacks, and the customer's consent to be called.
+
+A waiting customer may choose a callback instead of waiting (when the wait is
+long, the call allowed it, and the customer may be called). The callback rings
+the customer's app when its turn comes; answering it puts a new call at the
+original place in the queue.
+"""
 
 from __future__ import annotations
+
+import re
+from typing import Literal
+
+from aiohttp import web
+from pydantic import BaseModel, Field
+
+from server.appkeys import COMPONENTS
+from server.auth.principal import Role
+from server.callbacks.wiring import CALLBACKS
+from server.errors import NotFound
+
+from .auth import require
+from .body import read_json
+from .registry import registry
+from .respond import json_response
+from .schemas import CallResponse, Request
+
+C, V = Role.CUSTOMER.value, Role.SUPERVISOR.value
+_CUSTOMER_ID = re.compile(r"[A-Za-z0-9_\-]{1,32}")
+
+
+class CallbackAttemptOut(BaseModel):
+    at: str
+    local_time: str = Field(description="the same instant in the configured local zone")
+    outcome: Literal[
+        "rang",
+        "answered",
+        "declined",
+        "no_answer",
+        "skipped_outside_hours",
+        "skipped_no_consent",
+        "skipped_do_not_call",
+        "skipped_daily_limit",
+    ]
+    detail: str | None = None
+
+
+class CallbackResponse(BaseModel):
+    callback_id: str
+    call_id: str = Field(description="the call that was converted (now ended, cancelled)")
+    state: Literal["scheduled", "ringing", "connected", "cancelled", "failed"]
+    priority: Literal["normal", "redirect", "urgent"]
+    original_enqueued_at: str
+    requested_at: str
+    next_attempt_at: str | None = Field(
+        default=None, description="when scheduled: next look; when ringing: end of the ring"
+    )
+    ring_count: int
+    completed_at: str | None = None
+    outcome: str | None = None
+    new_call_id: str | None = Field(default=None, description="the call created on answer")
+    hours: str = Field(description="local hours in which callbacks ring, HH:MM-HH:MM")
+    timezone: str
+    attempts: list[CallbackAttemptOut]
+    customer_id: str | None = Field(default=None, description="supervisors only")
+
+
+class ConsentRequest(Request):
+    consent: bool = Field(strict=True)
+
+
+class DoNotCallRequest(Request):
+    do_not_call: bool = Field(strict=True)
+    reason: str = Field(min_length=1, max_length=500)
+
+
+class ContactResponse(BaseModel):
+    customer_id: str
+    contact_consent: bool
+    do_not_call: bool
+    cancelled_callbacks: list[str] = Field(description="open callbacks this change ended")
+
+
+@registry.route(
+    "POST",
+    "/api/v1/calls/{call_id}/callback",
+    "Be called back instead of waiting; the call leaves the queue, its place is kept "
+    "(a second request returns the same callback with 200)",
+    roles=(C,),
+    response=CallbackResponse,
+    status=201,
+    errors=(401, 403, 404, 409),
+    tag="callbacks",
+)
+async def request_callback(request: web.Request) -> web.Response:
+    principal = require(request, Role.CUSTOMER)
+    view, created = await request.app[CALLBACKS].request(principal, request.match_info["call_id"])
+    return json_response(view, status=201 if created else 200)
+
+
+@registry.route(
+    "GET",
+    "/api/v1/callbacks/{callback_id}",
+    "A callback with every attempt (its customer, supervisors)",
+    roles=(C, V),
+    response=CallbackResponse,
+    errors=(401, 403, 404),
+    tag="callbacks",
+)
+async def get_callback(request: web.Request) -> web.Response:
+    principal = require(request, Role.CUSTOMER, Role.SUPERVISOR)
+    view = await request.app[CALLBACKS].get(principal, request.match_info["callback_id"])
+    return json_response(view)
+
+
+@registry.route(
+    "GET",
+    "/api/v1/me/callbacks",
+    "The customer's latest callbacks, newest first",
+    roles=(C,),
+    response=CallbackResponse,
+    errors=(401, 403),
+    tag="callbacks",
+)
+async def my_callbacks(request: web.Request) -> web.Response:
+    principal = require(request, Role.CUSTOMER)
+    return json_response(await request.app[CALLBACKS].list_own(principal))
+
+
+@registry.route(
+    "DELETE",
+    "/api/v1/callbacks/{callback_id}",
+    "Cancel a callback that has not connected yet",
+    roles=(C,),
+    status=204,
+    errors=(401, 403, 404, 409),
+    tag="callbacks",
+)
+async def cancel_callback(request: web.Request) -> web.Response:
+    principal = require(request, Role.CUSTOMER)
+    await request.app[CALLBACKS].cancel(principal, request.match_info["callback_id"])
+    return web.Response(status=204)
+
+
+@registry.route(
+    "POST",
+    "/api/v1/callbacks/{callback_id}/answer",
+    "Answer a ringing callback: a new call is queued at the original place "
+    "(answering again returns the same call with 200)",
+    roles=(C,),
+    response=CallResponse,
+    status=201,
+    errors=(401, 403, 404, 409),
+    tag="callbacks",
+)
+async def answer_callback(request: web.Request) -> web.Response:
+    principal = require(request, Role.CUSTOMER)
+    view, created = await request.app[CALLBACKS].answer(
+        principal, request.match_info["callback_id"]
+    )
+    view["ice_servers"] = request.app[COMPONENTS].ice_servers(view["call_id"])
+    return json_response(view, status=201 if created else 200)
+
+
+@registry.route(
+    "POST",
+    "/api/v1/callbacks/{callback_id}/decline",
+    "Decline a ringing callback for now; it rings again later, within the daily limit",
+    roles=(C,),
+    response=CallbackResponse,
+    errors=(401, 403, 404, 409),
+    tag="callbacks",
+)
+async def decline_callback(request: web.Request) -> web.Response:
+    principal = require(request, Role.CUSTOMER)
+    view = await request.app[CALLBACKS].decline(principal, request.match_info["callback_id"])
+    return json_response(view)
+
+
+@registry.route(
+    "PUT",
+    "/api/v1/me/contact",
+    "Give or withdraw consent to be called; withdrawing ends every open callback",
+    roles=(C,),
+    body=ConsentRequest,
+    response=ContactResponse,
+    errors=(401, 403, 404, 422),
+    tag="callbacks",
+)
+async def put_contact(request: web.Request) -> web.Response:
+    principal = require(request, Role.CUSTOMER)
+    body = await read_json(request, ConsentRequest)
+    return json_response(await request.app[CALLBACKS].set_consent(principal, body.consent))
+
+
+@registry.route(
+    "PUT",
+    "/api/v1/customers/{customer_id}/do-not-call",
+    "Put a customer on (or take them off) the do-not-call list; putting them on it "
+    "ends every open callback",
+    roles=(V,),
+    body=DoNotCallRequest,
+    response=ContactResponse,
+    errors=(401, 403, 404, 422),
+    tag="callbacks",
+)
+async def put_do_not_call(request: web.Request) -> web.Response:
+    principal = require(request, Role.SUPERVISOR)
+    customer_id = request.match_info["customer_id"]
+    body = await read_json(request, DoNotCallRequest)
+    if not _CUSTOMER_ID.fullmatch(customer_id):
+        raise NotFound("this customer is not known to the branch", code="customer_not_found")
+    view = await request.app[CALLBACKS].set_do_not_call(
+        principal, customer_id, body.do_not_call, body.reason
+    )
+    return json_response(view)
