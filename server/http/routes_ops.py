@@ -136,9 +136,6 @@ async def stats(request: web.Request) -> web.Response:
     )
 
 
-# The operations endpoints go through the registry like every other route, so
-# that /api/v1/openapi.json documents them too (they are part of the contract).
-@registry.route("GET", "/healthz", "Liveness: the process serves requests", tag="ops")
 @registry.route(
     "GET",
     "/api/v1/audit/verify",
@@ -155,6 +152,9 @@ async def audit_verify(request: web.Request) -> web.Response:
     return json_response(result.as_dict())
 
 
+# The operations endpoints go through the registry like every other route, so
+# that /api/v1/openapi.json documents them too (they are part of the contract).
+@registry.route("GET", "/healthz", "Liveness: the process serves requests", tag="ops")
 async def healthz(_request: web.Request) -> web.Response:
     return json_response({"status": "ok"})
 

@@ -105,7 +105,10 @@ class OperationService:
             return operation_view(op, principal.role)
 
     async def _visible(self, session: AsyncSession, principal: Principal, op_id: str) -> Operation:
-        op = await session.get(Operation, op_id) if len(op_id) <= 64 else None
+        # Ids come from URL paths; one with a NUL cannot exist, and PostgreSQL
+        # rejects NUL in a query parameter with an error rather than "no row".
+        plausible = len(op_id) <= 64 and "\x00" not in op_id
+        op = await session.get(Operation, op_id) if plausible else None
         if op is None:
             raise NotFound(f"no operation {op_id!r} for you", code="operation_not_found")
         if principal.role is Role.SUPERVISOR:
@@ -147,6 +150,7 @@ class OperationService:
                 )
             op = await self._create(session, call, principal, kind, params, statement, origin, now)
             await session.commit()
+            await session.refresh(op)
         await self._announce(op, now)
         return operation_view(op, Role.SPECIALIST)
 

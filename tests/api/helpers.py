@@ -1,0 +1,195 @@
+"""Helpers shared by the API test modules, on top of :mod:`tests.api.harness`.
+
+- :func:`assert_problem`: a reply is an RFC 9457 problem with the given status and code.
+- :func:`expect_silence`: nothing of a kind arrives on a socket for a while.
+- :func:`seeded_database`: one seeded database of a chosen kind, for modules that
+  override the ``database_url`` fixture to run on SQLite only (the database does
+  not change what they test) and opt single tests into PostgreSQL.
+- :class:`ServerThread` and :func:`http`: a server on a loopback port driven by a
+  thread of its own, and a blocking client for it, so property-based tests
+  (hypothesis runs synchronous test functions) can share one server for many
+  examples instead of starting one per example.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+
+from tests.api.harness import Reply, Socket, clone_sqlite, running_server
+from tests.conftest import _admin, _run_async
+
+PROBLEM_TYPE = "application/problem+json"
+
+
+def assert_problem(
+    reply: Reply, status: int, code: str | None = None, what: object = None
+) -> dict[str, Any]:
+    """``reply`` is a problem+json document with ``status`` (and ``code``); returns it.
+
+    ``what`` says which request this was, for the failure message.
+    """
+    assert reply.status == status, (what, reply)
+    assert reply.headers.get("Content-Type", "").startswith(PROBLEM_TYPE), (what, reply)
+    body = reply.body
+    assert isinstance(body, dict), (what, reply)
+    assert body["status"] == status, (what, reply)
+    assert isinstance(body["title"], str) and body["title"], (what, reply)
+    assert isinstance(body["detail"], str) and body["detail"], (what, reply)
+    assert body["type"].endswith("/" + body["code"]), (what, reply)
+    if code is not None:
+        assert body["code"] == code, (what, reply)
+    return body
+
+
+async def expect_silence(
+    socket: Socket, kind: str, seconds: float, **match: Any
+) -> list[dict[str, Any]]:
+    """Read ``socket`` for ``seconds``; fail if a ``kind`` message (matching) arrives.
+
+    Returns what did arrive. Used for "no offer is made": the dispatcher runs every
+    few tens of milliseconds in tests, so a second is dozens of chances to misbehave.
+    """
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + seconds
+    seen: list[dict[str, Any]] = []
+    while (remaining := deadline - loop.time()) > 0:
+        try:
+            message = await socket.next(timeout=remaining)
+        except TimeoutError:
+            break
+        seen.append(message)
+        if message.get("type") == kind and all(message.get(k) == v for k, v in match.items()):
+            raise AssertionError(f"unexpected {kind}: {message}")
+    return seen
+
+
+async def ping_pong(socket: Socket) -> None:
+    """The socket is open and served: a ping is answered with a pong."""
+    await socket.send({"type": "ping"})
+    await socket.expect("pong", timeout=5)
+
+
+async def closed_with(socket: Socket, within: float = 5.0) -> int | None:
+    """Wait (up to ``within`` seconds) for the server to close ``socket``; the close code."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within
+    while (remaining := deadline - loop.time()) > 0:
+        msg = await socket.ws.receive(timeout=remaining)
+        if msg.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED):
+            return socket.ws.close_code
+        if msg.type is aiohttp.WSMsgType.ERROR:
+            return socket.ws.close_code
+    raise TimeoutError(f"socket still open after {within}s")
+
+
+# --------------------------------------------------------------------------- databases
+
+_counter = iter(range(1_000_000))
+
+
+@contextmanager
+def seeded_database(request: pytest.FixtureRequest, kind: str, tmp_path: Path) -> Iterator[str]:
+    """A freshly seeded database of ``kind`` (``sqlite`` or ``postgres``), cloned from
+    the session's template; a PostgreSQL clone is dropped afterwards."""
+    if kind == "sqlite":
+        template: Path = request.getfixturevalue("sqlite_template")
+        yield clone_sqlite(template, tmp_path / f"cb-{next(_counter)}.db")
+        return
+    from sqlalchemy.engine import make_url
+
+    postgres_url: str = request.getfixturevalue("postgres_url")
+    pg_template: str = request.getfixturevalue("postgres_template")
+    name = f"cb_helper_{next(_counter)}_{tmp_path.name[-20:].lower()}".replace("-", "_")
+    _run_async(_admin(postgres_url, f'CREATE DATABASE "{name}" TEMPLATE "{pg_template}"'))
+    try:
+        yield make_url(postgres_url).set(database=name).render_as_string(hide_password=False)
+    finally:
+        _run_async(_admin(postgres_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+BOTH_DATABASES = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+
+
+# --------------------------------------------------------------------------- threaded server
+
+
+class ServerThread:
+    """A Cloud Branch server running on an event loop in a thread of its own.
+
+    Use as a context manager; ``base_url`` is set once it listens. Stopping sets an
+    event on the server's loop, so the harness shuts the app down in order.
+    """
+
+    def __init__(self, **settings: Any) -> None:
+        self.settings = settings
+        self.base_url = ""
+        self._ready = threading.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stop: asyncio.Event | None = None
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="api-server", daemon=True)
+
+    def __enter__(self) -> ServerThread:
+        self._thread.start()
+        if not self._ready.wait(timeout=60):
+            raise TimeoutError("server thread did not start within 60 s")
+        if self._error is not None:
+            raise RuntimeError("server thread failed to start") from self._error
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        if self._loop is not None and self._stop is not None:
+            self._loop.call_soon_threadsafe(self._stop.set)
+        self._thread.join(timeout=30)
+        assert not self._thread.is_alive(), "server thread did not stop"
+
+    def _run(self) -> None:
+        try:
+            asyncio.run(self._serve())
+        except BaseException as exc:  # reported to the starting thread
+            self._error = exc
+            self._ready.set()
+
+    async def _serve(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._stop = asyncio.Event()
+        async with running_server(**self.settings) as handle:
+            self.base_url = handle.base_url
+            self._ready.set()
+            await self._stop.wait()
+
+
+def http(
+    base_url: str,
+    method: str,
+    path: str,
+    body: bytes | None = None,
+    headers: dict[str, str] | None = None,
+    timeout: float = 20.0,
+) -> Reply:
+    """A blocking request; any status comes back as a :class:`Reply` (never raises on 4xx/5xx)."""
+    request = urllib.request.Request(
+        base_url + path, data=body, method=method, headers=headers or {}
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            status, raw, reply_headers = response.status, response.read(), response.headers
+    except urllib.error.HTTPError as exc:
+        status, raw, reply_headers = exc.code, exc.read(), exc.headers
+    text = raw.decode("utf-8", errors="replace")
+    try:
+        parsed: Any = json.loads(text) if text else None
+    except json.JSONDecodeError:
+        parsed = text
+    return Reply(status, parsed, dict(reply_headers.items()))
