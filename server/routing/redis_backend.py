@@ -20,14 +20,17 @@ Times are always the caller's ``now``; Redis's clock is never read. Timestamps
 travel as ``repr(float)`` strings and are stored verbatim, so they come back as
 the exact floats that went in.
 
-:meth:`~RedisQueueBackend.snapshot` is one script, so it is consistent, but it
-blocks Redis for time proportional to the number of waiting calls (about 10 ms
-for 10,000): it is for supervisors and estimates, not for every request.
+:meth:`~RedisQueueBackend.snapshot` is one script, so it is consistent. It reads
+in bulk, but it still blocks Redis for time proportional to the number of waiting
+calls and specialists, and the client then builds every view: see
+``bench/routing.py`` for figures. It suits supervisors and periodic estimates
+better than a per-request path.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import secrets
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
@@ -54,8 +57,9 @@ if TYPE_CHECKING:
     from redis.asyncio import Redis
 
 _OFFER_FIELDS = 6
-_CALL_FIELDS = 7
 _SPEC_FIELDS = 8
+# Members of the rank zsets are "<16-digit arrival number>:<call id>".
+_MEMBER_ID_AT = 17
 
 
 def _num(value: float) -> str:
@@ -67,6 +71,11 @@ def _text(value: Any) -> str:
     if isinstance(value, bytes):
         return value.decode()
     return str(value)
+
+
+def _list(value: Any) -> list[Any]:
+    """A JSON array from a script (whose JSON encoder writes an empty one as {})."""
+    return list(value) if isinstance(value, list) else []
 
 
 def _offer(fields: Sequence[Any]) -> Offer:
@@ -163,6 +172,20 @@ class RedisQueueBackend:
         if self._owns_client:
             await self._client.aclose()
 
+    async def ping(self) -> None:
+        """One no-op script round trip: a readiness probe, and the floor that the
+        routing scripts' latency is measured against."""
+        await self._scripts.run("noop")
+
+    async def clear(self) -> int:
+        """Delete every key under this backend's prefix (before rebuilding the live
+        state from SQL, or after a test); returns how many there were."""
+        pattern = re.sub(r"([*?\[\]\\])", r"\\\1", self.prefix) + "*"
+        keys = [key async for key in self._client.scan_iter(match=pattern, count=1000)]
+        for start in range(0, len(keys), 1000):
+            await self._client.unlink(*keys[start : start + 1000])
+        return len(keys)
+
     # -- calls ---------------------------------------------------------------
     async def enqueue(self, call: QueuedCall, now: float) -> int:
         position = await self._scripts.run(
@@ -175,6 +198,9 @@ class RedisQueueBackend:
             _num(call.rank_key(self.policy)),
             _num(call.dialect_deadline(self.policy)),
             _num(now),
+            json.dumps(
+                [call.customer_id, call.dialect, call.priority.value, _num(call.enqueued_at)]
+            ),
         )
         return int(position)
 
@@ -281,25 +307,31 @@ class RedisQueueBackend:
         return self._state_reply(specialist_id, reply)
 
     async def snapshot(self, now: float) -> QueueSnapshot:
-        calls, specs = await self._scripts.run_list("snapshot", _num(now))
+        document = json.loads(_text(await self._scripts.run("snapshot", _num(now))))
+        info, offered, specs = (_list(document[k]) for k in ("info", "offered", "specs"))
+        # One parse for all the per-call documents, not one each.
+        details = dict(zip(info[::2], json.loads(f"[{','.join(info[1::2])}]"), strict=True))
+        offered_ids = set(offered[::2])
+        dialect_step = set(_list(document["dialect_step"]))
         waiting = []
-        for index in range(len(calls) // _CALL_FIELDS):
-            fields = [_text(f) for f in calls[index * _CALL_FIELDS : (index + 1) * _CALL_FIELDS]]
-            call_id, customer_id, dialect, priority, enqueued_at, step, offer = fields
+        for index, member in enumerate(_list(document["order"])):
+            call_id = member[_MEMBER_ID_AT:]
+            customer_id, dialect, priority, enqueued_at = details[call_id]
             call = QueuedCall(
                 call_id=call_id,
                 customer_id=customer_id,
-                dialect=dialect or None,
+                dialect=dialect,
                 priority=PriorityClass(priority),
                 enqueued_at=float(enqueued_at),
             )
+            step = LadderStep.DIALECT if call_id in dialect_step else LadderStep.ANY
             waiting.append(
                 WaitingCallView(
-                    call=call, position=index + 1, step=LadderStep(step), offered=bool(offer)
+                    call=call, position=index + 1, step=step, offered=call_id in offered_ids
                 )
             )
         specialists = tuple(
-            _view(_text(specs[i]), specs[i + 1 : i + _SPEC_FIELDS])
+            _view(specs[i], specs[i + 1 : i + _SPEC_FIELDS])
             for i in range(0, len(specs), _SPEC_FIELDS)
         )
         return QueueSnapshot(taken_at=now, waiting=tuple(waiting), specialists=specialists)

@@ -28,6 +28,9 @@
 --   P.."offerseq"         INCR: unique part of offer ids
 --   P.."call:"..id        hash: customer dialect priority enqueued_at rank deadline
 --                         member step offer
+--   P.."callinfo"         hash: call id -> JSON [customer, dialect, priority, enqueued_at]
+--                         of every waiting call (read whole by snapshot)
+--   P.."offered"          hash: call id -> offer id, for every offered waiting call
 --   P.."spec:"..id        hash: desired connected idle_since misses offer call wrap
 --                         idle fluent(JSON array) profile(JSON)
 --   P.."offer:"..id       hash: call spec step created expires
@@ -44,6 +47,8 @@ local K_SPECS = P .. 'specs'
 local K_REGSEQ = P .. 'regseq'
 local K_OFFERS = P .. 'offers'
 local K_OFFERSEQ = P .. 'offerseq'
+local K_CALLINFO = P .. 'callinfo'
+local K_OFFERED = P .. 'offered'
 
 local function dq_key(d) return P .. 'q:d:' .. d end
 local function promo_key(d) return P .. 'promo:' .. d end
@@ -176,8 +181,9 @@ local function promote_ids(d, ids)
 end
 
 -- Every dialect-step call whose deadline is at or before `now` moves on.
-local function promote_due(now)
-  for _, d in ipairs(redis.call('SMEMBERS', K_DIALECTS)) do
+-- `dialects` (optional) is the caller's copy of the dialects set.
+local function promote_due(now, dialects)
+  for _, d in ipairs(dialects or redis.call('SMEMBERS', K_DIALECTS)) do
     promote_ids(d, redis.call('ZRANGEBYSCORE', promo_key(d), '-inf', now))
   end
 end
@@ -193,6 +199,8 @@ local function forget_call(c)
   if c.offer == '' then unqueue_unoffered(c) end
   if c.step == 'dialect' then redis.call('ZREM', promo_key(c.dialect), c.id) end
   redis.call('DEL', call_key(c.id))
+  redis.call('HDEL', K_CALLINFO, c.id)
+  redis.call('HDEL', K_OFFERED, c.id)
 end
 
 -- -- offers -------------------------------------------------------------------------
@@ -214,6 +222,7 @@ local function withdraw_offer(s)
   if c then
     c.offer = ''
     redis.call('HSET', call_key(c.id), 'offer', '')
+    redis.call('HDEL', K_OFFERED, c.id)
     queue_unoffered(c)
   end
   return o

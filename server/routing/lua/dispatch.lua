@@ -8,8 +8,8 @@
 -- Reply: flat list of offers made, six fields each
 --        (offer id, call id, specialist id, step, created, expires).
 local now, expires, token, limit = ARGV[2], ARGV[3], ARGV[4], tonumber(ARGV[5])
-promote_due(now)
 local dialects = redis.call('SMEMBERS', K_DIALECTS)
+promote_due(now, dialects)
 local out = {}
 local made = 0
 
@@ -28,16 +28,18 @@ end
 
 while made < limit do
   local best, best_pool = nil, nil
+  -- Pools first: usually few specialists are idle, so most queues are skipped
+  -- without reading their heads.
   for _, d in ipairs(dialects) do
     local pool = idle_key(d)
-    local h = head(dq_key(d))
-    if h and better(h, best) and redis.call('ZCARD', pool) > 0 then
-      best, best_pool = h, pool
+    if redis.call('ZCARD', pool) > 0 then
+      local h = head(dq_key(d))
+      if h and better(h, best) then best, best_pool = h, pool end
     end
   end
-  local h = head(K_ANYQ)
-  if h and better(h, best) and redis.call('ZCARD', K_IDLE) > 0 then
-    best, best_pool = h, K_IDLE
+  if redis.call('ZCARD', K_IDLE) > 0 then
+    local h = head(K_ANYQ)
+    if h and better(h, best) then best, best_pool = h, K_IDLE end
   end
   if not best then break end
 
@@ -49,7 +51,8 @@ while made < limit do
   redis.call('ZADD', K_OFFERS, expires, offer_id)
   unqueue_unoffered(c)
   redis.call('HSET', call_key(c.id), 'offer', offer_id)
-  -- none
+  redis.call('HSET', K_OFFERED, c.id, offer_id)
+  remove_idle(s)
   redis.call('HSET', spec_key(s.id), 'offer', offer_id)
   for _, field in ipairs({ offer_id, c.id, s.id, c.step, now, expires }) do
     out[#out + 1] = field

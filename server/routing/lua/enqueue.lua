@@ -1,6 +1,7 @@
 -- Add a waiting call (idempotent by call id); reply with its 1-based position.
 -- ARGV: [1] prefix, [2] call id, [3] customer id, [4] dialect ("" = none),
---       [5] priority, [6] enqueued_at, [7] rank key, [8] dialect deadline, [9] now
+--       [5] priority, [6] enqueued_at, [7] rank key, [8] dialect deadline, [9] now,
+--       [10] JSON [customer id, dialect or null, priority, enqueued_at] for snapshots
 local id, dialect, deadline, now = ARGV[2], ARGV[4], ARGV[8], ARGV[9]
 local key = call_key(id)
 local member = redis.call('HGET', key, 'member')
@@ -17,6 +18,7 @@ if not member then
     'enqueued_at', ARGV[6], 'rank', ARGV[7], 'deadline', deadline, 'member', member,
     'step', step, 'offer', '')
   redis.call('ZADD', K_ORDER, ARGV[7], member)
+  redis.call('HSET', K_CALLINFO, id, ARGV[10])
   queue_unoffered({ id = id, dialect = dialect, rank = ARGV[7], deadline = deadline,
     member = member, step = step })
 end

@@ -1,19 +1,20 @@
 -- Everything waiting (in queue order) and everyone registered (in registration
 -- order), at one instant. Promotes due dialect-step calls first, as dispatch would.
+-- Reads in bulk (a handful of commands plus one per specialist, not one per call)
+-- and answers with one JSON document, which is far cheaper for the client to
+-- parse than a reply of tens of thousands of elements.
 -- ARGV: [1] prefix, [2] now
--- Reply: {calls, specialists}:
---   calls: flat, seven fields per call: id, customer, dialect, priority,
---          enqueued_at, step, offer id ("" if none)
---   specialists: flat, eight fields each: id, desired, connected, offer, call,
---                wrap, misses, fluent (JSON array)
-promote_due(ARGV[2])
-local calls = {}
-for _, member in ipairs(redis.call('ZRANGE', K_ORDER, 0, -1)) do
-  local id = member_call_id(member)
-  local v = redis.call('HMGET', call_key(id), 'customer', 'dialect', 'priority',
-    'enqueued_at', 'step', 'offer')
-  calls[#calls + 1] = id
-  for i = 1, 6 do calls[#calls + 1] = v[i] end
+-- Reply: JSON {"order": [member...], "info": [call id, info JSON, ...],
+--              "dialect_step": [call id...], "offered": [call id, offer id, ...],
+--              "specs": [id, desired, connected, offer, call, wrap, misses, fluent, ...]}
+-- (cjson writes an empty array as {}.)
+local dialects = redis.call('SMEMBERS', K_DIALECTS)
+promote_due(ARGV[2], dialects)
+local dialect_step = {}
+for _, d in ipairs(dialects) do
+  for _, id in ipairs(redis.call('ZRANGE', promo_key(d), 0, -1)) do
+    dialect_step[#dialect_step + 1] = id
+  end
 end
 local specs = {}
 for _, id in ipairs(redis.call('ZRANGE', K_SPECS, 0, -1)) do
@@ -22,4 +23,10 @@ for _, id in ipairs(redis.call('ZRANGE', K_SPECS, 0, -1)) do
   specs[#specs + 1] = id
   for i = 1, 7 do specs[#specs + 1] = v[i] end
 end
-return { calls, specs }
+return cjson.encode({
+  order = redis.call('ZRANGE', K_ORDER, 0, -1),
+  info = redis.call('HGETALL', K_CALLINFO),
+  dialect_step = dialect_step,
+  offered = redis.call('HGETALL', K_OFFERED),
+  specs = specs,
+})

@@ -1,0 +1,1 @@
+"""Routing contract suite: both queue backends, one set of tests."""
