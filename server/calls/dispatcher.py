@@ -28,6 +28,10 @@ log = structlog.get_logger(__name__)
 
 _HOUSEKEEPING_EVERY_S = 2.0
 _UPDATES_EVERY_S = 1.0
+# Each push takes a queue snapshot (every waiting call): under a burst of
+# changes, pushes are spaced at least this far apart and the last change still
+# goes out on the next pass.
+_MIN_UPDATE_GAP_S = 0.25
 
 
 class Dispatcher:
@@ -39,6 +43,7 @@ class Dispatcher:
         self._task: asyncio.Task[None] | None = None
         self._last_housekeeping = 0.0
         self._last_updates = 0.0
+        self._updates_pending = False
         # call_id -> (position last sent, when it was sent)
         self._sent: dict[str, tuple[int, float]] = {}
         # Extra housekeeping passes (media grace windows), run with the others.
@@ -84,8 +89,13 @@ class Dispatcher:
         if now - self._last_housekeeping >= _HOUSEKEEPING_EVERY_S:
             self._last_housekeeping = now
             await self._housekeeping(now)
-        if changed or offers or expired or now - self._last_updates >= _UPDATES_EVERY_S:
+        self._updates_pending |= changed or bool(offers) or bool(expired)
+        since_last = now - self._last_updates
+        if (self._updates_pending and since_last >= _MIN_UPDATE_GAP_S) or (
+            since_last >= _UPDATES_EVERY_S
+        ):
             self._last_updates = now
+            self._updates_pending = False
             await self.push_queue_updates(now)
 
     async def _offer_made(self, offer: Offer, now: float) -> None:

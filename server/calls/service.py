@@ -105,6 +105,7 @@ class CallService:
         self.clock = clock
         self.wake = asyncio.Event()
         self._aht: tuple[float, float | None] = (0.0, None)
+        self._estimates: tuple[float, dict[str, WaitEstimate] | None] = (0.0, None)
         self.observers: list[CallObserver] = []
         # Redeems a redirect ticket: (session, customer_id, ticket, now) -> TicketGrant.
         self.ticket_resolver: Any = None
@@ -124,13 +125,25 @@ class CallService:
         self._aht = (now, value)
         return value
 
-    async def estimates(self) -> dict[str, WaitEstimate]:
+    async def estimates(self, max_age_s: float = 0.0) -> dict[str, WaitEstimate]:
+        """Estimates for every waiting call; reuses one at most ``max_age_s`` old,
+        since a snapshot reads the whole queue."""
         now = self.clock()
+        taken_at, cached = self._estimates
+        if cached is not None and now - taken_at <= max_age_s:
+            return cached
         snapshot = await self.backend.snapshot(now)
-        return estimate_waits(snapshot, await self.handle_time())
+        fresh = estimate_waits(snapshot, await self.handle_time())
+        self._estimates = (now, fresh)
+        return fresh
 
     async def estimate_for(self, call_id: str) -> WaitEstimate | None:
-        return (await self.estimates()).get(call_id)
+        """One call's estimate (for a GET or a new call): a recent snapshot will do,
+        unless it predates the call."""
+        estimate = (await self.estimates(max_age_s=0.5)).get(call_id)
+        if estimate is None:
+            estimate = (await self.estimates()).get(call_id)
+        return estimate
 
     async def annotate_queue_updates(self, updates: dict[str, dict[str, Any]]) -> None:
         """Let the hooks add fields to ``queue.update`` messages (keyed by call id).
