@@ -8,11 +8,14 @@ import hashlib
 import hmac
 import json
 import time
+from datetime import datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 
-from tests.api.harness import Api, Party, Socket
+from server.appkeys import OPERATIONS
+from tests.api.harness import Api, Party, RunningServer, Socket
 
 SCAM_TRANSFER = {
     "amount": "50000.00",
@@ -22,6 +25,24 @@ SCAM_TRANSFER = {
     "payee_bank": "CCB",
 }
 STATEMENT = "说是微信百万保障计划，要转到自己的安全账户"
+# To a payee never paid before, for furniture: at 10:00 local time the default
+# ruleset reviews 15,000 and holds 30,000 for this customer (night hours would
+# add points, so the operations clock is pinned to the morning).
+NEW_PAYEE = {
+    "currency": "CNY",
+    "payee_account": "6217000011112222",
+    "payee_name": "王强",
+    "payee_bank": "CCB",
+}
+FURNITURE = "买家具"
+
+
+def pin_morning(server: RunningServer) -> None:
+    """Run the operations service's clock at 10:00 in Shanghai today."""
+    shanghai = ZoneInfo("Asia/Shanghai")
+    morning = datetime.now(shanghai).replace(hour=10, minute=0, second=0, microsecond=0)
+    offset = morning.timestamp() - time.time()
+    server.app[OPERATIONS].clock = lambda: time.time() + offset
 
 
 @pytest.fixture
@@ -30,7 +51,10 @@ def server_settings() -> dict[str, Any]:
 
 
 async def active_call(
-    api: Api, username: str = "chen.li", customer_id: str = "C1001", body: dict[str, Any] | None = None
+    api: Api,
+    username: str = "chen.li",
+    customer_id: str = "C1001",
+    body: dict[str, Any] | None = None,
 ) -> tuple[Party, Socket, Party, Socket, str]:
     """A call answered by ``username``, made active by both parties reporting media."""
     desk, desk_ws = await api.available_specialist(username)
@@ -88,18 +112,23 @@ async def test_operations_need_an_active_call(api: Api) -> None:
     assert connecting.status == 409 and connecting.code == "call_not_active"
 
 
-async def test_review_needs_every_answer_and_the_customer_still_confirms(api: Api) -> None:
+async def test_review_needs_every_answer_and_the_customer_still_confirms(
+    api: Api, server: RunningServer
+) -> None:
+    pin_morning(server)
     desk, desk_ws, customer, customer_ws, call_id = await active_call(api)
     started = await desk.post(
         f"/api/v1/calls/{call_id}/operations",
-        {"kind": "transfer", "params": SCAM_TRANSFER, "customer_statement": STATEMENT},
+        {
+            "kind": "transfer",
+            "params": {**NEW_PAYEE, "amount": "15000.00"},
+            "customer_statement": FURNITURE,
+        },
     )
     assert started.status == 201, started
     op = started.body
-    assert op["risk"]["decision"] in ("review", "hold", "block")
+    assert op["risk"]["decision"] == "review" and op["state"] == "awaiting_review", op["risk"]
     op_id = op["operation_id"]
-    if op["state"] != "awaiting_review":
-        pytest.skip("the default ruleset decided beyond review for this case")  # pragma: no cover
     popup = await desk_ws.expect("risk.popup", operation_id=op_id)
     await customer_ws.expect("risk.warning", operation_id=op_id)
     questions = [q for r in popup["reasons"] for q in r["questions"]]
@@ -128,21 +157,23 @@ async def test_review_needs_every_answer_and_the_customer_still_confirms(api: Ap
     assert refused.body["result"] is None
 
 
-async def test_hold_is_released_only_by_a_specialist_with_a_note(api: Api) -> None:
+async def test_hold_is_released_only_by_a_specialist_with_a_note(
+    api: Api, server: RunningServer
+) -> None:
+    pin_morning(server)
     desk, _, customer, customer_ws, call_id = await active_call(api)
     started = await desk.post(
         f"/api/v1/calls/{call_id}/operations",
-        {"kind": "transfer", "params": SCAM_TRANSFER, "customer_statement": STATEMENT},
+        {
+            "kind": "transfer",
+            "params": {**NEW_PAYEE, "amount": "30000.00"},
+            "customer_statement": FURNITURE,
+        },
     )
+    assert started.status == 201, started
+    assert started.body["state"] == "held", started.body["risk"]
+    assert started.body["hold_until"]
     op_id = started.body["operation_id"]
-    if started.body["state"] == "awaiting_review":
-        held = await desk.post(
-            f"/api/v1/operations/{op_id}/review", {"action": "hold", "note": "cooling off"}
-        )
-        assert held.status == 200 and held.body["state"] == "held"
-        assert held.body["hold_until"]
-    elif started.body["state"] != "held":
-        pytest.skip("decided beyond hold")  # pragma: no cover
     warning = await customer_ws.expect("risk.warning", operation_id=op_id)
     assert "24" in warning["text"]["zh"]
 
@@ -187,6 +218,28 @@ async def test_bad_operation_input_is_a_4xx(api: Api) -> None:
         assert 400 <= reply.status < 500, (path, reply)
 
 
+async def test_a_specialist_can_also_hold_from_a_review(api: Api, server: RunningServer) -> None:
+    pin_morning(server)
+    desk, _, _, customer_ws, call_id = await active_call(api)
+    started = await desk.post(
+        f"/api/v1/calls/{call_id}/operations",
+        {
+            "kind": "transfer",
+            "params": {**NEW_PAYEE, "amount": "15000.00"},
+            "customer_statement": FURNITURE,
+        },
+    )
+    op_id = started.body["operation_id"]
+    held = await desk.post(
+        f"/api/v1/operations/{op_id}/review", {"action": "hold", "note": "wants to ask her son"}
+    )
+    assert held.status == 200 and held.body["state"] == "held" and held.body["hold_until"]
+    # The customer hears why it is paused: the review's warning, then the hold's.
+    await customer_ws.expect("risk.warning", operation_id=op_id)
+    second = await customer_ws.expect("risk.warning", operation_id=op_id)
+    assert "24" in second["text"]["zh"]
+
+
 async def test_redirected_transfer_becomes_a_pending_operation_when_active(api: Api) -> None:
     body = json.dumps(
         {
@@ -209,7 +262,7 @@ async def test_redirected_transfer_becomes_a_pending_operation_when_active(api: 
         data=body,
     )
     assert reply.status == 201, reply
-    desk, desk_ws, _, _, call_id = await active_call(api, body={"ticket": reply.body["ticket"]})
+    _desk, desk_ws, _, _, call_id = await active_call(api, body={"ticket": reply.body["ticket"]})
     # It may have arrived while the call was being made active: the harness keeps
     # every message it read.
     seen = [m for m in desk_ws.received if m.get("type") == "operation.updated"]
