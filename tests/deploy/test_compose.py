@@ -33,9 +33,10 @@ def test_compose_runs_two_nodes_with_redis_and_postgres() -> None:
         env = _environment(services[node])
         assert env["CLOUDBRANCH_REDIS_URL"].startswith("redis://redis:")
         assert env["CLOUDBRANCH_DATABASE_URL"].startswith("postgresql+asyncpg://")
-    assert _environment(services["node1"])["CLOUDBRANCH_NODE_ID"] != _environment(
-        services["node2"]
-    )["CLOUDBRANCH_NODE_ID"]
+    assert (
+        _environment(services["node1"])["CLOUDBRANCH_NODE_ID"]
+        != _environment(services["node2"])["CLOUDBRANCH_NODE_ID"]
+    )
 
 
 def test_every_setting_compose_passes_is_read_by_the_application() -> None:

@@ -327,7 +327,7 @@ class MediaPeer:
     async def wait_for_frames(
         self,
         n: int,
-        timeout: float,  # noqa: ASYNC109
+        timeout: float,
         kind: FrameKind = "video",
     ) -> ConnectionStats:
         """Wait until the current peer connection has decoded ``n`` frames of ``kind``.
@@ -354,7 +354,7 @@ class MediaPeer:
                 f"(connection state {self.connection_state})"
             ) from None
 
-    async def wait_connected(self, timeout: float) -> ConnectionStats:  # noqa: ASYNC109
+    async def wait_connected(self, timeout: float) -> ConnectionStats:
         """Wait until the current peer connection is connected."""
         async with asyncio.timeout(timeout):
             while True:
