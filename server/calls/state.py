@@ -44,7 +44,10 @@ IN_CONVERSATION = frozenset({CallState.CONNECTING, CallState.ACTIVE})
 OPEN = frozenset(CallState) - {CallState.ENDED}
 
 TRANSITIONS: dict[CallAction, tuple[frozenset[CallState], CallState]] = {
-    CallAction.OFFER: (frozenset({CallState.QUEUED}), CallState.OFFERED),
+    # The queue backend decides offers atomically; SQL only records them. A new
+    # offer may be recorded before the previous offer's withdrawal (a decline on
+    # another node) has been, so "offered" again is accepted.
+    CallAction.OFFER: (WAITING, CallState.OFFERED),
     CallAction.WITHDRAW_OFFER: (frozenset({CallState.OFFERED}), CallState.QUEUED),
     CallAction.ACCEPT: (WAITING, CallState.CONNECTING),
     CallAction.MEDIA_CONNECTED: (frozenset({CallState.CONNECTING}), CallState.ACTIVE),

@@ -29,6 +29,7 @@ Q, OF, C, A, W, E = (
 # The whole machine, written out by hand: (action, from) -> to.
 LEGAL = {
     (CallAction.OFFER, Q): OF,
+    (CallAction.OFFER, OF): OF,  # a new offer recorded before the last withdrawal was
     (CallAction.WITHDRAW_OFFER, OF): Q,
     (CallAction.ACCEPT, Q): C,
     (CallAction.ACCEPT, OF): C,
