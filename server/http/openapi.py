@@ -78,5 +78,12 @@ async def openapi(_request: web.Request) -> web.Response:
     return json_response(openapi_document())
 
 
+async def ws_schema(_request: web.Request) -> web.Response:
+    from server.hub.protocol import ws_schema as build
+
+    return json_response(build())
+
+
 def install_openapi(app: web.Application) -> None:
     app.router.add_get("/api/v1/openapi.json", openapi)
+    app.router.add_get("/api/v1/schemas/ws.json", ws_schema)

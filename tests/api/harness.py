@@ -20,6 +20,7 @@ import aiohttp
 from aiohttp import web
 
 from server.app import create_app
+from server.hub.protocol import server_messages
 from server.settings import Settings
 
 TEST_SETTINGS: dict[str, Any] = {
@@ -145,6 +146,8 @@ class Socket:
         if msg.type is not aiohttp.WSMsgType.TEXT:
             raise ConnectionError(f"socket closed: {msg.type} {self.ws.close_code}")
         data: dict[str, Any] = json.loads(msg.data)
+        # Every message must match the published protocol (GET /api/v1/schemas/ws.json).
+        server_messages.validate_python(data)
         self.received.append(data)
         return data
 

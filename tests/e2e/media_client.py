@@ -14,6 +14,7 @@ from typing import Any
 
 import aiohttp
 
+from server.hub.protocol import server_messages
 from tests.api.harness import Party
 from tests.media.peer import MediaPeer
 
@@ -57,6 +58,10 @@ class MediaClient:
             if msg.type is not aiohttp.WSMsgType.TEXT:
                 continue
             data = json.loads(msg.data)
+            try:
+                server_messages.validate_python(data)  # the published protocol
+            except ValueError as exc:
+                self.failures.append(exc)
             self.seen.append(data)
             kind = data.get("type")
             if kind == "media.restart" and peer.call_id is None:
@@ -114,3 +119,5 @@ class MediaClient:
 
     async def close(self) -> None:
         await self.drop()
+        protocol = [f for f in self.failures if not isinstance(f, AssertionError)]
+        assert not any("validation error" in str(f) for f in protocol), protocol
