@@ -57,6 +57,8 @@ class Settings(BaseSettings):
     presence_ttl_s: float = Field(default=45.0, gt=0)
     wrap_up_max_s: float = Field(default=300.0, gt=0)
     max_queue_wait_s: float = Field(default=1800.0, gt=0)
+    # A waiting customer whose app has had no socket this long has hung up.
+    abandon_after_s: float = Field(default=120.0, gt=0)
     dispatch_interval_s: float = Field(default=0.25, gt=0, le=5)
     queue_update_interval_s: float = Field(default=15.0, gt=0, le=60)
     handle_time_window: int = Field(default=50, ge=1)

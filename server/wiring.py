@@ -7,7 +7,9 @@ and Redis, then dispose of the database engine.
 
 from __future__ import annotations
 
+import asyncio
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -40,6 +42,8 @@ from signaling.ice import ice_servers_for_call
 from signaling.messages import CLIENT_MEDIA_MESSAGE_TYPES
 
 log = structlog.get_logger(__name__)
+
+_SHUTDOWN_STEP_S = 10.0
 
 
 @dataclass
@@ -126,12 +130,21 @@ class Components:
         if self.closed:
             return
         self.closed = True
-        await self.dispatcher.stop()
-        await self.hub.close()
-        await self.backend.close()
+        steps: list[tuple[str, Callable[[], Awaitable[None]]]] = [
+            ("dispatcher", self.dispatcher.stop),
+            ("hub", self.hub.close),
+            ("queue backend", self.backend.close),
+        ]
         if self.redis is not None:
-            await self.redis.aclose()
-        await self.engine.dispose()
+            steps.append(("redis", self.redis.aclose))
+        steps.append(("database", self.engine.dispose))
+        for name, step in steps:
+            # A stuck step must not keep the process from exiting: each has a bound.
+            try:
+                async with asyncio.timeout(_SHUTDOWN_STEP_S):
+                    await step()
+            except TimeoutError:
+                log.error("node.shutdown_step_overran", step=name, seconds=_SHUTDOWN_STEP_S)
 
 
 def build(settings: Settings) -> Components:

@@ -171,15 +171,28 @@ class Dispatcher:
             async with service.sessions() as session:
                 await repo.transition(session, withdrawn.call_id, CallAction.WITHDRAW_OFFER)
                 await session.commit()
+        customers = service.hub.local_subjects(Role.CUSTOMER)
+        if customers:
+            async with service.sessions() as session:
+                await repo.mark_customers_seen(session, customers, now)
+                await session.commit()
         async with service.sessions() as session:
             open_calls = await repo.calls_in_states(
                 session, {CallState.QUEUED, CallState.OFFERED, CallState.WRAP_UP}
             )
         wait_cutoff = now - self.settings.max_queue_wait_s
+        gone_cutoff = now - self.settings.abandon_after_s
         wrap_cutoff = now - self.settings.wrap_up_max_s
         for call in open_calls:
-            if CallState(call.state) in WAITING and call.enqueued_at.timestamp() < wait_cutoff:
+            waiting = CallState(call.state) in WAITING
+            if waiting and call.enqueued_at.timestamp() < wait_cutoff:
                 await service.leave_queue(call.call_id, EndReason.TIMEOUT, now)
+            elif (
+                waiting
+                and call.customer_seen_at is not None
+                and call.customer_seen_at.timestamp() < gone_cutoff
+            ):
+                await service.leave_queue(call.call_id, EndReason.ABANDONED, now)
             elif (
                 call.state == CallState.WRAP_UP.value
                 and call.conversation_ended_at is not None

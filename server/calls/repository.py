@@ -163,3 +163,15 @@ async def waiting_calls_of(session: AsyncSession, customer_ids: list[str]) -> di
         )
         found.update({customer: call for customer, call in result.all()})
     return found
+
+
+async def mark_customers_seen(session: AsyncSession, customer_ids: list[str], at: float) -> None:
+    """These customers' apps are connected: refresh their waiting calls' seen time."""
+    waiting = [CallState.QUEUED.value, CallState.OFFERED.value]
+    for start in range(0, len(customer_ids), 500):
+        chunk = customer_ids[start : start + 500]
+        await session.execute(
+            update(Call)
+            .where(Call.customer_id.in_(chunk), Call.state.in_(waiting))
+            .values(customer_seen_at=utc(at))
+        )

@@ -225,6 +225,8 @@ class CallService:
                 created_at=repo.utc(now),
                 enqueued_at=repo.utc(now),
             )
+            if self.hub.is_connected_here(Role.CUSTOMER, customer.customer_id):
+                call.customer_seen_at = repo.utc(now)
             session.add(call)
             try:
                 # The unique index on a customer's open call settles a double tap.
@@ -615,6 +617,8 @@ class CallService:
     async def customer_connected(self, customer_id: str) -> list[dict[str, Any]]:
         """A customer socket came up: tell it where its open call stands."""
         async with self.sessions() as session:
+            await repo.mark_customers_seen(session, [customer_id], self.clock())
+            await session.commit()
             call = await repo.open_call_of(session, customer_id)
             if call is None:
                 return []

@@ -125,6 +125,9 @@ class Call(Base):
     actual_wait_s: Mapped[float | None] = mapped_column(Float)
     # The media session (signaling.session.MediaSession) as JSON, shared by all
     # nodes; media_version makes each change an optimistic compare-and-set.
+    # Refreshed while the customer's app has a socket open; a waiting call whose
+    # app has been gone too long was abandoned (never set: never abandoned).
+    customer_seen_at: Mapped[datetime | None]
     media: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     media_version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 

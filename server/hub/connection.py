@@ -25,6 +25,7 @@ CLOSE_FORBIDDEN = 4403
 CLOSE_SLOW_CONSUMER = 4408
 CLOSE_REPLACED = 4409
 CLOSE_SHUTDOWN = 1001
+_CLOSE_TIMEOUT_S = 5.0
 
 
 class ClientConnection:
@@ -79,7 +80,7 @@ class ClientConnection:
                     await self.ws.close(code=self._close_code, message=self._close_reason.encode())
                     return
                 await self.ws.send_str(text)
-        except (ConnectionError, RuntimeError):
+        except (ConnectionError, RuntimeError, TimeoutError):
             # The peer went away mid-send; the reader sees the close and cleans up.
             return
 

@@ -76,7 +76,13 @@ async def running_server(**overrides: Any) -> AsyncIterator[RunningServer]:
     try:
         yield handle
     finally:
-        await runner.cleanup()
+        cleanup = asyncio.ensure_future(runner.cleanup())
+        done, _ = await asyncio.wait({cleanup}, timeout=20)
+        if not done:
+            # Shutting down must be bounded; if it is not, say exactly what waits.
+            for task in asyncio.all_tasks():
+                task.print_stack(limit=12)
+            await cleanup
 
 
 @dataclass
