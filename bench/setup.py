@@ -143,12 +143,15 @@ async def idle_sockets(api: Api, pid: int, customer_ids: list[str]) -> dict[str,
     rss_before = process.memory_info().rss
 
     received: dict[int, asyncio.Event] = {}
+    settled: dict[int, asyncio.Event] = {}
     sockets: list[aiohttp.ClientWebSocketResponse] = []
     readers: list[asyncio.Task[None]] = []
 
     async def read(index: int, ws: aiohttp.ClientWebSocketResponse) -> None:
         async for msg in ws:
             data = json.loads(msg.data)
+            if data.get("type") == "queue.update":
+                settled[index].set()
             if data.get("type") == "queue.update" and data.get("position") == index:
                 # Position ``index`` (1-based) after the first call left means
                 # it moved up by one: the update this part waits for.
@@ -160,8 +163,13 @@ async def idle_sockets(api: Api, pid: int, customer_ids: list[str]) -> dict[str,
         await ws.send_json({"type": "hello", "token": token})
         sockets.append(ws)
         received[index] = asyncio.Event()
+        settled[index] = asyncio.Event()
         readers.append(asyncio.create_task(read(index, ws)))
-    await asyncio.sleep(3.0)  # let connect-time updates settle
+    # Every socket welcomed and told its place: only then is the queue idle.
+    connect_started = time.perf_counter()
+    await asyncio.wait_for(asyncio.gather(*(e.wait() for e in settled.values())), timeout=120)
+    connect_s = time.perf_counter() - connect_started
+    await asyncio.sleep(1.0)
     rss_after = process.memory_info().rss
 
     first = call_ids[0]
@@ -186,6 +194,7 @@ async def idle_sockets(api: Api, pid: int, customer_ids: list[str]) -> dict[str,
         "rss_after_mib": rss_after / 2**20,
         "kib_per_socket": (rss_after - rss_before) / len(tokens) / 1024,
         "fanout_s": fanout,
+        "connect_s": connect_s,
     }
 
 
@@ -193,13 +202,14 @@ async def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--calls", type=int, default=20)
     parser.add_argument("--sockets", type=int, default=1000)
+    parser.add_argument("--log-dir", default=None, help="keep the server's log here")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         database_url = f"sqlite+aiosqlite:///{tmp}/bench.db"
         await prepare_template(database_url)
         bench_customers = await add_bench_customers(database_url, args.sockets)
         async with (
-            nodes(1, database_url, None, Path(tmp), log_level="WARNING") as (node,),
+            nodes(1, database_url, None, Path(args.log_dir or tmp), log_level="WARNING") as (node,),
             aiohttp.ClientSession() as http,
         ):
             api = Api(node.base_url, http)

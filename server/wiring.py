@@ -121,6 +121,7 @@ class Components:
 
     async def start(self) -> None:
         await self.hub.start()
+        await self.calls.refresh_handle_time()
         rebuilt = await self.calls.rebuild_queue()
         log.info("node.started", node_id=self.settings.node_id, requeued=rebuilt)
         self.dispatcher.start()

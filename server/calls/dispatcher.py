@@ -165,6 +165,7 @@ class Dispatcher:
 
     async def _housekeeping(self, now: float) -> None:
         service = self.service
+        await service.refresh_handle_time()
         for subject in service.hub.local_subjects(Role.SPECIALIST):
             await service.backend.heartbeat(subject, now)
         for withdrawn in await service.backend.reap_stale(now):

@@ -114,15 +114,19 @@ class CallService:
 
     # -- reading -----------------------------------------------------------------
     async def handle_time(self) -> float | None:
-        """Windowed average handle time, cached for a few seconds."""
-        now = self.clock()
-        fetched_at, value = self._aht
-        if now - fetched_at < 5.0:
-            return value
+        """Windowed average handle time, as last refreshed.
+
+        Never touches the database itself: estimates are computed while callers
+        may hold a pooled connection, and taking a second one there would let
+        concurrent requests starve the pool. The dispatcher refreshes it."""
+        return self._aht[1]
+
+    async def refresh_handle_time(self) -> float | None:
+        """Recompute the windowed average handle time from recent calls."""
         async with self.sessions() as session:
             samples = await repo.recent_handle_times(session, self.settings.handle_time_window)
         value = statistics.fmean(samples) if samples else None
-        self._aht = (now, value)
+        self._aht = (self.clock(), value)
         return value
 
     async def estimates(self, max_age_s: float = 0.0) -> dict[str, WaitEstimate]:
@@ -419,8 +423,10 @@ class CallService:
                     ),
                 },
             )
-            await self.on_accepted(call, assignment.specialist_id)
-            return await self.render(session, call, Role.SPECIALIST)
+            view = await self.render(session, call, Role.SPECIALIST)
+        # Observers (media set-up) open their own sessions: not while holding one.
+        await self.on_accepted(call, assignment.specialist_id)
+        return view
 
     async def on_accepted(self, call: Call, specialist_id: str) -> None:
         for observer in self.observers:
@@ -615,33 +621,39 @@ class CallService:
         }
 
     async def customer_connected(self, customer_id: str) -> list[dict[str, Any]]:
-        """A customer socket came up: tell it where its open call stands."""
+        """A customer socket came up: tell it where its open call stands.
+
+        Read-only on purpose: a thousand apps reconnecting at once must not queue
+        a thousand writes (SQLite takes one at a time); the dispatcher marks
+        connected customers as seen in one batched update every few seconds."""
         async with self.sessions() as session:
-            await repo.mark_customers_seen(session, [customer_id], self.clock())
-            await session.commit()
             call = await repo.open_call_of(session, customer_id)
-            if call is None:
+            specialist = (
+                await repo.get_specialist(session, call.specialist_id)
+                if call is not None and call.specialist_id
+                else None
+            )
+        # The session is closed before the annotation hooks, which open their own.
+        if call is None:
+            return []
+        state = CallState(call.state)
+        if state in WAITING:
+            estimate = await self.estimate_for(call.call_id)
+            if estimate is None:
                 return []
-            state = CallState(call.state)
-            if state in WAITING:
-                estimate = await self.estimate_for(call.call_id)
-                if estimate is None:
-                    return []
-                update = queue_update(estimate)
-                await self.annotate_queue_updates({call.call_id: update})
-                return [update]
-            if state in IN_CONVERSATION and call.specialist_id:
-                specialist = await repo.get_specialist(session, call.specialist_id)
-                if specialist is not None:
-                    return [
-                        {
-                            "type": "call.assigned",
-                            "call_id": call.call_id,
-                            "specialist": specialist_public(
-                                specialist, self.settings.proficiency_threshold
-                            ),
-                        }
-                    ]
+            update = queue_update(estimate)
+            await self.annotate_queue_updates({call.call_id: update})
+            return [update]
+        if state in IN_CONVERSATION and specialist is not None:
+            return [
+                {
+                    "type": "call.assigned",
+                    "call_id": call.call_id,
+                    "specialist": specialist_public(
+                        specialist, self.settings.proficiency_threshold
+                    ),
+                }
+            ]
         return []
 
     # -- recovery ------------------------------------------------------------------
