@@ -226,6 +226,7 @@ async def main() -> None:
     ratio = f"{med_s / med_f:>10.2f} {p95_s / p95_f:>10.2f}"
     print(f"  {'ratio server/floor':24} {ratio}   target <= 1.5")
     print(f"idle customer sockets in the queue: {idle['sockets']}")
+    print(f"  all welcomed and told their place {idle['connect_s']:.1f} s after the last hello")
     print(
         f"  server RSS {idle['rss_before_mib']:.1f} MiB -> {idle['rss_after_mib']:.1f} MiB: "
         f"{idle['kib_per_socket']:.1f} KiB per socket   target < 50"
