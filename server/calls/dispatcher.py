@@ -177,14 +177,14 @@ class Dispatcher:
             async with service.sessions() as session:
                 await repo.mark_customers_seen(session, customers, now)
                 await session.commit()
-        async with service.sessions() as session:
-            open_calls = await repo.calls_in_states(
-                session, {CallState.QUEUED, CallState.OFFERED, CallState.WRAP_UP}
-            )
         wait_cutoff = now - self.settings.max_queue_wait_s
         gone_cutoff = now - self.settings.abandon_after_s
         wrap_cutoff = now - self.settings.wrap_up_max_s
-        for call in open_calls:
+        async with service.sessions() as session:
+            due = await repo.calls_due_for_housekeeping(
+                session, wait_cutoff, gone_cutoff, wrap_cutoff
+            )
+        for call in due:
             waiting = CallState(call.state) in WAITING
             if waiting and call.enqueued_at.timestamp() < wait_cutoff:
                 await service.leave_queue(call.call_id, EndReason.TIMEOUT, now)

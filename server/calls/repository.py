@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import desc, func, select, update
+from sqlalchemy import and_, desc, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server import audit
@@ -175,3 +175,24 @@ async def mark_customers_seen(session: AsyncSession, customer_ids: list[str], at
             .where(Call.customer_id.in_(chunk), Call.state.in_(waiting))
             .values(customer_seen_at=utc(at))
         )
+
+
+async def calls_due_for_housekeeping(
+    session: AsyncSession, wait_cutoff: float, gone_cutoff: float, wrap_cutoff: float
+) -> Sequence[Call]:
+    """Only the calls a housekeeping pass must act on: waiting too long, whose app
+    has been gone too long, or left in wrap-up too long (not every open call)."""
+    waiting = [CallState.QUEUED.value, CallState.OFFERED.value]
+    result = await session.execute(
+        select(Call).where(
+            or_(
+                and_(Call.state.in_(waiting), Call.enqueued_at < utc(wait_cutoff)),
+                and_(Call.state.in_(waiting), Call.customer_seen_at < utc(gone_cutoff)),
+                and_(
+                    Call.state == CallState.WRAP_UP.value,
+                    Call.conversation_ended_at < utc(wrap_cutoff),
+                ),
+            )
+        )
+    )
+    return result.scalars().all()

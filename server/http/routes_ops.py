@@ -17,7 +17,7 @@ from server.auth.principal import Role
 from server.calls import repository as repo
 from server.calls.views import iso
 from server.errors import ServiceUnavailable
-from server.routing.model import SpecialistState
+from server.routing.model import QueueSnapshot, SpecialistState
 
 from .auth import require
 from .registry import registry
@@ -25,6 +25,17 @@ from .respond import json_response
 from .schemas import AuditVerifyResponse, SpecialistOut, StatsResponse, TimelineResponse
 
 _SERVICE_LEVEL_S = 60.0
+
+
+def queue_by_dialect(snapshot: QueueSnapshot) -> tuple[Counter[str], dict[str, float]]:
+    """Waiting calls and the longest wait (s) per dialect ("any" for none)."""
+    depth: Counter[str] = Counter()
+    longest: dict[str, float] = {}
+    for view in snapshot.waiting:
+        key = view.call.dialect or "any"
+        depth[key] += 1
+        longest[key] = max(longest.get(key, 0.0), snapshot.taken_at - view.call.enqueued_at)
+    return depth, longest
 
 
 @registry.route(
@@ -104,12 +115,10 @@ async def stats(request: web.Request) -> web.Response:
     service = request.app[CALLS]
     now = service.clock()
     snapshot = await service.backend.snapshot(now)
-    queue: dict[str, dict[str, float]] = {}
-    for view in snapshot.waiting:
-        key = view.call.dialect or "any"
-        entry = queue.setdefault(key, {"waiting": 0, "longest_wait_s": 0.0})
-        entry["waiting"] += 1
-        entry["longest_wait_s"] = max(entry["longest_wait_s"], now - view.call.enqueued_at)
+    depth, longest = queue_by_dialect(snapshot)
+    queue = {
+        key: {"waiting": depth[key], "longest_wait_s": round(longest[key], 1)} for key in depth
+    }
     by_state = Counter(s.state.value for s in snapshot.specialists)
     midnight = datetime.fromtimestamp(now, tz=UTC).replace(hour=0, minute=0, second=0)
     async with service.sessions() as session:
@@ -119,9 +128,7 @@ async def stats(request: web.Request) -> web.Response:
     offered_total = len(waits) + unanswered
     return json_response(
         {
-            "queue": {
-                k: {**v, "longest_wait_s": round(v["longest_wait_s"], 1)} for k, v in queue.items()
-            },
+            "queue": queue,
             "specialists": {state.value: by_state.get(state.value, 0) for state in SpecialistState},
             "service_level": (
                 round(sum(w <= _SERVICE_LEVEL_S for w in waits) / offered_total, 3)
@@ -194,12 +201,7 @@ async def metrics(request: web.Request) -> web.Response:
     metrics_ = request.app[METRICS]
     service = request.app[CALLS]
     snapshot = await service.backend.snapshot(service.clock())
-    depth: Counter[str] = Counter()
-    longest: dict[str, float] = {}
-    for view in snapshot.waiting:
-        key = view.call.dialect or "any"
-        depth[key] += 1
-        longest[key] = max(longest.get(key, 0.0), snapshot.taken_at - view.call.enqueued_at)
+    depth, longest = queue_by_dialect(snapshot)
     metrics_.queue_depth.clear()
     metrics_.longest_wait.clear()
     for key, n in depth.items():

@@ -66,12 +66,6 @@ class Executor(Protocol):
     ) -> dict[str, Any]: ...
 
 
-class ExecutionRefused(Exception):
-    """Raised by an executor for a business refusal; ``reason`` is stable."""
-
-    reason: str
-
-
 def _now_dt(now: float) -> datetime:
     return datetime.fromtimestamp(now, tz=UTC)
 
