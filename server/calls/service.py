@@ -37,7 +37,6 @@ from server.routing.model import (
     PriorityClass,
     QueuedCall,
     SpecialistProfile,
-    SpecialistState,
 )
 from server.settings import Settings
 
@@ -688,4 +687,4 @@ def queue_update(estimate: WaitEstimate) -> dict[str, Any]:
     }
 
 
-__all__ = ["CallRequest", "CallService", "SpecialistState", "TicketGrant", "queue_update"]
+__all__ = ["CallRequest", "CallService", "TicketGrant", "queue_update"]

@@ -208,23 +208,20 @@ class OperationService:
             op.state = OperationState.AWAITING_CONFIRMATION.value
         session.add(op)
         await session.flush()
-        await audit.record(
+        await _audit_operation(
             session,
             "operation.created",
-            at=now,
-            actor_role=principal.role.value,
-            actor_id=principal.subject,
-            subject_type="operation",
-            subject_id=op.operation_id,
+            op.operation_id,
+            now,
+            by=principal,
             data={"call_id": call.call_id, "kind": op.kind, "params": params, "origin": origin},
         )
         if op.risk is not None:
-            await audit.record(
+            await _audit_operation(
                 session,
                 "risk.decision",
-                at=now,
-                subject_type="operation",
-                subject_id=op.operation_id,
+                op.operation_id,
+                now,
                 data={
                     "decision": op.risk["decision"],
                     "score": op.risk["score"],
@@ -334,12 +331,11 @@ class OperationService:
                     delivered=False,
                 )
             )
-            await audit.record(
+            await _audit_operation(
                 session,
                 "risk.warning_sent",
-                at=now,
-                subject_type="operation",
-                subject_id=op.operation_id,
+                op.operation_id,
+                now,
                 data={"decision": op.risk["decision"], "text": text},
             )
             await session.commit()
@@ -381,14 +377,8 @@ class OperationService:
                 .values(shown_at=_now_dt(now), delivered=True)
             )
             if getattr(result, "rowcount", 0):
-                await audit.record(
-                    session,
-                    "risk.warning_shown",
-                    at=now,
-                    actor_role=principal.role.value,
-                    actor_id=principal.subject,
-                    subject_type="operation",
-                    subject_id=operation_id,
+                await _audit_operation(
+                    session, "risk.warning_shown", operation_id, now, by=principal
                 )
             await session.commit()
 
@@ -434,15 +424,8 @@ class OperationService:
                     seconds=self.settings.hold_cooling_off_s
                 )
             await self._transition(session, op, current, values)
-            await audit.record(
-                session,
-                "operation.reviewed",
-                at=now,
-                actor_role=principal.role.value,
-                actor_id=principal.subject,
-                subject_type="operation",
-                subject_id=operation_id,
-                data=review,
+            await _audit_operation(
+                session, "operation.reviewed", operation_id, now, by=principal, data=review
             )
             await session.commit()
             await session.refresh(op)
@@ -494,14 +477,8 @@ class OperationService:
                         "version": op.version + 1,
                     },
                 )
-                await audit.record(
-                    session,
-                    "operation.refused_by_customer",
-                    at=now,
-                    actor_role="customer",
-                    actor_id=principal.subject,
-                    subject_type="operation",
-                    subject_id=operation_id,
+                await _audit_operation(
+                    session, "operation.refused_by_customer", operation_id, now, by=principal
                 )
                 await session.commit()
             else:
@@ -535,13 +512,8 @@ class OperationService:
                 .where(Operation.operation_id == operation_id)
                 .values(result=result)
             )
-            await audit.record(
-                session,
-                "operation.executed",
-                at=now,
-                subject_type="operation",
-                subject_id=operation_id,
-                data={"result": result},
+            await _audit_operation(
+                session, "operation.executed", operation_id, now, data={"result": result}
             )
             await session.commit()
         except self.refusal_types as exc:
@@ -561,13 +533,8 @@ class OperationService:
                     version=version + 1,
                 )
             )
-            await audit.record(
-                session,
-                "operation.failed",
-                at=now,
-                subject_type="operation",
-                subject_id=operation_id,
-                data={"reason": reason},
+            await _audit_operation(
+                session, "operation.failed", operation_id, now, data={"reason": reason}
             )
             await session.commit()
 
@@ -599,12 +566,11 @@ class OperationService:
                         version=op.version + 1,
                     )
                 )
-                await audit.record(
+                await _audit_operation(
                     session,
                     "operation.abandoned",
-                    at=now,
-                    subject_type="operation",
-                    subject_id=op.operation_id,
+                    op.operation_id,
+                    now,
                     data={"reason": "call_ended", "from_state": op.state},
                 )
             await session.commit()
@@ -640,6 +606,27 @@ class OperationService:
                 )
                 await session.commit()
         return {"account_no": account_no, "blocked": True, "reason": reason}
+
+
+async def _audit_operation(
+    session: AsyncSession,
+    kind: str,
+    operation_id: str,
+    now: float,
+    by: Principal | None = None,
+    data: dict[str, Any] | None = None,
+) -> None:
+    """One audit entry about an operation, in the caller's transaction."""
+    await audit.record(
+        session,
+        kind,
+        at=now,
+        actor_role=by.role.value if by else None,
+        actor_id=by.subject if by else None,
+        subject_type="operation",
+        subject_id=operation_id,
+        data=data,
+    )
 
 
 def assessment_json(assessment: risk.Assessment) -> dict[str, Any]:
