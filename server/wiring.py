@@ -87,7 +87,6 @@ class Components:
 
     def install_operations(self, app: web.Application) -> OperationService:
         """In-call operations: the risk engine, the ledger, their routes and hooks."""
-        from server.banking.core import ExecutionFailed
         from server.banking.ledger import SqlLedger
 
         engine = risk.RiskEngine(
@@ -97,15 +96,12 @@ class Components:
         )
         if self.settings.risk_shadow_ruleset_path:
             engine.set_shadow(risk.load_ruleset(self.settings.risk_shadow_ruleset_path))
-        ledger = SqlLedger(tz=ZoneInfo(self.settings.branch_timezone))
         operations = OperationService(
             self.settings,
             self.sessions,
             self.hub,
             engine,
-            executor=ledger,
-            load_risk_inputs=ledger.risk_inputs,
-            refusal_types=(ExecutionFailed,),
+            core=SqlLedger(tz=ZoneInfo(self.settings.branch_timezone)),
         )
         self.calls.observers.append(OperationsObserver(operations))
         app[OPERATIONS] = operations

@@ -23,20 +23,28 @@ def describe(exc: ValidationError) -> str:
     return "; ".join(parts)
 
 
-async def read_json(request: web.Request, model: type[M], *, optional: bool = False) -> M:
-    """Parse the body as ``model``; an empty body is ``{}`` when ``optional``."""
-    max_size = request.app[SETTINGS].max_body_bytes
-    if request.content_length is not None and request.content_length > max_size:
-        raise PayloadTooLarge(f"body is larger than {max_size} bytes")
-    raw = await request.content.read(max_size + 1)
-    if len(raw) > max_size:
-        raise PayloadTooLarge(f"body is larger than {max_size} bytes")
+async def read_raw(request: web.Request, limit: int) -> bytes:
+    """The whole body as sent, refusing anything over ``limit`` bytes."""
+    if request.content_length is not None and request.content_length > limit:
+        raise PayloadTooLarge(f"body is larger than {limit} bytes")
+    raw = bytearray()
+    # read(n) returns whatever has arrived, up to n: loop until the end of the body.
+    while chunk := await request.content.read(limit + 1 - len(raw)):
+        raw += chunk
+        if len(raw) > limit:
+            raise PayloadTooLarge(f"body is larger than {limit} bytes")
+    return bytes(raw)
+
+
+def parse_body(raw: bytes, content_type: str, model: type[M], *, optional: bool = False) -> M:
+    """Parse ``raw`` as ``model``, with the same 4xx answers for every body;
+    an empty body is ``{}`` when ``optional``."""
     if not raw.strip():
         if optional:
             raw = b"{}"
         else:
             raise BadRequest("a JSON body is required", code="malformed_json")
-    elif request.content_type not in ("application/json", "application/octet-stream", ""):
+    elif content_type not in ("application/json", "application/octet-stream", ""):
         raise UnsupportedMediaType("send the body as application/json")
     try:
         data = json.loads(raw)
@@ -56,6 +64,12 @@ async def read_json(request: web.Request, model: type[M], *, optional: bool = Fa
         return model.model_validate(data)
     except ValidationError as exc:
         raise ValidationFailed(describe(exc)) from exc
+
+
+async def read_json(request: web.Request, model: type[M], *, optional: bool = False) -> M:
+    """Read and parse the body as ``model``; an empty body is ``{}`` when ``optional``."""
+    raw = await read_raw(request, request.app[SETTINGS].max_body_bytes)
+    return parse_body(raw, request.content_type, model, optional=optional)
 
 
 def _unstorable(text: str) -> bool:

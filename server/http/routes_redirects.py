@@ -17,20 +17,14 @@ signature instead. Order matters, and is why the body is read by hand here:
 
 from __future__ import annotations
 
-import json
 from typing import TYPE_CHECKING
 
 import structlog
 from aiohttp import web
-from pydantic import ValidationError
 
 from server.appkeys import SETTINGS
 from server.errors import (
-    BadRequest,
-    PayloadTooLarge,
     Unauthorized,
-    UnsupportedMediaType,
-    ValidationFailed,
 )
 from server.redirects.desk import TicketDesk
 from server.redirects.schemas import RedirectEvent, RedirectRequest, RedirectResponse
@@ -41,7 +35,7 @@ from server.redirects.signature import (
     verify,
 )
 
-from .body import describe, unstorable_text
+from .body import parse_body, read_raw
 from .registry import registry
 from .respond import json_response
 
@@ -51,8 +45,6 @@ if TYPE_CHECKING:
 log = structlog.get_logger(__name__)
 
 TICKET_DESK: web.AppKey[TicketDesk] = web.AppKey("ticket_desk", TicketDesk)
-
-_JSON_TYPES = ("application/json", "application/octet-stream", "")
 
 
 def install(app: web.Application, components: Components) -> TicketDesk:
@@ -65,40 +57,9 @@ def install(app: web.Application, components: Components) -> TicketDesk:
     return desk
 
 
-async def read_raw(request: web.Request, limit: int) -> bytes:
-    """The whole body as sent, refusing anything over ``limit`` bytes."""
-    if request.content_length is not None and request.content_length > limit:
-        raise PayloadTooLarge(f"body is larger than {limit} bytes")
-    raw = bytearray()
-    # read(n) returns whatever has arrived, up to n: loop until the end of the body.
-    while chunk := await request.content.read(limit + 1 - len(raw)):
-        raw += chunk
-        if len(raw) > limit:
-            raise PayloadTooLarge(f"body is larger than {limit} bytes")
-    return bytes(raw)
-
-
 def parse_event(content_type: str, raw: bytes) -> RedirectEvent:
     """A verified body as a redirect, with the same 4xx answers as every other body."""
-    if not raw.strip():
-        raise BadRequest("a JSON body is required", code="malformed_json")
-    if content_type not in _JSON_TYPES:
-        raise UnsupportedMediaType("send the body as application/json")
-    try:
-        data = json.loads(raw)
-    except ValueError as exc:
-        raise BadRequest(f"body is not valid JSON: {exc}", code="malformed_json") from exc
-    except RecursionError as exc:
-        raise BadRequest("body is nested too deeply", code="malformed_json") from exc
-    if not isinstance(data, dict):
-        raise ValidationFailed("body must be a JSON object")
-    where = unstorable_text(data)
-    if where is not None:
-        raise ValidationFailed(f"{where}: text must not contain NUL or unpaired surrogates")
-    try:
-        return RedirectRequest.model_validate(data).root
-    except ValidationError as exc:
-        raise ValidationFailed(describe(exc)) from exc
+    return parse_body(raw, content_type, RedirectRequest).root
 
 
 @registry.route(

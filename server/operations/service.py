@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import Any, Protocol
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import structlog
@@ -24,6 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 import risk
 from server import audit
 from server.auth.principal import Principal, Role
+from server.banking.core import CoreBanking, ExecutionFailed
 from server.calls import repository as repo
 from server.calls.state import CallState
 from server.db.banking import BlockedPayee, Operation, WarningShown
@@ -47,24 +48,6 @@ from .views import REFERRAL_STEPS, operation_view
 
 log = structlog.get_logger(__name__)
 
-RiskInputsLoader = Callable[
-    [AsyncSession, str, datetime], Awaitable[tuple[risk.CustomerProfile, risk.RiskLists]]
-]
-
-
-class Executor(Protocol):
-    """The core-banking side: carries out a confirmed operation in the given session."""
-
-    async def execute(
-        self,
-        session: AsyncSession,
-        operation_id: str,
-        customer_id: str,
-        kind: str,
-        params: dict[str, Any],
-        now: datetime,
-    ) -> dict[str, Any]: ...
-
 
 def _now_dt(now: float) -> datetime:
     return datetime.fromtimestamp(now, tz=UTC)
@@ -77,18 +60,14 @@ class OperationService:
         sessions: async_sessionmaker[AsyncSession],
         hub: Hub,
         engine: risk.RiskEngine,
-        executor: Executor,
-        load_risk_inputs: RiskInputsLoader,
-        refusal_types: tuple[type[Exception], ...],
+        core: CoreBanking,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.settings = settings
         self.sessions = sessions
         self.hub = hub
         self.engine = engine
-        self.executor = executor
-        self.load_risk_inputs = load_risk_inputs
-        self.refusal_types = refusal_types
+        self.core = core
         self.clock = clock
         self.zone = ZoneInfo(settings.branch_timezone)
 
@@ -240,7 +219,7 @@ class OperationService:
         """Evaluate inline. Anything that cannot be loaded goes in as unknown, and
         the engine's own fail-safe turns unknowns into review or hold, never allow."""
         try:
-            profile, lists = await self.load_risk_inputs(session, call.customer_id, when)
+            profile, lists = await self.core.risk_inputs(session, call.customer_id, when)
         except Exception:
             log.exception("risk.inputs_unavailable", operation_id=op.operation_id)
             profile = risk.CustomerProfile(customer_id=call.customer_id)
@@ -504,7 +483,7 @@ class OperationService:
                     "version": version + 1,
                 },
             )
-            result = await self.executor.execute(
+            result = await self.core.execute(
                 session, operation_id, op.customer_id, op.kind, op.params, _now_dt(now)
             )
             await session.execute(
@@ -516,9 +495,9 @@ class OperationService:
                 session, "operation.executed", operation_id, now, data={"result": result}
             )
             await session.commit()
-        except self.refusal_types as exc:
+        except ExecutionFailed as exc:
             await session.rollback()
-            reason = str(getattr(exc, "reason", type(exc).__name__))
+            reason = exc.reason
             await session.execute(
                 update(Operation)
                 .where(
