@@ -99,9 +99,23 @@ run: $(INSTALLED) ## Migrate, seed and serve on 127.0.0.1:8080 (dev mode, SQLite
 # PostgreSQL servers on free ports, exports their URLs, and stops them
 # afterwards whatever the outcome, keeping pytest's exit code. Exit code 5
 # (no tests collected) counts as a failure.
+#
+# By default the suite runs as shards side by side (tests/shards.py), each with
+# servers of its own: TEST_SHARDS lists the paths that get a shard of their own,
+# separated by |, and one more shard runs everything else. Most of the suite
+# waits on sockets and timers, so shards cut the wall time on two cores.
+# TEST_JOBS=1 runs one pytest process instead (use it when PYTEST_ARGS names paths).
+TEST_SHARDS ?= tests/api
+TEST_JOBS ?= 2
 test: $(INSTALLED) system-deps ## Run the whole test suite against throwaway Redis and PostgreSQL
 	@rc=0; \
-	$(VPY) tests/services.py -- $(VPY) -m pytest $(PYTEST_ARGS) || rc=$$?; \
+	if [ "$(TEST_JOBS)" = 1 ]; then \
+	  $(VPY) tests/services.py -- $(VPY) -m pytest $(PYTEST_ARGS) || rc=$$?; \
+	else \
+	  IFS='|' read -ra shards <<< "$(TEST_SHARDS)"; shard_args=(); \
+	  for s in "$${shards[@]}"; do shard_args+=(--shard "$$s"); done; \
+	  $(VPY) tests/shards.py "$${shard_args[@]}" -- $(PYTEST_ARGS) || rc=$$?; \
+	fi; \
 	if [ "$$rc" -eq 5 ]; then echo "make test: pytest collected no tests" >&2; fi; \
 	exit $$rc
 
