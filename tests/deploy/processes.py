@@ -77,9 +77,7 @@ def daemon(
 ) -> Iterator[subprocess.Popen[bytes]]:
     """Run ``argv`` (a foreground server) until the block ends; wait for ``ready``."""
     with log_path.open("wb") as log_file:
-        process = subprocess.Popen(
-            list(argv), stdout=log_file, stderr=subprocess.STDOUT, cwd=cwd
-        )
+        process = subprocess.Popen(list(argv), stdout=log_file, stderr=subprocess.STDOUT, cwd=cwd)
     try:
         deadline = time.monotonic() + START_TIMEOUT_S
         while not ready():
