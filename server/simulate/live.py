@@ -21,6 +21,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from ipaddress import ip_address
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -137,7 +138,7 @@ async def drive(
             for ws in sockets:
                 await ws.close()
         result.errors = [
-            f"{type(o).__name__}: {o}"
+            f"{type(o).__name__}: {o} (at {_where(o)})"
             for o in outcomes
             if isinstance(o, Exception) and not isinstance(o, asyncio.CancelledError)
         ]
@@ -283,39 +284,53 @@ async def _until(ws: aiohttp.ClientWebSocketResponse, kind: str, call_id: str) -
 async def _desk_loop(
     run: _Run, desk: DeskRecord, token: str, ws: aiohttp.ClientWebSocketResponse
 ) -> None:
-    """Answer offers one at a time, as a specialist does: accept, talk, wrap up."""
+    """The desk socket's one reader. It never stops reading (so heartbeats are
+    answered); each offer is worked by a task of its own, and the server makes
+    no new offer to this specialist until that call's wrap-up is done."""
     async for message in ws:
         if message.type is not aiohttp.WSMsgType.TEXT:
             return
         data = json.loads(message.data)
-        if data.get("type") != "call.offered":
-            continue
-        if run.rng.random() < run.profile.desk.miss_probability:
-            desk.misses += 1
-            continue
-        await asyncio.sleep(run.wall(run.profile.desk.accept_delay.sample(run.rng)))
-        call_id = data["call_id"]
-        status, _ = await run.call(
-            "POST", f"/api/v1/calls/{call_id}/accept", token, {"offer_id": data["offer_id"]}
-        )
-        if status != 200:
-            continue  # withdrawn meanwhile (the customer hung up, or the lease ran out)
-        record = run.records.get(call_id)
-        dialect = record.dialect if record else next(iter(run.profile.arrivals))
-        handle = run.profile.handle_time_for(dialect).sample(run.rng)
-        if record is not None:
-            record.specialist_id, record.handle_s = desk.specialist.id, handle
-            speaks = desk.specialist.dialects.get(dialect, 0) >= _threshold(run.profile)
-            record.step = LadderStep.DIALECT if speaks else LadderStep.ANY
-        wrap_up = run.profile.wrap_up.sample(run.rng)
-        desk.handled += 1
-        desk.talk_s += handle
-        desk.wrap_up_s += wrap_up
-        await asyncio.sleep(run.wall(handle))
-        await run.call("POST", f"/api/v1/calls/{call_id}/end", token)
-        await asyncio.sleep(run.wall(wrap_up))
-        await run.call("POST", f"/api/v1/calls/{call_id}/wrap-up", token, {"code": "simulated"})
+        if data.get("type") == "call.offered":
+            _own(run, _work_offer(run, desk, token, data))
+
+
+async def _work_offer(run: _Run, desk: DeskRecord, token: str, offer: dict[str, Any]) -> None:
+    """Accept (or miss) an offer, talk, wrap up, as a specialist does."""
+    if run.rng.random() < run.profile.desk.miss_probability:
+        desk.misses += 1
+        return
+    await asyncio.sleep(run.wall(run.profile.desk.accept_delay.sample(run.rng)))
+    call_id = offer["call_id"]
+    status, _ = await run.call(
+        "POST", f"/api/v1/calls/{call_id}/accept", token, {"offer_id": offer["offer_id"]}
+    )
+    if status != 200:
+        return  # withdrawn meanwhile (the customer hung up, or the lease ran out)
+    record = run.records.get(call_id)
+    dialect = record.dialect if record else next(iter(run.profile.arrivals))
+    handle = run.profile.handle_time_for(dialect).sample(run.rng)
+    if record is not None:
+        record.specialist_id, record.handle_s = desk.specialist.id, handle
+        speaks = desk.specialist.dialects.get(dialect, 0) >= _threshold(run.profile)
+        record.step = LadderStep.DIALECT if speaks else LadderStep.ANY
+    wrap_up = run.profile.wrap_up.sample(run.rng)
+    desk.handled += 1
+    desk.talk_s += handle
+    desk.wrap_up_s += wrap_up
+    await asyncio.sleep(run.wall(handle))
+    await run.call("POST", f"/api/v1/calls/{call_id}/end", token)
+    await asyncio.sleep(run.wall(wrap_up))
+    await run.call("POST", f"/api/v1/calls/{call_id}/wrap-up", token, {"code": "simulated"})
 
 
 def _threshold(profile: Profile) -> int:
     return profile.routing_policy().proficiency_threshold
+
+
+def _where(error: BaseException) -> str:
+    import traceback
+
+    frames = traceback.extract_tb(error.__traceback__)
+    ours = [f for f in frames if "simulate" in f.filename] or frames
+    return f"{Path(ours[-1].filename).name}:{ours[-1].lineno}" if ours else "?"
