@@ -4,6 +4,8 @@ outcome can be worked out by hand."""
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 from pydantic import ValidationError
 
@@ -103,7 +105,7 @@ async def test_wrap_up_keeps_a_specialist_from_the_next_call() -> None:
     result = await simulate(day)
     starts = sorted(c.answered_at for c in result.calls if c.answered_at is not None)
     assert len(starts) == 30
-    assert all(b - a == pytest.approx(150) for a, b in zip(starts, starts[1:], strict=False))
+    assert all(b - a == pytest.approx(150) for a, b in itertools.pairwise(starts))
     [desk] = result.desks
     assert desk.talk_s == 3000 and desk.wrap_up_s == 1500
 
@@ -132,6 +134,8 @@ async def test_a_call_outlives_the_shift_then_the_specialist_logs_out() -> None:
         ({"handle_time": {"cmn": {"distribution": "lognormal", "mean_s": 9}}}, "sd_s"),
     ],
 )
-def test_a_bad_profile_is_refused_with_the_reason(change: dict[str, object], complaint: str) -> None:
+def test_a_bad_profile_is_refused_with_the_reason(
+    change: dict[str, object], complaint: str
+) -> None:
     with pytest.raises(ValidationError, match=complaint):
         profile(**change)

@@ -45,9 +45,7 @@ async def test_mm_n_agrees_with_erlang_c() -> None:
     waited = sum(w > 1e-9 for w in waits) / len(waits)
 
     assert mean_wait == pytest.approx(erlang.mean_wait(AGENTS, RATE, HANDLE_S), rel=0.12)
-    assert within == pytest.approx(
-        erlang.service_level(AGENTS, RATE, HANDLE_S, TARGET_S), abs=0.03
-    )
+    assert within == pytest.approx(erlang.service_level(AGENTS, RATE, HANDLE_S, TARGET_S), abs=0.03)
     assert waited == pytest.approx(erlang.erlang_c(AGENTS, RATE * HANDLE_S), abs=0.03)
     handled = [c.handle_s for c in steady]
     assert sum(handled) / len(handled) == pytest.approx(HANDLE_S, rel=0.03)
