@@ -14,7 +14,7 @@ def plot_day(report: Report, path: Path) -> Path:
     matplotlib.use("Agg")  # files only, no display
     import matplotlib.pyplot as plt
 
-    fig, (wait_ax, sl_ax, staff_ax) = plt.subplots(3, 1, figsize=(9, 8), sharex=True)
+    fig, (wait_ax, sl_ax, staff_ax) = plt.subplots(3, 1, figsize=(10, 8), sharex=True)
     labels: list[str] = []
     for dialect in report.dialects():
         series = report.series(dialect)
@@ -38,7 +38,7 @@ def plot_day(report: Report, path: Path) -> Path:
     staff_ax.set_ylabel("specialists")
     for ax in (wait_ax, sl_ax, staff_ax):
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=7, ncol=3, loc="upper right")
+        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     step = max(1, len(labels) // 12)
     staff_ax.set_xticks(range(0, len(labels), step), labels[::step])
     staff_ax.set_xlabel("half hour starting")
