@@ -81,7 +81,7 @@ def main(argv: Sequence[str]) -> int:
 def _profile(path: str | None) -> Profile:
     if path:
         return load_profile(Path(path))
-    packaged = resources.files("server.simulate") / "profiles" / DEFAULT_PROFILE
+    packaged = resources.files("server.simulate.profiles") / DEFAULT_PROFILE
     with resources.as_file(packaged) as file:
         return load_profile(file)
 
