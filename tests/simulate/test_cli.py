@@ -77,3 +77,24 @@ def test_live_mode_refuses_anything_but_loopback(capsys: pytest.CaptureFixture[s
     assert "only a server on loopback" in capsys.readouterr().err
     assert main(["simulate", "--live", "http://127.0.0.1:9", "--max-calls", "100000"]) == 2
     assert "--max-calls" in capsys.readouterr().err
+
+
+def test_a_terminal_gets_a_progress_bar() -> None:
+    import io
+
+    from server.simulate.cli import ProgressPrinter
+    from tests.simulate.helpers import profile
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    screen = Terminal()
+    printer = ProgressPrinter(screen, profile())  # 08:00-09:00
+    printer.simulated(1800, 3600)
+    printer.simulated(3600, 3600)
+    printer.finish()
+    drawn = screen.getvalue()
+    assert "\r[###############...............]  50% simulated to 08:30, day 1" in drawn
+    assert "\r[##############################] 100% simulated to 09:00, day 1" in drawn
+    assert drawn.endswith("\n")
