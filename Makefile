@@ -61,11 +61,16 @@ venv: $(VPY) ## Create the virtualenv only
 
 install: $(INSTALLED) ## Create the virtualenv and install the project with its dev extras
 
+# The deploy tests run Debian's real nginx and coturn (turnserver); both live in
+# /usr/sbin or /usr/bin, which a non-root PATH may lack, so look there too.
+DEPLOY_DEPS_CHECK = { command -v nginx || test -x /usr/sbin/nginx; } >/dev/null 2>&1 || missing="$$missing nginx"; \
+	{ command -v turnserver || test -x /usr/bin/turnserver; } >/dev/null 2>&1 || missing="$$missing coturn";
+
 # Test servers come from Debian packages; each is installed only when its
 # binaries are missing. Services are kept from starting during the install
 # (policy-rc.d), so no system-wide Redis or PostgreSQL is left running: the
 # tests start private instances of their own.
-system-deps: ## Install redis-server and postgresql with apt if missing
+system-deps: ## Install redis-server, postgresql, nginx and coturn with apt if missing
 	@missing=""; \
 	command -v redis-server >/dev/null 2>&1 || missing="$$missing redis-server"; \
 	have_pg=""; \
@@ -73,6 +78,7 @@ system-deps: ## Install redis-server and postgresql with apt if missing
 	  if [ -x "$$bindir/initdb" ] && [ -x "$$bindir/pg_ctl" ]; then have_pg=1; fi; \
 	done; \
 	[ -n "$$have_pg" ] || missing="$$missing postgresql"; \
+	$(DEPLOY_DEPS_CHECK) \
 	for pkg in $(BROWSER_PACKAGES); do \
 	  command -v "$$pkg" >/dev/null 2>&1 || missing="$$missing $$pkg"; \
 	done; \

@@ -20,6 +20,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         code: int = risk_main(args_list[1:])
         return code
+    if args_list[:1] == ["simulate"]:
+        return _simulate(args_list[1:])
     parser = argparse.ArgumentParser(prog="cloudbranch", description="Cloud Branch service")
     sub = parser.add_subparsers(dest="command", required=True)
     serve = sub.add_parser("serve", help="run the HTTP and WebSocket server")
@@ -31,6 +33,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     token.add_argument("role", choices=["customer", "specialist", "supervisor"])
     token.add_argument("subject")
     sub.add_parser("risk", help="risk engine tools: cloudbranch risk backtest --help")
+    sub.add_parser("simulate", help="capacity simulation of a day: cloudbranch simulate --help")
     _add_redirect_sign(sub)
     args = parser.parse_args(args_list)
     if args.command == "redirect-sign":
@@ -101,6 +104,13 @@ def _token(settings: Settings, role: str, subject: str) -> int:
         return 2
     print(issue_token(settings, Role(role), subject))
     return 0
+
+
+def _simulate(argv: Sequence[str]) -> int:
+    """Before load_settings: a simulation needs a profile, not a server's settings."""
+    from server.simulate.cli import main as simulate_main
+
+    return simulate_main(argv)
 
 
 REDIRECT_URL = "http://127.0.0.1:8080/api/v1/redirects"

@@ -1,0 +1,1 @@
+"""Packaged simulation profiles (YAML); ``weekday.yaml`` is the default."""
