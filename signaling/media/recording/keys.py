@@ -127,7 +127,9 @@ class PrivateKey:
         except RecordingKeyError:
             raise
         except Exception as exc:  # cryptography raises several types for a wrong key
-            raise RecordingKeyError("the recording key does not unwrap with this private key") from exc
+            raise RecordingKeyError(
+                "the recording key does not unwrap with this private key"
+            ) from exc
         if len(key) != KEY_BYTES:
             raise RecordingKeyError("the unwrapped recording key has the wrong length")
         return key

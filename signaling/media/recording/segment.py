@@ -97,9 +97,7 @@ class SegmentSealer:
     def _aad(self, chunk_header: bytes) -> bytes:
         return self.digest + chunk_header[4:]
 
-    def seal(
-        self, index: int, plaintext: bytes, *, final: bool, end_ms: int, frames: int
-    ) -> bytes:
+    def seal(self, index: int, plaintext: bytes, *, final: bool, end_ms: int, frames: int) -> bytes:
         flags = FINAL if final else 0
         size = len(plaintext) + (_TAG if self._aead is not None else 0)
         head = _CHUNK.pack(size, index, flags, end_ms, frames)

@@ -71,7 +71,9 @@ def vp8_size(data: bytes) -> tuple[int, int] | None:
     """Width and height from a VP8 keyframe header (RFC 6386 §9.1)."""
     if len(data) < 10 or data[0] & 1 or data[3:6] != b"\x9d\x01\x2a":
         return None
-    return int.from_bytes(data[6:8], "little") & 0x3FFF, int.from_bytes(data[8:10], "little") & 0x3FFF
+    return int.from_bytes(data[6:8], "little") & 0x3FFF, int.from_bytes(
+        data[8:10], "little"
+    ) & 0x3FFF
 
 
 class _Sink:
@@ -245,7 +247,9 @@ class TrackWriter:
         header_bytes = encode_header(header)
         folder = self.spool / self.call_id
         folder.mkdir(parents=True, exist_ok=True)
-        path = folder / (Path(storage_key(self.call_id, self.party, self.kind, index, segment_id)).name + ".part")
+        path = folder / (
+            Path(storage_key(self.call_id, self.party, self.kind, index, segment_id)).name + ".part"
+        )
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         sink = _Sink()
         container = av.open(sink, "w", format="matroska", options=_MKV_OPTIONS)

@@ -124,12 +124,12 @@ class CallWriter:
                         if party == item.party:
                             self._hand_on(track.close())
                             track.resync()
-            except Exception as exc:  # noqa: BLE001  (a failing write degrades, never kills)
+            except Exception as exc:
                 self._fail(f"writer_error: {type(exc).__name__}", exc)
         for track in self.tracks.values():
             try:
                 self._hand_on(track.close())
-            except Exception as exc:  # noqa: BLE001
+            except Exception as exc:
                 track.abandon()
                 self._fail(f"close_error: {type(exc).__name__}", exc)
 
@@ -164,7 +164,7 @@ class CallWriter:
         self.segments_closed += 1
         try:
             self.on_closed(closed)
-        except Exception as exc:  # noqa: BLE001  (the file stays in the spool for salvage)
+        except Exception as exc:
             self._fail(f"store_error: {type(exc).__name__}", exc)
 
     def _fail(self, reason: str, exc: BaseException) -> None:
