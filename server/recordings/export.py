@@ -41,9 +41,7 @@ class Loaded:
     blobs: dict[int, bytes]
 
 
-async def load(
-    settings: Settings, storage: RecordingStorage, call_id: str
-) -> Loaded:
+async def load(settings: Settings, storage: RecordingStorage, call_id: str) -> Loaded:
     from server.db.engine import make_engine, make_sessionmaker
 
     engine = make_engine(settings.database_url)
@@ -96,13 +94,13 @@ def write_party_file(path: Path, parts: list[bytes]) -> int:
     templates: dict[str, Any] = {}
     inputs = []
     for data in parts:
-        container = av.open(io.BytesIO(data))
+        container = av.open(io.BytesIO(data), "r")
         inputs.append(container)
         stream = container.streams[0]
-        kind = stream.type
+        kind = str(stream.type)
         templates.setdefault(kind, stream)
         for packet in container.demux(stream):
-            if packet.pts is None or packet.size == 0:
+            if packet.pts is None or packet.size == 0 or stream.time_base is None:
                 continue
             packets.append((float(packet.pts * stream.time_base), kind, packet))
     packets.sort(key=lambda item: item[0])
@@ -123,7 +121,7 @@ def write_side_by_side(path: Path, video_parts: dict[str, list[bytes]], fps: int
     for party, parts in video_parts.items():
         frames: list[tuple[float, Any]] = []
         for data in parts:
-            with av.open(io.BytesIO(data)) as container:
+            with av.open(io.BytesIO(data), "r") as container:
                 for frame in container.decode(container.streams.video[0]):
                     if frame.time is not None:
                         image = frame.reformat(width=width, height=height, format="rgb24")

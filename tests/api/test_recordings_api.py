@@ -34,7 +34,9 @@ def recording_dir(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-async def server(database_url: str, tmp_path: Path, recording_dir: Path) -> AsyncIterator[RunningServer]:
+async def server(
+    database_url: str, tmp_path: Path, recording_dir: Path
+) -> AsyncIterator[RunningServer]:
     settings = RelaySettings(
         **{
             **TEST_SETTINGS,
@@ -110,8 +112,12 @@ async def test_notice_markers_api_and_audit(api: Api, server: RunningServer) -> 
     }
     kinds = [m["kind"] for m in view["markers"]]
     for expected in (
-        "recording_notice", "operation_started", "customer_confirmed", "executed",
-        "risk_decision", "warning_shown",
+        "recording_notice",
+        "operation_started",
+        "customer_confirmed",
+        "executed",
+        "risk_decision",
+        "warning_shown",
     ):
         assert expected in kinds, (expected, kinds)
     assert [m["at_s"] for m in view["markers"]] == sorted(m["at_s"] for m in view["markers"])
@@ -178,7 +184,9 @@ async def test_recording_down_refuses_transfer_and_the_call_goes_on(
     for kind in ("limit_change", "password_reset"):
         params = {"channel": "mobile", "new_limit": "1000.00"} if kind == "limit_change" else {}
         assert_problem(
-            await desk.post(f"/api/v1/calls/{call_id}/operations", {"kind": kind, "params": params}),
+            await desk.post(
+                f"/api/v1/calls/{call_id}/operations", {"kind": kind, "params": params}
+            ),
             409,
             "recording_unavailable",
         )

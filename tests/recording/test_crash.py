@@ -24,21 +24,35 @@ from tests.recording.test_recorder import decoded, run_export
 pytestmark = pytest.mark.slow
 
 
+def start_child(settings: RelaySettings, started_at: float) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "tests.recording.crash_child",
+            settings.model_dump_json(exclude={"jwt_secret"}),
+            str(started_at),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+
+
+def open_parts(settings: RelaySettings) -> list[Path]:
+    return list(Path(settings.recording_spool_dir).rglob("*.part"))
+
+
 async def test_sigkill_mid_recording_then_salvage_and_resume(
     settings: RelaySettings, rsa_keys: KeyPair, media: list[EncodedFrame], tmp_path: Path
 ) -> None:
     import time
 
     started_at = time.time() - 30
-    child = subprocess.Popen(
-        [sys.executable, "-m", "tests.recording.crash_child",
-         settings.model_dump_json(exclude={"jwt_secret"}), str(started_at)],
-        stdout=subprocess.PIPE, text=True,
-    )
+    child = start_child(settings, started_at)
     try:
         line = await asyncio.wait_for(asyncio.to_thread(child.stdout.readline), 90)  # type: ignore[union-attr]
         assert line.strip() == "fed"
-        parts = list(Path(settings.recording_spool_dir).rglob("*.part"))
+        parts = open_parts(settings)
         assert len(parts) == 4, parts  # one open segment per track
     finally:
         os.kill(child.pid, signal.SIGKILL)
@@ -53,7 +67,7 @@ async def test_sigkill_mid_recording_then_salvage_and_resume(
         assert len(before) == 4 and all(s.status == "closed" for s in before)
 
         await service.start()  # the restart: salvage the spool
-        assert not list(Path(settings.recording_spool_dir).rglob("*.part"))
+        assert not open_parts(settings)
         status = await service.status("call-crash")
         assert status["state"] == "interrupted"
         async with service.sessions() as session:

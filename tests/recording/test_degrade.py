@@ -43,9 +43,7 @@ async def test_a_full_queue_drops_says_so_and_keeps_what_decodes(
 
 
 def _production(tmp_path: Path, database_url: str, **more: object) -> RelaySettings:
-    return recording_settings(
-        tmp_path, database_url, dev_mode=False, jwt_secret="x" * 40, **more
-    )
+    return recording_settings(tmp_path, database_url, dev_mode=False, jwt_secret="x" * 40, **more)
 
 
 async def test_production_relay_needs_a_key_unless_recording_is_off(
@@ -56,7 +54,9 @@ async def test_production_relay_needs_a_key_unless_recording_is_off(
     try:
         with pytest.raises(RecordingConfigError, match="RECORDING_PUBLIC_KEY"):
             RecordingService(_production(tmp_path, database_url), sessions)
-        off = RecordingService(_production(tmp_path, database_url, recording_enabled=False), sessions)
+        off = RecordingService(
+            _production(tmp_path, database_url, recording_enabled=False), sessions
+        )
         assert isinstance(await off.open("call-x", started_at=time.time()), NullTap)
         keyed = _production(tmp_path, database_url, recording_public_key=rsa_keys.public_pem)
         assert RecordingService(keyed, sessions).public_key is not None

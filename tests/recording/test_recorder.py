@@ -20,7 +20,9 @@ from tests.recording.conftest import CALL_SECONDS, KeyPair, RelaySettings, recor
 FPS, OPUS_PER_S = 30, 50
 
 
-def run_export(settings: RelaySettings, call_id: str, out: Path, *args: str) -> subprocess.CompletedProcess[str]:
+def run_export(
+    settings: RelaySettings, call_id: str, out: Path, *args: str
+) -> subprocess.CompletedProcess[str]:
     env = {
         **os.environ,
         "CLOUDBRANCH_DEV_MODE": "1",
@@ -28,10 +30,29 @@ def run_export(settings: RelaySettings, call_id: str, out: Path, *args: str) -> 
         "CLOUDBRANCH_RECORDING_DIR": settings.recording_dir,
     }
     return subprocess.run(
-        [sys.executable, "-c", "import sys; from server.cli import main; sys.exit(main())",
-         "recording", "export", call_id, "--out", str(out), *args],
-        env=env, capture_output=True, text=True, timeout=120, check=False,
+        [
+            sys.executable,
+            "-c",
+            "import sys; from server.cli import main; sys.exit(main())",
+            "recording",
+            "export",
+            call_id,
+            "--out",
+            str(out),
+            *args,
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
     )
+
+
+def files(settings: RelaySettings, call_id: str) -> tuple[list[Path], list[Path]]:
+    """The call's stored segments, and whatever is in the spool."""
+    stored = sorted(Path(settings.recording_dir, call_id).glob("*.cbseg"))
+    return stored, list(Path(settings.recording_spool_dir).rglob("*"))
 
 
 def decoded(path: Path) -> dict[str, tuple[int, float]]:
@@ -53,8 +74,11 @@ def decoded(path: Path) -> dict[str, tuple[int, float]]:
 
 
 async def test_export_plays_both_parties_with_the_key(
-    service: RecordingService, settings: RelaySettings, rsa_keys: KeyPair,
-    media: list[EncodedFrame], tmp_path: Path,
+    service: RecordingService,
+    settings: RelaySettings,
+    rsa_keys: KeyPair,
+    media: list[EncodedFrame],
+    tmp_path: Path,
 ) -> None:
     await record_call(service, "call-export", media)
     status = await service.status("call-export")
@@ -69,11 +93,19 @@ async def test_export_plays_both_parties_with_the_key(
 
     out = tmp_path / "export"
     done = await asyncio.to_thread(
-        run_export, settings, "call-export", out, "--private-key", str(rsa_keys.private_path),
+        run_export,
+        settings,
+        "call-export",
+        out,
+        "--private-key",
+        str(rsa_keys.private_path),
         "--side-by-side",
     )
     assert done.returncode == 0, done.stderr
-    sent = {k: sum(1 for f in media if f.party == "customer" and f.kind == k) for k in ("audio", "video")}
+    sent = {
+        k: sum(1 for f in media if f.party == "customer" and f.kind == k)
+        for k in ("audio", "video")
+    }
     for party in ("customer", "specialist"):
         streams = decoded(out / f"call-export-{party}.mkv")
         assert set(streams) == {"audio", "video"}
@@ -85,12 +117,14 @@ async def test_export_plays_both_parties_with_the_key(
 
 
 async def test_stored_segments_are_sealed_and_useless_without_the_key(
-    service: RecordingService, settings: RelaySettings, media: list[EncodedFrame], tmp_path: Path,
+    service: RecordingService,
+    settings: RelaySettings,
+    media: list[EncodedFrame],
+    tmp_path: Path,
 ) -> None:
     await record_call(service, "call-sealed", media)
-    stored = sorted(Path(settings.recording_dir, "call-sealed").glob("*.cbseg"))
+    stored, spool = files(settings, "call-sealed")
     assert stored
-    spool = list(Path(settings.recording_spool_dir).rglob("*"))
     assert all(p.is_dir() for p in spool), spool  # nothing left in the spool
     for path in stored:
         data = path.read_bytes()
@@ -109,8 +143,12 @@ async def test_stored_segments_are_sealed_and_useless_without_the_key(
 
 @pytest.mark.parametrize("damage", ["altered", "missing", "reordered", "extra"])
 async def test_verify_names_the_first_damaged_segment(
-    service: RecordingService, settings: RelaySettings, rsa_keys: KeyPair,
-    media: list[EncodedFrame], tmp_path: Path, damage: str,
+    service: RecordingService,
+    settings: RelaySettings,
+    rsa_keys: KeyPair,
+    media: list[EncodedFrame],
+    tmp_path: Path,
+    damage: str,
 ) -> None:
     await record_call(service, "call-damage", media)
     async with service.sessions() as session:
@@ -137,7 +175,10 @@ async def test_verify_names_the_first_damaged_segment(
     assert verdict.first_bad["problem"] == damage
     if damage != "extra":
         assert verdict.first_bad["index"] == victim.seq
-        assert (verdict.first_bad["party"], verdict.first_bad["kind"]) == (victim.party, victim.kind)
+        assert (verdict.first_bad["party"], verdict.first_bad["kind"]) == (
+            victim.party,
+            victim.kind,
+        )
     else:
         assert (verdict.first_bad["party"], verdict.first_bad["kind"]) == ("customer", "video")
 
@@ -156,7 +197,8 @@ async def test_verify_names_the_first_damaged_segment(
 
 
 async def test_a_changed_index_entry_is_caught_by_the_audit_chain(
-    service: RecordingService, media: list[EncodedFrame],
+    service: RecordingService,
+    media: list[EncodedFrame],
 ) -> None:
     from sqlalchemy import update
 

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import socket
@@ -67,10 +68,8 @@ def s3_endpoint() -> Iterator[str]:
 @pytest.fixture
 def s3(s3_endpoint: str) -> S3Storage:
     storage = S3Storage.connect(BUCKET, endpoint_url=s3_endpoint, region="us-east-1")
-    try:
+    with contextlib.suppress(storage.client.exceptions.BucketAlreadyOwnedByYou):
         storage.client.create_bucket(Bucket=BUCKET, ObjectLockEnabledForBucket=True)
-    except storage.client.exceptions.BucketAlreadyOwnedByYou:
-        pass
     return storage
 
 

@@ -11,9 +11,10 @@ muxer, so a crash tears at most the chunk being written::
 
 ``flags`` bit 0 marks the last chunk: a file whose last chunk lacks it was cut
 short. ``end_ms`` (media time since the segment's start) and ``frames`` (frames
-so far) let a torn file be indexed without its key. Each segment's key and nonce base come from the recording key through
-HKDF over the header (which holds a random segment id), so no (key, nonce) pair
-ever repeats, and the AAD binds every chunk to its segment and position: chunks
+so far) let a torn file be indexed without its key. Each segment's key and
+nonce base come from the recording key through HKDF over the header (which
+holds a random segment id), so no (key, nonce) pair ever repeats, and the AAD
+binds every chunk to its segment and position: chunks
 cannot be reordered, moved between segments, or have their final flag forged.
 Salvage keeps the complete chunks of a torn file; Matroska read up to a cut
 gives every frame before it.

@@ -114,8 +114,8 @@ class S3Storage:
     def connect(
         cls, bucket: str, *, endpoint_url: str | None, region: str | None, prefix: str = ""
     ) -> S3Storage:
-        import boto3
-        from botocore.config import Config
+        import boto3  # type: ignore[import-untyped]
+        from botocore.config import Config  # type: ignore[import-untyped]
 
         client = boto3.client(
             "s3",
@@ -129,7 +129,10 @@ class S3Storage:
         return f"{self.prefix}{key}"
 
     def put(self, key: str, source: Path, retain_until: datetime) -> None:
-        from botocore.exceptions import BotoCoreError, ClientError
+        from botocore.exceptions import (  # type: ignore[import-untyped]
+            BotoCoreError,
+            ClientError,
+        )
 
         try:
             with source.open("rb") as body:
@@ -180,7 +183,10 @@ class S3Storage:
             raise StorageError(f"cannot delete {key}: {exc}") from exc
 
     def check(self) -> None:
-        from botocore.exceptions import BotoCoreError, ClientError
+        from botocore.exceptions import (
+            BotoCoreError,
+            ClientError,
+        )
 
         try:
             self.client.head_bucket(Bucket=self.bucket)

@@ -47,7 +47,7 @@ class CallWriter:
         wrapped_key: dict[str, Any] | None,
         on_closed: Callable[[ClosedSegment], None],
         on_problem: Callable[[str, float | None], None],
-        limits: SegmentLimits = SegmentLimits(),
+        limits: SegmentLimits | None = None,
         queue_size: int = 2000,
         first_indices: dict[tuple[str, str], int] | None = None,
         want_keyframe: Callable[[Party], None] | None = None,
@@ -59,7 +59,7 @@ class CallWriter:
         self.wrapped_key = wrapped_key
         self.on_closed = on_closed
         self.on_problem = on_problem
-        self.limits = limits
+        self.limits = limits or SegmentLimits()
         self.first_indices = first_indices or {}
         self.want_keyframe = want_keyframe
         self.queue: queue.Queue[object] = queue.Queue(maxsize=queue_size)
