@@ -12,8 +12,11 @@ from pathlib import Path
 import av
 import pytest
 
+from server.recordings.export import export
 from server.recordings.service import RecordingService
+from signaling.media.recording.keys import PrivateKey
 from signaling.media.recording.segment import SegmentFormatError, open_segment
+from signaling.media.recording.storage import LocalStorage
 from signaling.media.tap import EncodedFrame
 from tests.recording.conftest import CALL_SECONDS, KeyPair, RelaySettings, record_call
 
@@ -182,18 +185,30 @@ async def test_verify_names_the_first_damaged_segment(
     else:
         assert (verdict.first_bad["party"], verdict.first_bad["kind"]) == ("customer", "video")
 
+    # The export refuses it (in process here; the command itself runs as a process above).
     out = tmp_path / "out"
-    key = ("--private-key", str(rsa_keys.private_path))
-    refused = await asyncio.to_thread(run_export, settings, "call-damage", out, *key)
-    assert refused.returncode == 3 and "does not verify" in refused.stderr
-    assert not out.exists() or not list(out.iterdir())
+    storage, key = (
+        LocalStorage(Path(settings.recording_dir)),
+        PrivateKey.load(str(rsa_keys.private_path)),
+    )
+    verdict, written, _ = await asyncio.to_thread(
+        export, settings, storage, "call-damage", key, out, allow_damaged=False, side_by_side=False
+    )
+    assert not verdict.ok and written == []
     if damage in ("missing", "altered"):
-        damaged = await asyncio.to_thread(
-            run_export, settings, "call-damage", out, *key, "--allow-damaged"
+        verdict, written, unusable = await asyncio.to_thread(
+            export,
+            settings,
+            storage,
+            "call-damage",
+            key,
+            out,
+            allow_damaged=True,
+            side_by_side=False,
         )
-        assert damaged.returncode == 0, damaged.stderr
-        assert f"segment {victim.seq} is {damage}" in damaged.stderr
-        assert (out / f"call-damage-{victim.party}.mkv").exists()
+        assert unusable == {victim.seq: damage}
+        assert out / f"call-damage-{victim.party}.mkv" in written
+        assert decoded(out / f"call-damage-{victim.party}.mkv")[victim.kind][0] > 0
 
 
 async def test_a_changed_index_entry_is_caught_by_the_audit_chain(
