@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -27,7 +28,7 @@ from signaling.media.recording.segment import SegmentFormatError, salvage
 from signaling.media.recording.storage import LocalStorage, RecordingStorage, S3Storage
 from signaling.media.recording.track import ClosedSegment, SegmentLimits
 from signaling.media.recording.writer import CallWriter
-from signaling.media.tap import MediaTap, NullTap
+from signaling.media.tap import MediaTap, NullTap, Party
 
 from .chain import Verdict, verify
 from .index import SUBJECT, RecordingIndex, utc
@@ -80,6 +81,9 @@ class RecordingService:
         )
         self.limits = SegmentLimits(target_s=min(settings.recording_segment_s, 10.0))
         self.open_taps: dict[str, CallRecorder] = {}
+        # Set by the media node: ask a party's sender for a keyframe (a PLI), so that
+        # video segments can end on time at a keyframe. Called on the event loop.
+        self.request_keyframe: Callable[[str, Party], None] | None = None
         self._sweeper: asyncio.Task[None] | None = None
         if recording_applies(settings) and self.public_key is None:
             if not settings.dev_mode:
@@ -103,13 +107,14 @@ class RecordingService:
             encryption="AES-256-GCM" if key else "none",
             wrapped_key=wrapped,
         )
+        loop = asyncio.get_running_loop()
         tap = CallRecorder(
             call_id,
             started_at=start,
             index=self.index,
             storage=self.storage,
             retain_until=utc(start) + self.index.retention,
-            loop=asyncio.get_running_loop(),
+            loop=loop,
         )
         writer = CallWriter(
             call_id=call_id,
@@ -122,6 +127,7 @@ class RecordingService:
             limits=self.limits,
             queue_size=self.settings.recording_queue_frames,
             first_indices=first_indices,
+            want_keyframe=lambda party: self._want_keyframe(loop, call_id, party),
         )
         try:
             await asyncio.to_thread(self._check_writable)
@@ -132,14 +138,20 @@ class RecordingService:
         self.open_taps[call_id] = tap
         return tap
 
+    def _want_keyframe(self, loop: asyncio.AbstractEventLoop, call_id: str, party: Party) -> None:
+        """From the writer thread: hand the keyframe request to the loop, if anyone listens."""
+        requester = self.request_keyframe
+        if requester is not None:
+            loop.call_soon_threadsafe(requester, call_id, party)
+
     def _check_writable(self) -> None:
         self.spool.mkdir(parents=True, exist_ok=True)
         self.storage.check()
 
-    async def close_call(self, call_id: str) -> None:
+    async def close_call(self, call_id: str, *, interrupted: bool = False) -> None:
         tap = self.open_taps.pop(call_id, None)
         if tap is not None:
-            await tap.close()
+            await tap.close(interrupted=interrupted)
 
     # -- start and stop ---------------------------------------------------------------------
     async def start(self) -> None:
@@ -166,7 +178,7 @@ class RecordingService:
         await cancel_and_wait(self._sweeper)
         self._sweeper = None
         for call_id in list(self.open_taps):
-            await self.close_call(call_id)
+            await self.close_call(call_id, interrupted=True)  # the calls may go on elsewhere
 
     # -- salvage ------------------------------------------------------------------------------
     async def salvage_spool(self) -> int:

@@ -78,7 +78,12 @@ class CallRecorder:
             self._degrade("queue_full", since)
         self._spawn(self.index.mark(self.call_id, "track_gap", since, data={"party": party}))
 
-    async def close(self) -> None:
+    async def close(self, *, interrupted: bool = False) -> None:
+        """Finish every open segment and close the manifest.
+
+        ``interrupted``: the recording stops while the call goes on (this node is
+        shutting down), so it closes as interrupted rather than complete.
+        """
         if self._closed:
             return
         self._closed = True
@@ -89,7 +94,7 @@ class CallRecorder:
                 self._degrade("writer_stuck", ended)
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
-        await self.index.close(self.call_id, ended, interrupted=not self._healthy)
+        await self.index.close(self.call_id, ended, interrupted=interrupted or not self._healthy)
 
     # -- from the writer thread ------------------------------------------------------------
     def segment_closed(self, segment: ClosedSegment) -> None:
