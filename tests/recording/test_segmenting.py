@@ -4,6 +4,7 @@ keyframe comes in time the sender is asked for one; audio follows the target."""
 from __future__ import annotations
 
 from dataclasses import replace
+from itertools import pairwise
 from pathlib import Path
 
 from signaling.media.recording.track import ClosedSegment, SegmentLimits
@@ -44,7 +45,7 @@ def test_segments_start_at_keyframes_and_stay_within_ten_seconds(
     # Segments of a track follow each other without overlap.
     for party in ("customer", "specialist"):
         spans = sorted((s.start_s, s.end_s) for s in video if s.party == party)
-        assert all(a[1] <= b[0] + 1e-6 for a, b in zip(spans, spans[1:], strict=False))
+        assert all(a[1] <= b[0] + 1e-6 for a, b in pairwise(spans))
 
 
 def test_without_keyframes_the_sender_is_asked_and_ten_seconds_still_holds(
