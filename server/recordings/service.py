@@ -325,7 +325,17 @@ class RecordingService:
                 data={"hold": hold, "reason": reason},
             )
             await session.commit()
+        try:
+            await asyncio.to_thread(self._hold_objects, call_id, hold)
+        except OSError as exc:
+            # The index holds the recording either way (the sweeper obeys it); the
+            # storage's own legal hold is a second lock, retried by the next PUT.
+            log.warning("recording.storage_hold_failed", call_id=call_id, error=str(exc))
         return {"call_id": call_id, "legal_hold": hold, "reason": reason}
+
+    def _hold_objects(self, call_id: str, hold: bool) -> None:
+        for key in self.storage.keys(f"{call_id}/"):
+            self.storage.set_legal_hold(key, hold)
 
     async def audit_access(self, call_id: str, what: str, by: Any) -> None:
         async with self.sessions() as session:
@@ -361,30 +371,41 @@ class RecordingService:
             )
         deleted = []
         for call_id in due:
-            keys = await asyncio.to_thread(self.storage.keys, f"{call_id}/")
-            for key in keys:
-                await asyncio.to_thread(self.storage.delete, key)
-            async with self.sessions() as session:
-                row = await session.get(Recording, call_id)
-                if row is None or row.legal_hold or row.deleted_at is not None:
-                    continue
-                row.deleted_at = utc(now)
-                await audit.record(
-                    session,
-                    "recording.deleted",
-                    at=now,
-                    subject_type=SUBJECT,
-                    subject_id=call_id,
-                    data={
-                        "objects": len(keys),
-                        "retain_until": row.retain_until.isoformat(),
-                        "final_hash": row.final_hash,
-                    },
-                )
-                await session.commit()
-            deleted.append(call_id)
-            log.info("recording.deleted", call_id=call_id, objects=len(keys))
+            try:
+                if await self._delete_expired(call_id, now):
+                    deleted.append(call_id)
+            except Exception as exc:
+                log.warning("recording.delete_failed", call_id=call_id, error=str(exc))
         return deleted
+
+    async def _delete_expired(self, call_id: str, now: float) -> bool:
+        async with self.sessions() as session:
+            row = await session.get(Recording, call_id)
+            if row is None or row.legal_hold or row.deleted_at is not None:
+                return False  # held (or gone) since the query: keep it
+        keys = await asyncio.to_thread(self.storage.keys, f"{call_id}/")
+        for key in keys:
+            await asyncio.to_thread(self.storage.delete, key)
+        async with self.sessions() as session:
+            row = await session.get(Recording, call_id)
+            if row is None or row.deleted_at is not None:
+                return False
+            row.deleted_at = utc(now)
+            await audit.record(
+                session,
+                "recording.deleted",
+                at=now,
+                subject_type=SUBJECT,
+                subject_id=call_id,
+                data={
+                    "objects": len(keys),
+                    "retain_until": row.retain_until.isoformat(),
+                    "final_hash": row.final_hash,
+                },
+            )
+            await session.commit()
+        log.info("recording.deleted", call_id=call_id, objects=len(keys))
+        return True
 
     async def _sweep_forever(self) -> None:
         while True:

@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from server.auth.principal import Principal, Role
 from server.db.engine import make_engine, make_sessionmaker
 from server.recordings.service import RecordingService
 from signaling.media.recording.storage import S3Storage, StorageError
@@ -98,6 +99,11 @@ async def test_segments_are_locked_in_compliance_mode_and_verify(
     expected = datetime.now(UTC) + timedelta(days=180)
     assert abs((retain - expected).total_seconds()) < 3600
     assert (await s3_service.verify(call_id)).ok
+
+    # A supervisor's legal hold is also set on every stored object.
+    await s3_service.set_hold(call_id, True, "complaint 2026-118", Principal(Role.SUPERVISOR, "S1"))
+    held = s3.client.get_object_legal_hold(Bucket=BUCKET, Key=keys[0])
+    assert held["LegalHold"]["Status"] == "ON"
 
     # Compliance mode: not even the owner deletes a locked version early.
     with pytest.raises(StorageError):

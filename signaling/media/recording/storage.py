@@ -28,6 +28,9 @@ class RecordingStorage(Protocol):
 
     def delete(self, key: str) -> None: ...
 
+    def set_legal_hold(self, key: str, hold: bool) -> None:
+        """Where the storage has its own legal hold, set or release it on ``key``."""
+
     def check(self) -> None:
         """Raise :class:`StorageError` if nothing could be written now."""
 
@@ -86,6 +89,9 @@ class LocalStorage:
             self._path(key).unlink()
         except FileNotFoundError:
             return
+
+    def set_legal_hold(self, key: str, hold: bool) -> None:
+        return None  # a local folder has no lock of its own: the index's hold governs
 
     def check(self) -> None:
         probe = self.root / f".probe-{os.getpid()}"
@@ -181,6 +187,18 @@ class S3Storage:
                     )
         except ClientError as exc:
             raise StorageError(f"cannot delete {key}: {exc}") from exc
+
+    def set_legal_hold(self, key: str, hold: bool) -> None:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            self.client.put_object_legal_hold(
+                Bucket=self.bucket,
+                Key=self._key(key),
+                LegalHold={"Status": "ON" if hold else "OFF"},
+            )
+        except (BotoCoreError, ClientError) as exc:
+            raise StorageError(f"cannot set the legal hold on {key}: {exc}") from exc
 
     def check(self) -> None:
         from botocore.exceptions import (
