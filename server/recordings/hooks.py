@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from server import audit
 from server.auth.principal import Role
@@ -84,7 +84,9 @@ async def mark_operation_event(
         await add_marker(session, op.call_id, marker, now, operation_id, kept)
 
 
-async def send_notice(hub: Hub, sessions: Any, call: Call, now: float) -> None:
+async def send_notice(
+    hub: Hub, sessions: async_sessionmaker[AsyncSession], call: Call, now: float
+) -> None:
     """``media.notice`` to both parties at media start; the sending is recorded."""
     message = {
         "type": "media.notice",
