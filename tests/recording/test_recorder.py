@@ -76,6 +76,7 @@ def decoded(path: Path) -> dict[str, tuple[int, float]]:
     return result
 
 
+@pytest.mark.slow  # runs the export command as its own process
 async def test_export_plays_both_parties_with_the_key(
     service: RecordingService,
     settings: RelaySettings,
@@ -119,6 +120,7 @@ async def test_export_plays_both_parties_with_the_key(
     assert side["video"][1] == pytest.approx(CALL_SECONDS, rel=0.05)
 
 
+@pytest.mark.slow  # runs the export command as its own process
 async def test_stored_segments_are_sealed_and_useless_without_the_key(
     service: RecordingService,
     settings: RelaySettings,
