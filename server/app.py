@@ -13,6 +13,7 @@ from server.http import (  # noqa: F401  (importing a routes module registers it
     routes_calls,
     routes_operations,
     routes_ops,
+    routes_recordings,
     routes_redirects,
 )
 from server.http.openapi import install_openapi
@@ -20,6 +21,7 @@ from server.http.problems import problem_middleware
 from server.http.registry import registry
 from server.hub.ws import install_ws
 from server.logging import configure_logging
+from server.recordings.wiring import install_recordings
 from server.settings import Settings
 from server.wiring import build
 
@@ -43,6 +45,7 @@ def create_app(settings: Settings) -> web.Application:
     components.install_media(app)
     components.install_operations(app)
     routes_redirects.install(app, components)  # scenario redirects: ticket desk + resolver
+    install_recordings(app, components)  # compliance recording: taps, notice, sweeper, API
     install_openapi(app)
 
     async def lifecycle(_app: web.Application) -> AsyncIterator[None]:

@@ -22,6 +22,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return code
     if args_list[:1] == ["simulate"]:
         return _simulate(args_list[1:])
+    if args_list[:1] == ["recording"]:  # recording export (offline, with the private key)
+        from server.recordings.export import main as recording_main
+
+        return recording_main(args_list[1:])
     parser = argparse.ArgumentParser(prog="cloudbranch", description="Cloud Branch service")
     sub = parser.add_subparsers(dest="command", required=True)
     serve = sub.add_parser("serve", help="run the HTTP and WebSocket server")
@@ -34,6 +38,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     token.add_argument("subject")
     sub.add_parser("risk", help="risk engine tools: cloudbranch risk backtest --help")
     sub.add_parser("simulate", help="capacity simulation of a day: cloudbranch simulate --help")
+    sub.add_parser("recording", help="recording export: cloudbranch recording export --help")
     _add_redirect_sign(sub)
     args = parser.parse_args(args_list)
     if args.command == "redirect-sign":

@@ -115,6 +115,29 @@ class Settings(BaseSettings):
     risk_ruleset_path: str | None = None
     risk_shadow_ruleset_path: str | None = None
 
+    # -- compliance recording (server/recordings, signaling/media/recording) -------------
+    # The bank's public key (PEM, inline or a file path), RSA (OAEP) or X25519, that
+    # wraps each recording's AES-256-GCM key. Without one, development records in the
+    # clear (with a warning) and production refuses to start unless recording is off.
+    recording_public_key: str | None = None
+    recording_enabled: bool = True
+    recording_dir: str = "var/recordings"
+    # Where open segments are written (encrypted) before they close; node-local disk.
+    recording_spool_dir: str = "var/recording-spool"
+    recording_storage: Literal["local", "s3"] = "local"
+    recording_s3_bucket: str | None = None
+    recording_s3_endpoint_url: str | None = None
+    recording_s3_region: str | None = None
+    recording_s3_prefix: str = ""
+    recording_retention_days: int = Field(default=180, ge=1, le=36500)
+    recording_segment_s: float = Field(default=6.0, gt=0, le=10)
+    recording_queue_frames: int = Field(default=2000, ge=10, le=100_000)
+    recording_sweep_interval_s: float = Field(default=3600.0, gt=0)
+    # Operations refused with 409 recording_unavailable while the call's recording is down.
+    recording_required_operations: list[str] = Field(
+        default_factory=lambda: ["transfer", "limit_change", "password_reset"]
+    )
+
     @model_validator(mode="after")
     def _secrets_outside_development(self) -> Settings:
         if not self.dev_mode and self.jwt_secret is None:

@@ -39,6 +39,7 @@ from server.routing.backend import QueueBackend
 from server.routing.memory import MemoryQueueBackend
 from server.settings import Settings
 from signaling.ice import ice_servers_for_call
+from signaling.media.tap import MediaTapFactory
 from signaling.messages import CLIENT_MEDIA_MESSAGE_TYPES
 
 log = structlog.get_logger(__name__)
@@ -58,6 +59,9 @@ class Components:
     calls: CallService
     dispatcher: Dispatcher
     closed: bool = field(default=False)
+    # Compliance recording: the MediaTapFactory the media node opens each call's tap
+    # from (server/recordings/wiring.py: install_recordings sets it).
+    media_taps: MediaTapFactory | None = None
 
     def ice_servers(self, call_id: str) -> list[dict[str, Any]]:
         """ICE servers for a call's peers; empty when none are configured."""

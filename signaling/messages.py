@@ -216,6 +216,23 @@ class MediaRestart(_ServerMessage):
     reason: Annotated[str, StringConstraints(max_length=MAX_REASON_CHARS)] | None = None
 
 
+class NoticeWords(BaseModel):
+    """The same notice in Chinese and English."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    zh: Annotated[str, StringConstraints(max_length=500)]
+    en: Annotated[str, StringConstraints(max_length=500)]
+
+
+class MediaNotice(_ServerMessage):
+    """Server → both parties when media starts: the call is being recorded."""
+
+    type: Literal["media.notice"] = "media.notice"
+    call_id: CallId
+    recording: bool
+    message: NoticeWords
+
+
 class WebRtcOffer(_ClientMessage):
     """SDP offer, from the offerer, relayed to the answerer."""
 

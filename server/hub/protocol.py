@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
 from server.callbacks.messages import CallbackRingEnded, CallbackRinging
 from signaling.messages import (
+    MediaNotice,
     MediaRestart,
     MediaStart,
     MediaState,
@@ -180,6 +181,7 @@ ServerMessage = Annotated[
     | CallbackRingEnded
     | MediaStart
     | MediaRestart
+    | MediaNotice
     | WebRtcOffer
     | WebRtcAnswer
     | WebRtcIce,

@@ -31,6 +31,7 @@ from server.db.banking import BlockedPayee, Operation, WarningShown
 from server.db.models import Call
 from server.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from server.hub.hub import Hub
+from server.recordings.hooks import mark_operation_event, require_recording
 from server.settings import Settings
 
 from .params import parse_params, summary
@@ -121,6 +122,7 @@ class OperationService:
                 raise Conflict(
                     f"call is {call.state}; operations need an active call", code="call_not_active"
                 )
+            await require_recording(session, self.settings, call_id, kind.value)
             op = await self._create(session, call, principal, kind, params, statement, origin, now)
             await session.commit()
             await session.refresh(op)
@@ -606,6 +608,7 @@ async def _audit_operation(
         subject_id=operation_id,
         data=data,
     )
+    await mark_operation_event(session, kind, operation_id, now, data)  # recording index
 
 
 def assessment_json(assessment: risk.Assessment) -> dict[str, Any]:

@@ -1,0 +1,1 @@
+"""Compliance recording: the recorder the media node opens per call, its index, API and export."""

@@ -1,0 +1,57 @@
+"""Puts compliance recording into the application: one call from ``create_app``."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING
+
+from aiohttp import web
+
+from server.db.models import Call
+
+from .service import RecordingService, recording_applies
+
+if TYPE_CHECKING:
+    from server.wiring import Components
+
+RECORDINGS: web.AppKey[RecordingService] = web.AppKey("recordings")
+
+
+class RecordingObserver:
+    """Call lifecycle: the recording notice at media start; the tap closes with the call."""
+
+    def __init__(self, service: RecordingService, components: Components) -> None:
+        self.service = service
+        self.components = components
+
+    async def call_accepted(self, call: Call) -> None:
+        if recording_applies(self.service.settings):
+            from .hooks import send_notice
+
+            await send_notice(self.components.hub, self.service.sessions, call, time.time())
+
+    async def call_active(self, call: Call) -> None:
+        return None
+
+    async def conversation_ended(self, call: Call) -> None:
+        await self.service.close_call(call.call_id)
+
+
+def install_recordings(app: web.Application, components: Components) -> RecordingService:
+    """Build the recorder (the media node's ``MediaTapFactory``) and its routes' state.
+
+    Runs after ``install_media``, so the notice follows ``media.start``.
+    """
+    service = RecordingService(components.settings, components.sessions)
+    components.media_taps = service
+    app[RECORDINGS] = service
+    components.calls.observers.append(RecordingObserver(service, components))
+
+    async def lifecycle(_app: web.Application) -> AsyncIterator[None]:
+        await service.start()
+        yield
+        await service.stop()
+
+    app.cleanup_ctx.append(lifecycle)
+    return service
