@@ -152,7 +152,7 @@ def test_the_settings_are_valid_for_the_application(monkeypatch: pytest.MonkeyPa
 def test_every_setting_is_set_or_documented() -> None:
     """An operator finds every knob in settings.yaml or secrets.yaml."""
     text = (K8S / "settings.yaml").read_text() + (K8S / "secrets.yaml").read_text()
-    documented = set(re.findall(r"#\s*(CLOUDBRANCH_[A-Z_]+):", text))
+    documented = set(re.findall(r"#\s*(CLOUDBRANCH_[A-Z0-9_]+):", text))
     assert documented <= SETTINGS, f"documented but not read: {sorted(documented - SETTINGS)}"
     covered = set(_config()) | set(_secrets()) | documented | PER_POD
     missing = SETTINGS - covered
