@@ -22,10 +22,9 @@ PYTEST_ARGS ?=
 HOST ?= 127.0.0.1
 PORT ?= 8080
 
-# Browser end-to-end tests will need a real browser. When they exist, set
-#   BROWSER_PACKAGES := chromium
-# and `make test` installs it from apt when the binary of that name is missing.
-BROWSER_PACKAGES ?=
+# The browser tests (tests/browser/) drive Debian's chromium through Playwright;
+# `make test` installs it from apt when the binary of that name is missing.
+BROWSER_PACKAGES := chromium
 
 # apt-get as root (sudo otherwise); waits for a dpkg lock held by another apt run.
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)

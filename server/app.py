@@ -14,10 +14,12 @@ from server.http import (  # noqa: F401  (importing a routes module registers it
     routes_operations,
     routes_ops,
     routes_redirects,
+    routes_wallboard,
 )
 from server.http.openapi import install_openapi
 from server.http.problems import problem_middleware
 from server.http.registry import registry
+from server.http.routes_web import install_web
 from server.hub.ws import install_ws
 from server.logging import configure_logging
 from server.settings import Settings
@@ -44,6 +46,7 @@ def create_app(settings: Settings) -> web.Application:
     components.install_operations(app)
     routes_redirects.install(app, components)  # scenario redirects: ticket desk + resolver
     install_openapi(app)
+    install_web(app)  # the desk, supervisor and senior-app pages (server/web/)
 
     async def lifecycle(_app: web.Application) -> AsyncIterator[None]:
         await components.start()
