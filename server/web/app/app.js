@@ -29,6 +29,7 @@ const state = {
   call: null, // {call_id}
   iceServers: [],
   link: null,
+  links: 0, // peer connections built so far (a restart builds a new one)
   warnings: [], // risk.warning messages not yet acknowledged, oldest first
   confirm: null, // the operation.confirm_request on screen
   hungUp: false,
@@ -221,6 +222,7 @@ function assigned(message) {
 
 function newLink(callId, role) {
   if (state.link) state.link.close();
+  state.links += 1;
   state.link = new MediaLink({
     channel: state.channel,
     callId,

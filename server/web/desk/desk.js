@@ -48,6 +48,7 @@ const state = {
   presence: "away",
   call: null, // {call_id, customer, context}
   link: null,
+  links: 0, // peer connections built so far (a restart builds a new one)
   iceServers: [],
   operations: new Map(),
   popup: null, // the risk.popup being answered
@@ -216,10 +217,11 @@ function removeOffer(offerId) {
 }
 
 async function accept(offer, card) {
+  // media.start may arrive before the accept's answer does: the call is ours from now.
+  state.call = { call_id: offer.call_id, customer: offer.customer, context: offer.context };
   try {
     await api("POST", `/api/v1/calls/${offer.call_id}/accept`, { token: state.token, body: { offer_id: offer.offer_id } });
     removeOffer(offer.offer_id);
-    state.call = { call_id: offer.call_id, customer: offer.customer, context: offer.context };
     state.operations.clear();
     byId("op-state").replaceChildren();
     byId("media-notice").hidden = true;
@@ -227,8 +229,11 @@ async function accept(offer, card) {
     say(byId("caller"), `${customer.display_name || ""}，${customer.age ?? "?"} 岁`, `age ${customer.age ?? "?"}`);
     byId("call-panel").hidden = false;
     byId("wrapup-panel").hidden = true;
-    setCallState("connecting");
+    if (byId("call-state").dataset.state !== "connected") setCallState("connecting");
   } catch (failure) {
+    state.call = null;
+    if (state.link) state.link.close();
+    state.link = null;
     sayWords(card.querySelector(".offer-error"), problemWords(failure));
     if (failure.code === "offer_expired") setTimeout(() => removeOffer(offer.offer_id), 3000);
   }
@@ -252,6 +257,7 @@ function startMedia(message) {
     state.link.close();
     if (message.type === "media.restart") setCallState("reconnecting");
   }
+  state.links += 1;
   state.link = new MediaLink({
     channel: state.channel,
     callId: message.call_id,
