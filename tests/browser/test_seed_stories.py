@@ -11,10 +11,12 @@ video at both ends; his transfer to his son is confirmed on the app page and exe
 
 from __future__ import annotations
 
+import asyncio
+import re
 from decimal import Decimal
 
 import pytest
-from playwright.async_api import Browser, expect
+from playwright.async_api import Browser, Page, expect
 from sqlalchemy import select
 
 from server.db.banking import Payee, Transfer, WarningShown
@@ -39,6 +41,65 @@ from tests.e2e.test_seed_story import _balances, _rows
 pytestmark = pytest.mark.media
 
 
+async def _answers_are_required_then_block(desk: Page) -> None:
+    popup = tid(desk, "risk-popup")
+    await expect(popup).to_be_visible()
+    answers = await tid(popup, "risk-answer").all()
+    assert answers, "the pop-up asks scripted questions"
+    # Escape does not dismiss it, and proceeding needs every answer.
+    await desk.keyboard.press("Escape")
+    await expect(popup).to_be_visible()
+    await expect(tid(popup, "risk-proceed")).to_be_disabled()
+    for field in answers[:-1]:
+        await field.fill("客户说是“客服”来电让她转的")
+    await expect(tid(popup, "risk-proceed")).to_be_disabled()
+    await answers[-1].fill("不认识收款人")
+    await expect(tid(popup, "risk-proceed")).to_be_enabled()
+    await answers[-1].fill("")
+    await expect(tid(popup, "risk-proceed")).to_be_disabled()
+    await snap(desk, "desk-3-risk-popup")
+    await assert_accessible(desk, "desk: risk pop-up")
+    await tid(popup, "risk-block").click()
+
+
+async def _warnings_until(app: Page, op_id: str | None, timeout: float = 20) -> None:
+    """Acknowledge earlier warnings (as the customer would) until ``op_id``'s is on screen."""
+    warning = tid(app, "risk-warning")
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while loop.time() < deadline:
+        if await warning.is_visible():
+            if await warning.get_attribute("data-operation-id") == op_id:
+                return
+            await tid(app, "risk-warning-ack").click()
+        await asyncio.sleep(0.2)
+    raise AssertionError(f"no warning for {op_id} on the app page")
+
+
+async def _transfer(
+    desk: Page, amount: str, account: str, name: str, bank: str, statement: str
+) -> None:
+    await tid(desk, "op-kind").select_option("transfer")
+    await tid(desk, "op-amount").fill(amount)
+    await tid(desk, "op-currency").fill("CNY")
+    await tid(desk, "op-payee-account").fill(account)
+    await tid(desk, "op-payee-name").fill(name)
+    await tid(desk, "op-payee-bank").fill(bank)
+    await tid(desk, "op-statement").fill(statement)
+    await tid(desk, "op-submit").click()
+
+
+async def _referral_and_blocked_list(desk: Page, shot: str) -> None:
+    popup = tid(desk, "risk-popup")
+    await expect(popup.locator("#risk-referral")).to_contain_text("96110")
+    await expect(popup.locator("#risk-referral")).to_contain_text("110")
+    await popup.locator("#risk-blocklist").click()
+    await expect(popup.locator("#risk-blocklist-result")).to_have_attribute("data-done", "true")
+    await snap(desk, shot)
+    await popup.locator("#risk-done").click()
+    await expect(popup).to_be_hidden()
+
+
 async def test_grandma_li_safe_account_transfer_is_blocked(
     browser: Browser, server: RunningServer
 ) -> None:
@@ -58,53 +119,50 @@ async def test_grandma_li_safe_account_transfer_is_blocked(
     assert await wait_frames(desk, "cloudbranchDesk") > 0
     assert await wait_frames(app, "cloudbranchApp") > 0
 
-    await tid(desk, "op-kind").select_option("transfer")
-    await tid(desk, "op-amount").fill("50000.00")
-    await tid(desk, "op-currency").fill("CNY")
-    await tid(desk, "op-payee-account").fill("6217000099998888")
-    await tid(desk, "op-payee-name").fill("李秀英")
-    await tid(desk, "op-payee-bank").fill("CCB")
-    await tid(desk, "op-statement").fill("客服说微信百万保障计划要关闭，要把钱转到我自己的安全账户")
-    await tid(desk, "op-submit").click()
+    # She first asks for 15,000 "for furniture" to an account she has never paid:
+    # the engine asks for a review, and the pop-up's questions must all be answered
+    # before the specialist may proceed. What she says makes the specialist block it.
+    await _transfer(desk, "15000.00", "6217000011112222", "王强", "CCB", "买家具")
+    await expect(tid(desk, "op-state")).to_have_attribute("data-state", "awaiting_review")
+    warning = tid(app, "risk-warning")
+    await expect(warning).to_be_visible()
+    await tid(app, "risk-warning-ack").click()
+    await expect(warning).to_be_hidden()
+    await _answers_are_required_then_block(desk)
+    await _referral_and_blocked_list(desk, "desk-4a-blocked")
+    await expect(tid(desk, "op-state")).to_have_attribute("data-state", "blocked")
 
+    # Then the "safe account" transfer itself.
+    await _transfer(
+        desk,
+        "50000.00",
+        "6217000099998888",
+        "李秀英",
+        "CCB",
+        "客服说微信百万保障计划要关闭，要把钱转到我自己的安全账户",
+    )
     popup = tid(desk, "risk-popup")
     await expect(popup).to_be_visible()
     codes = {
         await r.get_attribute("data-code") for r in await tid(popup, "risk-reason").all()
     }
     assert {"safe_account_pattern", "typology_protection_plan"} <= codes
+    await expect(tid(desk, "op-state")).to_have_attribute(
+        "data-state", re.compile("awaiting_review|blocked")
+    )
     decision = await tid(desk, "op-state").get_attribute("data-state")
-    print("Grandma Li's transfer, decided:", decision)
+    op_id = await tid(desk, "op-state").get_attribute("data-operation-id")
     # The app shows the warning full screen; its acknowledgement is recorded as shown.
-    warning = tid(app, "risk-warning")
-    await expect(warning).to_be_visible()
+    await _warnings_until(app, op_id)
     await expect(warning).to_contain_text("安全账户")
     await snap(app, "app-3-risk-warning")
     await assert_accessible(app, "app: risk warning")
     await tid(app, "risk-warning-ack").click()
     await expect(warning).to_be_hidden()
-
     if decision == "awaiting_review":
-        answers = await tid(popup, "risk-answer").all()
-        assert answers, "the pop-up asks scripted questions"
-        # Escape does not dismiss it, and proceeding needs every answer.
-        await desk.keyboard.press("Escape")
-        await expect(popup).to_be_visible()
-        for field in answers[:-1]:
-            await field.fill("客户说是客服来电让她转的")
-        await expect(tid(popup, "risk-proceed")).to_be_disabled()
-        await snap(desk, "desk-3-risk-popup")
-        await assert_accessible(desk, "desk: risk pop-up")
-        await tid(popup, "risk-block").click()
-    await expect(popup.locator("#risk-referral")).to_contain_text("96110")
-    await expect(popup.locator("#risk-referral")).to_contain_text("110")
-    await popup.locator("#risk-blocklist").click()
-    await expect(popup.locator("#risk-blocklist-result")).to_have_attribute("data-done", "true")
-    await snap(desk, "desk-4-blocked")
-    await popup.locator("#risk-done").click()
-    await expect(popup).to_be_hidden()
+        await _answers_are_required_then_block(desk)
+    await _referral_and_blocked_list(desk, "desk-4-blocked")
     await expect(tid(desk, "op-state")).to_have_attribute("data-state", "blocked")
-    op_id = await tid(desk, "op-state").get_attribute("data-operation-id")
 
     assert await _balances(server, "C1001") == before, "no money moved"
     assert not await _rows(server, select(Transfer).where(Transfer.operation_id == op_id))
