@@ -94,8 +94,8 @@ async def assert_accessible(page: Page, name: str) -> None:
     assert not bad, f"{name}: accessibility violations {bad}"
 
 
-async def snap(page: Page, name: str) -> None:
-    await page.screenshot(path=screenshot_path(name), full_page=True)
+async def snap(page: Page, name: str, full_page: bool = True) -> None:
+    await page.screenshot(path=screenshot_path(name), full_page=full_page)
 
 
 def no_page_errors(page: Page) -> None:

@@ -155,7 +155,7 @@ async def test_grandma_li_safe_account_transfer_is_blocked(
     # The app shows the warning full screen; its acknowledgement is recorded as shown.
     await _warnings_until(app, op_id)
     await expect(warning).to_contain_text("安全账户")
-    await snap(app, "app-3-risk-warning")
+    await snap(app, "app-3-risk-warning", full_page=False)
     await assert_accessible(app, "app: risk warning")
     await tid(app, "risk-warning-ack").click()
     await expect(warning).to_be_hidden()
@@ -258,7 +258,7 @@ async def test_grandpa_wu_transfer_with_drop_and_resume_and_the_wallboard(
     await expect(summary).to_contain_text("20,000.00")
     await expect(summary).to_contain_text("贰万元整")
     await expect(summary).to_contain_text(son[1])
-    await snap(app, "app-4-confirm")
+    await snap(app, "app-4-confirm", full_page=False)
     await assert_accessible(app, "app: confirmation")
     await tid(app, "confirm-yes").click()
     await expect(dialog).to_be_hidden()
@@ -277,8 +277,8 @@ async def test_grandpa_wu_transfer_with_drop_and_resume_and_the_wallboard(
     await expect(row).to_have_attribute("data-state", "ended")
     await row.locator("button").click()
     timeline = tid(board, "call-timeline")
-    for kind in ("accept", "media", "wrap"):
-        await expect(timeline.locator(f'li[data-kind*="{kind}"]').first).to_be_visible()
+    for kind in ("queued", "accepted", "party_dropped", "media_reconnected", "wrapped_up"):
+        await expect(timeline.locator(f'li[data-kind="{kind}"]').first).to_be_visible()
     await tid(board, "audit-verify").click()
     await expect(tid(board, "audit-result")).to_have_attribute("data-ok", "true")
     await snap(board, "supervisor-2-timeline")

@@ -52,6 +52,13 @@ function show(view) {
   }
 }
 
+// Full-screen panels (confirmation, warning, ringing) cover the page; it must not
+// scroll under them.
+function covered() {
+  const open = ["confirm-dialog", "risk-warning", "ringing"].some((id) => !byId(id).hidden);
+  document.body.classList.toggle("covered", open);
+}
+
 function status(zh, en) {
   say(byId("status"), zh, en);
 }
@@ -115,6 +122,8 @@ function socketState(name) {
       status("已恢复连接", "Connection restored");
     }
   } else if (name === "reconnecting") {
+    if (state.link) state.link.close(); // never reused: media.restart builds a new one
+    state.link = null;
     status("网络中断，正在为您恢复，请不要挂断…", "The connection dropped; reconnecting, please stay on…");
   } else if (name === "replaced") {
     status("您在另一台设备上打开了视频客服。", "The video service is open on another device.");
@@ -182,9 +191,13 @@ function onMessage(message) {
     case "webrtc.offer":
     case "webrtc.ice":
       return mediaMessage(message);
-    case "media.notice":
-      if (message.message) sayWords(byId("queue-message"), message.message);
+    case "media.notice": {
+      const notice = byId("media-notice");
+      notice.hidden = false;
+      if (message.message) sayWords(notice, message.message);
+      else if (message.recording) say(notice, "本次通话会录音录像。", "This call is recorded.");
       return undefined;
+    }
     case "operation.confirm_request":
       return confirmRequest(message);
     case "risk.warning":
@@ -194,7 +207,7 @@ function onMessage(message) {
       return ringing(message);
     case "callback.ring_ended":
       byId("ringing").hidden = true;
-      return undefined;
+      return covered();
     case "call.ended":
       return ended(message);
     default:
@@ -267,12 +280,14 @@ function ringing(message) {
   sayWords(byId("ringing-text"), message.message);
   panel.dataset.callbackId = message.callback_id;
   panel.hidden = false;
+  covered();
   byId("ringing-answer").focus();
 }
 
 async function answerRing(answer) {
   const panel = byId("ringing");
   panel.hidden = true;
+  covered();
   const id = panel.dataset.callbackId;
   try {
     const result = await api("POST", `/api/v1/callbacks/${id}/${answer ? "answer" : "decline"}`, { token: state.token });
@@ -314,6 +329,7 @@ async function confirmRequest(message) {
     // The summary alone is still enough to decide.
   }
   dialog.hidden = false;
+  covered();
   byId("confirm-yes").focus();
 }
 
@@ -328,6 +344,7 @@ async function answerConfirm(confirmed) {
     });
     state.confirm = null;
     byId("confirm-dialog").hidden = true;
+    covered();
     if (operation.state === "executed") status("已为您办理完成。", "Done.");
     else if (operation.state === "rejected") status("好的，这笔业务不办了。", "All right, it has been stopped.");
     else status("业务没有办成，服务专员会和您说明。", "It did not go through; your specialist will explain.");
@@ -345,6 +362,7 @@ function showWarning() {
   const panel = byId("risk-warning");
   if (!warning) {
     panel.hidden = true;
+    covered();
     return;
   }
   const text = byId("risk-warning-text");
@@ -359,6 +377,7 @@ function showWarning() {
   text.append(zh, en);
   panel.dataset.operationId = warning.operation_id;
   panel.hidden = false;
+  covered();
   byId("risk-warning-ack").focus();
 }
 

@@ -61,6 +61,13 @@ window.cloudbranchDesk = {
 };
 
 function setSocket(name) {
+  if (name === "reconnecting" && state.link) {
+    // Client guide: after a drop the old peer connection cannot be reused; the
+    // server sends media.restart once both parties are back.
+    state.link.close();
+    state.link = null;
+    if (state.call) setCallState("reconnecting");
+  }
   const element = byId("socket-state");
   element.dataset.state = name;
   say(element, ...(SOCKET_WORDS[name] || SOCKET_WORDS.offline));

@@ -198,7 +198,13 @@ async function showRecording(callId) {
   try {
     const recording = await api("GET", `/api/v1/calls/${callId}/recording`, { token: state.token });
     section.hidden = false;
-    say(section, `录像：${recording.state}`, `Recording: ${recording.state}`);
+    section.dataset.state = recording.state;
+    let verdict = ["", ""];
+    if (recording.state !== "none") {
+      const check = await api("GET", `/api/v1/calls/${callId}/recording/verify`, { token: state.token });
+      verdict = check.ok ? ["，校验通过", ", verified"] : [`，第 ${check.first_bad} 段校验失败`, `, segment ${check.first_bad} fails verification`];
+    }
+    say(section, `录像：${recording.state}${verdict[0]}`, `Recording: ${recording.state}${verdict[1]}`);
   } catch {
     section.hidden = true;
   }
