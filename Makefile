@@ -25,6 +25,8 @@ PORT ?= 8080
 # The browser tests (tests/browser/) drive Debian's chromium through Playwright;
 # `make test` installs it from apt when the binary of that name is missing.
 BROWSER_PACKAGES := chromium
+# A CJK font, so that the pages' screenshots (build/screenshots/) show Chinese text.
+BROWSER_FONT_PACKAGES := fonts-wqy-microhei
 
 # apt-get as root (sudo otherwise); waits for a dpkg lock held by another apt run.
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
@@ -64,7 +66,7 @@ install: $(INSTALLED) ## Create the virtualenv and install the project with its 
 # binaries are missing. Services are kept from starting during the install
 # (policy-rc.d), so no system-wide Redis or PostgreSQL is left running: the
 # tests start private instances of their own.
-system-deps: ## Install redis-server and postgresql with apt if missing
+system-deps: ## Install redis-server, postgresql, chromium (and a CJK font) with apt if missing
 	@missing=""; \
 	command -v redis-server >/dev/null 2>&1 || missing="$$missing redis-server"; \
 	have_pg=""; \
@@ -74,6 +76,9 @@ system-deps: ## Install redis-server and postgresql with apt if missing
 	[ -n "$$have_pg" ] || missing="$$missing postgresql"; \
 	for pkg in $(BROWSER_PACKAGES); do \
 	  command -v "$$pkg" >/dev/null 2>&1 || missing="$$missing $$pkg"; \
+	done; \
+	for pkg in $(BROWSER_FONT_PACKAGES); do \
+	  dpkg-query -W -f='$${Status}' "$$pkg" 2>/dev/null | grep -q 'ok installed' || missing="$$missing $$pkg"; \
 	done; \
 	if [ -z "$$missing" ]; then exit 0; fi; \
 	echo "Installing from apt:$$missing"; \

@@ -47,13 +47,17 @@ def server_settings() -> dict[str, object]:
     return {"redirect_secret": "test-redirect-secret"}
 
 
-@pytest.fixture
-async def browser() -> AsyncIterator[Browser]:
+def _require_chromium() -> None:
     if not (Path(CHROMIUM).is_file() and os.access(CHROMIUM, os.X_OK)):
         found = shutil.which("chromium")
         raise AssertionError(
             f"no Chromium at {CHROMIUM} (on PATH: {found}); `make test` installs Debian's chromium"
         )
+
+
+@pytest.fixture
+async def browser() -> AsyncIterator[Browser]:
+    _require_chromium()
     async with async_playwright() as playwright:
         launched = await playwright.chromium.launch(
             executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True

@@ -21,16 +21,20 @@ async def open_page(context: BrowserContext, path: str) -> Page:
     page.on("pageerror", lambda exc: errors.append(str(exc)))
     page.on(
         "console",
-        lambda msg: errors.append(msg.text)
-        if msg.type == "error" and not msg.text.startswith("Failed to load resource")
-        else None,
+        lambda msg: (
+            errors.append(msg.text)
+            if msg.type == "error" and not msg.text.startswith("Failed to load resource")
+            else None
+        ),
     )
     # A refused API call is part of some stories (a wrong password); a missing file never is.
     page.on(
         "response",
-        lambda r: errors.append(f"{r.status} {r.url}")
-        if r.status == 404 and "/api/" not in r.url
-        else None,
+        lambda r: (
+            errors.append(f"{r.status} {r.url}")
+            if r.status == 404 and "/api/" not in r.url
+            else None
+        ),
     )
     page.errors = errors  # type: ignore[attr-defined]
     await page.goto(path)
@@ -80,7 +84,9 @@ async def accept_offer(desk: Page) -> None:
     card = tid(desk, "offer-card")
     await expect(card).to_be_visible()
     await tid(card, "offer-accept").click()
-    await expect(tid(desk, "call-state")).to_have_attribute("data-state", "connected", timeout=30_000)
+    await expect(tid(desk, "call-state")).to_have_attribute(
+        "data-state", "connected", timeout=30_000
+    )
 
 
 async def assert_accessible(page: Page, name: str) -> None:

@@ -57,7 +57,7 @@ async def _answers_are_required_then_block(desk: Page) -> None:
     await expect(tid(popup, "risk-proceed")).to_be_enabled()
     await answers[-1].fill("")
     await expect(tid(popup, "risk-proceed")).to_be_disabled()
-    await snap(desk, "desk-3-risk-popup")
+    await snap(desk, "desk-3-risk-popup", full_page=False)
     await assert_accessible(desk, "desk: risk pop-up")
     await tid(popup, "risk-block").click()
 
@@ -95,7 +95,7 @@ async def _referral_and_blocked_list(desk: Page, shot: str) -> None:
     await expect(popup.locator("#risk-referral")).to_contain_text("110")
     await popup.locator("#risk-blocklist").click()
     await expect(popup.locator("#risk-blocklist-result")).to_have_attribute("data-done", "true")
-    await snap(desk, shot)
+    await snap(desk, shot, full_page=False)
     await popup.locator("#risk-done").click()
     await expect(popup).to_be_hidden()
 
@@ -105,7 +105,9 @@ async def test_grandma_li_safe_account_transfer_is_blocked(
 ) -> None:
     pin_morning(server)
     desk_context = await new_context(browser, server.base_url)
-    app_context = await new_context(browser, server.base_url, viewport={"width": 412, "height": 860})
+    app_context = await new_context(
+        browser, server.base_url, viewport={"width": 412, "height": 860}
+    )
     desk = await desk_login(desk_context, "chen.li")
     await go_available(desk)
     app = await app_as(app_context, "C1001")
@@ -143,9 +145,7 @@ async def test_grandma_li_safe_account_transfer_is_blocked(
     )
     popup = tid(desk, "risk-popup")
     await expect(popup).to_be_visible()
-    codes = {
-        await r.get_attribute("data-code") for r in await tid(popup, "risk-reason").all()
-    }
+    codes = {await r.get_attribute("data-code") for r in await tid(popup, "risk-reason").all()}
     assert {"safe_account_pattern", "typology_protection_plan"} <= codes
     await expect(tid(desk, "op-state")).to_have_attribute(
         "data-state", re.compile("awaiting_review|blocked")
@@ -196,7 +196,9 @@ async def test_grandpa_wu_transfer_with_drop_and_resume_and_the_wallboard(
     )[0]
     pin_morning(server)
     desk_context = await new_context(browser, server.base_url)
-    app_context = await new_context(browser, server.base_url, viewport={"width": 412, "height": 860})
+    app_context = await new_context(
+        browser, server.base_url, viewport={"width": 412, "height": 860}
+    )
     board_context = await new_context(browser, server.base_url)
 
     board = await open_page(board_context, "/supervisor/")

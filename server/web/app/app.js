@@ -330,7 +330,7 @@ async function confirmRequest(message) {
   }
   dialog.hidden = false;
   covered();
-  byId("confirm-yes").focus();
+  byId("confirm-yes").focus({ preventScroll: true });
 }
 
 async function answerConfirm(confirmed) {
@@ -378,7 +378,7 @@ function showWarning() {
   panel.dataset.operationId = warning.operation_id;
   panel.hidden = false;
   covered();
-  byId("risk-warning-ack").focus();
+  byId("risk-warning-ack").focus({ preventScroll: true });
 }
 
 // The acknowledgement is what the server records as the warning shown (with when).
