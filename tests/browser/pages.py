@@ -107,3 +107,59 @@ async def snap(page: Page, name: str, full_page: bool = True) -> None:
 def no_page_errors(page: Page) -> None:
     errors = page.errors  # type: ignore[attr-defined]
     assert not errors, f"page errors on {page.url}: {errors}"
+
+
+# Ageing-friendly figures of every visible text and control on the app page.
+_MEASURE = """() => {
+  const lum = (c) => {
+    const [r, g, b] = c.match(/[\\d.]+/g).slice(0, 3).map(Number).map((v) => {
+      v /= 255; return v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4; });
+    return 0.2126 * r + 0.7152 * g + 0.0722 * b;
+  };
+  const background = (el) => {
+    for (let e = el; e; e = e.parentElement) {
+      const bg = getComputedStyle(e).backgroundColor;
+      const alpha = bg.match(/[\\d.]+/g);
+      if (alpha && (alpha.length < 4 || Number(alpha[3]) > 0.5)) return bg;
+    }
+    return 'rgb(255, 255, 255)';
+  };
+  const visible = (el) => {
+    const r = el.getBoundingClientRect();
+    return r.width > 0 && r.height > 0 && getComputedStyle(el).visibility !== 'hidden';
+  };
+  const texts = [];
+  const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
+  while (walker.nextNode()) {
+    const node = walker.currentNode;
+    const el = node.parentElement;
+    if (!node.textContent.trim() || !visible(el) || el.closest('option')) continue;
+    const style = getComputedStyle(el);
+    const size = parseFloat(style.fontSize);
+    const lineHeight = style.lineHeight === 'normal' ? size * 1.2 : parseFloat(style.lineHeight);
+    const a = lum(style.color), b = lum(background(el));
+    texts.push({ text: node.textContent.trim().slice(0, 30), size, ratio: lineHeight / size,
+                 contrast: (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05) });
+  }
+  const targets = [...document.querySelectorAll('button, select, a[href], input')]
+    .filter(visible).map((el) => {
+      const r = el.getBoundingClientRect();
+      return { id: el.id || el.dataset.testid, width: r.width, height: r.height };
+    });
+  return { texts, targets };
+}"""
+
+
+async def check_ageing_rules(page: Page, where: str) -> None:
+    """MIIT ageing-friendly rules on what is on screen: text, line height, contrast, targets."""
+    measured = await page.evaluate(_MEASURE)
+    texts, targets = measured["texts"], measured["targets"]
+    assert texts and targets, f"{where}: nothing measured"
+    for t in texts:
+        assert float(t["size"]) >= 18, f"{where}: text under 18 px: {t}"  # type: ignore[arg-type]
+        assert round(float(t["ratio"]), 2) >= 1.3, f"{where}: line height under 1.3: {t}"  # type: ignore[arg-type]
+        assert float(t["contrast"]) >= 4.5, f"{where}: contrast under 4.5:1: {t}"  # type: ignore[arg-type]
+    for target in targets:
+        assert float(target["width"]) >= 60 and float(target["height"]) >= 60, (  # type: ignore[arg-type]
+            f"{where}: touch target under 60x60 px: {target}"
+        )

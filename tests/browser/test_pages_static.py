@@ -13,6 +13,8 @@ from tests.browser.conftest import new_context
 from tests.browser.pages import (
     app_as,
     assert_accessible,
+    check_ageing_rules,
+    desk_login,
     no_page_errors,
     open_page,
     snap,
@@ -94,60 +96,6 @@ async def test_amount_in_chinese_words(browser: Browser, server: RunningServer) 
     await context.close()
 
 
-# Ageing-friendly figures of every visible text and control on the app page.
-_MEASURE = """() => {
-  const lum = (c) => {
-    const [r, g, b] = c.match(/[\\d.]+/g).slice(0, 3).map(Number).map((v) => {
-      v /= 255; return v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4; });
-    return 0.2126 * r + 0.7152 * g + 0.0722 * b;
-  };
-  const background = (el) => {
-    for (let e = el; e; e = e.parentElement) {
-      const bg = getComputedStyle(e).backgroundColor;
-      const alpha = bg.match(/[\\d.]+/g);
-      if (alpha && (alpha.length < 4 || Number(alpha[3]) > 0.5)) return bg;
-    }
-    return 'rgb(255, 255, 255)';
-  };
-  const visible = (el) => {
-    const r = el.getBoundingClientRect();
-    return r.width > 0 && r.height > 0 && getComputedStyle(el).visibility !== 'hidden';
-  };
-  const texts = [];
-  const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
-  while (walker.nextNode()) {
-    const node = walker.currentNode;
-    const el = node.parentElement;
-    if (!node.textContent.trim() || !visible(el) || el.closest('option')) continue;
-    const style = getComputedStyle(el);
-    const size = parseFloat(style.fontSize);
-    const lineHeight = style.lineHeight === 'normal' ? size * 1.2 : parseFloat(style.lineHeight);
-    const a = lum(style.color), b = lum(background(el));
-    texts.push({ text: node.textContent.trim().slice(0, 30), size, ratio: lineHeight / size,
-                 contrast: (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05) });
-  }
-  const targets = [...document.querySelectorAll('button, select, a[href], input')]
-    .filter(visible).map((el) => {
-      const r = el.getBoundingClientRect();
-      return { id: el.id || el.dataset.testid, width: r.width, height: r.height };
-    });
-  return { texts, targets };
-}"""
-
-
-def _check_ageing_rules(measured: dict[str, list[dict[str, object]]], where: str) -> None:
-    texts, targets = measured["texts"], measured["targets"]
-    assert texts and targets, f"{where}: nothing measured"
-    for t in texts:
-        assert float(t["size"]) >= 18, f"{where}: text under 18 px: {t}"  # type: ignore[arg-type]
-        assert round(float(t["ratio"]), 2) >= 1.3, f"{where}: line height under 1.3: {t}"  # type: ignore[arg-type]
-        assert float(t["contrast"]) >= 4.5, f"{where}: contrast under 4.5:1: {t}"  # type: ignore[arg-type]
-    for target in targets:
-        assert float(target["width"]) >= 60 and float(target["height"]) >= 60, (  # type: ignore[arg-type]
-            f"{where}: touch target under 60x60 px: {target}"
-        )
-
-
 async def test_app_page_follows_the_ageing_rules_and_axe(
     browser: Browser, server: RunningServer
 ) -> None:
@@ -157,10 +105,10 @@ async def test_app_page_follows_the_ageing_rules_and_axe(
     )
     page = await open_page(context, "/app/")
     await expect(tid(page, "customer-select")).to_be_visible()
-    _check_ageing_rules(await page.evaluate(_MEASURE), "customer picker")
+    await check_ageing_rules(page, "customer picker")
     await assert_accessible(page, "app: customer picker")
     page = await app_as(context, "C1003")
-    _check_ageing_rules(await page.evaluate(_MEASURE), "home")
+    await check_ageing_rules(page, "home")
     await assert_accessible(page, "app: home")
     await snap(page, "app-1-home")
     no_page_errors(page)
@@ -182,6 +130,26 @@ async def test_desk_and_supervisor_login_pages(browser: Browser, server: Running
     await tid(desk, "login-password").fill("branch-demo")
     await tid(desk, "login-submit").click()
     await expect(desk.locator("#login-error")).to_contain_text("supervisor wallboard")
+
+    # The socket's state is always on screen: a drop reconnects by itself, and a newer
+    # desk for the same specialist replaces this one (4409), which then stays down.
+    first = await desk_login(context, "chen.li")
+    await first.evaluate(
+        """() => {
+            const element = document.querySelector('[data-testid=socket-state]');
+            window.seenStates = [];
+            new MutationObserver(() => window.seenStates.push(element.dataset.state))
+                .observe(element, {attributes: true});
+        }"""
+    )
+    await first.evaluate("() => window.cloudbranchDesk.state.channel.drop()")
+    await expect(tid(first, "socket-state")).to_have_attribute("data-state", "connected")
+    states = await first.evaluate("() => window.seenStates")
+    assert "reconnecting" in states, states
+    second = await desk_login(context, "chen.li")
+    await expect(tid(first, "socket-state")).to_have_attribute("data-state", "replaced")
+    await expect(tid(first, "socket-state")).to_contain_text("4409")
+    await expect(tid(second, "socket-state")).to_have_attribute("data-state", "connected")
 
     board = await open_page(context, "/supervisor/")
     await assert_accessible(board, "supervisor: login")

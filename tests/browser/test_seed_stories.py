@@ -27,6 +27,7 @@ from tests.browser.pages import (
     accept_offer,
     app_as,
     assert_accessible,
+    check_ageing_rules,
     desk_login,
     frames_decoded,
     go_available,
@@ -156,6 +157,7 @@ async def test_grandma_li_safe_account_transfer_is_blocked(
     await _warnings_until(app, op_id)
     await expect(warning).to_contain_text("安全账户")
     await snap(app, "app-3-risk-warning", full_page=False)
+    await check_ageing_rules(app, "app: risk warning")
     await assert_accessible(app, "app: risk warning")
     await tid(app, "risk-warning-ack").click()
     await expect(warning).to_be_hidden()
@@ -261,6 +263,7 @@ async def test_grandpa_wu_transfer_with_drop_and_resume_and_the_wallboard(
     await expect(summary).to_contain_text("贰万元整")
     await expect(summary).to_contain_text(son[1])
     await snap(app, "app-4-confirm", full_page=False)
+    await check_ageing_rules(app, "app: confirmation")
     await assert_accessible(app, "app: confirmation")
     await tid(app, "confirm-yes").click()
     await expect(dialog).to_be_hidden()
