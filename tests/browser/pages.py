@@ -55,8 +55,8 @@ async def go_available(desk: Page) -> None:
     await expect(tid(desk, "presence-toggle")).to_have_attribute("aria-pressed", "true")
 
 
-async def app_as(context: BrowserContext, customer_id: str) -> Page:
-    app = await open_page(context, "/app/")
+async def app_as(context: BrowserContext, customer_id: str, path: str = "/app/") -> Page:
+    app = await open_page(context, path)
     await tid(app, "customer-select").select_option(customer_id)
     await app.locator("#customer-go").click()
     await expect(tid(app, "call-button")).to_be_visible()

@@ -33,6 +33,8 @@ const state = {
   warnings: [], // risk.warning messages not yet acknowledged, oldest first
   confirm: null, // the operation.confirm_request on screen
   hungUp: false,
+  // A scenario redirect's ticket (the deep link's ?ticket=): used by the first call only.
+  ticket: new URLSearchParams(location.search).get("ticket"),
 };
 
 window.cloudbranchApp = {
@@ -138,7 +140,9 @@ async function placeCall() {
   const button = byId("call-button");
   button.disabled = true;
   try {
-    const call = await api("POST", "/api/v1/calls", { token: state.token, body: { callback_allowed: true } });
+    const body = { callback_allowed: true, ...(state.ticket ? { ticket: state.ticket } : {}) };
+    const call = await api("POST", "/api/v1/calls", { token: state.token, body });
+    state.ticket = null;
     state.call = { call_id: call.call_id };
     state.hungUp = false;
     state.iceServers = call.ice_servers || [];
