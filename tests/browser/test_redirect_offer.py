@@ -51,10 +51,14 @@ async def test_redirected_call_shows_its_context_on_the_offer_card(
     first = await countdown.text_content()
     await expect(countdown).not_to_have_text(first or "")  # it counts down
     await assert_accessible(desk, "desk: offer card")
+    offer_id = await card.get_attribute("data-offer-id")
     await tid(card, "offer-decline").click()
-    await expect(card).to_have_count(0)
+    await expect(desk.locator(f'[data-offer-id="{offer_id}"]')).to_have_count(0)
+    # The call goes back to the queue (and may be offered again); the customer hangs
+    # up, and any offer still out is withdrawn from the desk.
     await tid(app, "hang-up").click()
     await expect(tid(app, "call-ended")).to_be_visible()
+    await expect(card).to_have_count(0)
     no_page_errors(desk)
     no_page_errors(app)
     await desk_context.close()

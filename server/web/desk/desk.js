@@ -4,7 +4,8 @@
 import { api, problemWords } from "/common/api.js";
 import { Channel } from "/common/socket.js";
 import { MediaLink, localStream } from "/common/rtc.js";
-import { byId, make, say, sayWords } from "/common/words.js";
+import { byId, say, sayWords } from "/common/words.js";
+import { installRiskPopup, openPopup, syncPopup } from "/desk/risk-popup.js";
 
 const SOCKET_WORDS = {
   offline: ["未连接", "Not connected"],
@@ -21,14 +22,6 @@ const CALL_WORDS = {
   connected: ["视频通话中", "On video"],
   reconnecting: ["客户网络中断，正在自动恢复…", "The customer's connection dropped; resuming by itself…"],
   ended: ["通话已结束", "Call ended"],
-};
-
-const DECISION_WORDS = {
-  review: ["需要人工核实", "Review needed"],
-  hold: ["交易暂停（冷静期）", "On hold (cooling-off)"],
-  block: ["已拦截", "Blocked"],
-  warn: ["需提醒客户", "Warn the customer"],
-  allow: ["通过", "Allowed"],
 };
 
 const OPERATION_STATES = {
@@ -51,7 +44,6 @@ const state = {
   links: 0, // peer connections built so far (a restart builds a new one)
   iceServers: [],
   operations: new Map(),
-  popup: null, // the risk.popup being answered
   offers: new Map(),
 };
 
@@ -191,6 +183,7 @@ function describeContext(context) {
 function showOffer(offer) {
   if (state.offers.has(offer.offer_id)) return;
   const card = byId("offer-template").content.firstElementChild.cloneNode(true);
+  card.dataset.offerId = offer.offer_id;
   const customer = offer.customer || {};
   say(card.querySelector(".offer-title"), "新来电", "Incoming call");
   const dialect = offer.context?.dialect || customer.preferred_dialect || "—";
@@ -391,168 +384,7 @@ function showOperation(operation) {
   element.dataset.state = operation.state;
   element.dataset.operationId = operation.operation_id;
   say(element, `业务 ${operation.kind}：${words[0]}`, `${operation.kind}: ${words[1]}`);
-  if (state.popup && state.popup.operation_id === operation.operation_id) syncPopup(operation);
-}
-
-// ---------------------------------------------------------------- risk pop-up
-
-function openPopup(popup) {
-  state.popup = popup;
-  const dialog = byId("risk-popup");
-  say(byId("risk-decision"), ...(DECISION_WORDS[popup.decision] || [popup.decision, popup.decision]));
-  const op = state.operations.get(popup.operation_id);
-  if (op && op.params && op.params.amount) {
-    say(byId("risk-operation"), `${op.kind} ${op.params.amount} ${op.params.currency || ""} → ${op.params.payee_name || ""}`, "");
-  } else {
-    byId("risk-operation").replaceChildren();
-  }
-  const list = byId("risk-reasons");
-  list.replaceChildren();
-  let index = 0;
-  for (const reason of popup.reasons) {
-    const item = make("li", { testid: "risk-reason" });
-    item.dataset.code = reason.code;
-    const text = make("p");
-    text.textContent = reason.specialist_text;
-    item.append(text);
-    reason.questions.forEach((question, n) => {
-      index += 1;
-      const id = `risk-answer-${index}`;
-      const label = make("label", { className: "question" });
-      label.htmlFor = id;
-      label.textContent = `问 Q${index}: ${question}`;
-      const answer = make("textarea", { testid: "risk-answer", className: "question" });
-      answer.id = id;
-      answer.rows = 1;
-      answer.dataset.key = `${reason.code}.${n + 1}`;
-      answer.addEventListener("input", updateProceed);
-      item.append(label, answer);
-    });
-    list.append(item);
-  }
-  byId("risk-error").replaceChildren();
-  byId("risk-note").value = "";
-  byId("risk-blocked").hidden = true;
-  byId("risk-held").hidden = true;
-  byId("risk-done").hidden = true;
-  byId("risk-review-actions").hidden = false;
-  byId("risk-blocklist-result").replaceChildren();
-  updateProceed();
-  if (popup.decision === "block") showBlocked(popup.referral);
-  else if (popup.decision === "hold") showHeld(null);
-  if (!dialog.open) dialog.showModal();
-}
-
-function answers() {
-  const found = {};
-  for (const field of document.querySelectorAll('[data-testid="risk-answer"]')) {
-    found[field.dataset.key] = field.value.trim();
-  }
-  return found;
-}
-
-function updateProceed() {
-  const all = Object.values(answers());
-  byId("risk-proceed").disabled = all.some((text) => !text);
-}
-
-async function review(action) {
-  const popup = state.popup;
-  if (!popup) return;
-  const note = byId("risk-note").value.trim();
-  try {
-    const operation = await api("POST", `/api/v1/operations/${popup.operation_id}/review`, {
-      token: state.token,
-      body: { action, answers: answers(), ...(note ? { note } : {}) },
-    });
-    showOperation(operation);
-  } catch (failure) {
-    sayWords(byId("risk-error"), problemWords(failure));
-  }
-}
-
-function syncPopup(operation) {
-  if (operation.state === "blocked") showBlocked(operation.referral);
-  else if (operation.state === "held") showHeld(operation.hold_until);
-  else if (operation.state !== "awaiting_review") closePopup();
-}
-
-function showBlocked(referral) {
-  byId("risk-review-actions").hidden = true;
-  byId("risk-held").hidden = true;
-  byId("risk-blocked").hidden = false;
-  byId("risk-done").hidden = false;
-  const steps = referral && referral.length ? referral : [
-    { number: "96110", zh: "请客户拨打 96110 全国反诈专线。", en: "Refer the customer to the anti-fraud line 96110." },
-    { number: "110", zh: "如已转出资金或受到威胁，请报警 110。", en: "If money has left or there is a threat, call 110." },
-  ];
-  const list = byId("risk-referral");
-  list.replaceChildren();
-  for (const step of steps) {
-    const item = make("li");
-    item.dataset.number = step.number;
-    say(item, `${step.number}：${step.zh}`, step.en);
-    list.append(item);
-  }
-}
-
-function showHeld(until) {
-  byId("risk-review-actions").hidden = true;
-  byId("risk-blocked").hidden = true;
-  byId("risk-held").hidden = false;
-  byId("risk-done").hidden = false;
-  if (until) say(byId("risk-held-until"), `冷静期至 ${until}`, `Cooling off until ${until}`);
-}
-
-async function blockPayee() {
-  const popup = state.popup;
-  const op = popup && state.operations.get(popup.operation_id);
-  const account = op?.params?.payee_account;
-  const result = byId("risk-blocklist-result");
-  if (!account) {
-    say(result, "找不到收款账号。", "No payee account on this operation.");
-    return;
-  }
-  try {
-    await api("POST", "/api/v1/risk/blocked-payees", {
-      token: state.token,
-      body: { account_no: account, reason: byId("risk-blocklist-reason").value.trim() || "fraud", operation_id: popup.operation_id },
-    });
-    result.dataset.done = "true";
-    say(result, "已加入拦截名单。", "The payee is on the blocked list.");
-  } catch (failure) {
-    sayWords(result, problemWords(failure));
-  }
-}
-
-async function releaseHold() {
-  const popup = state.popup;
-  const note = byId("risk-release-note").value.trim();
-  if (!popup) return;
-  if (!note) {
-    say(byId("risk-error"), "解除暂停需要写明理由。", "Releasing a hold needs a note saying why.");
-    return;
-  }
-  try {
-    const operation = await api("POST", `/api/v1/operations/${popup.operation_id}/review`, {
-      token: state.token,
-      body: { action: "proceed", note },
-    });
-    showOperation(operation);
-  } catch (failure) {
-    sayWords(byId("risk-error"), problemWords(failure));
-  }
-}
-
-function closePopup() {
-  state.popup = null;
-  const dialog = byId("risk-popup");
-  if (dialog.open) dialog.close();
-}
-
-function keepPopupOpen(event) {
-  // Escape must not dismiss an unanswered review: the specialist has to act.
-  if (state.popup) event.preventDefault();
+  syncPopup(operation);
 }
 
 // ---------------------------------------------------------------- wiring
@@ -568,16 +400,10 @@ function init() {
     toggleTrack("audio", e.currentTarget, ["麦克风静音", "Mute microphone"], ["打开麦克风", "Unmute microphone"]));
   byId("mute-cam").addEventListener("click", (e) =>
     toggleTrack("video", e.currentTarget, ["关闭摄像头", "Camera off"], ["打开摄像头", "Camera on"]));
-  byId("risk-proceed").addEventListener("click", () => review("proceed"));
-  byId("risk-hold").addEventListener("click", () => review("hold"));
-  byId("risk-block").addEventListener("click", () => review("block"));
-  byId("risk-blocklist").addEventListener("click", blockPayee);
-  byId("risk-release").addEventListener("click", releaseHold);
-  byId("risk-done").addEventListener("click", closePopup);
-  const dialog = byId("risk-popup");
-  dialog.addEventListener("cancel", keepPopupOpen);
-  dialog.addEventListener("close", () => {
-    if (state.popup && !dialog.open && byId("risk-done").hidden) dialog.showModal();
+  installRiskPopup({
+    token: () => state.token,
+    operation: (id) => state.operations.get(id),
+    onOperation: showOperation,
   });
   showOperationFields();
   setSocket("offline");
