@@ -333,6 +333,7 @@ async function confirmRequest(message) {
     // The summary alone is still enough to decide.
   }
   dialog.hidden = false;
+  dialog.scrollTop = 0;
   covered();
   byId("confirm-yes").focus({ preventScroll: true });
 }
@@ -381,6 +382,7 @@ function showWarning() {
   text.append(zh, en);
   panel.dataset.operationId = warning.operation_id;
   panel.hidden = false;
+  panel.scrollTop = 0; // a new warning is read from its beginning
   covered();
   byId("risk-warning-ack").focus({ preventScroll: true });
 }
