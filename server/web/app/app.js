@@ -245,7 +245,9 @@ function newLink(callId, role) {
     callId,
     role,
     iceServers: state.iceServers,
-    getStream: () => localStream(byId("local-video")),
+    getStream: () =>
+      localStream(byId("local-video"), () =>
+        status("没有打开摄像头，服务专员只能听到您的声音。", "The camera is off: the specialist can only hear you.")),
     remoteVideo: byId("remote-video"),
     onState: (pcState) => {
       if (pcState === "connected") status("", "");

@@ -41,6 +41,12 @@ export class MediaLink {
     if (this.closed) return;
     for (const track of stream.getTracks()) pc.addTrack(track, stream);
     if (this.role === "offerer") {
+      // Without a camera or microphone of our own, still receive the other side's.
+      for (const kind of ["audio", "video"]) {
+        if (!stream.getTracks().some((track) => track.kind === kind)) {
+          pc.addTransceiver(kind, { direction: "recvonly" });
+        }
+      }
       await pc.setLocalDescription(await pc.createOffer());
       this.channel.send({ type: "webrtc.offer", call_id: this.callId, sdp: pc.localDescription.sdp });
     }
@@ -106,9 +112,21 @@ export class MediaLink {
 let cameraStream = null;
 
 // The camera and microphone are opened once per page and reused by every link.
-export async function localStream(video) {
+// Without a camera (or without permission) the call goes on with what there is: audio
+// only, or nothing sent at all; the page says so through onMissing.
+export async function localStream(video, onMissing) {
   if (!cameraStream) {
-    cameraStream = await navigator.mediaDevices.getUserMedia({ audio: true, video: { width: 640, height: 480 } });
+    const attempts = [{ audio: true, video: { width: 640, height: 480 } }, { audio: true }, { video: true }];
+    for (const constraints of attempts) {
+      try {
+        cameraStream = await navigator.mediaDevices.getUserMedia(constraints);
+        break;
+      } catch (error) {
+        console.warn("getUserMedia", JSON.stringify(constraints), error.name);
+      }
+    }
+    if (!cameraStream) cameraStream = new MediaStream();
+    if (onMissing && cameraStream.getVideoTracks().length === 0) onMissing();
   }
   if (video && video.srcObject !== cameraStream) video.srcObject = cameraStream;
   return cameraStream;

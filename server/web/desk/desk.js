@@ -263,7 +263,9 @@ function startMedia(message) {
     callId: message.call_id,
     role: message.role || "offerer", // the desk is the offerer (client guide)
     iceServers: state.iceServers,
-    getStream: () => localStream(byId("local-video")),
+    getStream: () =>
+      localStream(byId("local-video"), () =>
+        showNotice({ message: { zh: "没有可用的摄像头：客户看不到您的画面。", en: "No camera available: the customer cannot see you." } })),
     remoteVideo: byId("remote-video"),
     onState: (pcState) => {
       if (pcState === "connected") setCallState("connected");
