@@ -66,7 +66,7 @@ install: $(INSTALLED) ## Create the virtualenv and install the project with its 
 # binaries are missing. Services are kept from starting during the install
 # (policy-rc.d), so no system-wide Redis or PostgreSQL is left running: the
 # tests start private instances of their own.
-system-deps: ## Install redis-server, postgresql, chromium (and a CJK font) with apt if missing
+system-deps: ## Install redis-server and postgresql with apt if missing
 	@missing=""; \
 	command -v redis-server >/dev/null 2>&1 || missing="$$missing redis-server"; \
 	have_pg=""; \
