@@ -22,10 +22,11 @@ PYTEST_ARGS ?=
 HOST ?= 127.0.0.1
 PORT ?= 8080
 
-# Browser end-to-end tests will need a real browser. When they exist, set
-#   BROWSER_PACKAGES := chromium
-# and `make test` installs it from apt when the binary of that name is missing.
-BROWSER_PACKAGES ?=
+# The browser tests (tests/browser/) drive Debian's chromium through Playwright;
+# `make test` installs it from apt when the binary of that name is missing.
+BROWSER_PACKAGES := chromium
+# A CJK font, so that the pages' screenshots (build/screenshots/) show Chinese text.
+BROWSER_FONT_PACKAGES := fonts-wqy-microhei
 
 # apt-get as root (sudo otherwise); waits for a dpkg lock held by another apt run.
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
@@ -81,6 +82,9 @@ system-deps: ## Install redis-server, postgresql, nginx and coturn with apt if m
 	$(DEPLOY_DEPS_CHECK) \
 	for pkg in $(BROWSER_PACKAGES); do \
 	  command -v "$$pkg" >/dev/null 2>&1 || missing="$$missing $$pkg"; \
+	done; \
+	for pkg in $(BROWSER_FONT_PACKAGES); do \
+	  dpkg-query -W -f='$${Status}' "$$pkg" 2>/dev/null | grep -q 'ok installed' || missing="$$missing $$pkg"; \
 	done; \
 	if [ -z "$$missing" ]; then exit 0; fi; \
 	echo "Installing from apt:$$missing"; \

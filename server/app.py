@@ -15,10 +15,12 @@ from server.http import (  # noqa: F401  (importing a routes module registers it
     routes_ops,
     routes_recordings,
     routes_redirects,
+    routes_wallboard,
 )
 from server.http.openapi import install_openapi
 from server.http.problems import problem_middleware
 from server.http.registry import registry
+from server.http.routes_web import install_web
 from server.hub.ws import install_ws
 from server.logging import configure_logging
 from server.recordings.wiring import install_recordings
@@ -47,6 +49,7 @@ def create_app(settings: Settings) -> web.Application:
     routes_redirects.install(app, components)  # scenario redirects: ticket desk + resolver
     install_recordings(app, components)  # compliance recording: taps, notice, sweeper, API
     install_openapi(app)
+    install_web(app)  # the desk, supervisor and senior-app pages (server/web/)
 
     async def lifecycle(_app: web.Application) -> AsyncIterator[None]:
         await components.start()

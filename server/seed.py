@@ -1,4 +1,5 @@
-"""Demo data for the embedded default: customers C1001-C1020 and ten specialists.
+"""Demo data for the embedded default: customers C1001-C1020, ten specialists and a
+supervisor.
 
 Idempotent: rows that exist are left as they are, so ``cloudbranch seed`` can run
 on every ``make run``.
@@ -65,6 +66,20 @@ SPECIALISTS: list[DemoSpecialist] = [
 ]
 
 
+@dataclass(frozen=True)
+class DemoSupervisor:
+    staff_id: str
+    username: str
+    display_name: str
+
+
+# Supervisors share the staff table with a role of their own: they log in like a
+# specialist but are never offered calls nor counted as specialists.
+SUPERVISORS: list[DemoSupervisor] = [
+    DemoSupervisor("V01", "sun.hua", "孙华"),
+]
+
+
 async def seed(sessions: async_sessionmaker[AsyncSession]) -> dict[str, int]:
     """Insert the demo rows that are missing; returns how many of each were added."""
     now = datetime.now(tz=UTC)
@@ -103,6 +118,28 @@ async def seed(sessions: async_sessionmaker[AsyncSession]) -> dict[str, int]:
                     )
                 )
                 added["specialists"] += 1
+        added["supervisors"] = await _seed_supervisors(session, now)
         await session.commit()
     added.update(await seed_ledger(sessions, now))  # ledger demo data (server/banking)
+    return added
+
+
+async def _seed_supervisors(session: AsyncSession, now: datetime) -> int:
+    added = 0
+    for sup in SUPERVISORS:
+        if await session.get(Specialist, sup.staff_id) is None:
+            session.add(
+                Specialist(
+                    specialist_id=sup.staff_id,
+                    username=sup.username,
+                    display_name=sup.display_name,
+                    password_hash=hash_password(DEMO_PASSWORD),
+                    skills=[],
+                    active=True,
+                    created_at=now,
+                    role="supervisor",
+                    dialects=[],
+                )
+            )
+            added += 1
     return added

@@ -14,6 +14,7 @@ from sqlalchemy import and_, desc, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server import audit
+from server.auth.principal import Role
 from server.db.models import Call, CallEvent, Customer, Specialist
 
 from .state import OPEN, CallAction, CallState, sources, target
@@ -129,7 +130,12 @@ async def specialist_by_username(session: AsyncSession, username: str) -> Specia
 
 
 async def all_specialists(session: AsyncSession) -> Sequence[Specialist]:
-    result = await session.execute(select(Specialist).order_by(Specialist.specialist_id))
+    """Staff who take calls (supervisors share the table but are not specialists)."""
+    result = await session.execute(
+        select(Specialist)
+        .where(Specialist.role == Role.SPECIALIST.value)
+        .order_by(Specialist.specialist_id)
+    )
     return result.scalars().all()
 
 

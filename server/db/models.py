@@ -66,6 +66,9 @@ class Specialist(Base):
     skills: Mapped[list[str]] = mapped_column(JSON, default=list)
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime]
+    # Staff role: "specialist" takes calls; "supervisor" only watches (wallboard,
+    # timelines, audit) and is never registered for routing.
+    role: Mapped[str] = mapped_column(String(16), default="specialist", server_default="specialist")
 
     dialects: Mapped[list[SpecialistDialect]] = relationship(
         back_populates="specialist", cascade="all, delete-orphan", lazy="selectin"

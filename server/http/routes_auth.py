@@ -21,7 +21,7 @@ from .schemas import DevTokenRequest, LoginRequest, LoginResponse, TokenResponse
 @registry.route(
     "POST",
     "/api/v1/desk/login",
-    "Specialist login",
+    "Staff login (specialists and supervisors); the answer says the role",
     body=LoginRequest,
     response=LoginResponse,
     errors=(401, 422),
@@ -39,21 +39,28 @@ async def login(request: web.Request) -> web.Response:
             session,
             "auth.login" if ok else "auth.login_failed",
             at=service.clock(),
-            actor_role=Role.SPECIALIST.value,
+            actor_role=staff_role(specialist.role if specialist else None).value,
             actor_id=specialist.specialist_id if specialist else None,
             data={} if specialist else {"username_known": False},
         )
         await session.commit()
     if not ok or specialist is None:
         raise Unauthorized("wrong username or password", code="invalid_credentials")
-    token = issue_token(request.app[SETTINGS], Role.SPECIALIST, specialist.specialist_id)
+    role = staff_role(specialist.role)
+    token = issue_token(request.app[SETTINGS], role, specialist.specialist_id)
     return json_response(
         {
             "token": token,
             "specialist_id": specialist.specialist_id,
             "display_name": specialist.display_name,
+            "role": role.value,
         }
     )
+
+
+def staff_role(stored: str | None) -> Role:
+    """The token role of a staff account: supervisor when stored so, else specialist."""
+    return Role.SUPERVISOR if stored == Role.SUPERVISOR.value else Role.SPECIALIST
 
 
 @registry.route(

@@ -30,6 +30,7 @@ class LoginResponse(BaseModel):
     token: str
     specialist_id: str
     display_name: str
+    role: Literal["specialist", "supervisor"]
 
 
 class DevTokenRequest(Request):

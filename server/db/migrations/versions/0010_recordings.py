@@ -13,7 +13,7 @@ from alembic import op
 import server.db.types
 
 revision = "0010"
-down_revision = "0004"
+down_revision = "0007"
 branch_labels = None
 depends_on = None
 
