@@ -109,6 +109,8 @@ class CallBridge:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._last_keyframe_request: dict[Party, float] = {}
         self._early_candidates: list[Any] = []
+        # The codecs the app's answer settled on, once it has answered.
+        self._app_codecs: dict[str, list[Any]] | None = None
         self._decoded_closed = 0
         self._closed = False
         self.forwarded = 0
@@ -121,20 +123,43 @@ class CallBridge:
         async with self._lock:
             self._check_open()
             await self._close_legs()
+            self._app_codecs = None
             self.generation += 1
             codecs = offered_codecs(sdp)
             preferences = {kind: codec_preferences(kind, codecs.get(kind, [])) for kind in KINDS}
             self._desk_offer = sdp
-            leg = self._new_leg("customer")
-            for kind in KINDS:
-                transceiver = leg.pc.addTransceiver(leg.outgoing[kind], direction="sendrecv")
-                transceiver.setCodecPreferences(preferences[kind])
-                self._divert(leg, transceiver)
-            await leg.pc.setLocalDescription(await leg.pc.createOffer())
-            offer = leg.pc.localDescription.sdp
+            offer = await self._offer_app(preferences)
         await self._send(
             self.call_id, "customer", {"type": "webrtc.offer", "call_id": self.call_id, "sdp": offer}
         )
+
+    async def reconnect_app(self) -> None:
+        """Give the app a new leg (and a new offer) while the desk's leg stays up.
+
+        Its video starts at the desk's next keyframe, which the new leg asks for.
+        """
+        async with self._lock:
+            self._check_open()
+            desk, old = self._legs.get("specialist"), self._legs.pop("customer", None)
+            if desk is None or desk.pc.remoteDescription is None or self._app_codecs is None:
+                raise BridgeRefused("illegal_state", "the desk's leg is not up")
+            if old is not None:
+                self._report_gap(old)
+                self._decoded_closed += old.decoded
+                await old.close()
+            offer = await self._offer_app(self._app_codecs)
+        await self._send(
+            self.call_id, "customer", {"type": "webrtc.offer", "call_id": self.call_id, "sdp": offer}
+        )
+
+    async def _offer_app(self, preferences: Mapping[str, Any]) -> str:
+        leg = self._new_leg("customer")
+        for kind in KINDS:
+            transceiver = leg.pc.addTransceiver(leg.outgoing[kind], direction="sendrecv")
+            transceiver.setCodecPreferences(preferences[kind])
+            self._divert(leg, transceiver)
+        await leg.pc.setLocalDescription(await leg.pc.createOffer())
+        return str(leg.pc.localDescription.sdp)
 
     async def on_answer(self, sdp: str) -> None:
         """The app's answer: its codec is the call's; answer the desk with it."""
@@ -145,12 +170,15 @@ class CallBridge:
                 raise BridgeRefused("illegal_state", "no offer of the node is waiting for an answer")
             await app.pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="answer"))
             await self._flush_candidates(app)
+            if self._app_codecs is not None and "specialist" in self._legs:
+                return  # a reconnected app leg: the desk's leg is already up
+            self._app_codecs = {
+                kind: codec_preferences(kind, negotiated_codec(sdp, kind)) for kind in KINDS
+            }
             desk = self._new_leg("specialist")
             for kind in KINDS:
                 transceiver = desk.pc.addTransceiver(desk.outgoing[kind], direction="sendrecv")
-                transceiver.setCodecPreferences(
-                    codec_preferences(kind, negotiated_codec(sdp, kind))
-                )
+                transceiver.setCodecPreferences(self._app_codecs[kind])
             await desk.pc.setRemoteDescription(
                 RTCSessionDescription(sdp=self._desk_offer, type="offer")
             )
@@ -187,6 +215,7 @@ class CallBridge:
         async with self._lock:
             await self._close_legs()
             self._desk_offer = None
+            self._app_codecs = None
 
     async def party_left(self, party: Party) -> None:
         """A party's socket dropped: its leg is useless; the other waits for the restart."""

@@ -190,6 +190,11 @@ class DivertedReceiver:
         """Frames that reached aiortc's decoder (zero while diverted)."""
         return self._queue.decoded
 
+    @property
+    def decoder_thread(self) -> Any:
+        """aiortc's (idle) decoder thread of this receiver, once it has started."""
+        return getattr(self.receiver, _DECODER_THREAD, None)
+
 
 def divert_receiver(receiver: RTCRtpReceiver, kind: str, on_frame: OnFrame) -> DivertedReceiver:
     """Send ``receiver``'s complete encoded frames to ``on_frame`` and decode nothing.
