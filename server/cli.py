@@ -1,4 +1,4 @@
-"""The ``cloudbranch`` command: serve, migrate, seed, token, risk, redirect-sign."""
+"""The ``cloudbranch`` command: serve, migrate, seed, token, risk, redirect-sign, media-node."""
 
 from __future__ import annotations
 
@@ -31,6 +31,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     token.add_argument("role", choices=["customer", "specialist", "supervisor"])
     token.add_argument("subject")
     sub.add_parser("risk", help="risk engine tools: cloudbranch risk backtest --help")
+    sub.add_parser("media-node", help="run a media node process (relay mode, needs Redis)")
     _add_redirect_sign(sub)
     args = parser.parse_args(args_list)
     if args.command == "redirect-sign":
@@ -46,6 +47,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return asyncio.run(_seed(settings))
     if args.command == "token":
         return _token(settings, args.role, args.subject)
+    if args.command == "media-node":
+        from server.media.node_process import run as run_media_node
+
+        return run_media_node(settings)
     parser.error(f"unknown command {args.command}")
     return 2
 
