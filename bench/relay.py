@@ -164,8 +164,13 @@ class Leg:
 class BenchPeer:
     """A desk (offerer) or app (answerer) with pre-encoded tracks and counting receivers."""
 
-    def __init__(self, role: str, clip: tuple[list[bytes], list[bytes]], sent: dict[bytes, float],
-                 peer_sent: dict[bytes, float]) -> None:
+    def __init__(
+        self,
+        role: str,
+        clip: tuple[list[bytes], list[bytes]],
+        sent: dict[bytes, float],
+        peer_sent: dict[bytes, float],
+    ) -> None:
         self.role = role
         self.pc = RTCPeerConnection(rtc_configuration([]))
         self.leg = Leg()
@@ -227,8 +232,10 @@ class Call:
 def make_call(clip: tuple[list[bytes], list[bytes]]) -> Call:
     desk_sent: dict[bytes, float] = {}
     app_sent: dict[bytes, float] = {}
-    return Call(BenchPeer("offerer", clip, desk_sent, app_sent),
-                BenchPeer("answerer", clip, app_sent, desk_sent))
+    return Call(
+        BenchPeer("offerer", clip, desk_sent, app_sent),
+        BenchPeer("answerer", clip, app_sent, desk_sent),
+    )
 
 
 # --------------------------------------------------------------------------- the node process
@@ -257,7 +264,9 @@ class TranscodingBridge:
         for transceiver in self.app.getTransceivers():
             self.desk.addTrack(self._relay.subscribe(transceiver.receiver.track))
         await self.desk.setLocalDescription(await self.desk.createAnswer())
-        await self._send("specialist", {"type": "webrtc.answer", "sdp": self.desk.localDescription.sdp})
+        await self._send(
+            "specialist", {"type": "webrtc.answer", "sdp": self.desk.localDescription.sdp}
+        )
 
     async def close(self) -> None:
         await self.desk.close()
@@ -274,6 +283,7 @@ async def serve(mode: str) -> None:
 
     node = MediaNode("bench", send, lambda call_id: [], capacity=10_000)
     bridges: dict[str, TranscodingBridge] = {}
+    tasks: set[asyncio.Task[None]] = set()
 
     async def handle(data: dict[str, Any]) -> None:
         call_id, message = data["call_id"], data["message"]
@@ -295,7 +305,10 @@ async def serve(mode: str) -> None:
         await ws.prepare(request)
         sockets.append(ws)
         async for msg in ws:
-            asyncio.ensure_future(handle(json.loads(msg.data)))
+            # Calls are set up concurrently, as on a real node; each task is kept until done.
+            task = asyncio.create_task(handle(json.loads(msg.data)))
+            tasks.add(task)
+            task.add_done_callback(tasks.discard)
         return ws
 
     app = web.Application()
@@ -348,14 +361,17 @@ async def run_p2p(clip: Any, calls: int, seconds: float) -> Result:
 
 
 async def run_node(mode: str, clip: Any, calls: int, seconds: float) -> Result:
-    process = subprocess.Popen(
-        [sys.executable, __file__, "--serve", mode], stdout=subprocess.PIPE, cwd=ROOT
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, __file__, "--serve", mode, stdout=subprocess.PIPE, cwd=ROOT
     )
     try:
         assert process.stdout is not None
-        port = int(process.stdout.readline())
+        port = int(await process.stdout.readline())
         pairs = {f"c{i}": make_call(clip) for i in range(calls)}
-        async with aiohttp.ClientSession() as http, http.ws_connect(f"http://127.0.0.1:{port}/") as ws:
+        async with (
+            aiohttp.ClientSession() as http,
+            http.ws_connect(f"http://127.0.0.1:{port}/") as ws,
+        ):
 
             async def read() -> None:
                 async for msg in ws:
@@ -363,8 +379,17 @@ async def run_node(mode: str, clip: Any, calls: int, seconds: float) -> Result:
                     call, message = pairs[data["call_id"]], data["message"]
                     if message["type"] == "webrtc.offer":
                         answer = await call.app.answer(message["sdp"])
-                        await ws.send_json({"call_id": data["call_id"], "party": "customer",
-                                            "message": {"type": "webrtc.answer", "call_id": data["call_id"], "sdp": answer}})
+                        await ws.send_json(
+                            {
+                                "call_id": data["call_id"],
+                                "party": "customer",
+                                "message": {
+                                    "type": "webrtc.answer",
+                                    "call_id": data["call_id"],
+                                    "sdp": answer,
+                                },
+                            }
+                        )
                     elif message["type"] == "webrtc.answer":
                         await call.desk.accept(message["sdp"])
 
@@ -372,19 +397,26 @@ async def run_node(mode: str, clip: Any, calls: int, seconds: float) -> Result:
             for call_id, call in pairs.items():
                 call.started = time.monotonic()
                 offer = await call.desk.offer()
-                await ws.send_json({"call_id": call_id, "party": "specialist",
-                                    "message": {"type": "webrtc.offer", "call_id": call_id, "sdp": offer}})
+                await ws.send_json(
+                    {
+                        "call_id": call_id,
+                        "party": "specialist",
+                        "message": {"type": "webrtc.offer", "call_id": call_id, "sdp": offer},
+                    }
+                )
             result = await measure(mode, list(pairs.values()), seconds, psutil.Process(process.pid))
             reader.cancel()
             return result
     finally:
         process.terminate()
-        process.wait(timeout=20)
+        await asyncio.wait_for(process.wait(), timeout=20)
 
 
-async def measure(name: str, calls: list[Call], seconds: float, node: psutil.Process | None) -> Result:
+async def measure(
+    name: str, calls: list[Call], seconds: float, node: psutil.Process | None
+) -> Result:
     deadline = time.monotonic() + 20
-    while any(c.setup_s() is None for c in calls) and time.monotonic() < deadline:
+    while any(c.setup_s() is None for c in calls) and time.monotonic() < deadline:  # noqa: ASYNC110
         await asyncio.sleep(0.05)
     await asyncio.sleep(1.0)  # settle
     start = time.monotonic()
@@ -397,7 +429,7 @@ async def measure(name: str, calls: list[Call], seconds: float, node: psutil.Pro
     for call in calls:
         for leg in (call.desk.leg, call.app.leg):
             fps.append(sum(1 for t in leg.video if start <= t < end) / (end - start))
-            latency += leg.latency[-int(seconds * FPS):]
+            latency += leg.latency[-int(seconds * FPS) :]
     setups = [s for s in (c.setup_s() for c in calls) if s is not None]
     for call in calls:
         await call.desk.close()
@@ -414,18 +446,24 @@ async def measure(name: str, calls: list[Call], seconds: float, node: psutil.Pro
 
 def report(results: dict[str, Result], calls: int, seconds: float) -> None:
     load = os.getloadavg()
-    print(f"\nbench/relay.py: {calls} calls x {seconds:.0f} s, {WIDTH}x{HEIGHT} VP8 "
-          f"{VIDEO_BITRATE // 1000} kb/s {FPS} fps + Opus; {psutil.cpu_count()} cores, "
-          f"load average before/after {load[0]:.2f}")
-    print(f"{'run':<10} {'node CPU ms/call-s':>19} {'calls/core':>11} {'fps/leg min/med':>16} "
-          f"{'latency ms':>11} {'set-up med s':>13} {'no media':>9}")
+    print(
+        f"\nbench/relay.py: {calls} calls x {seconds:.0f} s, {WIDTH}x{HEIGHT} VP8 "
+        f"{VIDEO_BITRATE // 1000} kb/s {FPS} fps + Opus; {psutil.cpu_count()} cores, "
+        f"load average before/after {load[0]:.2f}"
+    )
+    print(
+        f"{'run':<10} {'node CPU ms/call-s':>19} {'calls/core':>11} {'fps/leg min/med':>16} "
+        f"{'latency ms':>11} {'set-up med s':>13} {'no media':>9}"
+    )
     for r in results.values():
         cpu = f"{r.cpu_ms_per_call_s:.1f}" if r.cpu_ms_per_call_s is not None else "-"
         per_core = f"{1000 / r.cpu_ms_per_call_s:.1f}" if r.cpu_ms_per_call_s else "-"
         fps = f"{min(r.fps):.1f}/{statistics.median(r.fps):.1f}" if r.fps else "-"
         lat = f"{r.latency_ms:.1f}" if r.latency_ms is not None else "-"
         setup = f"{statistics.median(r.setup_s):.3f}" if r.setup_s else "-"
-        print(f"{r.name:<10} {cpu:>19} {per_core:>11} {fps:>16} {lat:>11} {setup:>13} {r.missing:>9}")
+        print(
+            f"{r.name:<10} {cpu:>19} {per_core:>11} {fps:>16} {lat:>11} {setup:>13} {r.missing:>9}"
+        )
     relay, floor, naive = results["relay"], results["p2p"], results["transcode"]
 
     def verdict(ok: bool) -> str:
@@ -433,36 +471,50 @@ def report(results: dict[str, Result], calls: int, seconds: float) -> None:
 
     if relay.cpu_ms_per_call_s:
         per_core = 1000 / relay.cpu_ms_per_call_s
-        print(f"relayed calls per core: {per_core:.1f} (target >= 25, ratio {per_core / 25:.2f}x): "
-              f"{verdict(per_core >= 25)}")
+        print(
+            f"relayed calls per core: {per_core:.1f} (target >= 25, ratio {per_core / 25:.2f}x): "
+            f"{verdict(per_core >= 25)}"
+        )
         if naive.cpu_ms_per_call_s:
             ratio = naive.cpu_ms_per_call_s / relay.cpu_ms_per_call_s
-            print(f"vs transcoding relay: {ratio:.1f}x less CPU per call-second (target >= 5x): "
-                  f"{verdict(ratio >= 5)}")
+            print(
+                f"vs transcoding relay: {ratio:.1f}x less CPU per call-second (target >= 5x): "
+                f"{verdict(ratio >= 5)}"
+            )
     if relay.fps:
         worst = min(relay.fps) / FPS
-        print(f"delivered fps, worst leg: {min(relay.fps):.1f} of {FPS} = {worst:.0%} "
-              f"(target >= 95%): {verdict(worst >= 0.95)}"
-              f"; transcoding relay worst leg {min(naive.fps) if naive.fps else 0:.1f}")
+        print(
+            f"delivered fps, worst leg: {min(relay.fps):.1f} of {FPS} = {worst:.0%} "
+            f"(target >= 95%): {verdict(worst >= 0.95)}"
+            f"; transcoding relay worst leg {min(naive.fps) if naive.fps else 0:.1f}"
+        )
     if relay.latency_ms is not None and floor.latency_ms is not None:
-        print(f"one-way video latency: relay {relay.latency_ms:.1f} ms, p2p {floor.latency_ms:.1f} ms, "
-              f"added {relay.latency_ms - floor.latency_ms:.1f} ms")
+        print(
+            f"one-way video latency: relay {relay.latency_ms:.1f} ms, "
+            f"p2p {floor.latency_ms:.1f} ms, added {relay.latency_ms - floor.latency_ms:.1f} ms"
+        )
     if relay.setup_s and floor.setup_s:
         ratio = statistics.median(relay.setup_s) / statistics.median(floor.setup_s)
-        print(f"set-up: relay {statistics.median(relay.setup_s):.3f} s, p2p "
-              f"{statistics.median(floor.setup_s):.3f} s, ratio {ratio:.2f}x (target <= 1.5x): "
-              f"{verdict(ratio <= 1.5)}")
+        print(
+            f"set-up: relay {statistics.median(relay.setup_s):.3f} s, p2p "
+            f"{statistics.median(floor.setup_s):.3f} s, ratio {ratio:.2f}x (target <= 1.5x): "
+            f"{verdict(ratio <= 1.5)}"
+        )
 
 
 async def main(calls: int, seconds: float) -> None:
     clip = encode_clip()
-    print(f"clip: {len(clip[0])} VP8 frames ({sum(map(len, clip[0])) * 8 * FPS / len(clip[0]) / 1000:.0f} kb/s),"
-          f" {len(clip[1])} Opus packets", flush=True)
+    kbps = sum(map(len, clip[0])) * 8 * FPS / len(clip[0]) / 1000
+    print(
+        f"clip: {len(clip[0])} VP8 frames ({kbps:.0f} kb/s), {len(clip[1])} Opus packets",
+        flush=True,
+    )
     results: dict[str, Result] = {}
     for name in ("p2p", "relay", "transcode"):
         started = time.monotonic()
         results[name] = (
-            await run_p2p(clip, calls, seconds) if name == "p2p"
+            await run_p2p(clip, calls, seconds)
+            if name == "p2p"
             else await run_node(name, clip, calls, seconds)
         )
         print(f"  {name}: done in {time.monotonic() - started:.1f} s", flush=True)

@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 import risk
 from server.appkeys import OPERATIONS
+from server.auth.principal import Role
 from server.callbacks.wiring import install_callbacks
 from server.calls.dispatcher import Dispatcher
 from server.calls.service import CallService
@@ -30,7 +31,6 @@ from server.hub.bus import LocalBus, MessageBus, RedisBus
 from server.hub.connection import ClientConnection
 from server.hub.hub import Hub
 from server.hub.ws import CONNECT_HOOKS, DISCONNECT_HOOKS, WS_HANDLERS
-from server.auth.principal import Role
 from server.media.coordinator import MediaCoordinator
 from server.media.directory import LocalDirectory, MediaDirectory, RedisDirectory
 from server.media.nodes import MediaRelay, NodeHost

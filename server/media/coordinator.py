@@ -23,7 +23,7 @@ restarted for both parties. In ``direct`` mode they are relayed peer to peer.
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import structlog
@@ -345,7 +345,7 @@ class MediaCoordinator:
             return
         log.info("media.node_assigned", call_id=call.call_id, node_id=node_id)
 
-    async def _move_off_dead_nodes(self, calls: list[Call], now: float) -> None:
+    async def _move_off_dead_nodes(self, calls: Sequence[Call], now: float) -> None:
         """Calls whose media node died get another node and a restart for both parties."""
         assert self.media is not None
         live = [c for c in calls if c.media and c.specialist_id is not None]

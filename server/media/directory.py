@@ -38,6 +38,10 @@ return 0
 """
 
 
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
 class NoMediaNode(Exception):
     """No live media node has room for another call."""
 
@@ -159,7 +163,7 @@ class RedisDirectory:
             await pipe.execute()
 
     async def live_nodes(self) -> list[NodeEntry]:
-        ids = sorted(await self._redis.smembers(f"{self._prefix}:nodes"))
+        ids = sorted(_text(i) for i in await self._redis.smembers(f"{self._prefix}:nodes"))
         if not ids:
             return []
         values = await self._redis.mget([self._node_key(i) for i in ids])
@@ -182,7 +186,7 @@ class RedisDirectory:
 
     async def node_of(self, call_id: str) -> str | None:
         value = await self._redis.get(self._call_key(call_id))
-        return None if value is None else str(value)
+        return None if value is None else _text(value)
 
     async def release(self, call_id: str) -> None:
         await self._redis.delete(self._call_key(call_id))
@@ -190,7 +194,7 @@ class RedisDirectory:
     async def reassign(self, call_id: str, dead: str) -> bool:
         target = _least_loaded(await self.live_nodes(), dead).node_id
         # Several servers notice the same dead node: only the first swap counts.
-        swapped = await self._redis.eval(  # type: ignore[misc]
+        swapped = await self._redis.eval(
             _REASSIGN, 1, self._call_key(call_id), dead, target, CALL_ASSIGNMENT_TTL_S
         )
         return bool(swapped)

@@ -37,6 +37,7 @@ log = structlog.get_logger(__name__)
 # Delivers a message to a client wherever it is connected: (role, subject, message).
 Deliver = Callable[[str, str, dict[str, Any]], Awaitable[None]]
 
+
 def control_channel(node_id: str) -> str:
     return f"cb:media:ctl:{node_id}"
 
@@ -85,9 +86,7 @@ class NodeHost:
         self._tasks.append(asyncio.create_task(self._heartbeats(), name="media-node-heartbeat"))
         if self._redis is not None:
             ready = asyncio.Event()
-            self._tasks.append(
-                asyncio.create_task(self._listen(ready), name="media-node-control")
-            )
+            self._tasks.append(asyncio.create_task(self._listen(ready), name="media-node-control"))
             await asyncio.wait_for(ready.wait(), timeout=10)
 
     async def handle(
@@ -156,7 +155,9 @@ class NodeHost:
         except BridgeRefused as exc:
             if party is not None:
                 await self._deliver(
-                    party, call.subject_of(party), {"type": "error", "code": exc.code, "detail": exc.detail}
+                    party,
+                    call.subject_of(party),
+                    {"type": "error", "code": exc.code, "detail": exc.detail},
                 )
         except Exception:
             # One call's failure must not stop the node's control loop.

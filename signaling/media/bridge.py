@@ -130,7 +130,9 @@ class CallBridge:
             self._desk_offer = sdp
             offer = await self._offer_app(preferences)
         await self._send(
-            self.call_id, "customer", {"type": "webrtc.offer", "call_id": self.call_id, "sdp": offer}
+            self.call_id,
+            "customer",
+            {"type": "webrtc.offer", "call_id": self.call_id, "sdp": offer},
         )
 
     async def reconnect_app(self) -> None:
@@ -149,10 +151,12 @@ class CallBridge:
                 await old.close()
             offer = await self._offer_app(self._app_codecs)
         await self._send(
-            self.call_id, "customer", {"type": "webrtc.offer", "call_id": self.call_id, "sdp": offer}
+            self.call_id,
+            "customer",
+            {"type": "webrtc.offer", "call_id": self.call_id, "sdp": offer},
         )
 
-    async def _offer_app(self, preferences: Mapping[str, Any]) -> str:
+    async def _offer_app(self, preferences: Mapping[Any, Any]) -> str:
         leg = self._new_leg("customer")
         for kind in KINDS:
             transceiver = leg.pc.addTransceiver(leg.outgoing[kind], direction="sendrecv")
@@ -167,7 +171,9 @@ class CallBridge:
             self._check_open()
             app = self._legs.get("customer")
             if app is None or app.pc.signalingState != "have-local-offer" or not self._desk_offer:
-                raise BridgeRefused("illegal_state", "no offer of the node is waiting for an answer")
+                raise BridgeRefused(
+                    "illegal_state", "no offer of the node is waiting for an answer"
+                )
             await app.pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="answer"))
             await self._flush_candidates(app)
             if self._app_codecs is not None and "specialist" in self._legs:
@@ -234,6 +240,10 @@ class CallBridge:
     def leg(self, party: Party) -> Leg | None:
         return self._legs.get(party)
 
+    @property
+    def leg_count(self) -> int:
+        return len(self._legs)
+
     # -- lifecycle -----------------------------------------------------------------------
     async def close(self) -> None:
         """Close both legs and the tap; safe to call twice."""
@@ -259,7 +269,7 @@ class CallBridge:
         source = _other(party)
         for kind in KINDS:
             leg.outgoing[kind] = ForwardTrack(
-                kind, CLOCK_RATES[kind], want_keyframe=lambda s=source: self._want_keyframe(s)
+                kind, CLOCK_RATES[kind], want_keyframe=lambda: self._want_keyframe(source)
             )
         if party == "specialist":
             leg.pending_candidates.extend(self._early_candidates)

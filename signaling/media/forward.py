@@ -18,6 +18,7 @@ import asyncio
 import fractions
 from collections import deque
 from collections.abc import Callable
+from typing import Any
 
 import av
 from aiortc import MediaStreamTrack
@@ -56,7 +57,7 @@ class ForwardTrack(MediaStreamTrack):
         super().__init__()
         self.kind = kind
         self._time_base = fractions.Fraction(1, clock_rate)
-        self._frames: deque[av.Packet] = deque(
+        self._frames: deque[av.Packet[Any]] = deque(
             maxlen=VIDEO_QUEUE_FRAMES if kind == "video" else AUDIO_QUEUE_FRAMES
         )
         self._ready = asyncio.Event()
@@ -102,7 +103,7 @@ class ForwardTrack(MediaStreamTrack):
         if self.kind == "video" and self._want_keyframe is not None:
             self._want_keyframe()
 
-    async def recv(self) -> av.Packet:
+    async def recv(self) -> av.Packet[Any]:
         while not self._frames:
             if self.readyState != "live":
                 raise MediaStreamError

@@ -78,8 +78,8 @@ class MediaNode:
         :class:`BridgeRefused` when it cannot (the sender is told why)."""
         kind = message.get("type")
         if kind == "webrtc.offer":
-            bridge = await self._open(call_id)
-            await bridge.on_offer(str(message["sdp"]))
+            opened = await self._open(call_id)
+            await opened.on_offer(str(message["sdp"]))
             return
         bridge = self._calls.get(call_id)
         if bridge is None:
@@ -118,7 +118,7 @@ class MediaNode:
         bridges = list(self._calls.values())
         return NodeStats(
             calls=len(bridges),
-            legs=sum(1 for b in bridges for p in ("customer", "specialist") if b.leg(p)),  # type: ignore[arg-type]
+            legs=sum(b.leg_count for b in bridges),
             forwarded_frames=self._forwarded_closed + sum(b.forwarded for b in bridges),
             decoded_frames=self._decoded_closed + sum(b.decoded for b in bridges),
             keyframe_requests=self._keyframes_closed + sum(b.keyframe_requests for b in bridges),

@@ -166,7 +166,7 @@ class _MarkerVideoBuffer(JitterBuffer):
             if packet is None or (timestamp is not None and packet.timestamp != timestamp):
                 return None  # a gap: wait for the missing packet (or aiortc's own release)
             timestamp = packet.timestamp
-            parts.append(packet._data)
+            parts.append(packet._data)  # type: ignore[attr-defined]  # set by depayloading
             if packet.marker:
                 self.remove(count + 1)
                 return JitterFrame(data=b"".join(parts), timestamp=timestamp)

@@ -79,12 +79,18 @@ async def relayed_calls(
         for index in range(count):
             call_id = f"call-{index}"
             desk = MediaPeer(
-                "offerer", [], peer_sender(router, node, call_id, "specialist"),
-                name=f"desk-{index}", **peer_options,
+                "offerer",
+                [],
+                peer_sender(router, node, call_id, "specialist"),
+                name=f"desk-{index}",
+                **peer_options,
             )
             app = MediaPeer(
-                "answerer", [], peer_sender(router, node, call_id, "customer"),
-                name=f"app-{index}", **peer_options,
+                "answerer",
+                [],
+                peer_sender(router, node, call_id, "customer"),
+                name=f"app-{index}",
+                **peer_options,
             )
             call = RelayedCall(call_id, desk, app, node)
             router.calls[call_id] = call
