@@ -43,6 +43,7 @@ from signaling.messages import (
     MediaState,
     PartyRole,
     WebRtcAnswer,
+    WebRtcIce,
     WebRtcOffer,
     parse_client_media_message,
 )
@@ -212,35 +213,68 @@ class MediaCoordinator:
             target = relay_target(principal.role.value, principal.subject, parties, message)
         except RelayRefused as exc:
             raise Conflict(exc.detail, code=exc.code) from exc
+        conn_id = connection.conn_id
+        note: Callable[[MediaRecord], None] | None = None
         if isinstance(message, WebRtcOffer | WebRtcAnswer):
             now = self.clock()
             kind = "offer" if isinstance(message, WebRtcOffer) else "answer"
 
             def note(record: MediaRecord) -> None:
-                record.connections.setdefault(party, connection.conn_id)
+                record.connections.setdefault(party, conn_id)
                 if kind == "offer":
                     record.session.offer_relayed(now)
                 else:
                     record.session.answer_relayed(now)
 
+        if self.media is not None:
+            await self._to_node(call, parties, party, message, note)
+            return
+        if note is not None:
             try:
                 await self.store.change(call.call_id, note)
             except IllegalTransition as exc:
                 raise Conflict(str(exc), code="illegal_state") from exc
-        if self.media is not None:
-            # Relay mode: the server is the party's peer; the node answers.
-            try:
-                await self.media.signal(
-                    CallRef(call.call_id, parties.customer_id, parties.specialist_id),
-                    party,
-                    message.model_dump(mode="json"),
-                )
-            except BridgeRefused as exc:
-                raise Conflict(exc.detail, code=exc.code) from exc
-            except NoMediaNode as exc:
-                raise ServiceUnavailable(str(exc), code="media_unavailable") from exc
-            return
         await self.hub.send(Role(target.role), target.subject, message.model_dump(mode="json"))
+
+    async def _to_node(
+        self,
+        call: Call,
+        parties: CallParties,
+        party: PartyRole,
+        message: WebRtcOffer | WebRtcAnswer | WebRtcIce,
+        note: Callable[[MediaRecord], None] | None,
+    ) -> None:
+        """Relay mode: the server is the party's peer; the call's media node answers.
+
+        An offer or answer counts in the media session only once the node took it
+        (a refused one leaves the party free to send a good one); whether it is
+        allowed now is checked on a copy first, so the node never sees one that
+        the session would refuse.
+        """
+        assert self.media is not None
+        if note is not None:
+            record = await self.store.read(call.call_id)
+            if record is None:
+                raise Conflict("media has not started for this call", code="no_media")
+            try:
+                note(record)  # a dry run: this copy is not written back
+            except IllegalTransition as exc:
+                raise Conflict(str(exc), code="illegal_state") from exc
+        try:
+            await self.media.signal(
+                CallRef(call.call_id, parties.customer_id, parties.specialist_id),
+                party,
+                message.model_dump(mode="json"),
+            )
+        except BridgeRefused as exc:
+            raise Conflict(exc.detail, code=exc.code) from exc
+        except NoMediaNode as exc:
+            raise ServiceUnavailable(str(exc), code="media_unavailable") from exc
+        if note is not None:
+            try:
+                await self.store.change(call.call_id, note)
+            except IllegalTransition as exc:
+                raise Conflict(str(exc), code="illegal_state") from exc
 
     async def _report(self, call: Call, party: PartyRole, state: str, conn_id: str) -> None:
         now = self.clock()

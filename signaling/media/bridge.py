@@ -30,12 +30,19 @@ from typing import Any, Literal
 
 import structlog
 from aiortc import RTCPeerConnection, RTCRtpTransceiver, RTCSessionDescription
+from aiortc.exceptions import InternalError, InvalidStateError, OperationError
 from aiortc.jitterbuffer import JitterFrame
-from aiortc.sdp import candidate_from_sdp
+from aiortc.sdp import SessionDescription, candidate_from_sdp
 
 from signaling.rtc import rtc_configuration
 
-from .codecs import CLOCK_RATES, codec_preferences, negotiated_codec, offered_codecs
+from .codecs import (
+    CLOCK_RATES,
+    NoCommonCodec,
+    codec_preferences,
+    negotiated_codec,
+    offered_codecs,
+)
 from .forward import ForwardTrack, is_keyframe
 from .passthrough import DivertedReceiver, divert_receiver, on_keyframe_request, request_keyframe
 from .tap import EncodedFrame, MediaTap, Party
@@ -114,6 +121,7 @@ class CallBridge:
         self._decoded_closed = 0
         self._closed = False
         self.forwarded = 0
+        self.tap_errors = 0
         self.keyframe_requests = 0
         self.generation = 0
 
@@ -122,11 +130,14 @@ class CallBridge:
         """The desk's offer: start a new generation and offer the app the same codecs."""
         async with self._lock:
             self._check_open()
+            codecs = _checked_offer(sdp)  # before anything is torn down for it
+            try:
+                preferences = {kind: codec_preferences(kind, codecs[kind]) for kind in codecs}
+            except NoCommonCodec as exc:
+                raise BridgeRefused("no_common_codec", str(exc)) from exc
             await self._close_legs()
             self._app_codecs = None
             self.generation += 1
-            codecs = offered_codecs(sdp)
-            preferences = {kind: codec_preferences(kind, codecs.get(kind, [])) for kind in KINDS}
             self._desk_offer = sdp
             offer = await self._offer_app(preferences)
         await self._send(
@@ -158,7 +169,7 @@ class CallBridge:
 
     async def _offer_app(self, preferences: Mapping[Any, Any]) -> str:
         leg = self._new_leg("customer")
-        for kind in KINDS:
+        for kind in preferences:
             transceiver = leg.pc.addTransceiver(leg.outgoing[kind], direction="sendrecv")
             transceiver.setCodecPreferences(preferences[kind])
             self._divert(leg, transceiver)
@@ -174,20 +185,30 @@ class CallBridge:
                 raise BridgeRefused(
                     "illegal_state", "no offer of the node is waiting for an answer"
                 )
-            await app.pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="answer"))
+            offered = {t.kind for t in app.pc.getTransceivers()}
+            try:
+                chosen = {
+                    kind: codec_preferences(kind, negotiated_codec(sdp, kind)) for kind in offered
+                }
+                await app.pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="answer"))
+            except NoCommonCodec as exc:
+                raise BridgeRefused("no_common_codec", str(exc)) from exc
+            except (ValueError, InternalError, InvalidStateError, OperationError) as exc:
+                raise BridgeRefused("invalid_sdp", f"answer refused: {exc}") from exc
             await self._flush_candidates(app)
             if self._app_codecs is not None and "specialist" in self._legs:
                 return  # a reconnected app leg: the desk's leg is already up
-            self._app_codecs = {
-                kind: codec_preferences(kind, negotiated_codec(sdp, kind)) for kind in KINDS
-            }
+            self._app_codecs = chosen
             desk = self._new_leg("specialist")
-            for kind in KINDS:
+            for kind in chosen:
                 transceiver = desk.pc.addTransceiver(desk.outgoing[kind], direction="sendrecv")
                 transceiver.setCodecPreferences(self._app_codecs[kind])
-            await desk.pc.setRemoteDescription(
-                RTCSessionDescription(sdp=self._desk_offer, type="offer")
-            )
+            try:
+                await desk.pc.setRemoteDescription(
+                    RTCSessionDescription(sdp=self._desk_offer, type="offer")
+                )
+            except (ValueError, InternalError, InvalidStateError, OperationError) as exc:
+                raise BridgeRefused("invalid_sdp", f"the desk's offer was refused: {exc}") from exc
             for transceiver in desk.pc.getTransceivers():
                 self._divert(desk, transceiver)
             await self._flush_candidates(desk)
@@ -300,6 +321,21 @@ class CallBridge:
 
     def _forward(self, source: Party, kind: str, codec: str, frame: JitterFrame) -> None:
         keyframe = is_keyframe(codec, frame.data)
+        try:
+            self._write_tap(source, kind, codec, frame, keyframe)
+        except Exception:
+            # A tap must never raise; if one does, the call still goes on.
+            self.tap_errors += 1
+            if self.tap_errors == 1:
+                log.exception("media.tap_failed", call_id=self.call_id)
+        sink = self._legs.get(_other(source))
+        if sink is not None:
+            sink.outgoing[kind].push(frame.data, frame.timestamp, keyframe)
+        self.forwarded += 1
+
+    def _write_tap(
+        self, source: Party, kind: str, codec: str, frame: JitterFrame, keyframe: bool
+    ) -> None:
         self.tap.write(
             EncodedFrame(
                 party=source,
@@ -312,10 +348,6 @@ class CallBridge:
                 arrival=self._clock(),
             )
         )
-        sink = self._legs.get(_other(source))
-        if sink is not None:
-            sink.outgoing[kind].push(frame.data, frame.timestamp, keyframe)
-        self.forwarded += 1
 
     def _want_keyframe(self, source: Party) -> None:
         """Ask ``source``'s leg for a keyframe, at most once per interval."""
@@ -350,6 +382,27 @@ class CallBridge:
         for candidate in pending:
             with contextlib.suppress(Exception):  # one bad candidate must not end the leg
                 await leg.pc.addIceCandidate(candidate)
+
+
+def _checked_offer(sdp: str) -> dict[str, Any]:
+    """The desk offer's codecs by kind, once it is known to be a usable WebRTC offer."""
+    try:
+        description = SessionDescription.parse(sdp)
+        codecs = offered_codecs(sdp)
+    except (ValueError, IndexError, KeyError) as exc:
+        raise BridgeRefused("invalid_sdp", "the offer cannot be parsed") from exc
+    for media in description.media:
+        if media.kind in KINDS and (
+            media.ice is None
+            or not media.ice.usernameFragment
+            or not media.dtls
+            or not media.dtls.fingerprints
+        ):
+            # Checked now: the desk's leg is only built once the app has answered.
+            raise BridgeRefused("invalid_sdp", f"the {media.kind} section has no ICE or DTLS")
+    if not codecs:
+        raise BridgeRefused("no_common_codec", "the offer has no audio or video")
+    return codecs
 
 
 def _rtc_candidate(candidate: Mapping[str, Any] | None) -> Any:

@@ -92,3 +92,74 @@ class TestDirectMode:
         finally:
             await desk.close()
             await customer.close()
+
+
+NO_ICE_OFFER = (
+    "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n"
+    "m=audio 9 UDP/TLS/RTP/SAVPF 111\r\nc=IN IP4 0.0.0.0\r\na=setup:actpass\r\n"
+    "a=mid:0\r\na=rtpmap:111 opus/48000/2\r\n"
+)
+
+
+async def test_an_offer_the_node_cannot_use_gets_an_error(api: Api) -> None:
+    """SDP that passes the wire checks but has no ICE/DTLS, or no codec the node can
+    forward, is refused with an error; the node does not build anything for it."""
+    desk_party = await api.specialist("chen.li")
+    desk = MediaClient(desk_party)
+    await desk.connect()
+    assert (await desk_party.put("/api/v1/desk/presence", {"state": "available"})).status == 200
+    customer = MediaClient(await api.customer("C1001"))
+    await customer.connect()
+    try:
+        call_id = (await customer.party.post("/api/v1/calls", {})).body["call_id"]
+        offer = await desk.expect("call.offered", call_id=call_id)
+        assert desk.peer is not None
+        desk.peer.role = "answerer"  # keep the desk's peer from offering on media.start
+        accepted = await desk_party.post(
+            f"/api/v1/calls/{call_id}/accept", {"offer_id": offer["offer_id"]}
+        )
+        assert accepted.status == 200, accepted
+        await desk.send_raw({"type": "webrtc.offer", "call_id": call_id, "sdp": NO_ICE_OFFER})
+        error = await desk.expect("error", timeout=10)
+        assert error["code"] == "invalid_sdp", error
+        vp9_only = _local_offer_with_video_codec("VP9")
+        await desk.send_raw({"type": "webrtc.offer", "call_id": call_id, "sdp": vp9_only})
+        error = await desk.expect("error", timeout=10)
+        assert error["code"] == "no_common_codec", error
+        assert not any(m.get("type") == "webrtc.offer" for m in customer.seen)
+    finally:
+        desk.failures.clear()  # the desk's peer was told it is the answerer on purpose
+        await desk.close()
+        await customer.close()
+
+
+def _local_offer_with_video_codec(name: str) -> str:
+    """A real-looking offer (ICE, DTLS) whose video section offers only ``name``."""
+    lines = [
+        "v=0",
+        "o=- 1 1 IN IP4 127.0.0.1",
+        "s=-",
+        "t=0 0",
+        "a=group:BUNDLE 0 1",
+        "m=audio 9 UDP/TLS/RTP/SAVPF 111",
+        "c=IN IP4 0.0.0.0",
+        "a=mid:0",
+        "a=sendrecv",
+        "a=rtcp-mux",
+        "a=rtpmap:111 opus/48000/2",
+        "a=ice-ufrag:abcd",
+        "a=ice-pwd:abcdefghijklmnopqrstuvwx",
+        "a=fingerprint:sha-256 " + ":".join(["AB"] * 32),
+        "a=setup:actpass",
+        "m=video 9 UDP/TLS/RTP/SAVPF 98",
+        "c=IN IP4 0.0.0.0",
+        "a=mid:1",
+        "a=sendrecv",
+        "a=rtcp-mux",
+        f"a=rtpmap:98 {name}/90000",
+        "a=ice-ufrag:abcd",
+        "a=ice-pwd:abcdefghijklmnopqrstuvwx",
+        "a=fingerprint:sha-256 " + ":".join(["AB"] * 32),
+        "a=setup:actpass",
+    ]
+    return "\r\n".join(lines) + "\r\n"
