@@ -39,9 +39,9 @@ from signaling.rtc import rtc_configuration
 from .codecs import (
     CLOCK_RATES,
     NoCommonCodec,
-    codec_preferences,
     negotiated_codec,
     offered_codecs,
+    single_codec,
 )
 from .forward import ForwardTrack, is_keyframe
 from .passthrough import DivertedReceiver, divert_receiver, on_keyframe_request, request_keyframe
@@ -112,12 +112,10 @@ class CallBridge:
         self._clock = clock
         self._lock = asyncio.Lock()
         self._legs: dict[Party, Leg] = {}
-        self._desk_offer: str | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self._last_keyframe_request: dict[Party, float] = {}
-        self._early_candidates: list[Any] = []
-        # The codecs the app's answer settled on, once it has answered.
-        self._app_codecs: dict[str, list[Any]] | None = None
+        # The one codec of each kind both legs use (set by the desk's offer).
+        self._codecs: dict[str, list[Any]] | None = None
         self._decoded_closed = 0
         self._closed = False
         self.forwarded = 0
@@ -127,19 +125,38 @@ class CallBridge:
 
     # -- signaling from the parties ----------------------------------------------
     async def on_offer(self, sdp: str) -> None:
-        """The desk's offer: start a new generation and offer the app the same codecs."""
+        """The desk's offer: a new generation. The node answers the desk with one
+        codec per kind and, at the same time, offers the app exactly that codec,
+        so that both legs connect in parallel and carry the same codec."""
         async with self._lock:
             self._check_open()
             codecs = _checked_offer(sdp)  # before anything is torn down for it
             try:
-                preferences = {kind: codec_preferences(kind, codecs[kind]) for kind in codecs}
+                chosen = {kind: single_codec(kind, codecs[kind]) for kind in codecs}
             except NoCommonCodec as exc:
                 raise BridgeRefused("no_common_codec", str(exc)) from exc
             await self._close_legs()
-            self._app_codecs = None
             self.generation += 1
-            self._desk_offer = sdp
-            offer = await self._offer_app(preferences)
+            self._codecs = chosen
+            desk = self._new_leg("specialist")
+            for kind in chosen:
+                transceiver = desk.pc.addTransceiver(desk.outgoing[kind], direction="sendrecv")
+                transceiver.setCodecPreferences(chosen[kind])
+            try:
+                await desk.pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="offer"))
+            except (ValueError, InternalError, InvalidStateError, OperationError) as exc:
+                await self._close_legs()
+                raise BridgeRefused("invalid_sdp", f"the offer was refused: {exc}") from exc
+            for transceiver in desk.pc.getTransceivers():
+                self._divert(desk, transceiver)
+            await desk.pc.setLocalDescription(await desk.pc.createAnswer())
+            answer = str(desk.pc.localDescription.sdp)
+            offer = await self._offer_app(chosen)
+        await self._send(
+            self.call_id,
+            "specialist",
+            {"type": "webrtc.answer", "call_id": self.call_id, "sdp": answer},
+        )
         await self._send(
             self.call_id,
             "customer",
@@ -154,71 +171,46 @@ class CallBridge:
         async with self._lock:
             self._check_open()
             desk, old = self._legs.get("specialist"), self._legs.pop("customer", None)
-            if desk is None or desk.pc.remoteDescription is None or self._app_codecs is None:
+            if desk is None or self._codecs is None:
                 raise BridgeRefused("illegal_state", "the desk's leg is not up")
             if old is not None:
                 self._report_gap(old)
                 self._decoded_closed += old.decoded
                 await old.close()
-            offer = await self._offer_app(self._app_codecs)
+            offer = await self._offer_app(self._codecs)
         await self._send(
             self.call_id,
             "customer",
             {"type": "webrtc.offer", "call_id": self.call_id, "sdp": offer},
         )
 
-    async def _offer_app(self, preferences: Mapping[Any, Any]) -> str:
+    async def _offer_app(self, codecs: Mapping[str, list[Any]]) -> str:
         leg = self._new_leg("customer")
-        for kind in preferences:
+        for kind in codecs:
             transceiver = leg.pc.addTransceiver(leg.outgoing[kind], direction="sendrecv")
-            transceiver.setCodecPreferences(preferences[kind])
+            transceiver.setCodecPreferences(codecs[kind])
             self._divert(leg, transceiver)
         await leg.pc.setLocalDescription(await leg.pc.createOffer())
         return str(leg.pc.localDescription.sdp)
 
     async def on_answer(self, sdp: str) -> None:
-        """The app's answer: its codec is the call's; answer the desk with it."""
+        """The app's answer to the node's offer."""
         async with self._lock:
             self._check_open()
             app = self._legs.get("customer")
-            if app is None or app.pc.signalingState != "have-local-offer" or not self._desk_offer:
+            if app is None or app.pc.signalingState != "have-local-offer":
                 raise BridgeRefused(
                     "illegal_state", "no offer of the node is waiting for an answer"
                 )
-            offered = {t.kind for t in app.pc.getTransceivers()}
             try:
-                chosen = {
-                    kind: codec_preferences(kind, negotiated_codec(sdp, kind)) for kind in offered
-                }
+                for kind in {t.kind for t in app.pc.getTransceivers()}:
+                    negotiated_codec(sdp, kind)  # the app took the one codec it was offered
                 await app.pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="answer"))
             except NoCommonCodec as exc:
                 raise BridgeRefused("no_common_codec", str(exc)) from exc
             except (ValueError, InternalError, InvalidStateError, OperationError) as exc:
                 raise BridgeRefused("invalid_sdp", f"answer refused: {exc}") from exc
             await self._flush_candidates(app)
-            if self._app_codecs is not None and "specialist" in self._legs:
-                return  # a reconnected app leg: the desk's leg is already up
-            self._app_codecs = chosen
-            desk = self._new_leg("specialist")
-            for kind in chosen:
-                transceiver = desk.pc.addTransceiver(desk.outgoing[kind], direction="sendrecv")
-                transceiver.setCodecPreferences(self._app_codecs[kind])
-            try:
-                await desk.pc.setRemoteDescription(
-                    RTCSessionDescription(sdp=self._desk_offer, type="offer")
-                )
-            except (ValueError, InternalError, InvalidStateError, OperationError) as exc:
-                raise BridgeRefused("invalid_sdp", f"the desk's offer was refused: {exc}") from exc
-            for transceiver in desk.pc.getTransceivers():
-                self._divert(desk, transceiver)
-            await self._flush_candidates(desk)
-            await desk.pc.setLocalDescription(await desk.pc.createAnswer())
-            answer = desk.pc.localDescription.sdp
-        await self._send(
-            self.call_id,
-            "specialist",
-            {"type": "webrtc.answer", "call_id": self.call_id, "sdp": answer},
-        )
 
     async def on_ice(self, party: Party, candidate: Mapping[str, Any] | None) -> None:
         """A trickled candidate of ``party`` (``None``: end of candidates)."""
@@ -226,10 +218,6 @@ class CallBridge:
             self._check_open()
             rtc = _rtc_candidate(candidate)
             leg = self._legs.get(party)
-            if party == "specialist" and leg is None:
-                # The desk's leg is built only once the app has answered.
-                self._early_candidates.append(rtc)
-                return
             if leg is None:
                 return  # a candidate for a leg that is gone: nothing to add it to
             if leg.pc.remoteDescription is None:
@@ -241,8 +229,7 @@ class CallBridge:
         """Both parties build new peer connections: drop the current legs."""
         async with self._lock:
             await self._close_legs()
-            self._desk_offer = None
-            self._app_codecs = None
+            self._codecs = None
 
     async def party_left(self, party: Party) -> None:
         """A party's socket dropped: its leg is useless; the other waits for the restart."""
@@ -292,9 +279,6 @@ class CallBridge:
             leg.outgoing[kind] = ForwardTrack(
                 kind, CLOCK_RATES[kind], want_keyframe=lambda: self._want_keyframe(source)
             )
-        if party == "specialist":
-            leg.pending_candidates.extend(self._early_candidates)
-            self._early_candidates = []
         self._legs[party] = leg
 
         @pc.on("connectionstatechange")
@@ -371,7 +355,6 @@ class CallBridge:
 
     async def _close_legs(self) -> None:
         legs, self._legs = list(self._legs.values()), {}
-        self._early_candidates = []
         for leg in legs:
             self._decoded_closed += leg.decoded
             self._report_gap(leg)

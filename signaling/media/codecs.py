@@ -1,10 +1,11 @@
-"""Which codecs the two legs of a relayed call may use: the same one on both.
+"""Which codec the two legs of a relayed call use: the same one on both.
 
 Media is forwarded without transcoding, so the codec a party sends is the codec
-the other party must receive. The node offers the app only what the desk
-offered (in the desk's order: the offerer owns the session layout, and VP8 is
-first for aiortc and for browsers), the app's answer picks one, and the desk's
-answer then names exactly that one. Audio is Opus only; video VP8 or H.264.
+the other party must receive. The node takes the desk's first offered codec it
+can forward (the offerer owns the session layout; VP8 is first for aiortc and
+for browsers, H.264 when the desk puts it first), answers the desk with it and
+offers the app only that one. Both are mandatory to implement for WebRTC
+endpoints (RFC 7742), so an app can always take it. Audio is Opus only.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ __all__ = [
     "codec_preferences",
     "negotiated_codec",
     "offered_codecs",
+    "single_codec",
 ]
 
 FORWARDABLE: Final = {"audio": ("audio/opus",), "video": ("video/vp8", "video/h264")}
@@ -77,6 +79,13 @@ def codec_preferences(
     if kind == "video":
         chosen += [c for c in capabilities if c.mimeType.lower() == "video/rtx"]
     return chosen
+
+
+def single_codec(kind: str, codecs: Iterable[RTCRtpCodecParameters]) -> list[RTCRtpCodecCapability]:
+    """The first of ``codecs`` the node can forward (plus RTX for video), as
+    preferences for a transceiver. Raises :class:`NoCommonCodec` if none."""
+    preferences = codec_preferences(kind, codecs)
+    return preferences[:1] + [c for c in preferences if c.mimeType.lower() == "video/rtx"]
 
 
 def negotiated_codec(answer_sdp: str, kind: str) -> Sequence[RTCRtpCodecParameters]:
