@@ -330,6 +330,14 @@ async def serve(mode: str) -> None:
     try:
         await stop.wait()
     finally:
+        dropped = sum(
+            track.dropped
+            for call_id in list(node._calls)
+            for party in ("customer", "specialist")
+            if (bridge := node.bridge(call_id)) and (leg := bridge.leg(party))  # type: ignore[arg-type]
+            for track in leg.outgoing.values()
+        )
+        print(f"node: {node.stats()}, frames dropped by senders {dropped}", file=sys.stderr)
         if profile is not None:
             profile.disable()
             profile.dump_stats(os.environ["BENCH_RELAY_PROFILE"])

@@ -181,3 +181,28 @@ async def test_a_receivers_picture_loss_request_reaches_the_sender() -> None:
             await call.app.wait_for_frames(call.app.stats.video_frames + 1, timeout=5)  # type: ignore[union-attr]
         assert asked, "the desk was never asked for a keyframe"
     await node.close()
+
+
+async def test_h264_when_the_desk_puts_it_first(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Both legs carry the desk's first codec; here H.264 (aiortc's list reordered)."""
+    import aiortc.codecs
+
+    video = aiortc.codecs.CODECS["video"]
+    h264_first = sorted(video, key=lambda c: c.mimeType.lower() != "video/h264")
+    monkeypatch.setitem(aiortc.codecs.CODECS, "video", h264_first)
+    router, taps = NodeRouter(), RecordingTaps()
+    node = MediaNode("n1", router.send, lambda call_id: [], taps)
+    async with relayed_calls(node, router) as (call,):
+        await _flowing(call, 10)
+        codecs = {(f.party, f.codec) for f in taps.taps[call.call_id].frames if f.kind == "video"}
+        assert codecs == {("customer", "H264"), ("specialist", "H264")}
+        offer_to_app = next(m["sdp"] for _, _, m in router.sent if m["type"] == "webrtc.offer")
+        video_codecs = {
+            c.mimeType
+            for m in SessionDescription.parse(offer_to_app).media
+            if m.kind == "video"
+            for c in m.rtp.codecs
+        }
+        assert video_codecs <= {"video/H264", "video/rtx"}  # only the one codec
+        assert node.stats().decoded_frames == 0
+    await node.close()
