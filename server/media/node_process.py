@@ -85,7 +85,6 @@ async def _serve(settings: Settings) -> None:
         loop.add_signal_handler(signum, stop.set)
     try:
         await host.start()
-        log.info("media.node_started", node_id=node_id, capacity=settings.media_node_capacity)
         print(f"media node {node_id} ready", file=sys.stderr, flush=True)
         await stop.wait()
     finally:

@@ -38,6 +38,11 @@ log = structlog.get_logger(__name__)
 Deliver = Callable[[str, str, dict[str, Any]], Awaitable[None]]
 
 
+# Control messages of one call waiting for its worker; a call sends a handful.
+CALL_CONTROL_QUEUE = 256
+CALL_WORKER_IDLE_S = 30.0
+
+
 def control_channel(node_id: str) -> str:
     return f"cb:media:ctl:{node_id}"
 
@@ -79,6 +84,8 @@ class NodeHost:
         self._redis = redis
         self._calls: dict[str, CallRef] = {}
         self._tasks: list[asyncio.Task[None]] = []
+        # One worker per call with control messages queued (remote control only).
+        self._workers: dict[str, tuple[asyncio.Queue[dict[str, Any]], asyncio.Task[None]]] = {}
         self.node = MediaNode(node_id, self._send, ice_servers, taps, capacity=capacity)
 
     async def start(self) -> None:
@@ -88,6 +95,7 @@ class NodeHost:
             ready = asyncio.Event()
             self._tasks.append(asyncio.create_task(self._listen(ready), name="media-node-control"))
             await asyncio.wait_for(ready.wait(), timeout=10)
+        log.info("media.node_started", node_id=self.node_id, capacity=self._capacity)
 
     async def handle(
         self, op: str, call: CallRef, party: Party | None, message: Mapping[str, Any] | None
@@ -107,6 +115,7 @@ class NodeHost:
     async def close(self) -> None:
         """Stop taking messages, close every call's media, deregister; safe twice."""
         tasks, self._tasks = self._tasks, []
+        tasks += [task for _, task in self._workers.values()]
         for task in tasks:
             await cancel_and_wait(task)
         await self.node.close()
@@ -142,10 +151,39 @@ class NodeHost:
                     ready.set()
                     async for item in pubsub.listen():
                         if item.get("type") == "message":
-                            await self._on_control(json.loads(item["data"]))
+                            self._queue_control(json.loads(item["data"]))
             except (ConnectionError, OSError) as exc:
                 log.warning("media.node_control_reconnect", error=str(exc))
                 await asyncio.sleep(1.0)
+
+    def _queue_control(self, data: dict[str, Any]) -> None:
+        """Hand a control message to its call's worker: in order within a call, and
+        one call's slow step (ICE gathering, say) never holds up the others."""
+        call_id = str(data["call"]["call_id"])
+        worker = self._workers.get(call_id)
+        if worker is None:
+            queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue(CALL_CONTROL_QUEUE)
+            task = asyncio.create_task(self._work(call_id, queue), name="media-node-call")
+            worker = self._workers[call_id] = (queue, task)
+        try:
+            worker[0].put_nowait(data)
+        except asyncio.QueueFull:
+            log.warning("media.control_dropped", call_id=call_id, op=data.get("op"))
+
+    async def _work(self, call_id: str, queue: asyncio.Queue[dict[str, Any]]) -> None:
+        try:
+            while True:
+                try:
+                    async with asyncio.timeout(CALL_WORKER_IDLE_S):
+                        data = await queue.get()
+                except TimeoutError:
+                    return  # idle: a new message starts a new worker
+                await self._on_control(data)
+                if data.get("op") == "close":
+                    return
+        finally:
+            if self._workers.get(call_id, (None, None))[0] is queue:
+                del self._workers[call_id]
 
     async def _on_control(self, data: dict[str, Any]) -> None:
         call = CallRef(**data["call"])
