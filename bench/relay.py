@@ -11,7 +11,8 @@ The node runs in its own process (this script with ``--serve``), reached over a
 loopback WebSocket carrying the contract's ``webrtc.*`` messages; its CPU time
 is read from the OS (psutil) over the measured window. Three runs, same clients:
 
-- ``p2p``: desk and app connected directly (the floor: no node at all);
+- ``p2p``: desk and app connected directly, the node process only passing their
+  signaling on, as in ``direct`` mode (the floor: no media through the node);
 - ``relay``: through :class:`signaling.media.node.MediaNode` (forwarding);
 - ``transcode``: through a node that uses aiortc's ``MediaRelay`` and lets
   aiortc decode and re-encode every frame (what a naive relay does).
@@ -287,6 +288,11 @@ async def serve(mode: str) -> None:
 
     async def handle(data: dict[str, Any]) -> None:
         call_id, message = data["call_id"], data["message"]
+        if mode == "direct":
+            # Signaling only, as in CLOUDBRANCH_MEDIA_MODE=direct: pass it to the other party.
+            other = "customer" if data["party"] == "specialist" else "specialist"
+            await send(call_id, other, message)
+            return
         if mode == "relay":
             await node.signal(call_id, data["party"], message)
             return
@@ -359,18 +365,14 @@ class Result:
     missing: int
 
 
-async def run_p2p(clip: Any, calls: int, seconds: float) -> Result:
-    pairs = [make_call(clip) for _ in range(calls)]
-    for call in pairs:
-        call.started = time.monotonic()
-        offer = await call.desk.offer()
-        await call.desk.accept(await call.app.answer(offer))
-    return await measure("p2p", pairs, seconds, None)
-
-
 async def run_node(mode: str, clip: Any, calls: int, seconds: float) -> Result:
     process = await asyncio.create_subprocess_exec(
-        sys.executable, __file__, "--serve", mode, stdout=subprocess.PIPE, cwd=ROOT
+        sys.executable,
+        __file__,
+        "--serve",
+        "direct" if mode == "p2p" else mode,
+        stdout=subprocess.PIPE,
+        cwd=ROOT,
     )
     try:
         assert process.stdout is not None
@@ -529,12 +531,9 @@ async def main(calls: int, seconds: float) -> None:
     )
     results: dict[str, Result] = {}
     for name in ("p2p", "relay", "transcode"):
+        # p2p: the node process only passes signaling on (media mode "direct").
         started = time.monotonic()
-        results[name] = (
-            await run_p2p(clip, calls, seconds)
-            if name == "p2p"
-            else await run_node(name, clip, calls, seconds)
-        )
+        results[name] = await run_node(name, clip, calls, seconds)
         print(f"  {name}: done in {time.monotonic() - started:.1f} s", flush=True)
     report(results, calls, seconds)
 
@@ -543,7 +542,7 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--calls", type=int, default=4)
     parser.add_argument("--seconds", type=float, default=10.0)
-    parser.add_argument("--serve", choices=["relay", "transcode"], help=argparse.SUPPRESS)
+    parser.add_argument("--serve", choices=["direct", "relay", "transcode"], help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve:
         asyncio.run(serve(args.serve))

@@ -151,12 +151,17 @@ class CallBridge:
                 self._divert(desk, transceiver)
             await desk.pc.setLocalDescription(await desk.pc.createAnswer())
             answer = str(desk.pc.localDescription.sdp)
-            offer = await self._offer_app(chosen)
+            generation = self.generation
+        # The desk's leg starts connecting while the app's offer is being made.
         await self._send(
             self.call_id,
             "specialist",
             {"type": "webrtc.answer", "call_id": self.call_id, "sdp": answer},
         )
+        async with self._lock:
+            if self._closed or self.generation != generation:
+                return  # restarted or closed meanwhile: this offer is stale
+            offer = await self._offer_app(chosen)
         await self._send(
             self.call_id,
             "customer",
