@@ -32,14 +32,6 @@ class RelayedCall:
                 {"type": "media.start", "call_id": self.call_id, "role": role, "ice_servers": []}
             )
 
-    async def restart(self, parties: tuple[Party, ...] = ("customer", "specialist")) -> None:
-        await self.node.restart(self.call_id)
-        message = {"type": "media.restart", "call_id": self.call_id, "reason": "test"}
-        if "customer" in parties:
-            await self.app.handle(message)
-        if "specialist" in parties:
-            await self.desk.handle(message)
-
 
 class NodeRouter:
     """Delivers the node's messages to the peers of each call."""
