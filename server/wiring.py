@@ -63,6 +63,9 @@ class Components:
     dispatcher: Dispatcher
     closed: bool = field(default=False)
     media_host: NodeHost | None = field(default=None)
+    # What the embedded media node hands each forwarded frame to (the recorder);
+    # None: nothing is kept (NullTap).
+    media_taps: MediaTapFactory | None = field(default=None)
 
     def ice_servers(self, call_id: str) -> list[dict[str, Any]]:
         """ICE servers for a call's peers; empty when none are configured."""
@@ -83,7 +86,7 @@ class Components:
             self.calls,
             MediaStore(self.sessions, self.settings.media_grace_s),
             self.ice_servers,
-            media=self.media_relay(),
+            media=self.media_relay(self.media_taps),
         )
         self.calls.observers.append(coordinator)
         self.dispatcher.sweepers.append(coordinator.sweep)
