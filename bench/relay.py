@@ -7,7 +7,7 @@ once with PyAV at start-up and then sent as ``av.Packet``s, so that the
 clients' own encoding does not hide the node's cost. The clients do not decode
 either: they count the encoded frames they receive (``signaling.media.passthrough``).
 
-The node runs in its own process (this script with ``--serve``), reached over a
+The node runs in its own process (``bench/_relay_node.py``), reached over a
 loopback WebSocket carrying the contract's ``webrtc.*`` messages; its CPU time
 is read from the OS (psutil) over the measured window. Three runs, same clients:
 
@@ -36,7 +36,6 @@ import hashlib
 import json
 import math
 import os
-import signal
 import statistics
 import subprocess
 import sys
@@ -49,14 +48,12 @@ import aiohttp
 import av
 import numpy as np
 import psutil
-from aiohttp import web
 from aiortc import MediaStreamTrack, RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from signaling.media.node import MediaNode  # noqa: E402
 from signaling.media.passthrough import divert_receiver, on_keyframe_request  # noqa: E402
 from signaling.rtc import rtc_configuration  # noqa: E402
 
@@ -239,119 +236,6 @@ def make_call(clip: tuple[list[bytes], list[bytes]]) -> Call:
     )
 
 
-# --------------------------------------------------------------------------- the node process
-
-
-class TranscodingBridge:
-    """A naive relay: aiortc decodes each party's media and re-encodes it for the other."""
-
-    def __init__(self, send: Any) -> None:
-        from aiortc.contrib.media import MediaRelay
-
-        self._relay = MediaRelay()
-        self._send = send
-        self.desk = RTCPeerConnection(rtc_configuration([]))
-        self.app = RTCPeerConnection(rtc_configuration([]))
-
-    async def on_offer(self, sdp: str) -> None:
-        await self.desk.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="offer"))
-        for transceiver in self.desk.getTransceivers():
-            self.app.addTrack(self._relay.subscribe(transceiver.receiver.track))
-        await self.app.setLocalDescription(await self.app.createOffer())
-        await self._send("customer", {"type": "webrtc.offer", "sdp": self.app.localDescription.sdp})
-
-    async def on_answer(self, sdp: str) -> None:
-        await self.app.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="answer"))
-        for transceiver in self.app.getTransceivers():
-            self.desk.addTrack(self._relay.subscribe(transceiver.receiver.track))
-        await self.desk.setLocalDescription(await self.desk.createAnswer())
-        await self._send(
-            "specialist", {"type": "webrtc.answer", "sdp": self.desk.localDescription.sdp}
-        )
-
-    async def close(self) -> None:
-        await self.desk.close()
-        await self.app.close()
-
-
-async def serve(mode: str) -> None:
-    """The node process: one WebSocket, messages ``{call_id, party, message}`` both ways."""
-    sockets: list[web.WebSocketResponse] = []
-
-    async def send(call_id: str, party: str, message: dict[str, Any]) -> None:
-        for ws in sockets:
-            await ws.send_json({"call_id": call_id, "party": party, "message": message})
-
-    node = MediaNode("bench", send, lambda call_id: [], capacity=10_000)
-    bridges: dict[str, TranscodingBridge] = {}
-    tasks: set[asyncio.Task[None]] = set()
-
-    async def handle(data: dict[str, Any]) -> None:
-        call_id, message = data["call_id"], data["message"]
-        if mode == "direct":
-            # Signaling only, as in CLOUDBRANCH_MEDIA_MODE=direct: pass it to the other party.
-            other = "customer" if data["party"] == "specialist" else "specialist"
-            await send(call_id, other, message)
-            return
-        if mode == "relay":
-            await node.signal(call_id, data["party"], message)
-            return
-
-        async def reply(party: str, body: dict[str, Any]) -> None:
-            await send(call_id, party, {**body, "call_id": call_id})
-
-        bridge = bridges.setdefault(call_id, TranscodingBridge(reply))
-        if message["type"] == "webrtc.offer":
-            await bridge.on_offer(message["sdp"])
-        elif message["type"] == "webrtc.answer":
-            await bridge.on_answer(message["sdp"])
-
-    async def websocket(request: web.Request) -> web.WebSocketResponse:
-        ws = web.WebSocketResponse()
-        await ws.prepare(request)
-        sockets.append(ws)
-        async for msg in ws:
-            # Calls are set up concurrently, as on a real node; each task is kept until done.
-            task = asyncio.create_task(handle(json.loads(msg.data)))
-            tasks.add(task)
-            task.add_done_callback(tasks.discard)
-        return ws
-
-    app = web.Application()
-    app.router.add_get("/", websocket)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    print(port, flush=True)
-    stop = asyncio.Event()
-    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
-    profile = None
-    if os.environ.get("BENCH_RELAY_PROFILE"):
-        import cProfile
-
-        profile = cProfile.Profile()
-        profile.enable()
-    try:
-        await stop.wait()
-    finally:
-        dropped = sum(
-            track.dropped
-            for call_id in list(node._calls)
-            for party in ("customer", "specialist")
-            if (bridge := node.bridge(call_id)) and (leg := bridge.leg(party))  # type: ignore[arg-type]
-            for track in leg.outgoing.values()
-        )
-        print(f"node: {node.stats()}, frames dropped by senders {dropped}", file=sys.stderr)
-        if profile is not None:
-            profile.disable()
-            profile.dump_stats(os.environ["BENCH_RELAY_PROFILE"])
-        await node.close()
-        for bridge in bridges.values():
-            await bridge.close()
-
-
 # --------------------------------------------------------------------------- runs
 
 
@@ -368,8 +252,7 @@ class Result:
 async def run_node(mode: str, clip: Any, calls: int, seconds: float) -> Result:
     process = await asyncio.create_subprocess_exec(
         sys.executable,
-        __file__,
-        "--serve",
+        str(Path(__file__).with_name("_relay_node.py")),
         "direct" if mode == "p2p" else mode,
         stdout=subprocess.PIPE,
         cwd=ROOT,
@@ -545,9 +428,5 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--calls", type=int, default=4)
     parser.add_argument("--seconds", type=float, default=10.0)
-    parser.add_argument("--serve", choices=["direct", "relay", "transcode"], help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.serve:
-        asyncio.run(serve(args.serve))
-    else:
-        asyncio.run(main(args.calls, args.seconds))
+    asyncio.run(main(args.calls, args.seconds))
