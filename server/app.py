@@ -23,7 +23,7 @@ from server.http.registry import registry
 from server.http.routes_web import install_web
 from server.hub.ws import install_ws
 from server.logging import configure_logging
-from server.recordings.wiring import install_recordings
+from server.recordings.wiring import install_recording_hooks, install_recordings
 from server.settings import Settings
 from server.wiring import build
 
@@ -44,10 +44,11 @@ def create_app(settings: Settings) -> web.Application:
     app[DISPATCHER] = components.dispatcher
     registry.install(app)
     install_ws(app)
+    recordings = install_recordings(app, components)  # the media node's taps, sweeper, API
     components.install_media(app)
+    install_recording_hooks(components, recordings)  # notice after media.start; close at end
     components.install_operations(app)
     routes_redirects.install(app, components)  # scenario redirects: ticket desk + resolver
-    install_recordings(app, components)  # compliance recording: taps, notice, sweeper, API
     install_openapi(app)
     install_web(app)  # the desk, supervisor and senior-app pages (server/web/)
 

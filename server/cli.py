@@ -1,4 +1,4 @@
-"""The ``cloudbranch`` command: serve, migrate, seed, token, risk, redirect-sign."""
+"""The ``cloudbranch`` command: serve, migrate, seed, token, risk, redirect-sign, media-node."""
 
 from __future__ import annotations
 
@@ -39,6 +39,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     sub.add_parser("risk", help="risk engine tools: cloudbranch risk backtest --help")
     sub.add_parser("simulate", help="capacity simulation of a day: cloudbranch simulate --help")
     sub.add_parser("recording", help="recording export: cloudbranch recording export --help")
+    sub.add_parser("media-node", help="run a media node process (relay mode, needs Redis)")
     _add_redirect_sign(sub)
     args = parser.parse_args(args_list)
     if args.command == "redirect-sign":
@@ -54,6 +55,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return asyncio.run(_seed(settings))
     if args.command == "token":
         return _token(settings, args.role, args.subject)
+    if args.command == "media-node":
+        from server.media.node_process import run as run_media_node
+
+        return run_media_node(settings)
     parser.error(f"unknown command {args.command}")
     return 2
 

@@ -137,6 +137,17 @@ class Settings(BaseSettings):
     recording_required_operations: list[str] = Field(
         default_factory=lambda: ["transfer", "limit_change", "password_reset"]
     )
+    # -- media node (signaling/media, server/media/nodes.py) ---------------------------------
+    # relay: the server terminates both peer connections and forwards encoded media
+    # between them (needed for recording); direct: peer to peer, the server only signals.
+    media_mode: Literal["relay", "direct"] = "relay"
+    # Run a media node inside this server process (relay mode). Off for servers that
+    # leave all media to separate ``cloudbranch media-node`` processes.
+    media_embedded_node: bool = True
+    media_node_capacity: int = Field(default=50, ge=1, le=10_000)
+    media_node_heartbeat_s: float = Field(default=2.0, gt=0, le=60)
+    # A node whose heartbeat is this old is dead; its calls move to another node.
+    media_node_ttl_s: float = Field(default=6.0, gt=0, le=300)
 
     @model_validator(mode="after")
     def _secrets_outside_development(self) -> Settings:

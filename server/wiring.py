@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 import risk
 from server.appkeys import OPERATIONS
+from server.auth.principal import Role
 from server.callbacks.wiring import install_callbacks
 from server.calls.dispatcher import Dispatcher
 from server.calls.service import CallService
@@ -31,6 +32,8 @@ from server.hub.connection import ClientConnection
 from server.hub.hub import Hub
 from server.hub.ws import CONNECT_HOOKS, DISCONNECT_HOOKS, WS_HANDLERS
 from server.media.coordinator import MediaCoordinator
+from server.media.directory import LocalDirectory, MediaDirectory, RedisDirectory
+from server.media.nodes import MediaRelay, NodeHost
 from server.media.store import MediaStore
 from server.metrics import Metrics
 from server.operations.observer import OperationsObserver
@@ -59,9 +62,11 @@ class Components:
     calls: CallService
     dispatcher: Dispatcher
     closed: bool = field(default=False)
-    # Compliance recording: the MediaTapFactory the media node opens each call's tap
-    # from (server/recordings/wiring.py: install_recordings sets it).
-    media_taps: MediaTapFactory | None = None
+    media_host: NodeHost | None = field(default=None)
+    # What the embedded media node hands each forwarded frame to: the compliance
+    # recorder (server/recordings/wiring.py: install_recordings sets it); None:
+    # nothing is kept (NullTap).
+    media_taps: MediaTapFactory | None = field(default=None)
 
     def ice_servers(self, call_id: str) -> list[dict[str, Any]]:
         """ICE servers for a call's peers; empty when none are configured."""
@@ -79,7 +84,10 @@ class Components:
     def install_media(self, app: web.Application) -> None:
         """Media set-up and signaling relay: WebSocket handlers and call hooks."""
         coordinator = MediaCoordinator(
-            self.calls, MediaStore(self.sessions, self.settings.media_grace_s), self.ice_servers
+            self.calls,
+            MediaStore(self.sessions, self.settings.media_grace_s),
+            self.ice_servers,
+            media=self.media_relay(self.media_taps),
         )
         self.calls.observers.append(coordinator)
         self.dispatcher.sweepers.append(coordinator.sweep)
@@ -88,6 +96,35 @@ class Components:
         app[CONNECT_HOOKS].append(coordinator.connected)
         app[DISCONNECT_HOOKS].append(coordinator.disconnected)
         install_callbacks(self, app)  # callbacks: sweeper, queue.update hook, socket replay
+
+    def media_relay(self, taps: MediaTapFactory | None = None) -> MediaRelay | None:
+        """Relay mode: the media directory and, when embedded, this process's media
+        node (``taps`` records what it forwards); ``None`` in direct mode."""
+        s = self.settings
+        if s.media_mode != "relay":
+            return None
+        directory: MediaDirectory = (
+            RedisDirectory(self.redis, s.media_node_ttl_s)
+            if self.redis is not None
+            else LocalDirectory(s.media_node_ttl_s)
+        )
+        if s.media_embedded_node:
+            hub = self.hub
+
+            async def deliver(role: str, subject: str, message: dict[str, Any]) -> None:
+                await hub.send(Role(role), subject, message)
+
+            self.media_host = NodeHost(
+                f"{s.node_id}-media",
+                directory=directory,
+                deliver=deliver,
+                ice_servers=self.ice_servers,
+                taps=taps,
+                capacity=s.media_node_capacity,
+                heartbeat_s=s.media_node_heartbeat_s,
+                redis=self.redis,
+            )
+        return MediaRelay(directory, self.media_host, self.redis)
 
     def install_operations(self, app: web.Application) -> OperationService:
         """In-call operations: the risk engine, the ledger, their routes and hooks."""
@@ -121,6 +158,8 @@ class Components:
 
     async def start(self) -> None:
         await self.hub.start()
+        if self.media_host is not None:
+            await self.media_host.start()
         await self.calls.refresh_handle_time()
         rebuilt = await self.calls.rebuild_queue()
         log.info("node.started", node_id=self.settings.node_id, requeued=rebuilt)
@@ -133,6 +172,7 @@ class Components:
         self.closed = True
         steps: list[tuple[str, Callable[[], Awaitable[None]]]] = [
             ("dispatcher", self.dispatcher.stop),
+            *([("media node", self.media_host.close)] if self.media_host is not None else []),
             ("hub", self.hub.close),
             ("queue backend", self.backend.close),
         ]

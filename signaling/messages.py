@@ -209,10 +209,17 @@ class MediaStart(_ServerMessage):
 
 
 class MediaRestart(_ServerMessage):
-    """Server → client: build a new peer connection for the same call."""
+    """Server → client: build a new peer connection for the same call.
+
+    The server always sends ``role`` and fresh ``ice_servers`` (contract v1.1), so
+    a client that lost its state can treat a restart exactly like ``media.start``;
+    they are optional here only so that a v1 message without them still parses.
+    """
 
     type: Literal["media.restart"] = "media.restart"
     call_id: CallId
+    role: MediaRole | None = None
+    ice_servers: Annotated[list[IceServer], Field(max_length=MAX_ICE_SERVERS)] | None = None
     reason: Annotated[str, StringConstraints(max_length=MAX_REASON_CHARS)] | None = None
 
 

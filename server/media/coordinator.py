@@ -13,12 +13,17 @@ the media session (see :mod:`server.media.store`) so that:
   while both sockets are up;
 - past the grace window the call ends as ``failed`` and the specialist moves to
   wrap-up; the customer is told in plain words when they come back.
+
+In ``relay`` mode (the default) the server is each party's peer: ``webrtc.*``
+messages go to the call's media node (see :mod:`server.media.nodes`) instead of
+to the other party, and a call whose node dies is moved to another node and
+restarted for both parties. In ``direct`` mode they are relayed peer to peer.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import structlog
@@ -30,19 +35,23 @@ from server.calls import repository as repo
 from server.calls.service import CallService
 from server.calls.state import IN_CONVERSATION, CallAction, CallState, EndReason
 from server.db.models import Call
-from server.errors import Conflict, ValidationFailed
+from server.errors import Conflict, ServiceUnavailable, ValidationFailed
 from server.hub.connection import ClientConnection
+from signaling.media.bridge import BridgeRefused
 from signaling.messages import (
     MEDIA_ROLE_OF_PARTY,
     MediaState,
     PartyRole,
     WebRtcAnswer,
+    WebRtcIce,
     WebRtcOffer,
     parse_client_media_message,
 )
 from signaling.relay import CallParties, RelayRefused, relay_target
 from signaling.session import IllegalTransition, MediaSessionState
 
+from .directory import NoMediaNode
+from .nodes import CallRef, MediaRelay
 from .store import MediaRecord, MediaStore
 
 log = structlog.get_logger(__name__)
@@ -73,11 +82,13 @@ class MediaCoordinator:
         service: CallService,
         store: MediaStore,
         ice_servers: Callable[[str], list[dict[str, Any]]],
+        media: MediaRelay | None = None,
     ) -> None:
         self.service = service
         self.store = store
         self.ice_servers = ice_servers
         self.hub = service.hub
+        self.media = media  # None: direct (peer-to-peer) mode
 
     def clock(self) -> float:
         return self.service.clock()
@@ -86,6 +97,8 @@ class MediaCoordinator:
     async def call_accepted(self, call: Call) -> None:
         now = self.clock()
         await self.store.create(call.call_id, lambda r: r.session.start(now))
+        if self.media is not None:
+            await self._assign_node(call)
         await self._send_media(call, "media.start")
 
     async def call_active(self, call: Call) -> None:
@@ -97,6 +110,9 @@ class MediaCoordinator:
             await self.store.change(call.call_id, lambda r: r.session.close(now, "hangup"))
         except Conflict:
             return  # media never started
+        ref = _ref(call)
+        if self.media is not None and ref is not None:
+            await _node_call(self.media.close_call(ref), call.call_id)
 
     # -- sockets -----------------------------------------------------------------
     async def connected(self, connection: ClientConnection) -> list[dict[str, Any]]:
@@ -166,6 +182,9 @@ class MediaCoordinator:
             dropped = await self.store.change(call.call_id, drop)
         except (IllegalTransition, Conflict):
             return
+        ref = _ref(call)
+        if dropped and self.media is not None and ref is not None:
+            await _node_call(self.media.party_left(ref, party), call.call_id)
         if dropped:
             async with self.service.sessions() as session:
                 await repo.add_event(session, call.call_id, now, "party_dropped", party)
@@ -194,22 +213,68 @@ class MediaCoordinator:
             target = relay_target(principal.role.value, principal.subject, parties, message)
         except RelayRefused as exc:
             raise Conflict(exc.detail, code=exc.code) from exc
+        conn_id = connection.conn_id
+        note: Callable[[MediaRecord], None] | None = None
         if isinstance(message, WebRtcOffer | WebRtcAnswer):
             now = self.clock()
             kind = "offer" if isinstance(message, WebRtcOffer) else "answer"
 
             def note(record: MediaRecord) -> None:
-                record.connections.setdefault(party, connection.conn_id)
+                record.connections.setdefault(party, conn_id)
                 if kind == "offer":
                     record.session.offer_relayed(now)
                 else:
                     record.session.answer_relayed(now)
 
+        if self.media is not None:
+            await self._to_node(call, parties, party, message, note)
+            return
+        if note is not None:
             try:
                 await self.store.change(call.call_id, note)
             except IllegalTransition as exc:
                 raise Conflict(str(exc), code="illegal_state") from exc
         await self.hub.send(Role(target.role), target.subject, message.model_dump(mode="json"))
+
+    async def _to_node(
+        self,
+        call: Call,
+        parties: CallParties,
+        party: PartyRole,
+        message: WebRtcOffer | WebRtcAnswer | WebRtcIce,
+        note: Callable[[MediaRecord], None] | None,
+    ) -> None:
+        """Relay mode: the server is the party's peer; the call's media node answers.
+
+        An offer or answer counts in the media session only once the node took it
+        (a refused one leaves the party free to send a good one); whether it is
+        allowed now is checked on a copy first, so the node never sees one that
+        the session would refuse.
+        """
+        assert self.media is not None
+        if note is not None:
+            record = await self.store.read(call.call_id)
+            if record is None:
+                raise Conflict("media has not started for this call", code="no_media")
+            try:
+                note(record)  # a dry run: this copy is not written back
+            except IllegalTransition as exc:
+                raise Conflict(str(exc), code="illegal_state") from exc
+        try:
+            await self.media.signal(
+                CallRef(call.call_id, parties.customer_id, parties.specialist_id),
+                party,
+                message.model_dump(mode="json"),
+            )
+        except BridgeRefused as exc:
+            raise Conflict(exc.detail, code=exc.code) from exc
+        except NoMediaNode as exc:
+            raise ServiceUnavailable(str(exc), code="media_unavailable") from exc
+        if note is not None:
+            try:
+                await self.store.change(call.call_id, note)
+            except IllegalTransition as exc:
+                raise Conflict(str(exc), code="illegal_state") from exc
 
     async def _report(self, call: Call, party: PartyRole, state: str, conn_id: str) -> None:
         now = self.clock()
@@ -275,6 +340,8 @@ class MediaCoordinator:
         """End calls whose grace window ran out; restart stuck interruptions."""
         async with self.service.sessions() as session:
             calls = await repo.calls_in_states(session, set(IN_CONVERSATION))
+        if self.media is not None:
+            await self._move_off_dead_nodes(calls, now)
         for call in calls:
             if not call.media:
                 continue
@@ -301,8 +368,62 @@ class MediaCoordinator:
             await self.service.end_conversation(call.call_id, EndReason.FAILED, now)
 
     # -- helpers -----------------------------------------------------------------------
+    async def _assign_node(self, call: Call) -> None:
+        assert self.media is not None
+        try:
+            node_id = await self.media.assign(call.call_id)
+        except NoMediaNode:
+            # The parties still get media.start; their offer is then refused
+            # with media_unavailable, and a restart tries again.
+            log.error("media.no_node", call_id=call.call_id)
+            return
+        log.info("media.node_assigned", call_id=call.call_id, node_id=node_id)
+
+    async def _move_off_dead_nodes(self, calls: Sequence[Call], now: float) -> None:
+        """Calls whose media node died get another node and a restart for both parties."""
+        assert self.media is not None
+        live = [c for c in calls if c.media and c.specialist_id is not None]
+        try:
+            lost = set(await self.media.lost([c.call_id for c in live]))
+        except (ConnectionError, OSError) as exc:
+            log.warning("media.node_check_failed", error=str(exc))
+            return
+        for call in live:
+            if call.call_id not in lost:
+                continue
+            try:
+                moved = await self.media.reassign(call.call_id)
+            except NoMediaNode:
+                log.error("media.no_node", call_id=call.call_id)
+                continue
+            if not moved:
+                continue  # another server moved it first
+            log.warning("media.node_lost", call_id=call.call_id)
+
+            def restart(record: MediaRecord) -> bool:
+                if record.session.absent_parties:
+                    return False  # restarted when the absent party returns
+                record.session.restart(now)
+                return True
+
+            try:
+                restarted = await self.store.change(call.call_id, restart)
+            except (IllegalTransition, Conflict):
+                continue
+            if restarted:
+                async with self.service.sessions() as session:
+                    await repo.add_event(
+                        session, call.call_id, now, "media_restarted", reason="media_node_lost"
+                    )
+                    await session.commit()
+                await self._send_media(call, "media.restart", reason="media_node_lost")
+
     async def _send_media(self, call: Call, kind: str, reason: str | None = None) -> None:
         assert call.specialist_id is not None
+        ref = _ref(call)
+        if kind == "media.restart" and self.media is not None and ref is not None:
+            # The node drops the old legs before the parties build new ones.
+            await _node_call(self.media.restart(ref), call.call_id)
         ice = self.ice_servers(call.call_id)
         for role, subject in (
             (Role.SPECIALIST, call.specialist_id),
@@ -376,3 +497,17 @@ class MediaCoordinator:
                 "message": FAILED_MESSAGE,
             }
         ]
+
+
+def _ref(call: Call) -> CallRef | None:
+    if call.specialist_id is None:
+        return None
+    return CallRef(call.call_id, call.customer_id, call.specialist_id)
+
+
+async def _node_call(step: Awaitable[None], call_id: str) -> None:
+    """A control step for the media node that must not fail the caller's own work."""
+    try:
+        await step
+    except (BridgeRefused, NoMediaNode, ConnectionError, OSError) as exc:
+        log.warning("media.node_step_failed", call_id=call_id, error=str(exc))

@@ -45,10 +45,9 @@ class RecordingConfigError(RuntimeError):
 def recording_applies(settings: Settings) -> bool:
     """Calls are recorded: media goes through the relay and recording is not turned off.
 
-    ``media_mode`` (``CLOUDBRANCH_MEDIA_MODE``) belongs to the media node; where it
-    is not declared, media goes peer to peer and there is nothing to record.
+    In ``direct`` mode media goes peer to peer and there is nothing to record.
     """
-    return bool(settings.recording_enabled) and getattr(settings, "media_mode", "direct") == "relay"
+    return settings.recording_enabled and settings.media_mode == "relay"
 
 
 def storage_from(settings: Settings) -> RecordingStorage:

@@ -41,12 +41,13 @@ class RecordingObserver:
 def install_recordings(app: web.Application, components: Components) -> RecordingService:
     """Build the recorder (the media node's ``MediaTapFactory``) and its routes' state.
 
-    Runs after ``install_media``, so the notice follows ``media.start``.
+    Runs before ``install_media``: the embedded media node opens each call's tap
+    from ``components.media_taps``. The call hooks come later, from
+    :func:`install_recording_hooks`.
     """
     service = RecordingService(components.settings, components.sessions)
     components.media_taps = service
     app[RECORDINGS] = service
-    components.calls.observers.append(RecordingObserver(service, components))
 
     async def lifecycle(_app: web.Application) -> AsyncIterator[None]:
         await service.start()
@@ -55,3 +56,11 @@ def install_recordings(app: web.Application, components: Components) -> Recordin
 
     app.cleanup_ctx.append(lifecycle)
     return service
+
+
+def install_recording_hooks(components: Components, service: RecordingService) -> None:
+    """The notice at media start and the tap's close at the call's end.
+
+    Runs after ``install_media``, so the notice follows ``media.start``.
+    """
+    components.calls.observers.append(RecordingObserver(service, components))

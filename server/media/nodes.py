@@ -1,0 +1,270 @@
+"""Media nodes as the server sees them: hosting one, and routing a call's signaling to its node.
+
+:class:`NodeHost` runs a :class:`~signaling.media.node.MediaNode`: it registers
+the node in the directory and keeps its heartbeat, takes control messages for
+it (directly in-process, or from the node's Redis channel), and delivers what
+the node sends to the parties through the hub (or the hub's bus, in a
+``cloudbranch media-node`` process that has no client sockets of its own).
+
+:class:`MediaRelay` is what the media coordinator talks to: it finds the call's
+node in the directory and calls it directly when it is this process's node,
+else publishes the control message on that node's channel.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import structlog
+from redis.asyncio import Redis
+
+from server.tasks import cancel_and_wait
+from signaling.media.bridge import BridgeRefused
+from signaling.media.node import MediaNode
+from signaling.media.tap import MediaTapFactory, Party
+
+from .directory import MediaDirectory, NodeEntry
+
+__all__ = ["CallRef", "MediaRelay", "NodeHost", "control_channel"]
+
+log = structlog.get_logger(__name__)
+
+# Delivers a message to a client wherever it is connected: (role, subject, message).
+Deliver = Callable[[str, str, dict[str, Any]], Awaitable[None]]
+
+
+# Control messages of one call waiting for its worker; a call sends a handful.
+CALL_CONTROL_QUEUE = 256
+CALL_WORKER_IDLE_S = 30.0
+
+
+def control_channel(node_id: str) -> str:
+    return f"cb:media:ctl:{node_id}"
+
+
+@dataclass(frozen=True, slots=True)
+class CallRef:
+    """A call as a media node needs it: who to send each party's messages to."""
+
+    call_id: str
+    customer_id: str
+    specialist_id: str
+
+    def subject_of(self, party: Party) -> str:
+        return self.customer_id if party == "customer" else self.specialist_id
+
+
+class NodeHost:
+    """Runs one media node: registration, heartbeats, control messages, delivery."""
+
+    def __init__(
+        self,
+        node_id: str,
+        *,
+        directory: MediaDirectory,
+        deliver: Deliver,
+        ice_servers: Callable[[str], Sequence[Mapping[str, Any]]],
+        taps: MediaTapFactory | None = None,
+        capacity: int,
+        heartbeat_s: float,
+        address: str = "in-process",
+        redis: Redis | None = None,
+    ) -> None:
+        self.node_id = node_id
+        self._directory = directory
+        self._deliver = deliver
+        self._capacity = capacity
+        self._heartbeat_s = heartbeat_s
+        self._address = address
+        self._redis = redis
+        self._calls: dict[str, CallRef] = {}
+        self._tasks: list[asyncio.Task[None]] = []
+        # One worker per call with control messages queued (remote control only).
+        self._workers: dict[str, tuple[asyncio.Queue[dict[str, Any]], asyncio.Task[None]]] = {}
+        self.node = MediaNode(node_id, self._send, ice_servers, taps, capacity=capacity)
+
+    async def start(self) -> None:
+        await self._beat()
+        self._tasks.append(asyncio.create_task(self._heartbeats(), name="media-node-heartbeat"))
+        if self._redis is not None:
+            ready = asyncio.Event()
+            self._tasks.append(asyncio.create_task(self._listen(ready), name="media-node-control"))
+            await asyncio.wait_for(ready.wait(), timeout=10)
+        log.info("media.node_started", node_id=self.node_id, capacity=self._capacity)
+
+    async def handle(
+        self, op: str, call: CallRef, party: Party | None, message: Mapping[str, Any] | None
+    ) -> None:
+        """One control message for a call of this node; BridgeRefused when refused."""
+        self._calls[call.call_id] = call
+        if op == "signal" and party is not None and message is not None:
+            await self.node.signal(call.call_id, party, message)
+        elif op == "restart":
+            await self.node.restart(call.call_id)
+        elif op == "party_left" and party is not None:
+            await self.node.party_left(call.call_id, party)
+        elif op == "close":
+            self._calls.pop(call.call_id, None)
+            await self.node.close_call(call.call_id)
+
+    async def close(self) -> None:
+        """Stop taking messages, close every call's media, deregister; safe twice."""
+        tasks, self._tasks = self._tasks, []
+        tasks += [task for _, task in self._workers.values()]
+        for task in tasks:
+            await cancel_and_wait(task)
+        await self.node.close()
+        try:
+            await self._directory.deregister(self.node_id)
+        except (ConnectionError, OSError) as exc:
+            log.warning("media.node_deregister_failed", error=str(exc))
+
+    async def _send(self, call_id: str, party: Party, message: dict[str, Any]) -> None:
+        call = self._calls.get(call_id)
+        if call is not None:
+            await self._deliver(party, call.subject_of(party), message)
+
+    async def _beat(self) -> None:
+        await self._directory.heartbeat(
+            NodeEntry(self.node_id, self._address, self._capacity, self.node.load, time.time())
+        )
+
+    async def _heartbeats(self) -> None:
+        while True:
+            await asyncio.sleep(self._heartbeat_s)
+            try:
+                await self._beat()
+            except (ConnectionError, OSError) as exc:
+                log.warning("media.node_heartbeat_failed", error=str(exc))
+
+    async def _listen(self, ready: asyncio.Event) -> None:
+        assert self._redis is not None
+        while True:
+            try:
+                async with self._redis.pubsub() as pubsub:
+                    await pubsub.subscribe(control_channel(self.node_id))
+                    ready.set()
+                    async for item in pubsub.listen():
+                        if item.get("type") == "message":
+                            self._queue_control(json.loads(item["data"]))
+            except (ConnectionError, OSError) as exc:
+                log.warning("media.node_control_reconnect", error=str(exc))
+                await asyncio.sleep(1.0)
+
+    def _queue_control(self, data: dict[str, Any]) -> None:
+        """Hand a control message to its call's worker: in order within a call, and
+        one call's slow step (ICE gathering, say) never holds up the others."""
+        call_id = str(data["call"]["call_id"])
+        worker = self._workers.get(call_id)
+        if worker is None:
+            queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue(CALL_CONTROL_QUEUE)
+            task = asyncio.create_task(self._work(call_id, queue), name="media-node-call")
+            worker = self._workers[call_id] = (queue, task)
+        try:
+            worker[0].put_nowait(data)
+        except asyncio.QueueFull:
+            log.warning("media.control_dropped", call_id=call_id, op=data.get("op"))
+
+    async def _work(self, call_id: str, queue: asyncio.Queue[dict[str, Any]]) -> None:
+        try:
+            while True:
+                try:
+                    async with asyncio.timeout(CALL_WORKER_IDLE_S):
+                        data = await queue.get()
+                except TimeoutError:
+                    return  # idle: a new message starts a new worker
+                await self._on_control(data)
+                if data.get("op") == "close":
+                    return
+        finally:
+            if self._workers.get(call_id, (None, None))[0] is queue:
+                del self._workers[call_id]
+
+    async def _on_control(self, data: dict[str, Any]) -> None:
+        call = CallRef(**data["call"])
+        party = data.get("party")
+        try:
+            await self.handle(data["op"], call, party, data.get("message"))
+        except BridgeRefused as exc:
+            if party is not None:
+                await self._deliver(
+                    party,
+                    call.subject_of(party),
+                    {"type": "error", "code": exc.code, "detail": exc.detail},
+                )
+        except Exception:
+            # One call's failure must not stop the node's control loop.
+            log.exception("media.control_failed", call_id=call.call_id, op=data.get("op"))
+
+
+class MediaRelay:
+    """Routes each call's media control to the node relaying it."""
+
+    def __init__(
+        self,
+        directory: MediaDirectory,
+        local: NodeHost | None,
+        redis: Redis | None = None,
+    ) -> None:
+        self.directory = directory
+        self.local = local
+        self._redis = redis
+
+    async def assign(self, call_id: str) -> str:
+        return await self.directory.assign(call_id)
+
+    async def signal(self, call: CallRef, party: Party, message: Mapping[str, Any]) -> None:
+        await self._to_node("signal", call, party, message)
+
+    async def restart(self, call: CallRef) -> None:
+        await self._to_node("restart", call, None, None)
+
+    async def party_left(self, call: CallRef, party: Party) -> None:
+        await self._to_node("party_left", call, party, None)
+
+    async def close_call(self, call: CallRef) -> None:
+        await self._to_node("close", call, None, None)
+        await self.directory.release(call.call_id)
+
+    async def lost(self, call_ids: Sequence[str]) -> list[str]:
+        """Calls among ``call_ids`` whose media node is no longer alive."""
+        live = {n.node_id for n in await self.directory.live_nodes()}
+        lost: list[str] = []
+        for call_id in call_ids:
+            node_id = await self.directory.node_of(call_id)
+            if node_id is not None and node_id not in live:
+                lost.append(call_id)
+        return lost
+
+    async def reassign(self, call_id: str) -> bool:
+        """Move a call off its dead node; True for the one server that moved it."""
+        dead = await self.directory.node_of(call_id)
+        return dead is not None and await self.directory.reassign(call_id, dead)
+
+    async def _to_node(
+        self, op: str, call: CallRef, party: Party | None, message: Mapping[str, Any] | None
+    ) -> None:
+        node_id = await self.directory.node_of(call.call_id)
+        if node_id is None:
+            node_id = await self.directory.assign(call.call_id)
+        if self.local is not None and node_id == self.local.node_id:
+            await self.local.handle(op, call, party, message)
+            return
+        if self._redis is None:
+            raise BridgeRefused("media_unavailable", "the call's media node is not reachable")
+        payload = {
+            "op": op,
+            "call": {
+                "call_id": call.call_id,
+                "customer_id": call.customer_id,
+                "specialist_id": call.specialist_id,
+            },
+            "party": party,
+            "message": dict(message) if message is not None else None,
+        }
+        await self._redis.publish(control_channel(node_id), json.dumps(payload))
