@@ -63,10 +63,21 @@ def server_settings() -> dict[str, Any]:
 
 
 @pytest.fixture
+def default_media_mode() -> str:
+    """The API tests report both parties' media state without real peers, so media
+    goes peer to peer (``direct``): nothing reaches a media node and nothing is
+    recorded. The relay, recording and their fail-closed rule are exercised with
+    real aiortc peers in tests/e2e, tests/recording and the browser tests, which
+    override this with ``relay``."""
+    return "direct"
+
+
+@pytest.fixture
 async def server(
-    database_url: str, server_settings: dict[str, Any]
+    database_url: str, server_settings: dict[str, Any], default_media_mode: str
 ) -> AsyncIterator[RunningServer]:
-    async with running_server(database_url=database_url, **server_settings) as handle:
+    settings = {"media_mode": default_media_mode, **server_settings}
+    async with running_server(database_url=database_url, **settings) as handle:
         yield handle
 
 

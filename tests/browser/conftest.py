@@ -39,6 +39,12 @@ SCREENSHOTS = Path(__file__).resolve().parents[2] / "build" / "screenshots"
 
 
 @pytest.fixture
+def default_media_mode() -> str:
+    """The pages' media goes through the server's media node, as in production."""
+    return "relay"
+
+
+@pytest.fixture
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     template: Path = request.getfixturevalue("sqlite_template")
     return clone_sqlite(template, tmp_path / "cb.db")
