@@ -62,7 +62,9 @@ async def test_unknown_files_are_not_found(api: Api) -> None:
 
 async def test_no_home_page_nor_customer_picker_outside_dev_mode(database_url: str) -> None:
     async with (
-        running_server(database_url=database_url, dev_mode=False, jwt_secret="s" * 40) as prod,
+        running_server(
+            database_url=database_url, dev_mode=False, jwt_secret="s" * 40, recording_enabled=False
+        ) as prod,
         aiohttp.ClientSession() as session,
     ):
         async with session.get(prod.base_url + "/") as response:

@@ -29,7 +29,7 @@ SETTINGS = {f"CLOUDBRANCH_{name.upper()}" for name in Settings.model_fields}
 PER_POD = {"CLOUDBRANCH_NODE_ID"}
 # Commands the manifests run that the application does not have yet: the media
 # node's (see deploy/k8s/media.yaml, which keeps replicas at 0 until it exists).
-PENDING_COMMANDS = {"media-node"}
+PENDING_COMMANDS: set[str] = set()
 DRAIN_BOUND_S = 30
 
 
