@@ -225,8 +225,9 @@ async def metrics(request: web.Request) -> web.Response:
     for key, n in depth.items():
         metrics_.queue_depth.labels(key).set(n)
         metrics_.longest_wait.labels(key).set(longest[key])
-    states = Counter(s.state.value for s in snapshot.specialists)
-    for state in SpecialistState:
-        metrics_.specialists.labels(state.value).set(states.get(state.value, 0))
+    async with service.sessions() as session:
+        roster = await repo.all_specialists(session)
+    for state, count in specialists_by_state(roster, snapshot).items():
+        metrics_.specialists.labels(state).set(count)
     body = generate_latest(metrics_.registry)
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})

@@ -26,7 +26,7 @@ def server_settings(request: pytest.FixtureRequest) -> dict[str, Any]:
     return {"branch_timezone": request.param}
 
 
-async def test_stats_count_every_specialist_as_the_list_shows_them(api: Api) -> None:
+async def test_stats_and_metrics_count_every_specialist_as_the_list_shows_them(api: Api) -> None:
     supervisor = await api.supervisor()
     _desk, _desk_socket = await api.available_specialist("wang.fang")
     await api.specialist("zhou.min")  # logged in, no desk socket: still offline
@@ -41,6 +41,9 @@ async def test_stats_count_every_specialist_as_the_list_shows_them(api: Api) -> 
     assert sum(stats["specialists"].values()) == 10
     assert stats["specialists"]["available"] == 1
     assert stats["specialists"]["offline"] == 9
+    metrics = (await api.request("GET", "/metrics")).body
+    assert 'cloudbranch_specialists{state="offline"} 9.0' in metrics
+    assert 'cloudbranch_specialists{state="available"} 1.0' in metrics
 
 
 async def _insert_ended_call(
