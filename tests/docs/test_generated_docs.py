@@ -99,6 +99,10 @@ def test_the_contract_prose_names_only_paths_and_messages_that_exist() -> None:
     assert {"queue.update", "call.offered", "media.start"} <= messages
     assert messages <= types, f"the contract names messages this build lacks: {messages - types}"
 
+    close_codes = {v for k, v in vars(contract.connection).items() if k.startswith("CLOSE_")}
+    named_codes = {int(code) for code in re.findall(r"\b(4[0-9]{3})\b", prose)}
+    assert named_codes and named_codes <= close_codes, named_codes - close_codes
+
 
 def test_the_readme_links_the_contract_and_both_machine_readable_documents() -> None:
     readme = README.read_text(encoding="utf-8")
