@@ -103,8 +103,14 @@ class Settings(BaseSettings):
     def _callback_hours_and_zone(self) -> Settings:
         from server.callbacks.policy import LocalHours, zone_named
 
-        LocalHours.parse(self.callback_hours)
-        zone_named(self.callback_timezone)
+        try:
+            LocalHours.parse(self.callback_hours)
+        except ValueError as exc:
+            raise ValueError(f"CLOUDBRANCH_CALLBACK_HOURS: {exc}") from exc
+        try:
+            zone_named(self.callback_timezone)
+        except ValueError as exc:
+            raise ValueError(f"CLOUDBRANCH_CALLBACK_TIMEZONE: {exc}") from exc
         return self
 
     # -- in-call banking (server/banking, server/operations) ---------------------------------
@@ -148,6 +154,18 @@ class Settings(BaseSettings):
     media_node_heartbeat_s: float = Field(default=2.0, gt=0, le=60)
     # A node whose heartbeat is this old is dead; its calls move to another node.
     media_node_ttl_s: float = Field(default=6.0, gt=0, le=300)
+
+    @model_validator(mode="after")
+    def _branch_timezone_known(self) -> Settings:
+        # Refused at start-up, with the setting's name, rather than on the first
+        # operation or stats request that needs the zone.
+        from server.callbacks.policy import zone_named
+
+        try:
+            zone_named(self.branch_timezone)
+        except ValueError as exc:
+            raise ValueError(f"CLOUDBRANCH_BRANCH_TIMEZONE: {exc}") from exc
+        return self
 
     @model_validator(mode="after")
     def _secrets_outside_development(self) -> Settings:
