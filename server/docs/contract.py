@@ -29,6 +29,16 @@ OTHER_ROUTES = {
     "/api/v1/ws": "the WebSocket: `hello` first, then the messages below",
     "/api/v1/openapi.json": "this HTTP API as OpenAPI 3.1, from the same route registry",
     "/api/v1/schemas/ws.json": "the WebSocket messages as JSON Schema, both directions",
+    "/": "the list of pages (development mode only)",
+    "/web/config.json": "what the pages need to know of the server (`dev_mode`)",
+    "/desk": "the specialist desk page",
+    "/supervisor": "the supervisor wallboard page",
+    "/app": "the senior-edition reference app page",
+    "/desk/{name}": "the specialist desk page and its files",
+    "/supervisor/{name}": "the supervisor wallboard page and its files",
+    "/app/{name}": "the senior-edition reference app page and its files",
+    "/common": "the scripts and styles the pages share",
+    "/common/{name}": "the scripts and styles the pages share",
 }
 
 
