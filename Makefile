@@ -1,7 +1,8 @@
 # Cloud Branch: developer and CI entry points.  `make` alone lists the targets.
 #
 # Everything a target needs is set up on the way: the virtualenv (.venv), the
-# project in editable mode with its dev extras, and, for `make test`, Debian's
+# project in editable mode (`make run` installs only what running needs; test,
+# lint and bench add the dev extras), and, for `make test`, Debian's
 # redis-server and postgresql packages when their binaries are missing.
 
 SHELL := bash
@@ -14,6 +15,7 @@ PYTHON ?= python3
 VENV := .venv
 VPY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
+RUNTIME_INSTALLED := $(VENV)/.installed-runtime
 
 # Extra arguments for pytest, e.g.  make test PYTEST_ARGS="-k queue -x"
 PYTEST_ARGS ?=
@@ -53,10 +55,16 @@ $(VPY):
 	  $(APT_GET) update && $(APT_GET) install -y python3-venv; \
 	  $(PYTHON) -m venv $(VENV); }
 
-# Reinstalled only when pyproject.toml is newer than the stamp.
+# Reinstalled only when pyproject.toml is newer than the stamp. Two stamps: what
+# running needs (`make run`), and that plus the test and lint tools. The full
+# install includes the runtime one, so it refreshes both stamps.
+$(RUNTIME_INSTALLED): pyproject.toml | $(VPY)
+	$(VPY) -m pip install --disable-pip-version-check -e .
+	@touch $@
+
 $(INSTALLED): pyproject.toml | $(VPY)
 	$(VPY) -m pip install --disable-pip-version-check -e '.[dev]'
-	@touch $@
+	@touch $@ $(RUNTIME_INSTALLED)
 
 venv: $(VPY) ## Create the virtualenv only
 
@@ -99,7 +107,7 @@ system-deps: ## Install redis-server, postgresql, nginx and coturn with apt if m
 # --------------------------------------------------------------------------- targets
 
 run: export CLOUDBRANCH_DEV_MODE := 1
-run: $(INSTALLED) ## Migrate, seed and serve on 127.0.0.1:8080 (dev mode, SQLite under var/)
+run: $(RUNTIME_INSTALLED) ## Migrate, seed and serve on 127.0.0.1:8080 (dev mode, SQLite under var/)
 	@mkdir -p var
 	$(VENV)/bin/cloudbranch migrate
 	$(VENV)/bin/cloudbranch seed

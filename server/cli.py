@@ -5,12 +5,21 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from aiohttp import web
 
-from server.settings import Settings, load_settings
+from server.preflight import (
+    EXIT_BAD_SETTINGS,
+    SettingsProblem,
+    check_database_url,
+    check_redis_url,
+    check_rulesets,
+    dev_mode_requested,
+    load_checked,
+)
+from server.settings import Settings
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -46,34 +55,96 @@ def main(argv: Sequence[str] | None = None) -> int:
         # Before load_settings: signing needs only the secret, not a server's settings.
         return _redirect_sign(args)
 
-    settings = load_settings()
+    try:
+        return _run_command(args)
+    except SettingsProblem as exc:
+        # One line naming the setting, not a traceback (server/preflight.py).
+        print(f"cloudbranch {args.command}: {exc}", file=sys.stderr)
+        return EXIT_BAD_SETTINGS
+
+
+def _run_command(args: argparse.Namespace) -> int:
+    if args.command == "token":
+        if not dev_mode_requested():
+            raise SettingsProblem(
+                "tokens are issued here only in development mode: set CLOUDBRANCH_DEV_MODE=1"
+            )
+        return _token(load_checked(), args.role, args.subject)
+    settings = load_checked()
+    check_database_url(settings)
     if args.command == "serve":
+        check_redis_url(settings)
+        check_rulesets(settings)
         return _serve(settings, args.host, args.port)
     if args.command == "migrate":
-        return _migrate(settings)
+        return _with_database(settings, lambda: _migrate(settings))
     if args.command == "seed":
-        return asyncio.run(_seed(settings))
-    if args.command == "token":
-        return _token(settings, args.role, args.subject)
+        return _with_database(settings, lambda: asyncio.run(_seed(settings)))
     if args.command == "media-node":
         from server.media.node_process import run as run_media_node
 
         return run_media_node(settings)
-    parser.error(f"unknown command {args.command}")
-    return 2
+    raise AssertionError(f"unhandled command {args.command}")
+
+
+def _with_database(settings: Settings, command: Callable[[], int]) -> int:
+    """Run ``command``; a database it cannot reach or open is a settings problem."""
+    from sqlalchemy.exc import DBAPIError
+
+    try:
+        return command()
+    except (DBAPIError, OSError) as exc:
+        raise SettingsProblem(_database_problem(exc)) from None
+
+
+def _database_problem(exc: BaseException) -> str:
+    line = _first_line(exc)
+    missing_table = "no such table" in line or ("relation" in line and "does not exist" in line)
+    hint = " (run cloudbranch migrate first)" if missing_table else ""
+    return f"CLOUDBRANCH_DATABASE_URL: cannot use the database: {line}{hint}"
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return (text.splitlines()[0] if text else type(exc).__name__)[:300]
 
 
 def _serve(settings: Settings, host: str | None, port: int | None) -> int:
+    import errno
+
+    from redis.exceptions import ConnectionError as RedisConnectionError
+    from sqlalchemy.exc import DBAPIError
+
     from server.app import create_app
 
     app = create_app(settings)
-    web.run_app(
-        app,
-        host=host or settings.host,
-        port=port or settings.port,
-        print=lambda text: print(text, file=sys.stderr),
-        shutdown_timeout=10,
-    )
+    host, port = host or settings.host, port or settings.port
+    try:
+        web.run_app(
+            app,
+            host=host,
+            port=port,
+            print=lambda text: print(text, file=sys.stderr),
+            shutdown_timeout=10,
+        )
+    except TimeoutError:  # before OSError, its base class
+        reached = "CLOUDBRANCH_DATABASE_URL" + (
+            " or CLOUDBRANCH_REDIS_URL" if settings.redis_url else ""
+        )
+        raise SettingsProblem(f"cannot start: timed out reaching {reached}") from None
+    except OSError as exc:
+        if exc.errno in (errno.EADDRINUSE, errno.EADDRNOTAVAIL, errno.EACCES):
+            raise SettingsProblem(
+                f"CLOUDBRANCH_HOST / CLOUDBRANCH_PORT (--host, --port): "
+                f"cannot listen on {host}:{port}: {exc.strerror}"
+            ) from None
+        raise SettingsProblem(f"cannot start: {_first_line(exc)}") from None
+    except RedisConnectionError as exc:
+        raise SettingsProblem(
+            f"CLOUDBRANCH_REDIS_URL: cannot reach Redis: {_first_line(exc)}"
+        ) from None
+    except DBAPIError as exc:
+        raise SettingsProblem(_database_problem(exc)) from None
     return 0
 
 
@@ -109,9 +180,6 @@ def _token(settings: Settings, role: str, subject: str) -> int:
     from server.auth.principal import Role
     from server.auth.tokens import issue_token
 
-    if not settings.dev_mode:
-        print("tokens are only issued here in development mode", file=sys.stderr)
-        return 2
     print(issue_token(settings, Role(role), subject))
     return 0
 

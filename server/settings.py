@@ -103,8 +103,14 @@ class Settings(BaseSettings):
     def _callback_hours_and_zone(self) -> Settings:
         from server.callbacks.policy import LocalHours, zone_named
 
-        LocalHours.parse(self.callback_hours)
-        zone_named(self.callback_timezone)
+        try:
+            LocalHours.parse(self.callback_hours)
+        except ValueError as exc:
+            raise ValueError(f"CLOUDBRANCH_CALLBACK_HOURS: {exc}") from exc
+        try:
+            zone_named(self.callback_timezone)
+        except ValueError as exc:
+            raise ValueError(f"CLOUDBRANCH_CALLBACK_TIMEZONE: {exc}") from exc
         return self
 
     # -- in-call banking (server/banking, server/operations) ---------------------------------
@@ -120,18 +126,29 @@ class Settings(BaseSettings):
     # wraps each recording's AES-256-GCM key. Without one, development records in the
     # clear (with a warning) and production refuses to start unless recording is off.
     recording_public_key: str | None = None
+    # Record every relayed call (0 turns compliance recording off, and its 409 rule with it).
     recording_enabled: bool = True
+    # Where closed segments are stored with the local storage.
     recording_dir: str = "var/recordings"
     # Where open segments are written (encrypted) before they close; node-local disk.
     recording_spool_dir: str = "var/recording-spool"
+    # Where closed segments go: a local folder, or S3 with Object Lock (compliance mode).
     recording_storage: Literal["local", "s3"] = "local"
+    # The S3 bucket (created with Object Lock enabled) for s3 storage.
     recording_s3_bucket: str | None = None
+    # An S3-compatible endpoint; unset: the AWS endpoint.
     recording_s3_endpoint_url: str | None = None
+    # The S3 region; unset: the SDK's default chain.
     recording_s3_region: str | None = None
+    # Key prefix for every stored object.
     recording_s3_prefix: str = ""
+    # Days after the call a recording is kept (unless on legal hold).
     recording_retention_days: int = Field(default=180, ge=1, le=36500)
+    # A segment ends at the first keyframe after this many seconds (always by 10 s).
     recording_segment_s: float = Field(default=6.0, gt=0, le=10)
+    # Frames a call's recording queue holds before it drops (and says so).
     recording_queue_frames: int = Field(default=2000, ge=10, le=100_000)
+    # How often the retention sweeper looks for expired recordings.
     recording_sweep_interval_s: float = Field(default=3600.0, gt=0)
     # Operations refused with 409 recording_unavailable while the call's recording is down.
     recording_required_operations: list[str] = Field(
@@ -148,6 +165,18 @@ class Settings(BaseSettings):
     media_node_heartbeat_s: float = Field(default=2.0, gt=0, le=60)
     # A node whose heartbeat is this old is dead; its calls move to another node.
     media_node_ttl_s: float = Field(default=6.0, gt=0, le=300)
+
+    @model_validator(mode="after")
+    def _branch_timezone_known(self) -> Settings:
+        # Refused at start-up, with the setting's name, rather than on the first
+        # operation or stats request that needs the zone.
+        from server.callbacks.policy import zone_named
+
+        try:
+            zone_named(self.branch_timezone)
+        except ValueError as exc:
+            raise ValueError(f"CLOUDBRANCH_BRANCH_TIMEZONE: {exc}") from exc
+        return self
 
     @model_validator(mode="after")
     def _secrets_outside_development(self) -> Settings:

@@ -5,17 +5,20 @@ from __future__ import annotations
 import asyncio
 import statistics
 from collections import Counter
-from datetime import UTC, datetime
+from collections.abc import Sequence
+from datetime import UTC, datetime, time
+from zoneinfo import ZoneInfo
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 
 from server import audit
-from server.appkeys import CALLS, COMPONENTS, METRICS
+from server.appkeys import CALLS, COMPONENTS, METRICS, SETTINGS
 from server.auth.principal import Role
 from server.calls import repository as repo
 from server.calls.views import iso
+from server.db.models import Specialist
 from server.errors import ServiceUnavailable
 from server.routing.model import QueueSnapshot, SpecialistState
 
@@ -36,6 +39,21 @@ def queue_by_dialect(snapshot: QueueSnapshot) -> tuple[Counter[str], dict[str, f
         depth[key] += 1
         longest[key] = max(longest.get(key, 0.0), snapshot.taken_at - view.call.enqueued_at)
     return depth, longest
+
+
+def local_day_start(now: float, zone: ZoneInfo) -> datetime:
+    """The midnight that began ``now``'s day in ``zone`` (the branch's "today"), in UTC."""
+    local = datetime.fromtimestamp(now, tz=zone)
+    midnight = datetime.combine(local.date(), time(), tzinfo=zone)
+    return midnight.astimezone(UTC)
+
+
+def specialists_by_state(roster: Sequence[Specialist], snapshot: QueueSnapshot) -> dict[str, int]:
+    """Every specialist on the roster by live state, as ``/api/v1/specialists`` shows
+    them: one the queue has never seen (no desk socket since the start) is offline."""
+    live = {view.specialist_id: view.state for view in snapshot.specialists}
+    counts = Counter(live.get(s.specialist_id, SpecialistState.OFFLINE) for s in roster)
+    return {state.value: counts.get(state, 0) for state in SpecialistState}
 
 
 @registry.route(
@@ -119,9 +137,9 @@ async def stats(request: web.Request) -> web.Response:
     queue = {
         key: {"waiting": depth[key], "longest_wait_s": round(longest[key], 1)} for key in depth
     }
-    by_state = Counter(s.state.value for s in snapshot.specialists)
-    midnight = datetime.fromtimestamp(now, tz=UTC).replace(hour=0, minute=0, second=0)
+    midnight = local_day_start(now, ZoneInfo(request.app[SETTINGS].branch_timezone))
     async with service.sessions() as session:
+        roster = await repo.all_specialists(session)
         waits = await repo.answered_waits_since(session, midnight)
         ended = await repo.count_calls_since(session, midnight)
     unanswered = ended.get("cancelled", 0) + ended.get("abandoned", 0) + ended.get("timeout", 0)
@@ -129,7 +147,7 @@ async def stats(request: web.Request) -> web.Response:
     return json_response(
         {
             "queue": queue,
-            "specialists": {state.value: by_state.get(state.value, 0) for state in SpecialistState},
+            "specialists": specialists_by_state(roster, snapshot),
             "service_level": (
                 round(sum(w <= _SERVICE_LEVEL_S for w in waits) / offered_total, 3)
                 if offered_total
@@ -207,8 +225,9 @@ async def metrics(request: web.Request) -> web.Response:
     for key, n in depth.items():
         metrics_.queue_depth.labels(key).set(n)
         metrics_.longest_wait.labels(key).set(longest[key])
-    states = Counter(s.state.value for s in snapshot.specialists)
-    for state in SpecialistState:
-        metrics_.specialists.labels(state.value).set(states.get(state.value, 0))
+    async with service.sessions() as session:
+        roster = await repo.all_specialists(session)
+    for state, count in specialists_by_state(roster, snapshot).items():
+        metrics_.specialists.labels(state).set(count)
     body = generate_latest(metrics_.registry)
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
