@@ -144,8 +144,33 @@ class Components:
                 log.error("node.shutdown_step_overran", step=name, seconds=_SHUTDOWN_STEP_S)
 
 
+def _redis_client(url: str) -> Redis:
+    """Every round trip bounded; a dropped connection retried a few times with
+    redis-py's own backoff (a Redis restart is then one short pause, and past
+    the retries the caller gets a ConnectionError, answered 503)."""
+    from redis.asyncio.retry import Retry
+    from redis.backoff import ExponentialBackoff
+    from redis.exceptions import ConnectionError as RedisConnectionError
+    from redis.exceptions import TimeoutError as RedisTimeoutError
+
+    return Redis.from_url(
+        url,
+        decode_responses=True,
+        socket_timeout=5,
+        socket_connect_timeout=2,
+        health_check_interval=15,
+        retry=Retry(ExponentialBackoff(cap=1.0, base=0.05), retries=3),
+        retry_on_error=[RedisConnectionError, RedisTimeoutError],
+    )
+
+
 def build(settings: Settings) -> Components:
-    engine = make_engine(settings.database_url)
+    engine = make_engine(
+        settings.database_url,
+        statement_timeout_s=settings.db_statement_timeout_s,
+        lock_timeout_s=settings.db_lock_timeout_s,
+        pool_timeout_s=settings.db_pool_timeout_s,
+    )
     sessions = make_sessionmaker(engine)
     policy = settings.routing_policy()
     redis: Redis | None = None
@@ -154,13 +179,7 @@ def build(settings: Settings) -> Components:
     if settings.redis_url:
         from server.routing.redis_backend import RedisQueueBackend
 
-        redis = Redis.from_url(
-            settings.redis_url,
-            decode_responses=True,
-            socket_timeout=5,
-            socket_connect_timeout=5,
-            health_check_interval=15,
-        )
+        redis = _redis_client(settings.redis_url)
         backend = RedisQueueBackend(redis, policy)
         bus = RedisBus(redis, settings.node_id)
     else:
