@@ -34,6 +34,7 @@ _UPDATES_EVERY_S = 1.0
 # changes, pushes are spaced at least this far apart and the last change still
 # goes out on the next pass.
 _MIN_UPDATE_GAP_S = 0.25
+_HOLD_OFFERS_AFTER_FAILURE_S = 1.0
 
 
 class Dispatcher:
@@ -55,6 +56,9 @@ class Dispatcher:
         )
         # Set while the node drains: no new offers are made from here.
         self.paused = False
+        # After an offer could not be recorded (SQL down), offers wait this long,
+        # rather than reserving and releasing on every pass.
+        self._hold_offers_until = 0.0
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="call-dispatcher")
@@ -92,7 +96,7 @@ class Dispatcher:
                 "offer_missed", self._offer_missed(item.offer, item.specialist_now_away, now)
             )
         offers: list[Offer] = []
-        if not self.paused:
+        if not self.paused and now >= self._hold_offers_until:
             started = time.perf_counter()
             offers = await service.backend.dispatch(now)
             if offers:
@@ -136,6 +140,7 @@ class Dispatcher:
             log.warning(
                 "dispatcher.offer_released", call_id=offer.call_id, error=type(exc).__name__
             )
+            self._hold_offers_until = now + _HOLD_OFFERS_AFTER_FAILURE_S
             await self._step(
                 "release_offer",
                 self.service.backend.decline(offer.offer_id, offer.specialist_id, now),

@@ -190,7 +190,10 @@ class CallService:
         self, session: AsyncSession, call: Call, viewer: Role, estimate: WaitEstimate | None = None
     ) -> dict[str, Any]:
         if estimate is None and CallState(call.state) in WAITING:
-            estimate = await self.estimate_for(call.call_id)
+            # Without Redis there is no estimate; the call itself is still shown.
+            estimate = await self._deferrable(
+                "estimate", self.estimate_for(call.call_id), call.call_id
+            )
         specialist = (
             await repo.get_specialist(session, call.specialist_id) if call.specialist_id else None
         )
@@ -387,9 +390,19 @@ class CallService:
         offer = await self.backend.pending_offer(principal.subject)
         if offer is None or offer.offer_id != offer_id or offer.call_id != call_id:
             raise Conflict("this offer has expired or was withdrawn", code="offer_expired")
-        # Read first: a database that is down fails here, before the reservation.
-        async with self.sessions() as session:
-            before = await repo.get_call(session, call_id)
+        # Read first: a database that is down fails here, before the reservation
+        # is turned into an assignment; the offer is then released (not a miss).
+        try:
+            async with self.sessions() as session:
+                before = await repo.get_call(session, call_id)
+        except Exception as exc:
+            if dependency_failure(exc) is not None:
+                await self._deferrable(
+                    "release_offer",
+                    self.backend.decline(offer_id, principal.subject, now),
+                    call_id,
+                )
+            raise
         try:
             await self.backend.accept(offer_id, principal.subject, now)
         except OfferExpired as exc:
