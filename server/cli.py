@@ -8,8 +8,6 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from aiohttp import web
-
 from server.settings import Settings, load_settings
 
 
@@ -52,16 +50,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _serve(settings: Settings, host: str | None, port: int | None) -> int:
     from server.app import create_app
+    from server.drain import serve
 
     app = create_app(settings)
-    web.run_app(
-        app,
-        host=host or settings.host,
-        port=port or settings.port,
-        print=lambda text: print(text, file=sys.stderr),
-        shutdown_timeout=10,
+    # SIGTERM drains the node within a bound (server/drain.py).
+    return asyncio.run(
+        serve(app, host or settings.host, port or settings.port, settings.drain_timeout_s)
     )
-    return 0
 
 
 def _prepare_sqlite(settings: Settings) -> None:

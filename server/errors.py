@@ -17,6 +17,7 @@ never build error responses by hand.
     ├── UnsupportedMediaType (415)
     └── ServiceUnavailable (503) not_ready
         └── DependencyUnavailable (503, Retry-After) service_unavailable
+            └── NodeDraining (503, Retry-After: 1)
 
 Routing errors (:mod:`server.routing.errors`) are Conflicts and NotFounds of
 this tree. Failures of Redis or PostgreSQL (down, timed out, pool exhausted)
@@ -99,6 +100,12 @@ class DependencyUnavailable(ServiceUnavailable):
 
     code = "service_unavailable"
     retry_after_s: ClassVar[int] = 5
+
+
+class NodeDraining(DependencyUnavailable):
+    """This node is shutting down: the client tries again (and reaches another node)."""
+
+    retry_after_s: ClassVar[int] = 1
 
 
 def dependency_failure(exc: BaseException) -> DependencyUnavailable | None:

@@ -58,6 +58,8 @@ class Components:
     calls: CallService
     dispatcher: Dispatcher
     closed: bool = field(default=False)
+    # Set on SIGTERM (server/drain.py): readiness fails, no new calls or offers.
+    draining: bool = field(default=False)
 
     def ice_servers(self, call_id: str) -> list[dict[str, Any]]:
         """ICE servers for a call's peers; empty when none are configured."""

@@ -36,7 +36,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from server.auth.principal import Principal, Role
 from server.db.models import Call, Specialist
-from server.errors import Conflict, NotFound, dependency_failure
+from server.errors import Conflict, NodeDraining, NotFound, dependency_failure
 from server.hub.hub import Hub
 from server.metrics import Metrics
 from server.routing.backend import QueueBackend
@@ -122,6 +122,8 @@ class CallService:
         self.ticket_resolver: Any = None
         # Add fields to queue.update messages before they go out (callbacks).
         self.queue_update_hooks: list[QueueUpdateHook] = []
+        # Set while the node drains (server/drain.py): new calls go to another node.
+        self.draining = False
 
     # -- reading -----------------------------------------------------------------
     async def handle_time(self) -> float | None:
@@ -217,6 +219,8 @@ class CallService:
     ) -> tuple[dict[str, Any], bool]:
         """Queue a call for the customer; a second tap returns the open call."""
         principal.require(Role.CUSTOMER)
+        if self.draining:
+            raise NodeDraining("this node is restarting; please try again")
         now = self.clock()
         async with self.sessions() as session:
             existing = await repo.open_call_of(session, principal.subject)

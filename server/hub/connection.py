@@ -25,6 +25,8 @@ CLOSE_FORBIDDEN = 4403
 CLOSE_SLOW_CONSUMER = 4408
 CLOSE_REPLACED = 4409
 CLOSE_SHUTDOWN = 1001
+# A node drains (restart, deploy): reconnect, and the load balancer picks another.
+CLOSE_SERVICE_RESTART = 1012
 _CLOSE_TIMEOUT_S = 5.0
 
 

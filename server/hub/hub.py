@@ -86,13 +86,17 @@ class Hub:
     async def _deliver_local(self, role: str, subject: str, message: dict[str, Any]) -> None:
         self.send_local(Role(role), subject, message)
 
-    async def close(self) -> None:
-        """Close every client socket (going away) and stop the bus."""
+    async def close_clients(self, code: int, reason: str) -> None:
+        """Close every client socket with ``code``, after what is already queued."""
         connections = [c for group in self._clients.values() for c in group]
         for connection in connections:
-            connection.close_soon(CLOSE_SHUTDOWN, "server shutting down")
+            connection.close_soon(code, reason)
         await asyncio.gather(*(c.stop() for c in connections), return_exceptions=True)
         self._clients.clear()
+
+    async def close(self) -> None:
+        """Close every client socket (going away) and stop the bus."""
+        await self.close_clients(CLOSE_SHUTDOWN, "server shutting down")
         await self._bus.close()
 
 
