@@ -44,6 +44,7 @@ class Dispatcher:
         self.service = service
         self.settings = service.settings
         self._task: asyncio.Task[None] | None = None
+        self._alive: asyncio.Task[None] | None = None
         self._last_housekeeping = 0.0
         self._last_updates = 0.0
         self._updates_pending = False
@@ -62,9 +63,14 @@ class Dispatcher:
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="call-dispatcher")
+        self._alive = asyncio.create_task(
+            self.repair.keep_alive(self._heartbeats), name="node-keep-alive"
+        )
 
     async def stop(self) -> None:
         task, self._task = self._task, None
+        alive, self._alive = self._alive, None
+        await cancel_and_wait(alive)
         await cancel_and_wait(task)
 
     async def _run(self) -> None:
@@ -212,7 +218,6 @@ class Dispatcher:
         service.wake.set()
 
     async def _housekeeping(self, now: float) -> None:
-        await self._step("heartbeats", self._heartbeats(now))
         await self._step("reap_stale", self._reap_stale(now))
         await self._step("handle_time", self.service.refresh_handle_time())
         await self._step("customers_seen", self._customers_seen(now))

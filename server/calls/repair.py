@@ -22,6 +22,7 @@ conditional transitions stay the final word on who holds a call):
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 
 import structlog
@@ -51,16 +52,12 @@ class LiveStateRepair:
         self._epoch: str | None = None
         self._last_epoch_check = float("-inf")
         self._last_reconcile = float("-inf")
-        self._last_node_renew = float("-inf")
         self._suspects: set[tuple[str, str]] = set()
         self.rebuilds = 0
         self.repairs = 0
 
     async def tick(self, now: float) -> None:
         """Each job is guarded on its own: one failing never stops the others."""
-        if now - self._last_node_renew >= _NODE_RENEW_EVERY_S:
-            self._last_node_renew = now
-            await self._guarded("node_alive", self._renew_node)
         if now - self._last_epoch_check >= _EPOCH_EVERY_S:
             self._last_epoch_check = now
             await self._guarded("epoch", lambda: self.check_epoch(now))
@@ -73,6 +70,15 @@ class LiveStateRepair:
             await run()
         except Exception as exc:
             log.warning("live_state.job_failed", job=job, error=type(exc).__name__)
+
+    async def keep_alive(self, heartbeats: Callable[[float], Awaitable[None]]) -> None:
+        """The node's liveness key and its desks' heartbeats, on their own loop:
+        they need only Redis, so a database that stalls the dispatcher never
+        makes this node look dead (which would log its desks out)."""
+        while True:
+            await self._guarded("node_alive", self._renew_node)
+            await self._guarded("heartbeats", lambda: heartbeats(self.service.clock()))
+            await asyncio.sleep(_NODE_RENEW_EVERY_S)
 
     async def _renew_node(self) -> None:
         backend = self.service.backend

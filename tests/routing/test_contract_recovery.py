@@ -91,3 +91,5 @@ async def test_desks_of_a_node_that_stopped_renewing_are_logged_out(
     view = await backend.specialist("s1")
     assert view is not None and view.state is SpecialistState.OFFLINE and view.misses == 0
     assert await backend.position("c1") == 1
+    # The node was only slow: its next heartbeat for that connection says "lost".
+    assert await backend.heartbeat("s1", 5.0, "node1/a") is False
