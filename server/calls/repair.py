@@ -18,6 +18,8 @@ conditional transitions stay the final word on who holds a call):
   live offer goes back to ``queued``; a queued call SQL has finished is taken
   out; a specialist routing has as holding a call SQL says they do not hold is
   freed, and one SQL says holds a call gets it back. Each repair is logged.
+  Pending operations of a call no longer in conversation are cancelled (the end
+  of the call does that first; this catches an end whose step failed).
 """
 
 from __future__ import annotations
@@ -26,12 +28,16 @@ import asyncio
 from collections.abc import Awaitable, Callable
 
 import structlog
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.auth.principal import Role
+from server.db.banking import Operation
+from server.operations.state import PENDING
 
 from . import repository as repo
 from .service import CallService
-from .state import HELD, OPEN, WAITING, CallAction, CallState
+from .state import HELD, IN_CONVERSATION, OPEN, WAITING, CallAction, CallState
 
 log = structlog.get_logger(__name__)
 
@@ -153,6 +159,11 @@ class LiveStateRepair:
                 or CallState(held.state) not in HELD
             ):
                 found.add(("free", specialist_id))
+        async with service.sessions() as session:
+            for call_id in await _calls_with_pending_operations(session):
+                owner = open_calls.get(call_id)
+                if owner is None or CallState(owner.state) not in IN_CONVERSATION:
+                    found.add(("operations", call_id))
         # Only what was already wrong on the previous pass: one pass may catch a
         # step in flight between Redis and SQL.
         due, self._suspects = found & self._suspects, found
@@ -170,6 +181,13 @@ class LiveStateRepair:
         service = self.service
         if kind == "free":
             await service.backend.finish_wrap_up(key, now)
+            return True
+        if kind == "operations":
+            async with service.sessions() as session:
+                ended = await repo.get_call(session, key)
+            if ended is None or CallState(ended.state) in IN_CONVERSATION:
+                return False
+            await service.on_conversation_ended(ended)
             return True
         async with service.sessions() as session:
             call = await repo.get_call(session, key)
@@ -197,3 +215,10 @@ class LiveStateRepair:
             await session.commit()
         self.service.metrics.offer_outcomes.labels("withdrawn").inc()
         self.service.wake.set()
+
+
+async def _calls_with_pending_operations(session: AsyncSession) -> list[str]:
+    result = await session.execute(
+        select(Operation.call_id).where(Operation.state.in_([s.value for s in PENDING])).distinct()
+    )
+    return [call_id for (call_id,) in result.all()]
