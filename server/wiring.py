@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 import risk
 from server.appkeys import OPERATIONS
 from server.callbacks.wiring import install_callbacks
+from server.calls.clock import SharedClock, redis_time
 from server.calls.dispatcher import Dispatcher
 from server.calls.service import CallService
 from server.db.engine import make_engine, make_sessionmaker
@@ -189,7 +190,9 @@ def build(settings: Settings) -> Components:
         bus = LocalBus()
     hub = Hub(bus)
     metrics = Metrics()
-    calls = CallService(settings, sessions, backend, hub, metrics)
+    # Routing times come from Redis's clock, so skew between nodes does not matter.
+    clock = SharedClock(redis_time(redis) if redis is not None else None)
+    calls = CallService(settings, sessions, backend, hub, metrics, clock=clock)
     return Components(
         settings=settings,
         engine=engine,

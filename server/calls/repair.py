@@ -82,9 +82,15 @@ class LiveStateRepair:
         they need only Redis, so a database that stalls the dispatcher never
         makes this node look dead (which would log its desks out)."""
         while True:
+            await self._guarded("clock", self._refresh_clock)
             await self._guarded("node_alive", self._renew_node)
             await self._guarded("heartbeats", lambda: heartbeats(self.service.clock()))
             await asyncio.sleep(_NODE_RENEW_EVERY_S)
+
+    async def _refresh_clock(self) -> None:
+        refresh = getattr(self.service.clock, "refresh", None)
+        if refresh is not None:
+            await refresh()
 
     async def _renew_node(self) -> None:
         backend = self.service.backend
