@@ -411,15 +411,7 @@ class CallService:
             await self.backend.accept(offer_id, principal.subject, now)
         except OfferExpired as exc:
             raise Conflict("this offer has expired or was withdrawn", code="offer_expired") from exc
-        try:
-            return await self._record_accept(principal, call_id, offer_id, offer, before, now)
-        except Exception as exc:
-            if dependency_failure(exc) is None or before is None:
-                raise
-            # SQL failed after Redis handed over the call: give the call back its
-            # place and free the specialist, so neither is left with no owner.
-            await self._undo_accept(before, principal.subject, now)
-            raise
+        return await self._record_accept(principal, call_id, offer_id, offer, before, now)
 
     async def _undo_accept(self, call: Call, specialist_id: str, now: float) -> None:
         log.warning("call.accept_compensated", call_id=call.call_id)
@@ -443,34 +435,43 @@ class CallService:
         now: float,
     ) -> dict[str, Any]:
         async with self.sessions() as session:
-            call = before
-            waited = now - call.enqueued_at.timestamp() if call else None
-            won = await repo.transition(
-                session,
-                call_id,
-                CallAction.ACCEPT,
-                specialist_id=principal.subject,
-                answered_at=repo.utc(now),
-                actual_wait_s=waited,
-                ladder_step=offer.step.value,
-            )
+            waited = now - before.enqueued_at.timestamp() if before else None
+            try:
+                won = await repo.transition(
+                    session,
+                    call_id,
+                    CallAction.ACCEPT,
+                    specialist_id=principal.subject,
+                    answered_at=repo.utc(now),
+                    actual_wait_s=waited,
+                    ladder_step=offer.step.value,
+                )
+                if won:
+                    await repo.add_event(
+                        session,
+                        call_id,
+                        now,
+                        "accepted",
+                        Role.SPECIALIST.value,
+                        principal.subject,
+                        offer_id=offer_id,
+                        waited_s=waited,
+                    )
+                    await session.commit()
+            except Exception as exc:
+                if dependency_failure(exc) is not None and before is not None:
+                    # SQL failed after Redis handed over the call: give the call
+                    # back its place and free the specialist, so neither is left
+                    # with no owner. (If the commit landed and only its answer was
+                    # lost, the repair pass gives the specialist the call back.)
+                    await self._undo_accept(before, principal.subject, now)
+                raise
             if not won:
                 await session.rollback()
                 # Cancelled between reservation and here: free the specialist.
                 await self._free_specialist(principal.subject, now)
                 self.wake.set()
                 raise Conflict("the caller has already left", code="offer_expired")
-            await repo.add_event(
-                session,
-                call_id,
-                now,
-                "accepted",
-                Role.SPECIALIST.value,
-                principal.subject,
-                offer_id=offer_id,
-                waited_s=waited,
-            )
-            await session.commit()
             call = await repo.get_call(session, call_id)
             specialist = await repo.get_specialist(session, principal.subject)
             assert call is not None and specialist is not None
@@ -478,19 +479,15 @@ class CallService:
             if waited is not None:
                 self.metrics.wait_seconds.observe(waited)
             log.info("call.accepted", call_id=call_id, specialist_id=principal.subject)
-            await self.hub.send(
-                Role.CUSTOMER,
-                call.customer_id,
-                {
-                    "type": "call.assigned",
-                    "call_id": call_id,
-                    "specialist": specialist_public(
-                        specialist, self.settings.proficiency_threshold
-                    ),
-                },
-            )
+            assigned = {
+                "type": "call.assigned",
+                "call_id": call_id,
+                "specialist": specialist_public(specialist, self.settings.proficiency_threshold),
+            }
             view = await self.render(session, call, Role.SPECIALIST)
-        # Observers (media set-up) open their own sessions: not while holding one.
+        # No pooled connection is held while Redis (the bus) is awaited, and
+        # observers (media set-up) open their own sessions.
+        await self.hub.send(Role.CUSTOMER, call.customer_id, assigned)
         await self.on_accepted(call, principal.subject)
         return view
 
