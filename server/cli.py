@@ -8,8 +8,6 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from aiohttp import web
-
 from server.preflight import (
     EXIT_BAD_SETTINGS,
     SettingsProblem,
@@ -116,17 +114,13 @@ def _serve(settings: Settings, host: str | None, port: int | None) -> int:
     from sqlalchemy.exc import DBAPIError
 
     from server.app import create_app
+    from server.drain import serve
 
     app = create_app(settings)
     host, port = host or settings.host, port or settings.port
     try:
-        web.run_app(
-            app,
-            host=host,
-            port=port,
-            print=lambda text: print(text, file=sys.stderr),
-            shutdown_timeout=10,
-        )
+        # SIGTERM drains the node within a bound (server/drain.py).
+        return asyncio.run(serve(app, host, port, settings.drain_timeout_s))
     except TimeoutError:  # before OSError, its base class
         reached = "CLOUDBRANCH_DATABASE_URL" + (
             " or CLOUDBRANCH_REDIS_URL" if settings.redis_url else ""
@@ -145,7 +139,6 @@ def _serve(settings: Settings, host: str | None, port: int | None) -> int:
         ) from None
     except DBAPIError as exc:
         raise SettingsProblem(_database_problem(exc)) from None
-    return 0
 
 
 def _prepare_sqlite(settings: Settings) -> None:

@@ -16,6 +16,14 @@ never build error responses by hand.
     ├── PayloadTooLarge (413)   payload_too_large
     ├── UnsupportedMediaType (415)
     └── ServiceUnavailable (503) not_ready
+        └── DependencyUnavailable (503, Retry-After) service_unavailable
+            └── NodeDraining (503, Retry-After: 1)
+
+Routing errors (:mod:`server.routing.errors`) are Conflicts and NotFounds of
+this tree. Failures of Redis or PostgreSQL (down, timed out, pool exhausted)
+are not raised as this tree by the code that meets them; the HTTP middleware
+and the WebSocket hub classify them with :func:`dependency_failure` at the
+boundary instead, so no call site needs to know every driver's exceptions.
 """
 
 from __future__ import annotations
@@ -82,3 +90,76 @@ class IllegalTransition(Conflict):
     def __init__(self, machine: str, state: str, action: str) -> None:
         super().__init__(f"{machine} is {state}; cannot {action}")
         self.state = state
+
+
+# -- infrastructure failures ---------------------------------------------------------
+
+
+class DependencyUnavailable(ServiceUnavailable):
+    """Redis or the database failed (down, timed out, pool exhausted): try again."""
+
+    code = "service_unavailable"
+    retry_after_s: ClassVar[int] = 5
+
+
+class NodeDraining(DependencyUnavailable):
+    """This node is shutting down: the client tries again (and reaches another node)."""
+
+    retry_after_s: ClassVar[int] = 1
+
+
+def dependency_failure(exc: BaseException) -> DependencyUnavailable | None:
+    """A :class:`DependencyUnavailable` if ``exc`` (or what caused it) is a failure of
+    Redis or the database rather than a bug; None otherwise."""
+    seen = 0
+    current: BaseException | None = exc
+    while current is not None and seen < 8:
+        what = _dependency_named(current)
+        if what is not None:
+            return DependencyUnavailable(f"{what} is unavailable; please try again shortly")
+        current = current.__cause__ or current.__context__
+        seen += 1
+    return None
+
+
+def _dependency_named(exc: BaseException) -> str | None:
+    # Imported here: the error tree stays importable without the drivers.
+    from redis.exceptions import ConnectionError as RedisConnectionError
+    from redis.exceptions import TimeoutError as RedisTimeoutError
+    from sqlalchemy import exc as sa_exc
+
+    if isinstance(exc, (RedisConnectionError, RedisTimeoutError)):
+        return "the live routing store"
+    if isinstance(exc, (sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.TimeoutError)):
+        return "the database"
+    if isinstance(exc, sa_exc.DBAPIError) and (
+        exc.connection_invalidated or _is_transient_database_error(exc.orig)
+    ):
+        return "the database"
+    if _is_transient_database_error(exc):
+        return "the database"
+    if isinstance(exc, (ConnectionError, TimeoutError, OSError)):
+        return "a backing service"
+    return None
+
+
+def _is_transient_database_error(exc: BaseException | None) -> bool:
+    """asyncpg's connection losses, cancelled (timed-out) statements, lock
+    timeouts, deadlocks and serialization failures: retrying is the answer."""
+    if exc is None:
+        return False
+    try:
+        import asyncpg  # type: ignore[import-untyped]
+    except ImportError:  # pragma: no cover - asyncpg is a dependency
+        return False
+    transient = (
+        asyncpg.PostgresConnectionError,
+        asyncpg.InterfaceError,
+        asyncpg.QueryCanceledError,
+        asyncpg.LockNotAvailableError,
+        asyncpg.DeadlockDetectedError,
+        asyncpg.SerializationError,
+        asyncpg.CannotConnectNowError,
+        asyncpg.AdminShutdownError,
+    )
+    return isinstance(exc, transient)

@@ -63,6 +63,17 @@ class Settings(BaseSettings):
     queue_update_interval_s: float = Field(default=15.0, gt=0, le=60)
     handle_time_window: int = Field(default=50, ge=1)
 
+    # -- faults and drain (server/calls/repair.py, server/drain.py) -----------------
+    # How often each node reconciles Redis with SQL (a repair needs two passes).
+    repair_interval_s: float = Field(default=5.0, gt=0, le=300)
+    # On SIGTERM: the longest a node drains before it exits regardless.
+    drain_timeout_s: float = Field(default=30.0, gt=0, le=600)
+    # Database bounds: a statement or a lock wait past these fails (503), and a
+    # request that cannot get a pooled connection within pool_timeout_s too.
+    db_statement_timeout_s: float = Field(default=10.0, gt=0, le=600)
+    db_lock_timeout_s: float = Field(default=5.0, gt=0, le=600)
+    db_pool_timeout_s: float = Field(default=5.0, gt=0, le=120)
+
     # -- sockets and bodies ------------------------------------------------------------
     ws_hello_timeout_s: float = Field(default=5.0, gt=0)
     ws_heartbeat_s: float = Field(default=10.0, gt=0)

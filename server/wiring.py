@@ -23,6 +23,7 @@ import risk
 from server.appkeys import OPERATIONS
 from server.auth.principal import Role
 from server.callbacks.wiring import install_callbacks
+from server.calls.clock import SharedClock, redis_time
 from server.calls.dispatcher import Dispatcher
 from server.calls.service import CallService
 from server.db.engine import make_engine, make_sessionmaker
@@ -67,6 +68,8 @@ class Components:
     # recorder (server/recordings/wiring.py: install_recordings sets it); None:
     # nothing is kept (NullTap).
     media_taps: MediaTapFactory | None = field(default=None)
+    # Set on SIGTERM (server/drain.py): readiness fails, no new calls or offers.
+    draining: bool = field(default=False)
 
     def ice_servers(self, call_id: str) -> list[dict[str, Any]]:
         """ICE servers for a call's peers; empty when none are configured."""
@@ -188,8 +191,33 @@ class Components:
                 log.error("node.shutdown_step_overran", step=name, seconds=_SHUTDOWN_STEP_S)
 
 
+def _redis_client(url: str) -> Redis:
+    """Every round trip bounded; a dropped connection retried a few times with
+    redis-py's own backoff (a Redis restart is then one short pause, and past
+    the retries the caller gets a ConnectionError, answered 503)."""
+    from redis.asyncio.retry import Retry
+    from redis.backoff import ExponentialBackoff
+    from redis.exceptions import ConnectionError as RedisConnectionError
+    from redis.exceptions import TimeoutError as RedisTimeoutError
+
+    return Redis.from_url(
+        url,
+        decode_responses=True,
+        socket_timeout=5,
+        socket_connect_timeout=2,
+        health_check_interval=15,
+        retry=Retry(ExponentialBackoff(cap=1.0, base=0.05), retries=3),
+        retry_on_error=[RedisConnectionError, RedisTimeoutError],
+    )
+
+
 def build(settings: Settings) -> Components:
-    engine = make_engine(settings.database_url)
+    engine = make_engine(
+        settings.database_url,
+        statement_timeout_s=settings.db_statement_timeout_s,
+        lock_timeout_s=settings.db_lock_timeout_s,
+        pool_timeout_s=settings.db_pool_timeout_s,
+    )
     sessions = make_sessionmaker(engine)
     policy = settings.routing_policy()
     redis: Redis | None = None
@@ -198,13 +226,7 @@ def build(settings: Settings) -> Components:
     if settings.redis_url:
         from server.routing.redis_backend import RedisQueueBackend
 
-        redis = Redis.from_url(
-            settings.redis_url,
-            decode_responses=True,
-            socket_timeout=5,
-            socket_connect_timeout=5,
-            health_check_interval=15,
-        )
+        redis = _redis_client(settings.redis_url)
         backend = RedisQueueBackend(redis, policy)
         bus = RedisBus(redis, settings.node_id)
     else:
@@ -212,7 +234,9 @@ def build(settings: Settings) -> Components:
         bus = LocalBus()
     hub = Hub(bus)
     metrics = Metrics()
-    calls = CallService(settings, sessions, backend, hub, metrics)
+    # Routing times come from Redis's clock, so skew between nodes does not matter.
+    clock = SharedClock(redis_time(redis) if redis is not None else None)
+    calls = CallService(settings, sessions, backend, hub, metrics, clock=clock)
     return Components(
         settings=settings,
         engine=engine,

@@ -17,10 +17,12 @@ from typing import Any
 import structlog
 
 from server.auth.principal import Role
+from server.errors import dependency_failure
 from server.routing.model import Offer
 from server.tasks import cancel_and_wait
 
 from . import repository as repo
+from .repair import LiveStateRepair
 from .service import CallService, queue_update
 from .state import WAITING, CallAction, CallState, EndReason
 
@@ -32,6 +34,7 @@ _UPDATES_EVERY_S = 1.0
 # changes, pushes are spaced at least this far apart and the last change still
 # goes out on the next pass.
 _MIN_UPDATE_GAP_S = 0.25
+_HOLD_OFFERS_AFTER_FAILURE_S = 1.0
 
 
 class Dispatcher:
@@ -41,6 +44,7 @@ class Dispatcher:
         self.service = service
         self.settings = service.settings
         self._task: asyncio.Task[None] | None = None
+        self._alive: asyncio.Task[None] | None = None
         self._last_housekeeping = 0.0
         self._last_updates = 0.0
         self._updates_pending = False
@@ -48,12 +52,25 @@ class Dispatcher:
         self._sent: dict[str, tuple[int, float]] = {}
         # Extra housekeeping passes (media grace windows), run with the others.
         self.sweepers: list[Callable[[float], Awaitable[None]]] = []
+        self.repair = LiveStateRepair(
+            service, self.settings.node_id, self.settings.repair_interval_s
+        )
+        # Set while the node drains: no new offers are made from here.
+        self.paused = False
+        # After an offer could not be recorded (SQL down), offers wait this long,
+        # rather than reserving and releasing on every pass.
+        self._hold_offers_until = 0.0
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="call-dispatcher")
+        self._alive = asyncio.create_task(
+            self.repair.keep_alive(self._heartbeats), name="node-keep-alive"
+        )
 
     async def stop(self) -> None:
         task, self._task = self._task, None
+        alive, self._alive = self._alive, None
+        await cancel_and_wait(alive)
         await cancel_and_wait(task)
 
     async def _run(self) -> None:
@@ -77,15 +94,21 @@ class Dispatcher:
     async def run_once(self, changed: bool = True) -> None:
         service = self.service
         now = service.clock()
+        # Live-state repair first: after Redis came back empty, this pass offers.
+        await self.repair.tick(now)
         expired = await service.backend.expire_offers(now)
         for item in expired:
-            await self._offer_missed(item.offer, item.specialist_now_away, now)
-        started = time.perf_counter()
-        offers = await service.backend.dispatch(now)
-        if offers:
-            service.metrics.assignment_latency.observe(time.perf_counter() - started)
+            await self._step(
+                "offer_missed", self._offer_missed(item.offer, item.specialist_now_away, now)
+            )
+        offers: list[Offer] = []
+        if not self.paused and now >= self._hold_offers_until:
+            started = time.perf_counter()
+            offers = await service.backend.dispatch(now)
+            if offers:
+                service.metrics.assignment_latency.observe(time.perf_counter() - started)
         for offer in offers:
-            await self._offer_made(offer, now)
+            await self._offer_made_or_released(offer, now)
         if now - self._last_housekeeping >= _HOUSEKEEPING_EVERY_S:
             self._last_housekeeping = now
             await self._housekeeping(now)
@@ -97,6 +120,37 @@ class Dispatcher:
             self._last_updates = now
             self._updates_pending = False
             await self.push_queue_updates(now)
+
+    async def _step(self, name: str, work: Awaitable[object]) -> None:
+        """One step of a pass, guarded: a failing dependency skips it (logged),
+        never the steps after it (heartbeats must go on while SQL is down)."""
+        try:
+            await work
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            if dependency_failure(exc) is None:
+                log.exception("dispatcher.step_failed", step=name)
+            else:
+                log.warning("dispatcher.step_deferred", step=name, error=type(exc).__name__)
+
+    async def _offer_made_or_released(self, offer: Offer, now: float) -> None:
+        """Record and send one offer; if its SQL step fails, release the
+        reservation at once (a decline: the call keeps its place, and the desk,
+        which never saw the offer, is not counted a miss)."""
+        try:
+            await self._offer_made(offer, now)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.warning(
+                "dispatcher.offer_released", call_id=offer.call_id, error=type(exc).__name__
+            )
+            self._hold_offers_until = now + _HOLD_OFFERS_AFTER_FAILURE_S
+            await self._step(
+                "release_offer",
+                self.service.backend.decline(offer.offer_id, offer.specialist_id, now),
+            )
 
     async def _offer_made(self, offer: Offer, now: float) -> None:
         service = self.service
@@ -164,19 +218,39 @@ class Dispatcher:
         service.wake.set()
 
     async def _housekeeping(self, now: float) -> None:
+        await self._step("reap_stale", self._reap_stale(now))
+        await self._step("handle_time", self.service.refresh_handle_time())
+        await self._step("customers_seen", self._customers_seen(now))
+        await self._step("due_calls", self._due_calls(now))
+        for sweep in self.sweepers:
+            await self._step("sweep", sweep(now))
+
+    async def _heartbeats(self, now: float) -> None:
+        """Each desk socket here says it is alive; a desk routing lost (Redis came
+        back empty, or it was reaped while its socket lived) is logged in again."""
         service = self.service
-        await service.refresh_handle_time()
-        for subject in service.hub.local_subjects(Role.SPECIALIST):
-            await service.backend.heartbeat(subject, now)
+        for subject, connection in service.hub.local_connections(Role.SPECIALIST):
+            if not await service.backend.heartbeat(subject, now, connection):
+                log.info("specialist.relogin", specialist_id=subject)
+                await service.relogin_desk(subject, connection)
+
+    async def _reap_stale(self, now: float) -> None:
+        service = self.service
         for withdrawn in await service.backend.reap_stale(now):
             async with service.sessions() as session:
                 await repo.transition(session, withdrawn.call_id, CallAction.WITHDRAW_OFFER)
                 await session.commit()
+
+    async def _customers_seen(self, now: float) -> None:
+        service = self.service
         customers = service.hub.local_subjects(Role.CUSTOMER)
         if customers:
             async with service.sessions() as session:
                 await repo.mark_customers_seen(session, customers, now)
                 await session.commit()
+
+    async def _due_calls(self, now: float) -> None:
+        service = self.service
         wait_cutoff = now - self.settings.max_queue_wait_s
         gone_cutoff = now - self.settings.abandon_after_s
         wrap_cutoff = now - self.settings.wrap_up_max_s
@@ -200,8 +274,6 @@ class Dispatcher:
                 and call.conversation_ended_at.timestamp() < wrap_cutoff
             ):
                 await service.finish_wrap_up(call.call_id, "auto", None, now, actor=None)
-        for sweep in self.sweepers:
-            await sweep(now)
 
     async def push_queue_updates(self, now: float) -> int:
         """Send ``queue.update`` to local customers whose position changed, or

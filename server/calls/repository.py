@@ -17,7 +17,7 @@ from server import audit
 from server.auth.principal import Role
 from server.db.models import Call, CallEvent, Customer, Specialist
 
-from .state import OPEN, CallAction, CallState, sources, target
+from .state import CUSTOMER_OPEN, CallAction, CallState, sources, target
 
 
 def utc(ts: float) -> datetime:
@@ -33,10 +33,22 @@ async def get_call(session: AsyncSession, call_id: str) -> Call | None:
 
 
 async def open_call_of(session: AsyncSession, customer_id: str) -> Call | None:
+    """The customer's call still in progress for them (waiting or in
+    conversation); a call in wrap-up is over for the customer."""
     result = await session.execute(
-        select(Call).where(Call.customer_id == customer_id, Call.state.in_(list(OPEN)))
+        select(Call).where(
+            Call.customer_id == customer_id,
+            Call.state.in_([s.value for s in CUSTOMER_OPEN]),
+        )
     )
     return result.scalars().first()
+
+
+async def specialists_by_id(session: AsyncSession, ids: set[str]) -> Sequence[Specialist]:
+    if not ids:
+        return []
+    result = await session.execute(select(Specialist).where(Specialist.specialist_id.in_(ids)))
+    return result.scalars().all()
 
 
 async def transition(

@@ -8,6 +8,16 @@ Order of effects, and why:
   conditional update; if the call was cancelled in between, the specialist is
   released and the accept refused.
 - cancel: the queue first (so no new offer can be made), then SQL.
+
+Every step that spans SQL and Redis has a compensation, and once SQL has
+committed, a failing Redis step never fails the caller (it is logged, and the
+repair pass in :mod:`server.calls.repair` reconciles Redis with SQL):
+
+- accept: the call is read before the reservation, so a database that is down
+  fails the accept before Redis changes; if the SQL update then fails, the call
+  goes back in the queue and the specialist is freed (no miss is counted).
+- end, wrap-up, leave the queue: SQL is the record; the parties are told once
+  it has committed; pending operations are cancelled by every way a call ends.
 """
 
 from __future__ import annotations
@@ -18,7 +28,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import structlog
 from sqlalchemy.exc import IntegrityError
@@ -26,11 +36,11 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from server.auth.principal import Principal, Role
 from server.db.models import Call, Specialist
-from server.errors import Conflict, NotFound
+from server.errors import Conflict, NodeDraining, NotFound, dependency_failure
 from server.hub.hub import Hub
 from server.metrics import Metrics
 from server.routing.backend import QueueBackend
-from server.routing.errors import OfferExpired
+from server.routing.errors import OfferExpired, RoutingError
 from server.routing.estimate import WaitEstimate, estimate_waits
 from server.routing.model import (
     DesiredPresence,
@@ -41,10 +51,12 @@ from server.routing.model import (
 from server.settings import Settings
 
 from . import repository as repo
-from .state import IN_CONVERSATION, WAITING, CallAction, CallState, EndReason
+from .state import HELD, IN_CONVERSATION, WAITING, CallAction, CallState, EndReason
 from .views import call_view, customer_for_desk, specialist_public
 
 log = structlog.get_logger(__name__)
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -110,6 +122,8 @@ class CallService:
         self.ticket_resolver: Any = None
         # Add fields to queue.update messages before they go out (callbacks).
         self.queue_update_hooks: list[QueueUpdateHook] = []
+        # Set while the node drains (server/drain.py): new calls go to another node.
+        self.draining = False
 
     # -- reading -----------------------------------------------------------------
     async def handle_time(self) -> float | None:
@@ -178,7 +192,10 @@ class CallService:
         self, session: AsyncSession, call: Call, viewer: Role, estimate: WaitEstimate | None = None
     ) -> dict[str, Any]:
         if estimate is None and CallState(call.state) in WAITING:
-            estimate = await self.estimate_for(call.call_id)
+            # Without Redis there is no estimate; the call itself is still shown.
+            estimate = await self._deferrable(
+                "estimate", self.estimate_for(call.call_id), call.call_id
+            )
         specialist = (
             await repo.get_specialist(session, call.specialist_id) if call.specialist_id else None
         )
@@ -202,6 +219,8 @@ class CallService:
     ) -> tuple[dict[str, Any], bool]:
         """Queue a call for the customer; a second tap returns the open call."""
         principal.require(Role.CUSTOMER)
+        if self.draining:
+            raise NodeDraining("this node is restarting; please try again")
         now = self.clock()
         async with self.sessions() as session:
             existing = await repo.open_call_of(session, principal.subject)
@@ -255,8 +274,11 @@ class CallService:
                 priority=call.priority,
             )
             await session.commit()
-            await self._enqueue(call, now)
-            estimate = await self.estimate_for(call.call_id)
+            # SQL has the call: from here a failing Redis is repaired, not refused.
+            await self._deferrable("enqueue", self._enqueue(call, now), call.call_id)
+            estimate = await self._deferrable(
+                "estimate", self.estimate_for(call.call_id), call.call_id
+            )
             if estimate is not None:
                 call.predicted_wait_s = estimate.seconds
                 await session.merge(call)
@@ -306,7 +328,9 @@ class CallService:
     async def leave_queue(
         self, call_id: str, reason: EndReason, now: float, actor: Principal | None = None
     ) -> bool:
-        withdrawn = await self.backend.remove(call_id, now)
+        # Redis first, so no new offer is made; if Redis is down, SQL still records
+        # the end and the repair pass takes the call out of the queue later.
+        withdrawn = await self._deferrable("remove", self.backend.remove(call_id, now), call_id)
         async with self.sessions() as session:
             done = await repo.transition(
                 session,
@@ -370,40 +394,84 @@ class CallService:
         offer = await self.backend.pending_offer(principal.subject)
         if offer is None or offer.offer_id != offer_id or offer.call_id != call_id:
             raise Conflict("this offer has expired or was withdrawn", code="offer_expired")
+        # Read first: a database that is down fails here, before the reservation
+        # is turned into an assignment; the offer is then released (not a miss).
         try:
-            assignment = await self.backend.accept(offer_id, principal.subject, now)
+            async with self.sessions() as session:
+                before = await repo.get_call(session, call_id)
+        except Exception as exc:
+            if dependency_failure(exc) is not None:
+                await self._deferrable(
+                    "release_offer",
+                    self.backend.decline(offer_id, principal.subject, now),
+                    call_id,
+                )
+            raise
+        try:
+            await self.backend.accept(offer_id, principal.subject, now)
         except OfferExpired as exc:
             raise Conflict("this offer has expired or was withdrawn", code="offer_expired") from exc
+        return await self._record_accept(principal, call_id, offer_id, offer, before, now)
+
+    async def _undo_accept(self, call: Call, specialist_id: str, now: float) -> None:
+        log.warning("call.accept_compensated", call_id=call.call_id)
+        await self._deferrable("requeue", self._enqueue(call, now), call.call_id)
+        await self._deferrable(
+            "free_specialist", self._free_specialist(specialist_id, now), call.call_id
+        )
+        self.wake.set()
+
+    async def _free_specialist(self, specialist_id: str, now: float) -> None:
+        await self.backend.end_call(specialist_id, now)
+        await self.backend.finish_wrap_up(specialist_id, now)
+
+    async def _record_accept(
+        self,
+        principal: Principal,
+        call_id: str,
+        offer_id: str,
+        offer: Any,
+        before: Call | None,
+        now: float,
+    ) -> dict[str, Any]:
         async with self.sessions() as session:
-            call = await repo.get_call(session, call_id)
-            waited = now - call.enqueued_at.timestamp() if call else None
-            won = await repo.transition(
-                session,
-                call_id,
-                CallAction.ACCEPT,
-                specialist_id=principal.subject,
-                answered_at=repo.utc(now),
-                actual_wait_s=waited,
-                ladder_step=offer.step.value,
-            )
+            waited = now - before.enqueued_at.timestamp() if before else None
+            try:
+                won = await repo.transition(
+                    session,
+                    call_id,
+                    CallAction.ACCEPT,
+                    specialist_id=principal.subject,
+                    answered_at=repo.utc(now),
+                    actual_wait_s=waited,
+                    ladder_step=offer.step.value,
+                )
+                if won:
+                    await repo.add_event(
+                        session,
+                        call_id,
+                        now,
+                        "accepted",
+                        Role.SPECIALIST.value,
+                        principal.subject,
+                        offer_id=offer_id,
+                        waited_s=waited,
+                    )
+                    await session.commit()
+            except Exception as exc:
+                if dependency_failure(exc) is not None and before is not None:
+                    # SQL failed after Redis handed over the call: give the call
+                    # back its place and free the specialist, so neither is left
+                    # with no owner. (If the commit landed and only its answer was
+                    # lost, the repair pass gives the specialist the call back.)
+                    await self._undo_accept(before, principal.subject, now)
+                raise
             if not won:
                 await session.rollback()
                 # Cancelled between reservation and here: free the specialist.
-                await self.backend.end_call(principal.subject, now)
-                await self.backend.finish_wrap_up(principal.subject, now)
+                await self._free_specialist(principal.subject, now)
                 self.wake.set()
                 raise Conflict("the caller has already left", code="offer_expired")
-            await repo.add_event(
-                session,
-                call_id,
-                now,
-                "accepted",
-                Role.SPECIALIST.value,
-                principal.subject,
-                offer_id=offer_id,
-                waited_s=waited,
-            )
-            await session.commit()
             call = await repo.get_call(session, call_id)
             specialist = await repo.get_specialist(session, principal.subject)
             assert call is not None and specialist is not None
@@ -411,20 +479,16 @@ class CallService:
             if waited is not None:
                 self.metrics.wait_seconds.observe(waited)
             log.info("call.accepted", call_id=call_id, specialist_id=principal.subject)
-            await self.hub.send(
-                Role.CUSTOMER,
-                call.customer_id,
-                {
-                    "type": "call.assigned",
-                    "call_id": call_id,
-                    "specialist": specialist_public(
-                        specialist, self.settings.proficiency_threshold
-                    ),
-                },
-            )
+            assigned = {
+                "type": "call.assigned",
+                "call_id": call_id,
+                "specialist": specialist_public(specialist, self.settings.proficiency_threshold),
+            }
             view = await self.render(session, call, Role.SPECIALIST)
-        # Observers (media set-up) open their own sessions: not while holding one.
-        await self.on_accepted(call, assignment.specialist_id)
+        # No pooled connection is held while Redis (the bus) is awaited, and
+        # observers (media set-up) open their own sessions.
+        await self.hub.send(Role.CUSTOMER, call.customer_id, assigned)
+        await self.on_accepted(call, principal.subject)
         return view
 
     async def on_accepted(self, call: Call, specialist_id: str) -> None:
@@ -488,19 +552,16 @@ class CallService:
             call = await repo.get_call(session, call_id)
         if not done or call is None:
             return False
-        if call.specialist_id:
-            await self.backend.end_call(call.specialist_id, now)
-            await self.hub.send(
-                Role.SPECIALIST,
-                call.specialist_id,
-                {"type": "call.ended", "call_id": call_id, "end_reason": reason.value},
-            )
-        await self.hub.send(
-            Role.CUSTOMER,
-            call.customer_id,
-            {"type": "call.ended", "call_id": call_id, "end_reason": reason.value},
-        )
+        # SQL has committed: every step below runs whatever the others do.
+        # Pending operations go first: money moves only inside a live call.
         await self.on_conversation_ended(call)
+        ended = {"type": "call.ended", "call_id": call_id, "end_reason": reason.value}
+        if call.specialist_id:
+            await self._deferrable(
+                "end_call", self.backend.end_call(call.specialist_id, now), call_id
+            )
+            await self.hub.send(Role.SPECIALIST, call.specialist_id, ended)
+        await self.hub.send(Role.CUSTOMER, call.customer_id, ended)
         return True
 
     async def on_active(self, call_id: str) -> None:
@@ -512,8 +573,15 @@ class CallService:
                 await observer.call_active(call)
 
     async def on_conversation_ended(self, call: Call) -> None:
+        # One observer failing (media, a database blip) never skips the others:
+        # cancelling pending operations must happen whatever else fails.
         for observer in self.observers:
-            await observer.conversation_ended(call)
+            try:
+                await observer.conversation_ended(call)
+            except Exception:
+                log.exception(
+                    "call.observer_failed", call_id=call.call_id, observer=type(observer).__name__
+                )
 
     async def wrap_up(
         self, principal: Principal, call_id: str, code: str, note: str | None
@@ -556,7 +624,9 @@ class CallService:
         if done and call is not None:
             self.metrics.calls_ended.labels(call.end_reason or "completed").inc()
             if call.specialist_id:
-                await self.backend.finish_wrap_up(call.specialist_id, now)
+                await self._deferrable(
+                    "finish_wrap_up", self.backend.finish_wrap_up(call.specialist_id, now), call_id
+                )
             self.wake.set()
         return done
 
@@ -566,11 +636,30 @@ class CallService:
             raise NotFound(f"no call {call_id!r} held by you", code="call_not_found")
         return call
 
+    async def _deferrable(self, step: str, work: Awaitable[T], call_id: str) -> T | None:
+        """Run a Redis step that follows a committed SQL step. If Redis fails (or
+        lost the state the step expects), log it and go on: the repair pass
+        brings Redis back in line with SQL. Returns None when it failed."""
+        try:
+            return await work
+        except RoutingError as exc:
+            log.warning("live_state.step_deferred", step=step, call_id=call_id, code=exc.code)
+        except Exception as exc:
+            if dependency_failure(exc) is None:
+                raise
+            log.warning(
+                "live_state.step_deferred", step=step, call_id=call_id, error=type(exc).__name__
+            )
+        self.wake.set()
+        return None
+
     # -- desk socket ---------------------------------------------------------------
-    async def desk_connected(self, specialist_id: str) -> list[dict[str, Any]]:
+    async def desk_connected(
+        self, specialist_id: str, connection: str = ""
+    ) -> list[dict[str, Any]]:
         """A desk socket came up; returns messages to replay (a pending offer)."""
         await self._register(specialist_id)
-        await self.backend.connect(specialist_id, self.clock())
+        await self.backend.connect(specialist_id, self.clock(), connection)
         self.wake.set()
         offer = await self.backend.pending_offer(specialist_id)
         if offer is None:
@@ -578,9 +667,10 @@ class CallService:
         message = await self.offer_message(offer.call_id, offer.offer_id, offer.expires_at)
         return [message] if message else []
 
-    async def desk_disconnected(self, specialist_id: str) -> None:
+    async def desk_disconnected(self, specialist_id: str, connection: str = "") -> None:
+        """A desk socket closed: only the presence that connection registered ends."""
         now = self.clock()
-        withdrawn = await self.backend.disconnect(specialist_id, now)
+        withdrawn = await self.backend.disconnect(specialist_id, now, connection)
         if withdrawn is not None:
             async with self.sessions() as session:
                 await repo.transition(session, withdrawn.call_id, CallAction.WITHDRAW_OFFER)
@@ -657,10 +747,12 @@ class CallService:
 
     # -- recovery ------------------------------------------------------------------
     async def rebuild_queue(self) -> int:
-        """Put every call SQL says is waiting back in the queue (idempotent).
+        """Put every call SQL says is waiting back in the queue (idempotent), and
+        give specialists back the calls SQL says they hold.
 
         The in-process queue starts empty after a restart, and a Redis that lost
-        its data is rebuilt the same way: SQL is the record of what happened.
+        its data is rebuilt the same way (:mod:`server.calls.repair`): SQL is the
+        record of what happened.
         """
         now = self.clock()
         async with self.sessions() as session:
@@ -670,11 +762,47 @@ class CallService:
                     # The offer died with the old process; the call keeps its place.
                     await repo.transition(session, call.call_id, CallAction.WITHDRAW_OFFER)
             await session.commit()
+        await self.restore_assignments(now)
         for call in waiting:
             await self._enqueue(call, now)
         if waiting:
             self.wake.set()
         return len(waiting)
+
+    async def restore_assignments(self, now: float) -> int:
+        """Specialists hold, in routing, the calls SQL says they hold (idempotent):
+        run before desks are logged in again, so none is offered a call while busy."""
+        async with self.sessions() as session:
+            held = await repo.calls_in_states(session, set(HELD))
+            specialists = {
+                s.specialist_id: s
+                for s in await repo.specialists_by_id(
+                    session, {c.specialist_id for c in held if c.specialist_id}
+                )
+            }
+        restored = 0
+        for call in held:
+            specialist = specialists.get(call.specialist_id or "")
+            if specialist is None:
+                continue
+            await self.backend.register(profile_of(specialist))
+            restored += await self.backend.restore_assignment(
+                specialist.specialist_id,
+                call.call_id,
+                call.state == CallState.WRAP_UP.value,
+                now,
+            )
+        return restored
+
+    async def requeue(self, call: Call, now: float) -> None:
+        """Put one waiting call back in the queue (idempotent)."""
+        await self._enqueue(call, now)
+
+    async def relogin_desk(self, specialist_id: str, connection: str) -> None:
+        """Routing lost a desk whose socket this node holds: log it in again."""
+        await self._register(specialist_id)
+        await self.backend.connect(specialist_id, self.clock(), connection)
+        self.wake.set()
 
 
 def queue_update(estimate: WaitEstimate) -> dict[str, Any]:

@@ -42,6 +42,11 @@ class CallAction(enum.StrEnum):
 WAITING = frozenset({CallState.QUEUED, CallState.OFFERED})
 IN_CONVERSATION = frozenset({CallState.CONNECTING, CallState.ACTIVE})
 OPEN = frozenset(CallState) - {CallState.ENDED}
+# A specialist holds the call: routing must see them busy (or in wrap-up).
+HELD = frozenset({CallState.CONNECTING, CallState.ACTIVE, CallState.WRAP_UP})
+# The customer's open call, for a second tap: wrap-up is the specialist's time,
+# so a customer who taps again then gets a new call.
+CUSTOMER_OPEN = frozenset({CallState.QUEUED, CallState.OFFERED}) | IN_CONVERSATION
 
 TRANSITIONS: dict[CallAction, tuple[frozenset[CallState], CallState]] = {
     # The queue backend decides offers atomically; SQL only records them. A new

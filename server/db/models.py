@@ -96,8 +96,9 @@ class Call(Base):
             "uq_calls_open_customer",
             "customer_id",
             unique=True,
-            sqlite_where=text("state != 'ended'"),
-            postgresql_where=text("state != 'ended'"),
+            # Wrap-up is the specialist's time: a customer may open a new call then.
+            sqlite_where=text("state NOT IN ('ended', 'wrap_up')"),
+            postgresql_where=text("state NOT IN ('ended', 'wrap_up')"),
         ),
         Index("ix_calls_state", "state"),
     )

@@ -9,7 +9,7 @@ import structlog
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from server.errors import CloudBranchError
+from server.errors import CloudBranchError, DependencyUnavailable, dependency_failure
 
 log = structlog.get_logger(__name__)
 
@@ -54,7 +54,9 @@ async def problem_middleware(request: web.Request, handler: Handler) -> web.Stre
     except CloudBranchError as exc:
         if exc.status >= 500:
             log.error("request.failed", code=exc.code, detail=exc.detail, path=request.path)
-        return problem(exc.status, exc.code, exc.title, exc.detail, exc.extra)
+        return _with_retry_after(
+            problem(exc.status, exc.code, exc.title, exc.detail, exc.extra), exc
+        )
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
@@ -64,6 +66,24 @@ async def problem_middleware(request: web.Request, handler: Handler) -> web.Stre
         if "Allow" in exc.headers:
             response.headers["Allow"] = exc.headers["Allow"]
         return response
-    except Exception:
+    except Exception as exc:
+        unavailable = dependency_failure(exc)
+        if unavailable is not None:
+            log.warning(
+                "request.dependency_unavailable",
+                path=request.path,
+                method=request.method,
+                error=type(exc).__name__,
+            )
+            return _with_retry_after(
+                problem(503, unavailable.code, unavailable.title, unavailable.detail), unavailable
+            )
         log.exception("request.crashed", path=request.path, method=request.method)
         return problem(500, "internal_error", "Internal error", "something went wrong on our side")
+
+
+def _with_retry_after(response: web.Response, exc: CloudBranchError) -> web.Response:
+    """A failing dependency tells the client when to try again (RFC 9110, 10.2.3)."""
+    if isinstance(exc, DependencyUnavailable):
+        response.headers["Retry-After"] = str(exc.retry_after_s)
+    return response

@@ -209,6 +209,12 @@ async def readyz(request: web.Request) -> web.Response:
             checks["redis"] = "ok"
         except Exception as exc:
             checks["redis"] = f"error: {type(exc).__name__}"
+        # The cross-node bus resubscribes by itself; until it has, this node's
+        # clients miss messages from other nodes.
+        checks["bus"] = "ok" if components.hub.bus_healthy else "error: not subscribed"
+    draining = getattr(components, "draining", False)
+    if draining:
+        checks["drain"] = "error: draining"
     if any(v != "ok" for v in checks.values()):
         raise ServiceUnavailable("not ready", extra={"checks": checks})
     return json_response({"status": "ready", "checks": checks})

@@ -25,17 +25,26 @@ CLOSE_FORBIDDEN = 4403
 CLOSE_SLOW_CONSUMER = 4408
 CLOSE_REPLACED = 4409
 CLOSE_SHUTDOWN = 1001
+# A node drains (restart, deploy): reconnect, and the load balancer picks another.
+CLOSE_SERVICE_RESTART = 1012
 _CLOSE_TIMEOUT_S = 5.0
 
 
 class ClientConnection:
     """A welcomed client: who it is, its socket, and its outgoing queue."""
 
-    def __init__(self, ws: web.WebSocketResponse, principal: Principal, queue_size: int) -> None:
+    def __init__(
+        self,
+        ws: web.WebSocketResponse,
+        principal: Principal,
+        queue_size: int,
+        node_id: str = "",
+    ) -> None:
         self.ws = ws
         self.principal = principal
-        # Tells this socket apart from an older or newer one of the same client.
-        self.conn_id = uuid.uuid4().hex
+        # Tells this socket apart from an older or newer one of the same client,
+        # on any node: routing keys a desk's presence by it ("<node>/<uuid>").
+        self.conn_id = f"{node_id}/{uuid.uuid4().hex}" if node_id else uuid.uuid4().hex
         self._queue: asyncio.Queue[str | None] = asyncio.Queue(maxsize=queue_size)
         self._writer: asyncio.Task[None] | None = None
         self._closing = False

@@ -6,10 +6,14 @@ import asyncio
 from collections import defaultdict
 from typing import Any
 
+import structlog
+
 from server.auth.principal import Principal, Role
 
 from .bus import LocalBus, MessageBus
 from .connection import CLOSE_SHUTDOWN, ClientConnection
+
+log = structlog.get_logger(__name__)
 
 
 class Hub:
@@ -47,6 +51,20 @@ class Hub:
     def local_subjects(self, role: Role) -> list[str]:
         return [subject for (r, subject), c in self._clients.items() if r == role.value and c]
 
+    def local_connections(self, role: Role) -> list[tuple[str, str]]:
+        """(subject, connection id) of this node's live sockets with that role."""
+        return [
+            (subject, connection.conn_id)
+            for (r, subject), group in self._clients.items()
+            if r == role.value
+            for connection in group
+        ]
+
+    @property
+    def bus_healthy(self) -> bool:
+        """False while the cross-node bus is not subscribed (readiness reports it)."""
+        return bool(getattr(self._bus, "healthy", True))
+
     def send_local(self, role: Role, subject: str, message: dict[str, Any]) -> int:
         """Queue ``message`` for this node's clients with that identity; how many got it."""
         sent = 0
@@ -57,18 +75,28 @@ class Hub:
     async def send(self, role: Role, subject: str, message: dict[str, Any]) -> None:
         """Deliver to the client wherever it is connected (this node or another)."""
         self.send_local(role, subject, message)
-        await self._bus.publish(role.value, subject, message)
+        try:
+            await self._bus.publish(role.value, subject, message)
+        except Exception as exc:
+            # Redis is down: this node's clients got it; others learn the state
+            # when they reconnect or on the next update. Never fail the caller,
+            # whose SQL step has already committed.
+            log.warning("hub.publish_failed", error=type(exc).__name__, type=message.get("type"))
 
     async def _deliver_local(self, role: str, subject: str, message: dict[str, Any]) -> None:
         self.send_local(Role(role), subject, message)
 
-    async def close(self) -> None:
-        """Close every client socket (going away) and stop the bus."""
+    async def close_clients(self, code: int, reason: str) -> None:
+        """Close every client socket with ``code``, after what is already queued."""
         connections = [c for group in self._clients.values() for c in group]
         for connection in connections:
-            connection.close_soon(CLOSE_SHUTDOWN, "server shutting down")
+            connection.close_soon(code, reason)
         await asyncio.gather(*(c.stop() for c in connections), return_exceptions=True)
         self._clients.clear()
+
+    async def close(self) -> None:
+        """Close every client socket (going away) and stop the bus."""
+        await self.close_clients(CLOSE_SHUTDOWN, "server shutting down")
         await self._bus.close()
 
 

@@ -20,7 +20,7 @@ from pydantic import ValidationError
 from server.appkeys import CALLS, HUB, METRICS, SETTINGS
 from server.auth.principal import Principal, Role
 from server.auth.tokens import verify_token
-from server.errors import CloudBranchError
+from server.errors import CloudBranchError, dependency_failure
 
 from .connection import CLOSE_REPLACED, CLOSE_UNAUTHORIZED, ClientConnection
 from .messages import Hello, error
@@ -44,7 +44,7 @@ async def websocket(request: web.Request) -> web.WebSocketResponse:
         return ws
     hub = request.app[HUB]
     service = request.app[CALLS]
-    connection = ClientConnection(ws, principal, settings.ws_send_queue)
+    connection = ClientConnection(ws, principal, settings.ws_send_queue, settings.node_id)
     displaced = hub.add(connection)
     gauge = request.app[METRICS].ws_clients.labels(principal.role.value)
     gauge.inc()
@@ -53,7 +53,7 @@ async def websocket(request: web.Request) -> web.WebSocketResponse:
         connection.send(
             {"type": "welcome", "role": principal.role.value, "subject": principal.subject}
         )
-        for message in await _on_connect(request, connection):
+        for message in await _replay_or_error(request, connection):
             connection.send(message)
         for older in displaced:
             older.close_soon(CLOSE_REPLACED, "replaced by a newer connection")
@@ -71,9 +71,11 @@ async def websocket(request: web.Request) -> web.WebSocketResponse:
         if principal.role is Role.SPECIALIST and not hub.is_connected_here(
             Role.SPECIALIST, principal.subject
         ):
-            await asyncio.shield(service.desk_disconnected(principal.subject))
+            await _guarded_close_step(
+                service.desk_disconnected(principal.subject, connection.conn_id)
+            )
         for hook in request.app[DISCONNECT_HOOKS]:
-            await asyncio.shield(hook(connection))
+            await _guarded_close_step(hook(connection))
         bound.info("ws.closed", code=ws.close_code)
     return ws
 
@@ -104,13 +106,41 @@ async def _await_hello(ws: web.WebSocketResponse, request: web.Request) -> Princ
         return None
 
 
+async def _replay_or_error(
+    request: web.Request, connection: ClientConnection
+) -> list[dict[str, Any]]:
+    """What to replay to a new socket; if Redis or the database is down, an
+    ``error`` instead, and the socket stays open (a desk's next heartbeat logs it
+    in to routing once the dependency is back)."""
+    try:
+        return await _on_connect(request, connection)
+    except Exception as exc:
+        unavailable = dependency_failure(exc)
+        if unavailable is None:
+            raise
+        log.warning("ws.connect_degraded", error=type(exc).__name__)
+        return [error(unavailable.code, unavailable.detail)]
+
+
+async def _guarded_close_step(step: Awaitable[None]) -> None:
+    """A socket's clean-up steps run whatever fails; the repair pass and the
+    presence TTL put right what a failing dependency left undone."""
+    try:
+        await asyncio.shield(step)
+    except Exception as exc:
+        if dependency_failure(exc) is None:
+            log.exception("ws.close_step_failed")
+        else:
+            log.warning("ws.close_step_deferred", error=type(exc).__name__)
+
+
 async def _on_connect(request: web.Request, connection: ClientConnection) -> list[dict[str, Any]]:
     service = request.app[CALLS]
     principal = connection.principal
     replay: list[dict[str, Any]] = []
     if principal.role is Role.SPECIALIST:
         try:
-            replay += await service.desk_connected(principal.subject)
+            replay += await service.desk_connected(principal.subject, connection.conn_id)
         except CloudBranchError as exc:
             replay.append(error(exc.code, exc.detail))
     elif principal.role is Role.CUSTOMER:
@@ -163,7 +193,12 @@ async def _handle_text(
         connection.send(error("invalid_message", exc.errors(include_url=False)[0]["msg"]))
     except CloudBranchError as exc:
         connection.send(error(exc.code, exc.detail))
-    except Exception:
+    except Exception as exc:
+        unavailable = dependency_failure(exc)
+        if unavailable is not None:
+            log.warning("ws.dependency_unavailable", type=kind, error=type(exc).__name__)
+            connection.send(error(unavailable.code, unavailable.detail))
+            return
         log.exception("ws.handler_crashed", type=kind)
         connection.send(error("internal_error", "something went wrong on our side"))
 

@@ -5,6 +5,12 @@ review has been answered. Each step is one conditional update on the operation's
 state (``WHERE state = ...``), so two clicks or two nodes cannot both act on it;
 execution and the state change to ``executed`` commit together, so a failure
 leaves no half-posted money.
+
+Money moves only inside a live call: the executing ``UPDATE`` itself requires
+the operation's call to be in conversation (:mod:`server.operations.locks`,
+which also documents the one lock order), so a hang-up racing a confirmation
+never executes; every way a call ends cancels its pending operations
+(:meth:`OperationService.call_ended`, called first after the end commits).
 """
 
 from __future__ import annotations
@@ -34,6 +40,7 @@ from server.hub.hub import Hub
 from server.recordings.hooks import mark_operation_event, require_recording
 from server.settings import Settings
 
+from .locks import in_live_call, lock_in_order
 from .params import parse_params, summary
 from .state import (
     NEEDS_CONFIRMATION,
@@ -157,6 +164,9 @@ class OperationService:
         now: float,
     ) -> Operation:
         when = _now_dt(now)
+        # The lock order first (call, customer), before any audit append.
+        if not await lock_in_order(session, call.call_id, call.customer_id):
+            raise Conflict("the call has ended; nothing was started", code="call_not_active")
         op = Operation(
             operation_id=uuid.uuid4().hex,
             call_id=call.call_id,
@@ -221,7 +231,16 @@ class OperationService:
         """Evaluate inline. Anything that cannot be loaded goes in as unknown, and
         the engine's own fail-safe turns unknowns into review or hold, never allow."""
         try:
-            profile, lists = await self.core.risk_inputs(session, call.customer_id, when)
+            # Under a savepoint: a database error while reading rolls back only
+            # the read, and the transaction stays usable for the fail-safe path
+            # (on PostgreSQL an error otherwise aborts the whole transaction).
+            # SQLite has no aborted transactions, and a savepoint there before
+            # the first write would commit a transaction of its own.
+            if session.get_bind().dialect.name == "sqlite":
+                profile, lists = await self.core.risk_inputs(session, call.customer_id, when)
+            else:
+                async with session.begin_nested():
+                    profile, lists = await self.core.risk_inputs(session, call.customer_id, when)
         except Exception:
             log.exception("risk.inputs_unavailable", operation_id=op.operation_id)
             profile = risk.CustomerProfile(customer_id=call.customer_id)
@@ -423,17 +442,28 @@ class OperationService:
         op: Operation,
         expected: OperationState,
         values: dict[str, Any],
+        *,
+        live_call: bool = False,
     ) -> None:
+        conditions = [
+            Operation.operation_id == op.operation_id,
+            Operation.state == expected.value,
+            Operation.version == op.version,
+        ]
+        if live_call:
+            conditions.append(in_live_call())
         result = await session.execute(
             update(Operation)
-            .where(
-                Operation.operation_id == op.operation_id,
-                Operation.state == expected.value,
-                Operation.version == op.version,
-            )
+            .where(*conditions)
             .values(**values)
+            .execution_options(synchronize_session=False)
         )
         if not getattr(result, "rowcount", 0):
+            if live_call:
+                raise Conflict(
+                    "the call is no longer in conversation; nothing was executed",
+                    code="call_not_active",
+                )
             raise Conflict("the operation changed meanwhile; reload it", code="operation_changed")
 
     # -- the customer's confirmation --------------------------------------------------------
@@ -474,6 +504,9 @@ class OperationService:
         operation_id, version = op.operation_id, op.version
         confirmation = op.confirmation
         try:
+            # Lock order (call, customer) before the claim; the claim itself
+            # requires the call to be in conversation, so it holds under races.
+            await lock_in_order(session, op.call_id, op.customer_id)
             await self._transition(
                 session,
                 op,
@@ -484,6 +517,7 @@ class OperationService:
                     "updated_at": _now_dt(now),
                     "version": version + 1,
                 },
+                live_call=True,
             )
             result = await self.core.execute(
                 session, operation_id, op.customer_id, op.kind, op.params, _now_dt(now)

@@ -60,14 +60,23 @@ class QueueBackend(Protocol):
     async def register(self, profile: SpecialistProfile) -> None:
         """Create or update what routing knows of a specialist (idempotent)."""
 
-    async def connect(self, specialist_id: str, now: float) -> SpecialistState:
-        """The desk's socket is up: the specialist is logged in."""
+    async def connect(
+        self, specialist_id: str, now: float, connection: str = ""
+    ) -> SpecialistState:
+        """The desk's socket ``connection`` is up: the specialist is logged in, and
+        that connection is now the one their presence belongs to."""
 
-    async def heartbeat(self, specialist_id: str, now: float) -> None:
-        """The desk's socket is still alive."""
+    async def heartbeat(self, specialist_id: str, now: float, connection: str = "") -> bool:
+        """The desk's socket is still alive. Never logs a desk in by itself: returns
+        False when routing lost the desk (unknown, or reaped while ``connection``
+        lived), and the caller registers and connects it again."""
 
-    async def disconnect(self, specialist_id: str, now: float) -> Offer | None:
-        """The desk's socket is gone: no more offers. Returns an offer it withdrew."""
+    async def disconnect(
+        self, specialist_id: str, now: float, connection: str = ""
+    ) -> Offer | None:
+        """The desk's socket is gone: no more offers. Returns an offer it withdrew.
+        A named ``connection`` that is no longer the desk's live one changes nothing
+        (the desk came back through another socket or node)."""
 
     async def set_presence(
         self, specialist_id: str, desired: DesiredPresence, now: float
@@ -80,6 +89,24 @@ class QueueBackend(Protocol):
         """
 
     async def specialist(self, specialist_id: str) -> SpecialistView | None: ...
+
+    async def restore_assignment(
+        self, specialist_id: str, call_id: str, wrap_up: bool, now: float
+    ) -> bool:
+        """Routing lost what a specialist holds; SQL says they hold ``call_id``
+        (``wrap_up``: the conversation is over). Idempotent; a specialist who holds
+        or is offered another call is left alone. True if it changed anything."""
+
+    async def epoch(self) -> str:
+        """The live state's generation: changes when the state was lost (Redis
+        restarted empty), so every node knows to rebuild it from SQL."""
+
+    async def node_alive(self, node_id: str, ttl_s: float) -> None:
+        """``node_id`` is alive for ``ttl_s`` more seconds (renewed by each node)."""
+
+    async def reap_dead_nodes(self, now: float) -> list[Offer]:
+        """Log out desks connected through a node that stopped renewing its
+        liveness; returns offers this withdrew (not misses)."""
 
     async def reap_stale(self, now: float) -> list[Offer]:
         """Disconnect specialists whose desks have not been seen for

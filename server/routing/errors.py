@@ -1,9 +1,16 @@
-"""Errors the queue backends raise; the server maps them to problem responses."""
+"""Errors the queue backends raise; the server maps them to problem responses.
+
+They are part of the service's one exception tree (:mod:`server.errors`), so
+one that escapes a handler becomes a problem response with its own stable
+``code`` (never a 500).
+"""
 
 from __future__ import annotations
 
+from server.errors import Conflict, NotFound
 
-class RoutingError(Exception):
+
+class RoutingError(Conflict):
     """Root of routing errors. ``code`` is the stable machine-readable name."""
 
     code = "routing_error"
@@ -20,7 +27,7 @@ class CallNotQueued(RoutingError):
 
 
 class SpecialistNotFound(RoutingError):
-    code = "specialist_not_found"
+    status, code, title = 404, "specialist_not_found", NotFound.title
 
 
 class SpecialistBusy(RoutingError):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import heapq
 import itertools
+import secrets
 import uuid
 from collections import Counter
 from dataclasses import dataclass, field
@@ -50,6 +51,7 @@ class _Specialist:
     fluent: frozenset[str]
     desired: DesiredPresence = DesiredPresence.AWAY
     connected: bool = False
+    connection: str = ""
     last_seen: float = 0.0
     idle_since: float = 0.0
     misses: int = 0
@@ -86,6 +88,8 @@ class MemoryQueueBackend:
         self._logged_in_by_dialect: Counter[str] = Counter()
         self._offers: dict[str, Offer] = {}
         self._offer_expiries: list[tuple[float, str]] = []  # heap, lazily cleaned
+        # This state's generation: it lives and dies with the process.
+        self._epoch = secrets.token_hex(8)
 
     async def close(self) -> None:
         return None
@@ -197,24 +201,39 @@ class MemoryQueueBackend:
                 if self._logged_in_by_dialect[dialect] <= 0:
                     self._promote_dialect(dialect)
 
-    async def connect(self, specialist_id: str, now: float) -> SpecialistState:
+    async def connect(
+        self, specialist_id: str, now: float, connection: str = ""
+    ) -> SpecialistState:
         spec = self._get(specialist_id)
         spec.last_seen = now
+        spec.connection = connection
         if not spec.connected:
             spec.connected = True
             self._logged_in_by_dialect.update(spec.fluent)
             self._make_idle(spec, now)
         return spec.state
 
-    async def heartbeat(self, specialist_id: str, now: float) -> None:
+    async def heartbeat(self, specialist_id: str, now: float, connection: str = "") -> bool:
         spec = self._specialists.get(specialist_id)
-        if spec is not None and spec.connected:
+        if spec is None:
+            return False
+        if connection and spec.connection and spec.connection != connection:
+            return True  # the desk's live connection is another one
+        if spec.connected:
             spec.last_seen = max(spec.last_seen, now)
+            return True
+        # Reaped while this very connection was alive: the caller connects it again.
+        return not (connection and spec.connection == connection)
 
-    async def disconnect(self, specialist_id: str, now: float) -> Offer | None:
+    async def disconnect(
+        self, specialist_id: str, now: float, connection: str = ""
+    ) -> Offer | None:
         spec = self._specialists.get(specialist_id)
         if spec is None or not spec.connected:
             return None
+        if connection and spec.connection != connection:
+            return None  # an older socket's late close: the desk is back elsewhere
+        spec.connection = ""
         spec.connected = False
         self._remove_idle(spec)
         self._logged_in_by_dialect.subtract(spec.fluent)
@@ -243,10 +262,38 @@ class MemoryQueueBackend:
         stale = [s for s in self._specialists.values() if s.connected and s.last_seen < cutoff]
         withdrawn: list[Offer] = []
         for spec in stale:
+            # A reap keeps the connection's name, so that connection's next
+            # heartbeat can report the desk lost and log it in again.
+            connection = spec.connection
             offer = await self.disconnect(spec.profile.specialist_id, now)
+            spec.connection = connection
             if offer is not None:
                 withdrawn.append(offer)
         return withdrawn
+
+    async def restore_assignment(
+        self, specialist_id: str, call_id: str, wrap_up: bool, now: float
+    ) -> bool:
+        spec = self._specialists.get(specialist_id)
+        if spec is None:
+            return False
+        if spec.call_id == call_id:
+            spec.in_wrap_up = spec.in_wrap_up or wrap_up
+            return False
+        if spec.call_id is not None or spec.offer_id is not None:
+            return False
+        spec.call_id, spec.in_wrap_up = call_id, wrap_up
+        self._make_idle(spec, now)
+        return True
+
+    async def epoch(self) -> str:
+        return self._epoch
+
+    async def node_alive(self, node_id: str, ttl_s: float) -> None:
+        return None  # one process: its desks live and die with it
+
+    async def reap_dead_nodes(self, now: float) -> list[Offer]:
+        return []
 
     def _get(self, specialist_id: str) -> _Specialist:
         spec = self._specialists.get(specialist_id)

@@ -219,19 +219,26 @@ class RedisQueueBackend:
             "register", profile.specialist_id, json.dumps(fluent), json.dumps(document)
         )
 
-    async def connect(self, specialist_id: str, now: float) -> SpecialistState:
+    async def connect(
+        self, specialist_id: str, now: float, connection: str = ""
+    ) -> SpecialistState:
         return self._state_reply(
-            specialist_id, await self._scripts.run("connect", specialist_id, _num(now))
+            specialist_id,
+            await self._scripts.run("connect", specialist_id, _num(now), connection),
         )
 
-    async def heartbeat(self, specialist_id: str, now: float) -> None:
-        # Membership of the online set is what "connected" means, so XX keeps a
-        # late heartbeat from logging a disconnected desk back in; GT keeps
-        # last-seen from going backwards.
-        await self._client.zadd(self._key("online"), {specialist_id: now}, xx=True, gt=True)
+    async def heartbeat(self, specialist_id: str, now: float, connection: str = "") -> bool:
+        # A heartbeat never logs a desk back in by itself (see heartbeat.lua): it
+        # reports a desk that routing lost, and the caller connects it again.
+        reply = _text(await self._scripts.run("heartbeat", specialist_id, _num(now), connection))
+        return reply != "lost"
 
-    async def disconnect(self, specialist_id: str, now: float) -> Offer | None:
-        return _maybe_offer(await self._scripts.run_list("disconnect", specialist_id, _num(now)))
+    async def disconnect(
+        self, specialist_id: str, now: float, connection: str = ""
+    ) -> Offer | None:
+        return _maybe_offer(
+            await self._scripts.run_list("disconnect", specialist_id, _num(now), connection)
+        )
 
     async def set_presence(
         self, specialist_id: str, desired: DesiredPresence, now: float
@@ -247,6 +254,27 @@ class RedisQueueBackend:
         if fields[0] is None:
             return None
         return _view(specialist_id, fields)
+
+    async def restore_assignment(
+        self, specialist_id: str, call_id: str, wrap_up: bool, now: float
+    ) -> bool:
+        reply = await self._scripts.run(
+            "restore_assignment", specialist_id, call_id, "1" if wrap_up else "0"
+        )
+        return bool(int(reply))
+
+    async def epoch(self) -> str:
+        # SET NX: the first node to look after Redis came back empty names the new
+        # generation; every node that knew another one sees the change.
+        key = self._key("epoch")
+        await self._client.set(key, secrets.token_hex(8), nx=True)
+        return _text(await self._client.get(key) or "")
+
+    async def node_alive(self, node_id: str, ttl_s: float) -> None:
+        await self._client.set(self._key(f"node:{node_id}"), "1", px=max(1, int(ttl_s * 1000)))
+
+    async def reap_dead_nodes(self, now: float) -> list[Offer]:
+        return _offers(await self._scripts.run_list("reap_dead_nodes", _num(now)))
 
     async def reap_stale(self, now: float) -> list[Offer]:
         cutoff = _num(now - self.policy.presence_ttl_s)

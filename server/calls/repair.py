@@ -1,0 +1,230 @@
+"""Keeping Redis (what is happening now) in line with SQL (what happened).
+
+Two jobs, both run by every node from its dispatcher loop, both idempotent and
+safe on several nodes at once (every write is an idempotent script, and SQL's
+conditional transitions stay the final word on who holds a call):
+
+- **Rebuild after a loss.** The backend's *epoch* is a generation key in Redis,
+  created with ``SET NX`` by the first node that finds it missing. A Redis that
+  restarted empty has none, so the first node to look names a new one, and every
+  node that knew the old one sees the change. Each node then rebuilds: first the
+  calls specialists hold (so no busy desk is offered a call), then every waiting
+  call from SQL, then the desks whose sockets it holds. Offers flow on the next
+  dispatch pass.
+- **Reconciliation.** Every ``repair_interval_s``, a node compares the queue
+  snapshot with SQL and repairs what has had no owner for two passes in a row
+  (one pass could be a step in flight between Redis and SQL): a waiting call
+  missing from the queue is put back; a call SQL has as ``offered`` with no
+  live offer goes back to ``queued``; a queued call SQL has finished is taken
+  out; a specialist routing has as holding a call SQL says they do not hold is
+  freed, and one SQL says holds a call gets it back. Each repair is logged.
+  Pending operations of a call no longer in conversation are cancelled (the end
+  of the call does that first; this catches an end whose step failed).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+
+import structlog
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from server.auth.principal import Role
+from server.db.banking import Operation
+from server.operations.state import PENDING
+
+from . import repository as repo
+from .service import CallService
+from .state import HELD, IN_CONVERSATION, OPEN, WAITING, CallAction, CallState
+
+log = structlog.get_logger(__name__)
+
+_EPOCH_EVERY_S = 1.0
+# A node renews its liveness key this often; the key lives for _NODE_TTL_S, so a
+# killed node's desks are logged out within that bound (not the presence TTL).
+_NODE_RENEW_EVERY_S = 2.0
+_NODE_TTL_S = 8.0
+
+
+class LiveStateRepair:
+    """Owned by the dispatcher: :meth:`tick` runs on its every pass."""
+
+    def __init__(self, service: CallService, node_id: str, interval_s: float) -> None:
+        self.service = service
+        self.node_id = node_id
+        self.interval_s = interval_s
+        self._epoch: str | None = None
+        self._last_epoch_check = float("-inf")
+        self._last_reconcile = float("-inf")
+        self._suspects: set[tuple[str, str]] = set()
+        self.rebuilds = 0
+        self.repairs = 0
+
+    async def tick(self, now: float) -> None:
+        """Each job is guarded on its own: one failing never stops the others."""
+        if now - self._last_epoch_check >= _EPOCH_EVERY_S:
+            self._last_epoch_check = now
+            await self._guarded("epoch", lambda: self.check_epoch(now))
+        if now - self._last_reconcile >= self.interval_s:
+            self._last_reconcile = now
+            await self._guarded("reconcile", lambda: self.reconcile(now))
+
+    async def _guarded(self, job: str, run: Callable[[], Awaitable[object]]) -> None:
+        try:
+            await run()
+        except Exception as exc:
+            log.warning("live_state.job_failed", job=job, error=type(exc).__name__)
+
+    async def keep_alive(self, heartbeats: Callable[[float], Awaitable[None]]) -> None:
+        """The node's liveness key and its desks' heartbeats, on their own loop:
+        they need only Redis, so a database that stalls the dispatcher never
+        makes this node look dead (which would log its desks out)."""
+        while True:
+            await self._guarded("clock", self._refresh_clock)
+            await self._guarded("node_alive", self._renew_node)
+            await self._guarded("heartbeats", lambda: heartbeats(self.service.clock()))
+            await asyncio.sleep(_NODE_RENEW_EVERY_S)
+
+    async def _refresh_clock(self) -> None:
+        refresh = getattr(self.service.clock, "refresh", None)
+        if refresh is not None:
+            await refresh()
+
+    async def _renew_node(self) -> None:
+        backend = self.service.backend
+        await backend.node_alive(self.node_id, _NODE_TTL_S)
+        for offer in await backend.reap_dead_nodes(self.service.clock()):
+            await self._offer_lost(offer.call_id, "desk_node_gone")
+
+    async def check_epoch(self, now: float) -> bool:
+        """Rebuild if the live state's generation changed; True if it did."""
+        epoch = await self.service.backend.epoch()
+        known, self._epoch = self._epoch, epoch
+        if known is None or known == epoch:
+            return False
+        log.warning("live_state.lost", node_id=self.node_id)
+        await self.rebuild(now)
+        return True
+
+    async def rebuild(self, now: float) -> None:
+        """Idempotent rebuild of the queue and the desks from SQL and the sockets
+        this node holds. SQL's ``offered`` calls keep that state: the next offer
+        may be recorded over it, and reconciliation withdraws any left over."""
+        service = self.service
+        restored = await service.restore_assignments(now)
+        async with service.sessions() as session:
+            waiting = await repo.calls_in_states(session, set(WAITING))
+        for call in waiting:
+            await service.requeue(call, now)
+        desks = service.hub.local_connections(Role.SPECIALIST)
+        for subject, connection in desks:
+            await service.relogin_desk(subject, connection)
+        self.rebuilds += 1
+        log.info(
+            "live_state.rebuilt",
+            node_id=self.node_id,
+            waiting=len(waiting),
+            held=restored,
+            desks=len(desks),
+        )
+        service.wake.set()
+
+    async def reconcile(self, now: float) -> int:
+        """One reconciliation pass; returns how many repairs it made."""
+        service = self.service
+        snapshot = await service.backend.snapshot(now)
+        async with service.sessions() as session:
+            open_calls = {c.call_id: c for c in await repo.calls_in_states(session, set(OPEN))}
+        queued = {view.call.call_id: view for view in snapshot.waiting}
+        holding = {s.specialist_id: s.call_id for s in snapshot.specialists if s.call_id}
+        held_in_routing = {call_id: spec for spec, call_id in holding.items()}
+        found: set[tuple[str, str]] = set()
+        for call_id, call in open_calls.items():
+            state = CallState(call.state)
+            if state in WAITING and call_id not in queued:
+                found.add(("requeue", call_id))
+            elif state is CallState.OFFERED and not queued[call_id].offered:
+                found.add(("withdraw", call_id))
+            elif (
+                state in HELD
+                and call.specialist_id
+                and held_in_routing.get(call_id) != call.specialist_id
+            ):
+                found.add(("restore", call_id))
+        for call_id in queued:
+            waiting = open_calls.get(call_id)
+            if waiting is None or CallState(waiting.state) not in WAITING:
+                found.add(("dequeue", call_id))
+        for specialist_id, call_id in holding.items():
+            held = open_calls.get(call_id)
+            if (
+                held is None
+                or held.specialist_id != specialist_id
+                or CallState(held.state) not in HELD
+            ):
+                found.add(("free", specialist_id))
+        async with service.sessions() as session:
+            for call_id in await _calls_with_pending_operations(session):
+                owner = open_calls.get(call_id)
+                if owner is None or CallState(owner.state) not in IN_CONVERSATION:
+                    found.add(("operations", call_id))
+        # Only what was already wrong on the previous pass: one pass may catch a
+        # step in flight between Redis and SQL.
+        due, self._suspects = found & self._suspects, found
+        repaired = 0
+        for kind, key in sorted(due):
+            if await self._repair(kind, key, now):
+                repaired += 1
+                log.warning("live_state.repaired", kind=kind, subject=key)
+        self.repairs += repaired
+        if repaired:
+            service.wake.set()
+        return repaired
+
+    async def _repair(self, kind: str, key: str, now: float) -> bool:
+        service = self.service
+        if kind == "free":
+            await service.backend.finish_wrap_up(key, now)
+            return True
+        if kind == "operations":
+            async with service.sessions() as session:
+                ended = await repo.get_call(session, key)
+            if ended is None or CallState(ended.state) in IN_CONVERSATION:
+                return False
+            await service.on_conversation_ended(ended)
+            return True
+        async with service.sessions() as session:
+            call = await repo.get_call(session, key)
+            if kind == "withdraw":
+                done = await repo.transition(session, key, CallAction.WITHDRAW_OFFER)
+                await session.commit()
+                return done
+        if kind == "requeue" and call is not None and CallState(call.state) in WAITING:
+            await service.requeue(call, now)
+            return True
+        if kind == "dequeue" and (call is None or CallState(call.state) not in WAITING):
+            await service.backend.remove(key, now)
+            return True
+        if kind == "restore" and call is not None and CallState(call.state) in HELD:
+            return await service.restore_assignments(now) > 0
+        return False
+
+    async def _offer_lost(self, call_id: str, reason: str) -> None:
+        """An offer withdrawn because its desk is gone: not a miss."""
+        async with self.service.sessions() as session:
+            await repo.transition(session, call_id, CallAction.WITHDRAW_OFFER)
+            await repo.add_event(
+                session, call_id, self.service.clock(), "offer_withdrawn", reason=reason
+            )
+            await session.commit()
+        self.service.metrics.offer_outcomes.labels("withdrawn").inc()
+        self.service.wake.set()
+
+
+async def _calls_with_pending_operations(session: AsyncSession) -> list[str]:
+    result = await session.execute(
+        select(Operation.call_id).where(Operation.state.in_([s.value for s in PENDING])).distinct()
+    )
+    return [call_id for (call_id,) in result.all()]
