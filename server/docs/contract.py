@@ -22,6 +22,8 @@ CLOSE_CODE_MEANINGS = {
     "reconnect",
     "CLOSE_REPLACED": "a newer socket of the same user said `hello`; do not reconnect, "
     "the newer one is live",
+    "CLOSE_SERVICE_RESTART": "the node is draining (rolling upgrade): reconnect at once, "
+    "another node takes the socket; the call and its place are kept",
 }
 
 # Routes served outside the registry, and what they are.
