@@ -1,0 +1,120 @@
+"""The statement model: a small linear (softmax) classifier over character n-grams.
+
+Features are Chinese character bigrams and trigrams (within runs of Chinese
+text) and English words and word pairs, each counted once. Each class (a
+typology, or ``legit``) has a bias and sparse weights; the probabilities are
+the softmax of the sums. The weights are trained at build time from the labelled
+corpus in ``risk/corpus/statements.yaml`` by ``risk.build.train_statements``
+and committed as ``statement_model.json``; the engine only adds numbers.
+
+The verdict is evidence, never a decision: the engine adds a bounded share of
+it to the typology's story and shows the n-grams that contributed most.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from functools import cache
+from importlib import resources
+
+from risk.language.lexicon import Token
+
+_CJK_RUN = re.compile(r"[^\x00-\x7f\s,.;:!?、。“”‘’()]+")
+_TOP = 3
+
+
+def features(folded: str, tokens: Sequence[Token]) -> set[str]:
+    """The n-grams of a folded statement (each once)."""
+    found: set[str] = set()
+    for run in _CJK_RUN.findall(folded):
+        n = len(run)
+        for i in range(n - 1):
+            found.add(run[i : i + 2])
+            if i + 3 <= n:
+                found.add(run[i : i + 3])
+    words = [t.text for t in tokens]
+    for i, w in enumerate(words):
+        if len(w) > 1:
+            found.add(w)
+        if i + 1 < len(words):
+            found.add(f"{w} {words[i + 1]}")
+    return found
+
+
+@dataclass(frozen=True)
+class ModelVerdict:
+    """Probabilities per class, the most likely scam class and why."""
+
+    probabilities: Mapping[str, float]
+    best: str
+    best_probability: float
+    #: the n-grams that pushed ``best`` up most, strongest first
+    top_phrases: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class StatementModel:
+    """Trained weights, ready to score statements."""
+
+    classes: tuple[str, ...]
+    bias: tuple[float, ...]
+    weights: Mapping[str, tuple[tuple[int, float], ...]]
+    legit: int
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, object]) -> StatementModel:
+        classes = tuple(str(c) for c in data["classes"])  # type: ignore[attr-defined]
+        bias = tuple(float(b) for b in data["bias"])  # type: ignore[attr-defined]
+        raw = data["weights"]
+        assert isinstance(raw, Mapping)
+        weights = {
+            str(f): tuple((int(i), float(w)) for i, w in entries) for f, entries in raw.items()
+        }
+        return cls(classes, bias, weights, classes.index("legit"))
+
+    def judge(self, folded: str, tokens: Sequence[Token]) -> ModelVerdict | None:
+        """The verdict on one statement; None when no known n-gram occurs."""
+        scores = list(self.bias)
+        seen: list[tuple[str, tuple[tuple[int, float], ...]]] = []
+        weights = self.weights
+        for f in features(folded, tokens):
+            entry = weights.get(f)
+            if entry is not None:
+                seen.append((f, entry))
+                for index, w in entry:
+                    scores[index] += w
+        if not seen:
+            return None
+        best = max((i for i in range(len(scores)) if i != self.legit), key=scores.__getitem__)
+        top = max(scores)
+        exps = [math.exp(s - top) for s in scores]
+        total = sum(exps)
+        probabilities = {c: e / total for c, e in zip(self.classes, exps, strict=True)}
+        contributions = sorted(
+            ((w, f) for f, entry in seen for i, w in entry if i == best and w > 0), reverse=True
+        )
+        return ModelVerdict(
+            probabilities=probabilities,
+            best=self.classes[best],
+            best_probability=probabilities[self.classes[best]],
+            top_phrases=tuple(f for _, f in contributions[:_TOP]),
+        )
+
+
+@cache
+def load_packaged_model() -> StatementModel | None:
+    """The committed model, or None if the package has none."""
+    try:
+        raw = resources.files("risk").joinpath("language/statement_model.json").read_text("utf-8")
+    except (FileNotFoundError, OSError):
+        return None
+    return StatementModel.from_json(json.loads(raw))
+
+
+def iter_classes(model: StatementModel) -> Iterable[str]:
+    """The scam classes the model knows (everything but ``legit``)."""
+    return (c for c in model.classes if c != "legit")

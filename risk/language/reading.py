@@ -1,0 +1,280 @@
+"""A customer's statement, read: which typology cues count, and who they are about.
+
+The reader finds the ruleset's weighted typology phrases in the folded text,
+then decides for each one:
+
+- **negated**: a negator governs it ("不是警察让我转的", "not a safe account",
+  "I'm not investing"). Negation is scoped: a one-character negator (不, 没)
+  governs only what follows at once, a longer one (不是, 没有, not, rather
+  than) the next few words, and never across a clause end or a contrast
+  ("not the police, but the hospital"). A negator inside a phrase of the
+  lexicon ("不要告诉", "don't tell") is part of that phrase, not a negation.
+- **about family**: the phrase sits in a clause that describes one of the
+  customer's relatives ("我儿子是警察", "my son works at the court"). The
+  engine discounts such phrases only when the money goes to a long-known
+  family payee: the payee book, not the story, settles who the words are about.
+
+It also records the relatives the customer names (not negated), which the
+engine compares with the payee book, and the statement model's verdict.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_right
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from risk.language.fold import fold
+from risk.language.lexicon import Hit, PhraseIndex, Token, tokenise
+from risk.language.markers import (
+    CLAUSE_ENDS,
+    CONTRASTS,
+    DESCRIBES,
+    LONG_NEGATORS,
+    NOT_NEGATIONS,
+    RELATIVES,
+    SHORT_NEGATORS,
+)
+from risk.language.model import ModelVerdict, StatementModel
+
+_SHORT_SCOPE = 2  # units (characters or words) a one-character negator governs
+_LONG_SCOPE = 6
+_DESCRIBE_GAP = 3
+
+
+@dataclass(frozen=True)
+class Cue:
+    """A typology phrase and its weight (negative: an innocent context)."""
+
+    typology: str
+    weight: float
+
+
+@dataclass(frozen=True)
+class CueHit:
+    """One typology phrase found in the statement."""
+
+    phrase: str
+    typology: str
+    weight: float
+    negated: bool = False
+    about_family: bool = False
+
+
+@dataclass(frozen=True)
+class Reading:
+    """What the statement says, independent of the operation."""
+
+    folded: str
+    cues: tuple[CueHit, ...]
+    #: relations the customer names and does not deny ("son", "grandchild", ...)
+    relatives: frozenset[str]
+    model: ModelVerdict | None = None
+    #: per typology: the sum of the counted cue weights, family descriptions included
+    _sums: Mapping[str, float] = field(default_factory=dict)
+    #: the same without phrases that describe the customer's family
+    _sums_not_family: Mapping[str, float] = field(default_factory=dict)
+
+    def cue_weights(self, discount_family: bool) -> Mapping[str, float]:
+        """Summed weights of the cues that count, per typology."""
+        return self._sums_not_family if discount_family else self._sums
+
+    def phrases(self, typology: str) -> list[str]:
+        """The phrases that counted for ``typology``, as found (for explanations)."""
+        return [c.phrase for c in self.cues if c.typology == typology and not c.negated]
+
+
+_EMPTY_MODEL_LESS = Reading("", (), frozenset())
+
+
+@dataclass(frozen=True)
+class Reader:
+    """Reads statements against one ruleset's lexicon; built once per ruleset."""
+
+    cues: PhraseIndex[Cue]
+    markers: PhraseIndex[str]
+    #: typologies whose phrases can describe a person's role (police, court, ...)
+    role_typologies: frozenset[str]
+    model: StatementModel | None = None
+
+    @classmethod
+    def build(
+        cls,
+        lexicon: Mapping[str, Mapping[str, float]],
+        role_typologies: frozenset[str],
+        model: StatementModel | None = None,
+    ) -> Reader:
+        """``lexicon`` maps each typology to its phrases and their weights."""
+        cues = PhraseIndex.build(
+            (fold(phrase), Cue(name, weight))
+            for name, phrases in lexicon.items()
+            for phrase, weight in phrases.items()
+        )
+        markers: list[tuple[str, str]] = []
+        markers += [(w, "long") for w in LONG_NEGATORS]
+        markers += [(w, "short") for w in SHORT_NEGATORS]
+        markers += [(w, "not_negation") for w in NOT_NEGATIONS]
+        markers += [(w, "contrast") for w in CONTRASTS]
+        markers += [(w, "relative:" + r) for w, r in RELATIVES.items()]
+        markers += [(w, "describes") for w in DESCRIBES]
+        return cls(cues, PhraseIndex.build(markers), role_typologies, model)
+
+    def read(self, text: str) -> Reading:
+        """The reading of one statement."""
+        folded = fold(text)
+        if not folded.strip():
+            return Reading(folded, (), frozenset())
+        tokens = tokenise(folded)
+        read_tokens = self.cues.correct(tokens) if tokens else tokens
+        cue_hits = _outermost(self.cues.find(folded, read_tokens))
+        marks = self.markers.find(folded, tokens) if (cue_hits or tokens or folded) else []
+        model = self.model.judge(folded, tokens) if self.model is not None else None
+        if not marks:
+            found = tuple(CueHit(h.phrase, h.payload.typology, h.payload.weight) for h in cue_hits)
+            return _reading(folded, found, frozenset(), model, self.role_typologies)
+        clauses = _clause_starts(folded, marks)
+        units = _Units(folded, tokens)
+        spans = [(h.start, h.end) for h in cue_hits]
+        negators = [
+            m
+            for m in marks
+            if m.payload in ("long", "short")
+            and not _inside(m, spans)
+            and not any(
+                o.payload == "not_negation" and o.start <= m.start and m.end <= o.end
+                for o in marks
+            )
+        ]
+        negators = _outermost(negators)
+        relatives = [m for m in marks if m.payload.startswith("relative:")]
+        describing = [m for m in marks if m.payload == "describes"]
+        family_spans = _family_descriptions(relatives, describing, clauses, units)
+        named: set[str] = set()
+        for rel in relatives:
+            if not _negated(rel, negators, clauses, units):
+                named.add(rel.payload.removeprefix("relative:"))
+        found = tuple(
+            CueHit(
+                h.phrase,
+                h.payload.typology,
+                h.payload.weight,
+                negated=_negated(h, negators, clauses, units),
+                about_family=any(start <= h.start < end for start, end in family_spans),
+            )
+            for h in cue_hits
+        )
+        return _reading(folded, found, frozenset(named), model, self.role_typologies)
+
+
+def _reading(
+    folded: str,
+    cues: tuple[CueHit, ...],
+    relatives: frozenset[str],
+    model: ModelVerdict | None,
+    role_typologies: frozenset[str],
+) -> Reading:
+    sums: dict[str, float] = {}
+    not_family: dict[str, float] = {}
+    counted: set[tuple[str, str]] = set()
+    for c in cues:
+        if c.negated or (c.typology, c.phrase) in counted:
+            continue  # a phrase said twice is still one cue
+        counted.add((c.typology, c.phrase))
+        sums[c.typology] = sums.get(c.typology, 0.0) + c.weight
+        if not (c.about_family and c.typology in role_typologies):
+            not_family[c.typology] = not_family.get(c.typology, 0.0) + c.weight
+    return Reading(folded, cues, relatives, model, sums, not_family)
+
+
+def _outermost(hits: list[Hit[object]] | list[Hit[Cue]] | list[Hit[str]]) -> list:  # type: ignore[type-arg]
+    """Hits not inside a longer hit of the same payload kind."""
+    if len(hits) < 2:
+        return list(hits)
+    ordered = sorted(hits, key=lambda h: (h.start, -(h.end - h.start)))
+    kept: list = []  # type: ignore[type-arg]
+    for h in ordered:
+        if any(k.start <= h.start and h.end <= k.end and _same_kind(k, h) for k in kept):
+            continue
+        kept.append(h)
+    return kept
+
+
+def _same_kind(a: Hit[object], b: Hit[object]) -> bool:
+    pa, pb = a.payload, b.payload
+    if isinstance(pa, Cue) and isinstance(pb, Cue):
+        return pa.typology == pb.typology
+    return True
+
+
+def _inside(hit: Hit[str], spans: list[tuple[int, int]]) -> bool:
+    return any(start <= hit.start and hit.end <= end for start, end in spans)
+
+
+def _clause_starts(folded: str, marks: list[Hit[str]]) -> list[int]:
+    """Sorted positions where a clause starts (after punctuation, at a contrast)."""
+    starts = {i + 1 for i, ch in enumerate(folded) if ch in CLAUSE_ENDS}
+    starts.update(m.start for m in marks if m.payload == "contrast")
+    starts.add(0)
+    return sorted(starts)
+
+
+class _Units:
+    """Distance in reading units: a Chinese character or an English word each count one."""
+
+    __slots__ = ("_at",)
+
+    def __init__(self, folded: str, tokens: list[Token]) -> None:
+        at = [0] * (len(folded) + 1)
+        unit = 0
+        word_ends = {t.start: t.end for t in tokens}
+        i = 0
+        n = len(folded)
+        while i < n:
+            end = word_ends.get(i)
+            if end is not None:
+                for j in range(i, end):
+                    at[j] = unit
+                unit += 1
+                i = end
+                continue
+            at[i] = unit
+            if not folded[i].isspace():
+                unit += 1
+            i += 1
+        at[n] = unit
+        self._at = at
+
+    def gap(self, end: int, start: int) -> int:
+        """Units between a phrase ending at ``end`` and one starting at ``start``."""
+        return self._at[start] - self._at[end] if start >= end else -1
+
+
+def _negated(
+    hit: Hit[object], negators: list[Hit[str]], clauses: list[int], units: _Units
+) -> bool:
+    clause = bisect_right(clauses, hit.start)
+    for n in negators:
+        if n.end > hit.start or bisect_right(clauses, n.start) != clause:
+            continue
+        scope = _SHORT_SCOPE if n.payload == "short" else _LONG_SCOPE
+        if 0 <= units.gap(n.end, hit.start) <= scope:
+            return True
+    return False
+
+
+def _family_descriptions(
+    relatives: list[Hit[str]],
+    describing: list[Hit[str]],
+    clauses: list[int],
+    units: _Units,
+) -> list[tuple[int, int]]:
+    """Spans (from the describing word to the clause end) that describe a relative."""
+    spans: list[tuple[int, int]] = []
+    for rel in relatives:
+        clause = bisect_right(clauses, rel.start)
+        end = clauses[clause] if clause < len(clauses) else 1 << 30
+        for d in describing:
+            if d.start >= rel.end and d.start < end and units.gap(rel.end, d.start) <= _DESCRIBE_GAP:
+                spans.append((d.start, end))
+                break
+    return spans
