@@ -21,6 +21,7 @@ from decimal import Decimal
 from typing import Final
 
 from risk.habits import Baseline, PeerGroup, peer_group_for
+from risk.language.reading import Reader
 from risk.model import (
     CallSession,
     CustomerProfile,
@@ -29,7 +30,6 @@ from risk.model import (
     RiskLists,
 )
 from risk.normalise import normalise_account, normalise_phone
-from risk.language.reading import Reader
 from risk.typologies import TypologyInfo
 
 
@@ -522,4 +522,3 @@ def stopped_in_call(ctx: FeatureContext) -> object:
 @feature("str", "redirect that opened the call ('none' if the customer called directly)")
 def redirect_kind(ctx: FeatureContext) -> object:
     return ctx.need_session().redirect_kind or "none"
-

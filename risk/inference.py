@@ -74,15 +74,18 @@ def _notable(ctx: FeatureContext) -> bool:
 #: Behaviour signals typologies can weigh; each is False when it cannot be known.
 SIGNALS: Mapping[str, Callable[[FeatureContext], bool]] = {
     "new_payee": lambda c: _is_transfer(c) and _lt(c, "payee_known_days", NEW_PAYEE_DAYS),
-    "own_name_new_account": lambda c: _is_transfer(c)
-    and _value(c, "payee_name_matches_customer") is True
-    and _value(c, "payee_other_bank") is True
-    and _lt(c, "payee_known_days", 30),
+    "own_name_new_account": lambda c: (
+        _is_transfer(c)
+        and _value(c, "payee_name_matches_customer") is True
+        and _value(c, "payee_other_bank") is True
+        and _lt(c, "payee_known_days", 30)
+    ),
     "drains_balance": lambda c: _notable(c) and _ge(c, "share_of_balance", 0.8),
     "empties_account": lambda c: _notable(c) and _ge(c, "share_of_balance", 0.95),
     "large_for_customer": lambda c: _notable(c) and _ge(c, "amount_vs_p95", 3),
-    "takeover_recent": lambda c: _within(c, "hours_since_password_reset", 72)
-    or _within(c, "hours_since_new_device", 72),
+    "takeover_recent": lambda c: (
+        _within(c, "hours_since_password_reset", 72) or _within(c, "hours_since_new_device", 72)
+    ),
     "deposit_broken_recent": lambda c: _within(c, "hours_since_deposit_break", 168),
     "deposit_break": lambda c: c.op.kind == "time_deposit" and c.op.deposit_action == "break",
     "retry_after_stop": lambda c: _ge(c, "stopped_in_call", 1),

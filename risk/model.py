@@ -273,9 +273,10 @@ class Assessment:
     """The engine's answer for one operation.
 
     ``unknown_features`` lists features that were needed but could not be
-    computed; ``typology`` is the scam the warning names, when the decision
-    is above allow and the story and behaviour point to one; ``snoozed`` lists snoozed rules that would otherwise have fired
-    (or been undecided) for this operation.
+    computed; ``snoozed`` lists snoozed rules that would otherwise have fired
+    (or been undecided) for this operation; ``typology`` is the scam the
+    warning names, when the decision is above allow and the story and the
+    behaviour point to one.
     """
 
     decision: Decision

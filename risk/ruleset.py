@@ -15,6 +15,7 @@ rejects the whole file, so a half-valid ruleset never goes live.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import string
@@ -467,7 +468,7 @@ _LOADER: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 def parse_ruleset(text: str, origin: str = "<text>") -> Ruleset:
     """Parse YAML text into a compiled ruleset."""
     try:
-        data = yaml.load(text, Loader=_LOADER)  # noqa: S506 - a safe loader
+        data = yaml.load(text, Loader=_LOADER)
     except yaml.YAMLError as exc:
         raise RulesetError(origin, [f"not valid YAML: {exc}"]) from exc
     return build_ruleset(data, origin)
@@ -489,11 +490,16 @@ def load_ruleset(source: str | Path) -> Ruleset:
     return parse_ruleset(source)
 
 
-@cache
 def load_default_ruleset() -> Ruleset:
-    """The ruleset shipped with the package (``risk/rulesets/default.yaml``).
+    """The ruleset shipped with the package (``risk/rulesets/default.yaml``)."""
+    return build_ruleset(copy.deepcopy(_default_data()), "risk/rulesets/default.yaml")
 
-    Compiled once per process: a ruleset is immutable, so every engine built
-    with the default shares it."""
+
+@cache
+def _default_data() -> object:
+    """The packaged file, parsed once per process (each ruleset is still built anew)."""
     text = resources.files("risk").joinpath("rulesets/default.yaml").read_text(encoding="utf-8")
-    return parse_ruleset(text, "risk/rulesets/default.yaml")
+    try:
+        return yaml.load(text, Loader=_LOADER)
+    except yaml.YAMLError as exc:
+        raise RulesetError("risk/rulesets/default.yaml", [f"not valid YAML: {exc}"]) from exc

@@ -22,6 +22,7 @@ from types import MappingProxyType
 from typing import Generic, TypeVar
 
 P = TypeVar("P")
+P_co = TypeVar("P_co", covariant=True)
 
 #: A word of a folded text: letters, digits and an apostrophe inside ("don't").
 WORD = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
@@ -40,13 +41,13 @@ class Token:
 
 
 @dataclass(frozen=True)
-class Hit(Generic[P]):
+class Hit(Generic[P_co]):
     """One occurrence of a phrase: its span in the folded text and its payload."""
 
     phrase: str
     start: int
     end: int
-    payload: P
+    payload: P_co
 
 
 def tokenise(folded: str) -> list[Token]:

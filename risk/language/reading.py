@@ -23,6 +23,7 @@ from __future__ import annotations
 from bisect import bisect_right
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from risk.language.fold import fold
 from risk.language.lexicon import Hit, PhraseIndex, Token, tokenise
@@ -141,8 +142,7 @@ class Reader:
             if m.payload in ("long", "short")
             and not _inside(m, spans)
             and not any(
-                o.payload == "not_negation" and o.start <= m.start and m.end <= o.end
-                for o in marks
+                o.payload == "not_negation" and o.start <= m.start and m.end <= o.end for o in marks
             )
         ]
         negators = _outermost(negators)
@@ -186,12 +186,15 @@ def _reading(
     return Reading(folded, cues, relatives, model, sums, not_family)
 
 
-def _outermost(hits: list[Hit[object]] | list[Hit[Cue]] | list[Hit[str]]) -> list:  # type: ignore[type-arg]
+H = TypeVar("H", bound=Hit[object])
+
+
+def _outermost(hits: list[H]) -> list[H]:
     """Hits not inside a longer hit of the same payload kind."""
     if len(hits) < 2:
         return list(hits)
     ordered = sorted(hits, key=lambda h: (h.start, -(h.end - h.start)))
-    kept: list = []  # type: ignore[type-arg]
+    kept: list[H] = []
     for h in ordered:
         if any(k.start <= h.start and h.end <= k.end and _same_kind(k, h) for k in kept):
             continue
@@ -249,9 +252,7 @@ class _Units:
         return self._at[start] - self._at[end] if start >= end else -1
 
 
-def _negated(
-    hit: Hit[object], negators: list[Hit[str]], clauses: list[int], units: _Units
-) -> bool:
+def _negated(hit: Hit[object], negators: list[Hit[str]], clauses: list[int], units: _Units) -> bool:
     clause = bisect_right(clauses, hit.start)
     for n in negators:
         if n.end > hit.start or bisect_right(clauses, n.start) != clause:
@@ -274,7 +275,11 @@ def _family_descriptions(
         clause = bisect_right(clauses, rel.start)
         end = clauses[clause] if clause < len(clauses) else 1 << 30
         for d in describing:
-            if d.start >= rel.end and d.start < end and units.gap(rel.end, d.start) <= _DESCRIBE_GAP:
+            if (
+                d.start >= rel.end
+                and d.start < end
+                and units.gap(rel.end, d.start) <= _DESCRIBE_GAP
+            ):
                 spans.append((d.start, end))
                 break
     return spans

@@ -33,6 +33,7 @@ from server.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from server.hub.hub import Hub
 from server.settings import Settings
 
+from .assessment import risk_operation
 from .params import parse_params, summary
 from .state import (
     NEEDS_CONFIRMATION,
@@ -209,7 +210,10 @@ class OperationService:
                     "shadow": op.shadow_risk,
                 },
             )
-        if kind not in NEEDS_CONFIRMATION:
+        if (
+            kind not in NEEDS_CONFIRMATION
+            and op.state == OperationState.AWAITING_CONFIRMATION.value
+        ):
             await self._execute(session, op, now)
         return op
 
@@ -233,7 +237,15 @@ class OperationService:
             stated_reason=op.customer_statement,
             local_time=when.astimezone(self.zone),
         )
-        return self.engine.evaluate(risk_operation(op), profile, session_info, lists, now=when)
+        try:
+            facts = await self.core.operation_facts(
+                session, call.customer_id, op.kind, op.params, when
+            )
+        except Exception:
+            log.exception("risk.operation_facts_unavailable", operation_id=op.operation_id)
+            facts = {}
+        operation = risk_operation(op.kind, {**op.params, **facts})
+        return self.engine.evaluate(operation, profile, session_info, lists, now=when)
 
     async def _earlier_operations(
         self, session: AsyncSession, customer_id: str, when: datetime
@@ -624,22 +636,8 @@ def assessment_json(assessment: risk.Assessment) -> dict[str, Any]:
         "mitigations": [r.code for r in assessment.mitigations],
         "unknown_features": list(assessment.unknown_features),
         "ruleset_version": assessment.ruleset_version,
+        "typology": assessment.typology,
     }
-
-
-def risk_operation(op: Operation) -> risk.Operation:
-    p = op.params
-    return risk.Operation(
-        kind=op.kind,
-        amount=_decimal(p.get("amount")),
-        currency=p.get("currency"),
-        payee_account=p.get("payee_account"),
-        payee_name=p.get("payee_name"),
-        payee_bank=p.get("payee_bank"),
-        payee_phone=p.get("payee_phone"),
-        channel=p.get("channel"),
-        new_limit=_decimal(p.get("new_limit")),
-    )
 
 
 def warning_text(

@@ -30,7 +30,11 @@ BOOK: dict[str, tuple[str, str, str, date, str | None]] = {
     "utility": ("6222 0210 0001 0808", "自来水公司", "ICBC", date(2010, 1, 1), None),
     "own_known": ("6217 0033 0000 9999", CUSTOMER["name"], "CCB", date(2021, 4, 1), None),
     "company_known_60d": (
-        "6222 0800 0000 1234", "美家装修工程有限公司", "BOC", (NOW - timedelta(days=60)).date(), None
+        "6222 0800 0000 1234",
+        "美家装修工程有限公司",
+        "BOC",
+        (NOW - timedelta(days=60)).date(),
+        None,
     ),
 }
 #: payees not in the book (added_today is in the book since today)
@@ -49,12 +53,30 @@ def _history() -> dict[str, Any]:
     start = "2024-03-15T10:00:00+08:00"
     return {
         "series": [
-            {"start": start, "every_days": 30, "count": 12, "amount": 2000,
-             "payee_account": BOOK["son"][0], "local_hour": 10},
-            {"start": start, "every_days": 30, "count": 12, "amount": 1000,
-             "payee_account": BOOK["grandson"][0], "local_hour": 10},
-            {"start": "2024-03-22T15:00:00+08:00", "every_days": 30, "count": 12, "amount": 400,
-             "payee_account": BOOK["utility"][0], "local_hour": 15},
+            {
+                "start": start,
+                "every_days": 30,
+                "count": 12,
+                "amount": 2000,
+                "payee_account": BOOK["son"][0],
+                "local_hour": 10,
+            },
+            {
+                "start": start,
+                "every_days": 30,
+                "count": 12,
+                "amount": 1000,
+                "payee_account": BOOK["grandson"][0],
+                "local_hour": 10,
+            },
+            {
+                "start": "2024-03-22T15:00:00+08:00",
+                "every_days": 30,
+                "count": 12,
+                "amount": 400,
+                "payee_account": BOOK["utility"][0],
+                "local_hour": 15,
+            },
         ]
     }
 
@@ -72,11 +94,21 @@ def _operation(op: dict[str, Any]) -> tuple[dict[str, Any], list[dict[str, Any]]
         name = op.get("payee_name", name)
         if to == "added_today":
             extra.append({"account": account, "first_seen": NOW.date().isoformat(), "name": name})
-        return {"kind": kind, "amount": str(op["amount"]), "currency": "CNY",
-                "payee_account": account, "payee_name": name, "payee_bank": bank}, extra
+        return {
+            "kind": kind,
+            "amount": str(op["amount"]),
+            "currency": "CNY",
+            "payee_account": account,
+            "payee_name": name,
+            "payee_bank": bank,
+        }, extra
     if kind == "limit_change":
-        return {"kind": kind, "channel": op["channel"], "new_limit": str(op["new_limit"]),
-                "currency": "CNY"}, extra
+        return {
+            "kind": kind,
+            "channel": op["channel"],
+            "new_limit": str(op["new_limit"]),
+            "currency": "CNY",
+        }, extra
     if kind == "time_deposit":
         out: dict[str, Any] = {"kind": kind, "deposit_action": op["action"], "currency": "CNY"}
         if "amount" in op:
@@ -111,10 +143,15 @@ def expand(case: dict[str, Any], part: str) -> dict[str, Any]:
         for e in case.get("events", [])
     ]
     earlier = [
-        {"kind": e["kind"], "at": (now - timedelta(minutes=e["minutes_ago"])).isoformat(),
-         "outcome": e["outcome"], "amount": str(e["amount"]) if "amount" in e else None,
-         "currency": "CNY", "payee_account": f"6228 0000 0000 {1000 + i}",
-         "new_limit": str(e["new_limit"]) if "new_limit" in e else None}
+        {
+            "kind": e["kind"],
+            "at": (now - timedelta(minutes=e["minutes_ago"])).isoformat(),
+            "outcome": e["outcome"],
+            "amount": str(e["amount"]) if "amount" in e else None,
+            "currency": "CNY",
+            "payee_account": f"6228 0000 0000 {1000 + i}",
+            "new_limit": str(e["new_limit"]) if "new_limit" in e else None,
+        }
         for i, e in enumerate(case.get("earlier", []))
     ]
     return {
@@ -127,14 +164,27 @@ def expand(case: dict[str, Any], part: str) -> dict[str, Any]:
         "description": case.get("description") or case.get("say") or case["id"],
         "now": now.isoformat(),
         "operation": operation,
-        "profile": {**customer, "home_bank": HOME_BANK, "history": _history(),
-                    "known_payees": payees, "recent_events": events},
-        "session": {"call_id": "CALL-C", "redirect_kind": case.get("redirect"),
-                    "earlier_operations": earlier, "stated_reason": case.get("say"),
-                    "local_time": local.replace(tzinfo=None).isoformat(),
-                    "contact_phones": []},
-        "lists": {"blocked_accounts": ["6217 0000 9999 0001"], "blocked_phones": ["17000001234"],
-                  "allow_list": [], "snoozes": []},
+        "profile": {
+            **customer,
+            "home_bank": HOME_BANK,
+            "history": _history(),
+            "known_payees": payees,
+            "recent_events": events,
+        },
+        "session": {
+            "call_id": "CALL-C",
+            "redirect_kind": case.get("redirect"),
+            "earlier_operations": earlier,
+            "stated_reason": case.get("say"),
+            "local_time": local.replace(tzinfo=None).isoformat(),
+            "contact_phones": [],
+        },
+        "lists": {
+            "blocked_accounts": ["6217 0000 9999 0001"],
+            "blocked_phones": ["17000001234"],
+            "allow_list": [],
+            "snoozes": [],
+        },
     }
 
 

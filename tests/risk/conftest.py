@@ -152,11 +152,7 @@ def load_suite() -> list[dict[str, Any]]:
     from compact import load_compact
 
     original = [{**s, "part": s.get("part", "tuning")} for s in load_scenarios()]
-    return (
-        original
-        + load_compact(SCENARIOS / "tuning")
-        + load_compact(SCENARIOS / "held_out")
-    )
+    return original + load_compact(SCENARIOS / "tuning") + load_compact(SCENARIOS / "held_out")
 
 
 @pytest.fixture(scope="session")
