@@ -42,8 +42,11 @@ LONG_NEGATORS = (
 )
 #: One-character Chinese negators: they govern only what follows at once ("不关闭").
 SHORT_NEGATORS = ("不", "没", "非", "无", "未", "别", "勿")
-#: Words that begin with a negator character but negate nothing.
+#: Comparisons: what follows at once is a yardstick, not an event ("比中奖还高兴").
+COMPARISONS = ("比", "than", "like winning")
+#: Words that begin with a negator (or comparison) character but negate nothing.
 NOT_NEGATIONS = (
+    "比如", "比较", "比例", "比方",
     "不然",
     "不过",
     "不管",

@@ -7,7 +7,9 @@ then decides for each one:
   "I'm not investing"). Negation is scoped: a one-character negator (不, 没)
   governs only what follows at once, a longer one (不是, 没有, not, rather
   than) the next few words, and never across a clause end or a contrast
-  ("not the police, but the hospital"). A negator inside a phrase of the
+  ("not the police, but the hospital"). What is only compared with ("比中奖
+  还高兴", "better than winning the lottery") is not said to have happened
+  either. A negator inside a phrase of the
   lexicon ("不要告诉", "don't tell") is part of that phrase, not a negation.
 - **about family**: the phrase sits in a clause that describes one of the
   customer's relatives ("我儿子是警察", "my son works at the court"). The
@@ -29,6 +31,7 @@ from risk.language.fold import fold
 from risk.language.lexicon import Hit, PhraseIndex, Token, tokenise
 from risk.language.markers import (
     CLAUSE_ENDS,
+    COMPARISONS,
     CONTRASTS,
     DESCRIBES,
     LONG_NEGATORS,
@@ -114,6 +117,7 @@ class Reader:
         markers: list[tuple[str, str]] = []
         markers += [(w, "long") for w in LONG_NEGATORS]
         markers += [(w, "short") for w in SHORT_NEGATORS]
+        markers += [(w, "comparison") for w in COMPARISONS]
         markers += [(w, "not_negation") for w in NOT_NEGATIONS]
         markers += [(w, "contrast") for w in CONTRASTS]
         markers += [(w, "relative:" + r) for w, r in RELATIVES.items()]
@@ -139,7 +143,7 @@ class Reader:
         negators = [
             m
             for m in marks
-            if m.payload in ("long", "short")
+            if m.payload in ("long", "short", "comparison")
             and not _inside(m, spans)
             and not any(
                 o.payload == "not_negation" and o.start <= m.start and m.end <= o.end for o in marks
@@ -257,7 +261,7 @@ def _negated(hit: Hit[object], negators: list[Hit[str]], clauses: list[int], uni
     for n in negators:
         if n.end > hit.start or bisect_right(clauses, n.start) != clause:
             continue
-        scope = _SHORT_SCOPE if n.payload == "short" else _LONG_SCOPE
+        scope = _LONG_SCOPE if n.payload == "long" else _SHORT_SCOPE
         if 0 <= units.gap(n.end, hit.start) <= scope:
             return True
     return False
@@ -269,7 +273,9 @@ def _family_descriptions(
     clauses: list[int],
     units: _Units,
 ) -> list[tuple[int, int]]:
-    """Spans (from the describing word to the clause end) that describe a relative."""
+    """Spans that describe a relative: from the describing word to the end of the
+    statement, since what follows a description ("儿子是律师，经常去法院") keeps
+    talking about the same person."""
     spans: list[tuple[int, int]] = []
     for rel in relatives:
         clause = bisect_right(clauses, rel.start)
@@ -280,6 +286,6 @@ def _family_descriptions(
                 and d.start < end
                 and units.gap(rel.end, d.start) <= _DESCRIBE_GAP
             ):
-                spans.append((d.start, end))
+                spans.append((d.start, 1 << 30))
                 break
     return spans
