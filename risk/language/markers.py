@@ -46,7 +46,10 @@ SHORT_NEGATORS = ("不", "没", "非", "无", "未", "别", "勿")
 COMPARISONS = ("比", "than", "like winning")
 #: Words that begin with a negator (or comparison) character but negate nothing.
 NOT_NEGATIONS = (
-    "比如", "比较", "比例", "比方",
+    "比如",
+    "比较",
+    "比例",
+    "比方",
     "不然",
     "不过",
     "不管",

@@ -47,13 +47,17 @@ def features(folded: str, tokens: Sequence[Token]) -> set[str]:
 
 @dataclass(frozen=True)
 class ModelVerdict:
-    """Probabilities per class, the most likely scam class and why."""
+    """The most likely scam class, its probability, and why."""
 
-    probabilities: Mapping[str, float]
     best: str
     best_probability: float
-    #: the n-grams that pushed ``best`` up most, strongest first
-    top_phrases: tuple[str, ...]
+    #: (n-gram, weight for ``best``) of the n-grams that pushed ``best`` up, strongest first
+    contributions: tuple[tuple[str, float], ...]
+
+    @property
+    def top_phrases(self) -> tuple[str, ...]:
+        """The n-grams that contributed most to ``best``."""
+        return tuple(f for f, _ in self.contributions[:_TOP])
 
 
 @dataclass(frozen=True)
@@ -76,33 +80,63 @@ class StatementModel:
         }
         return cls(classes, bias, weights, classes.index("legit"))
 
-    def judge(self, folded: str, tokens: Sequence[Token]) -> ModelVerdict | None:
-        """The verdict on one statement; None when no known n-gram occurs."""
+    def probabilities(self, folded: str, tokens: Sequence[Token]) -> dict[str, float]:
+        """Every class's probability (for evaluation; the engine uses :meth:`judge`)."""
+        scores = self._scores(features(folded, tokens))[0]
+        top = max(scores)
+        exps = [math.exp(s - top) for s in scores]
+        total = sum(exps)
+        return {c: e / total for c, e in zip(self.classes, exps, strict=True)}
+
+    def _scores(self, grams: Iterable[str]) -> tuple[list[float], list[str]]:
         scores = list(self.bias)
-        seen: list[tuple[str, tuple[tuple[int, float], ...]]] = []
+        seen: list[str] = []
         weights = self.weights
-        for f in features(folded, tokens):
+        for f in grams:
             entry = weights.get(f)
             if entry is not None:
-                seen.append((f, entry))
+                seen.append(f)
                 for index, w in entry:
                     scores[index] += w
+        return scores, seen
+
+    def _matched(self, folded: str, tokens: Sequence[Token]) -> list[str]:
+        """The statement's n-grams that carry weights (each once): the same as
+        filtering :func:`features`, without building every n-gram first."""
+        weights = self.weights
+        seen: list[str] = []
+        for run in _CJK_RUN.findall(folded):
+            n = len(run)
+            for size in (2, 3):
+                for i in range(n - size + 1):
+                    gram = run[i : i + size]
+                    if gram in weights and gram not in seen:
+                        seen.append(gram)
+        if tokens:
+            words = [t.text for t in tokens]
+            for i, w in enumerate(words):
+                if len(w) > 1 and w in weights and w not in seen:
+                    seen.append(w)
+                if i + 1 < len(words):
+                    pair = f"{w} {words[i + 1]}"
+                    if pair in weights and pair not in seen:
+                        seen.append(pair)
+        return seen
+
+    def judge(self, folded: str, tokens: Sequence[Token]) -> ModelVerdict | None:
+        """The verdict on one statement; None when no known n-gram occurs."""
+        scores, seen = self._scores(self._matched(folded, tokens))
         if not seen:
             return None
         best = max((i for i in range(len(scores)) if i != self.legit), key=scores.__getitem__)
         top = max(scores)
-        exps = [math.exp(s - top) for s in scores]
-        total = sum(exps)
-        probabilities = {c: e / total for c, e in zip(self.classes, exps, strict=True)}
+        total = sum(math.exp(s - top) for s in scores)
+        probability = math.exp(scores[best] - top) / total
         contributions = sorted(
-            ((w, f) for f, entry in seen for i, w in entry if i == best and w > 0), reverse=True
+            ((f, w) for f in seen for i, w in self.weights[f] if i == best and w > 0),
+            key=lambda fw: -fw[1],
         )
-        return ModelVerdict(
-            probabilities=probabilities,
-            best=self.classes[best],
-            best_probability=probabilities[self.classes[best]],
-            top_phrases=tuple(f for _, f in contributions[:_TOP]),
-        )
+        return ModelVerdict(self.classes[best], probability, tuple(contributions))
 
 
 @cache

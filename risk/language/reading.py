@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from typing import TypeVar
 
 from risk.language.fold import fold
-from risk.language.lexicon import Hit, PhraseIndex, Token, tokenise
+from risk.language.lexicon import WORD, Hit, PhraseIndex, Token, tokenise
 from risk.language.markers import (
     CLAUSE_ENDS,
     COMPARISONS,
@@ -132,13 +132,11 @@ class Reader:
         tokens = tokenise(folded)
         read_tokens = self.cues.correct(tokens) if tokens else tokens
         cue_hits = _outermost(self.cues.find(folded, read_tokens))
-        marks = self.markers.find(folded, tokens) if (cue_hits or tokens or folded) else []
+        marks = self.markers.find(folded, tokens)
         model = self.model.judge(folded, tokens) if self.model is not None else None
-        if not marks:
-            found = tuple(CueHit(h.phrase, h.payload.typology, h.payload.weight) for h in cue_hits)
-            return _reading(folded, found, frozenset(), model, self.role_typologies)
-        clauses = _clause_starts(folded, marks)
-        units = _Units(folded, tokens)
+        relatives = [m for m in marks if m.payload.startswith("relative:")]
+        if not relatives and not cue_hits:
+            return Reading(folded, (), frozenset(), model)
         spans = [(h.start, h.end) for h in cue_hits]
         negators = [
             m
@@ -149,8 +147,12 @@ class Reader:
                 o.payload == "not_negation" and o.start <= m.start and m.end <= o.end for o in marks
             )
         ]
+        if not negators and not relatives:  # the common case: nothing to scope
+            found = tuple(CueHit(h.phrase, h.payload.typology, h.payload.weight) for h in cue_hits)
+            return _reading(folded, found, frozenset(), model, self.role_typologies)
+        clauses = _clause_starts(folded, marks)
+        units = _Units(folded, tokens)
         negators = _outermost(negators)
-        relatives = [m for m in marks if m.payload.startswith("relative:")]
         describing = [m for m in marks if m.payload == "describes"]
         family_spans = _family_descriptions(relatives, describing, clauses, units)
         named: set[str] = set()
@@ -228,32 +230,22 @@ def _clause_starts(folded: str, marks: list[Hit[str]]) -> list[int]:
 class _Units:
     """Distance in reading units: a Chinese character or an English word each count one."""
 
-    __slots__ = ("_at",)
+    __slots__ = ("_folded",)
 
     def __init__(self, folded: str, tokens: list[Token]) -> None:
-        at = [0] * (len(folded) + 1)
-        unit = 0
-        word_ends = {t.start: t.end for t in tokens}
-        i = 0
-        n = len(folded)
-        while i < n:
-            end = word_ends.get(i)
-            if end is not None:
-                for j in range(i, end):
-                    at[j] = unit
-                unit += 1
-                i = end
-                continue
-            at[i] = unit
-            if not folded[i].isspace():
-                unit += 1
-            i += 1
-        at[n] = unit
-        self._at = at
+        self._folded = folded
 
     def gap(self, end: int, start: int) -> int:
         """Units between a phrase ending at ``end`` and one starting at ``start``."""
-        return self._at[start] - self._at[end] if start >= end else -1
+        if start < end:
+            return -1
+        between = self._folded[end:start]
+        if len(between) > 4 * _LONG_SCOPE:
+            return 1 << 20
+        if between.isascii():
+            return len(WORD.findall(between))
+        wide = sum(1 for ch in between if not ch.isascii() and not ch.isspace())
+        return wide + len(WORD.findall(between))
 
 
 def _negated(hit: Hit[object], negators: list[Hit[str]], clauses: list[int], units: _Units) -> bool:
