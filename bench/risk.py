@@ -393,10 +393,18 @@ def measure(
     return decisions, elapsed, cpu, timings
 
 
+class _Deaf(Reader):
+    """A reader that reads nothing: every statement is an empty reading."""
+
+    def read(self, text: str) -> Reading:
+        return Reading("", (), frozenset())
+
+
 def language_off(ruleset: Ruleset) -> Ruleset:
-    """The same ruleset reading no words: no lexicon, no statement model."""
-    reader = Reader.build({}, frozenset(), None)
-    return replace(ruleset, features=replace(ruleset.features, reader=reader))
+    """The same ruleset reading no words: no folding, lexicon, negation or model."""
+    plain = Reader.build({}, frozenset(), None)
+    deaf = _Deaf(plain.cues, plain.markers, plain.role_typologies, None)
+    return replace(ruleset, features=replace(ruleset.features, reader=deaf))
 
 
 if __name__ == "__main__":

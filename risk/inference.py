@@ -124,18 +124,31 @@ def _to_long_known_family(ctx: FeatureContext) -> bool:
     return days >= ctx.params.long_known_days
 
 
+def _cue_story(ctx: FeatureContext) -> Mapping[str, float]:
+    """Story weight per typology from the cues alone."""
+    cached = ctx.values.get("_cue_story")
+    if isinstance(cached, dict):
+        return cached
+    result: dict[str, float] = {}
+    read = reading(ctx)
+    if read is not None and read.cues:
+        known = ctx.params.typologies
+        for name, weight in read.cue_weights(_to_long_known_family(ctx)).items():
+            if name in known:
+                result[name] = min(weight, STORY_CAP)
+    ctx.values["_cue_story"] = result
+    return result
+
+
 def story(ctx: FeatureContext) -> Mapping[str, float]:
     """Story weight per typology (only typologies with some weight)."""
     cached = ctx.values.get("_story")
     if isinstance(cached, dict):
         return cached
-    result: dict[str, float] = {}
+    result = dict(_cue_story(ctx))
     read = reading(ctx)
     if read is not None:
         known = ctx.params.typologies
-        for name, weight in read.cue_weights(_to_long_known_family(ctx)).items():
-            if name in known:
-                result[name] = min(weight, STORY_CAP)
         model = read.model
         if (
             model is not None
@@ -149,6 +162,11 @@ def story(ctx: FeatureContext) -> Mapping[str, float]:
 
 def _told(ctx: FeatureContext) -> frozenset[str]:
     bar = ctx.params.story_threshold
+    cues = _cue_story(ctx)
+    # The model adds at most MODEL_SHARE to one typology: when no cue weight is
+    # within that of the bar, the model cannot change the answer, so it is not run.
+    if all(weight < bar - MODEL_SHARE for weight in cues.values()):
+        return frozenset()
     return frozenset(name for name, weight in story(ctx).items() if weight >= bar)
 
 

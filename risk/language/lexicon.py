@@ -9,8 +9,8 @@ is read as the vocabulary word one typing slip away ("polise", "acount",
 "prosecuter"), unless the slip is at its last letter (where "policy" and
 "police" differ) or more than one word is that close.
 
-Built for short texts: the first characters or first words of the text rule
-most phrases out before any comparison.
+Built for short texts: the text's character pairs (or first words) rule most
+phrases out before any comparison.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Generic, TypeVar
+from typing import Generic, NamedTuple, TypeVar
 
 P = TypeVar("P")
 P_co = TypeVar("P_co", covariant=True)
@@ -30,19 +30,19 @@ _MIN_TYPO_LENGTH = 5
 _PREFIX_KEY = 4
 
 
-@dataclass(frozen=True)
-class Token:
+class Token(NamedTuple):
     """One word of the text; ``text`` is the word as read (typos corrected)."""
 
     text: str
     start: int
     end: int
-    index: int
+    position: int
 
 
-@dataclass(frozen=True)
-class Hit(Generic[P_co]):
-    """One occurrence of a phrase: its span in the folded text and its payload."""
+class Hit(NamedTuple, Generic[P_co]):
+    """One occurrence of a phrase: its span in the folded text and its payload.
+
+    (Named tuples: a statement yields dozens, and they are cheap to make.)"""
 
     phrase: str
     start: int
@@ -85,6 +85,7 @@ def _one_slip(word: str, known: str) -> bool:
 class PhraseIndex(Generic[P]):
     """Phrases in both scripts, indexed for :meth:`find`."""
 
+    #: non-ASCII phrases by their first two characters (one-character phrases by it)
     by_char: Mapping[str, tuple[tuple[str, P], ...]]
     by_word: Mapping[str, tuple[tuple[tuple[str, ...], str, P], ...]]
     by_prefix: Mapping[str, tuple[tuple[tuple[str, ...], str, P], ...]]
@@ -103,7 +104,7 @@ class PhraseIndex(Generic[P]):
             if not text:
                 continue
             if not text.isascii():
-                by_char.setdefault(text[0], []).append((text, payload))
+                by_char.setdefault(text[:2], []).append((text, payload))
                 continue
             words = tuple(re.findall(r"[a-z0-9*]+(?:'[a-z]+)?", text))
             if not words:
@@ -142,15 +143,17 @@ class PhraseIndex(Generic[P]):
             if len(matches) == 1:
                 if out is tokens:
                     out = list(tokens)
-                out[t.index] = Token(matches[0], t.start, t.end, t.index)
+                out[t.position] = Token(matches[0], t.start, t.end, t.position)
         return out
 
     def find(self, folded: str, tokens: list[Token]) -> list[Hit[P]]:
         """Every occurrence of every phrase in ``folded`` (words from ``tokens``)."""
         hits: list[Hit[P]] = []
         if self.by_char:
-            for ch in self.by_char.keys() & set(folded):
-                for phrase, payload in self.by_char[ch]:
+            keys = set(folded)
+            keys.update(folded[i : i + 2] for i in range(len(folded) - 1))
+            for key in self.by_char.keys() & keys:
+                for phrase, payload in self.by_char[key]:
                     at = folded.find(phrase)
                     while at >= 0:
                         hits.append(Hit(phrase, at, at + len(phrase), payload))
@@ -160,7 +163,7 @@ class PhraseIndex(Generic[P]):
                 candidates = self.by_word.get(t.text, ())
                 prefixed = self.by_prefix.get(t.text[:_PREFIX_KEY], ()) if self.by_prefix else ()
                 for words, text, payload in (*candidates, *prefixed):
-                    end = _match_words(words, tokens, t.index)
+                    end = _match_words(words, tokens, t.position)
                     if end is not None:
                         hits.append(Hit(text, t.start, tokens[end].end, payload))
         return hits

@@ -51,13 +51,15 @@ class ModelVerdict:
 
     best: str
     best_probability: float
-    #: (n-gram, weight for ``best``) of the n-grams that pushed ``best`` up, strongest first
+    #: (n-gram, weight for ``best``) of the statement's n-grams that carry weight for ``best``
     contributions: tuple[tuple[str, float], ...]
 
     @property
     def top_phrases(self) -> tuple[str, ...]:
-        """The n-grams that contributed most to ``best``."""
-        return tuple(f for f, _ in self.contributions[:_TOP])
+        """The n-grams that pushed ``best`` up most, strongest first (sorted only
+        when an explanation asks for them)."""
+        pushed = sorted((fw for fw in self.contributions if fw[1] > 0), key=lambda fw: -fw[1])
+        return tuple(f for f, _ in pushed[:_TOP])
 
 
 @dataclass(frozen=True)
@@ -104,39 +106,43 @@ class StatementModel:
         """The statement's n-grams that carry weights (each once): the same as
         filtering :func:`features`, without building every n-gram first."""
         weights = self.weights
-        seen: list[str] = []
+        seen: dict[str, None] = {}
         for run in _CJK_RUN.findall(folded):
-            n = len(run)
             for size in (2, 3):
-                for i in range(n - size + 1):
+                for i in range(len(run) - size + 1):
                     gram = run[i : i + size]
-                    if gram in weights and gram not in seen:
-                        seen.append(gram)
+                    if gram in weights:
+                        seen[gram] = None
         if tokens:
             words = [t.text for t in tokens]
             for i, w in enumerate(words):
-                if len(w) > 1 and w in weights and w not in seen:
-                    seen.append(w)
+                if len(w) > 1 and w in weights:
+                    seen[w] = None
                 if i + 1 < len(words):
                     pair = f"{w} {words[i + 1]}"
-                    if pair in weights and pair not in seen:
-                        seen.append(pair)
-        return seen
+                    if pair in weights:
+                        seen[pair] = None
+        return list(seen)
 
     def judge(self, folded: str, tokens: Sequence[Token]) -> ModelVerdict | None:
         """The verdict on one statement; None when no known n-gram occurs."""
         scores, seen = self._scores(self._matched(folded, tokens))
         if not seen:
             return None
-        best = max((i for i in range(len(scores)) if i != self.legit), key=scores.__getitem__)
+        legit = self.legit
+        best = 0 if legit != 0 else 1
+        for i, value in enumerate(scores):
+            if i != legit and value > scores[best]:
+                best = i
         top = max(scores)
-        total = sum(math.exp(s - top) for s in scores)
-        probability = math.exp(scores[best] - top) / total
-        contributions = sorted(
-            ((f, w) for f in seen for i, w in self.weights[f] if i == best and w > 0),
-            key=lambda fw: -fw[1],
-        )
-        return ModelVerdict(self.classes[best], probability, tuple(contributions))
+        exp = math.exp
+        total = 0.0
+        for value in scores:
+            total += exp(value - top)
+        probability = exp(scores[best] - top) / total
+        weights = self.weights
+        contributions = tuple((f, w) for f in seen for i, w in weights[f] if i == best)
+        return ModelVerdict(self.classes[best], probability, contributions)
 
 
 @cache

@@ -23,8 +23,9 @@ engine compares with the payee book, and the statement model's verdict.
 from __future__ import annotations
 
 from bisect import bisect_right
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import TypeVar
 
 from risk.language.fold import fold
@@ -67,17 +68,32 @@ class CueHit:
 
 @dataclass(frozen=True)
 class Reading:
-    """What the statement says, independent of the operation."""
+    """What the statement says, independent of the operation.
+
+    The statement model's verdict and, for a statement without typology cues,
+    the relatives it names are worked out on first use: most statements need
+    neither, and the reading is on every operation's path.
+    """
 
     folded: str
     cues: tuple[CueHit, ...]
-    #: relations the customer names and does not deny ("son", "grandchild", ...)
-    relatives: frozenset[str]
-    model: ModelVerdict | None = None
+    _relatives: frozenset[str] | Callable[[], frozenset[str]] = frozenset()
+    _judge: Callable[[], ModelVerdict | None] | None = None
     #: per typology: the sum of the counted cue weights, family descriptions included
     _sums: Mapping[str, float] = field(default_factory=dict)
     #: the same without phrases that describe the customer's family
     _sums_not_family: Mapping[str, float] = field(default_factory=dict)
+
+    @cached_property
+    def relatives(self) -> frozenset[str]:
+        """Relations the customer names and does not deny ("son", "grandchild", ...)."""
+        found = self._relatives
+        return found if isinstance(found, frozenset) else found()
+
+    @cached_property
+    def model(self) -> ModelVerdict | None:
+        """The statement model's verdict (None without a model or known n-gram)."""
+        return self._judge() if self._judge is not None else None
 
     def cue_weights(self, discount_family: bool) -> Mapping[str, float]:
         """Summed weights of the cues that count, per typology."""
@@ -86,9 +102,6 @@ class Reading:
     def phrases(self, typology: str) -> list[str]:
         """The phrases that counted for ``typology``, as found (for explanations)."""
         return [c.phrase for c in self.cues if c.typology == typology and not c.negated]
-
-
-_EMPTY_MODEL_LESS = Reading("", (), frozenset())
 
 
 @dataclass(frozen=True)
@@ -100,6 +113,8 @@ class Reader:
     #: typologies whose phrases can describe a person's role (police, court, ...)
     role_typologies: frozenset[str]
     model: StatementModel | None = None
+    #: relatives alone: a cheap first look when the statement has no typology cue
+    relative_words: PhraseIndex[str] | None = None
 
     @classmethod
     def build(
@@ -122,21 +137,34 @@ class Reader:
         markers += [(w, "contrast") for w in CONTRASTS]
         markers += [(w, "relative:" + r) for w, r in RELATIVES.items()]
         markers += [(w, "describes") for w in DESCRIBES]
-        return cls(cues, PhraseIndex.build(markers), role_typologies, model)
+        relative_words = PhraseIndex.build((w, "relative") for w in RELATIVES)
+        return cls(cues, PhraseIndex.build(markers), role_typologies, model, relative_words)
 
     def read(self, text: str) -> Reading:
         """The reading of one statement."""
         folded = fold(text)
         if not folded.strip():
-            return Reading(folded, (), frozenset())
+            return Reading(folded, ())
         tokens = tokenise(folded)
         read_tokens = self.cues.correct(tokens) if tokens else tokens
         cue_hits = _outermost(self.cues.find(folded, read_tokens))
+        model = self.model
+        judge = (lambda: model.judge(folded, tokens)) if model is not None else None
+        if not cue_hits:
+            return Reading(folded, (), lambda: self._scope(folded, tokens, [])[1], judge)
+        found, relatives = self._scope(folded, tokens, cue_hits)
+        return _reading(folded, found, relatives, judge, self.role_typologies)
+
+    def _scope(
+        self, folded: str, tokens: list[Token], cue_hits: list[Hit[Cue]]
+    ) -> tuple[tuple[CueHit, ...], frozenset[str]]:
+        """Negation and family descriptions for the cues; the relatives named."""
+        if not cue_hits and (
+            self.relative_words is not None and not self.relative_words.find(folded, tokens)
+        ):
+            return (), frozenset()
         marks = self.markers.find(folded, tokens)
-        model = self.model.judge(folded, tokens) if self.model is not None else None
         relatives = [m for m in marks if m.payload.startswith("relative:")]
-        if not relatives and not cue_hits:
-            return Reading(folded, (), frozenset(), model)
         spans = [(h.start, h.end) for h in cue_hits]
         negators = [
             m
@@ -148,8 +176,9 @@ class Reader:
             )
         ]
         if not negators and not relatives:  # the common case: nothing to scope
-            found = tuple(CueHit(h.phrase, h.payload.typology, h.payload.weight) for h in cue_hits)
-            return _reading(folded, found, frozenset(), model, self.role_typologies)
+            return tuple(
+                CueHit(h.phrase, h.payload.typology, h.payload.weight) for h in cue_hits
+            ), frozenset()
         clauses = _clause_starts(folded, marks)
         units = _Units(folded, tokens)
         negators = _outermost(negators)
@@ -169,14 +198,14 @@ class Reader:
             )
             for h in cue_hits
         )
-        return _reading(folded, found, frozenset(named), model, self.role_typologies)
+        return found, frozenset(named)
 
 
 def _reading(
     folded: str,
     cues: tuple[CueHit, ...],
     relatives: frozenset[str],
-    model: ModelVerdict | None,
+    judge: Callable[[], ModelVerdict | None] | None,
     role_typologies: frozenset[str],
 ) -> Reading:
     sums: dict[str, float] = {}
@@ -189,7 +218,7 @@ def _reading(
         sums[c.typology] = sums.get(c.typology, 0.0) + c.weight
         if not (c.about_family and c.typology in role_typologies):
             not_family[c.typology] = not_family.get(c.typology, 0.0) + c.weight
-    return Reading(folded, cues, relatives, model, sums, not_family)
+    return Reading(folded, cues, relatives, judge, sums, not_family)
 
 
 H = TypeVar("H", bound=Hit[object])
