@@ -59,7 +59,7 @@ from risk import (
     Transaction,
     load_default_ruleset,
 )
-from risk.language.reading import Reader
+from risk.language.reading import Reader, Reading
 
 NOW = datetime(2025, 3, 10, 2, 0, tzinfo=UTC)
 LOCAL = timedelta(hours=8)
