@@ -259,12 +259,10 @@ def said_typologies(ctx: FeatureContext) -> object:
 
 @feature("bool", "the reason names a relative, but the payee is new or added this week", cost=3)
 def claimed_relative_new_payee(ctx: FeatureContext) -> object:
-    if not _is_transfer(ctx):
+    if not _is_transfer(ctx) or ctx.number("payee_known_days") >= NEW_PAYEE_DAYS:
         return False
     read = reading(ctx)
-    if read is None or not read.relatives:
-        return False
-    return ctx.number("payee_known_days") < NEW_PAYEE_DAYS
+    return read is not None and bool(read.relatives)
 
 
 @feature("str", "the typology story and behaviour point to ('none' below the naming bar)", cost=3)

@@ -9,7 +9,7 @@ is read as the vocabulary word one typing slip away ("polise", "acount",
 "prosecuter"), unless the slip is at its last letter (where "policy" and
 "police" differ) or more than one word is that close.
 
-Built for short texts: the text's character pairs (or first words) rule most
+Built for short texts: the text's characters (or first words) rule most
 phrases out before any comparison.
 """
 
@@ -85,7 +85,7 @@ def _one_slip(word: str, known: str) -> bool:
 class PhraseIndex(Generic[P]):
     """Phrases in both scripts, indexed for :meth:`find`."""
 
-    #: non-ASCII phrases by their first two characters (one-character phrases by it)
+    #: non-ASCII phrases by their first character
     by_char: Mapping[str, tuple[tuple[str, P], ...]]
     by_word: Mapping[str, tuple[tuple[tuple[str, ...], str, P], ...]]
     by_prefix: Mapping[str, tuple[tuple[tuple[str, ...], str, P], ...]]
@@ -104,7 +104,7 @@ class PhraseIndex(Generic[P]):
             if not text:
                 continue
             if not text.isascii():
-                by_char.setdefault(text[:2], []).append((text, payload))
+                by_char.setdefault(text[0], []).append((text, payload))
                 continue
             words = tuple(re.findall(r"[a-z0-9*]+(?:'[a-z]+)?", text))
             if not words:
@@ -150,9 +150,8 @@ class PhraseIndex(Generic[P]):
         """Every occurrence of every phrase in ``folded`` (words from ``tokens``)."""
         hits: list[Hit[P]] = []
         if self.by_char:
-            keys = set(folded)
-            keys.update(folded[i : i + 2] for i in range(len(folded) - 1))
-            for key in self.by_char.keys() & keys:
+            # set & dict keys would copy every key; this looks up the text's characters
+            for key in set(folded).intersection(self.by_char):
                 for phrase, payload in self.by_char[key]:
                     at = folded.find(phrase)
                     while at >= 0:
