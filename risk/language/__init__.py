@@ -7,7 +7,7 @@
 - :mod:`risk.language.reading`: clauses, negation and contrast, who the words
   are about; the result is a :class:`~risk.language.reading.Reading`.
 - :mod:`risk.language.model`: a small linear statement classifier over
-  character n-grams, trained at build time (``risk.build.train_statements``).
+  character n-grams, trained at build time (``risk.training.train_statements``).
 
 Everything is pure and built once per ruleset.
 """

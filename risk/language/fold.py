@@ -2,7 +2,7 @@
 
 Full-width letters and punctuation become ASCII (NFKC), case is folded, and
 traditional or variant Chinese characters become simplified ones through a
-generated one-to-one table (``variants.json``, see ``risk.build.variants``).
+generated one-to-one table (``variants.json``, see ``risk.training.variants``).
 The fold keeps the text's length per character except where NFKC expands a
 character, which is why every position the reader reports refers to the
 folded text.

@@ -4,7 +4,7 @@ Features are Chinese character bigrams and trigrams (within runs of Chinese
 text) and English words and word pairs, each counted once. Each class (a
 typology, or ``legit``) has a bias and sparse weights; the probabilities are
 the softmax of the sums. The weights are trained at build time from the labelled
-corpus in ``risk/corpus/statements.yaml`` by ``risk.build.train_statements``
+corpus in ``risk/corpus/statements.yaml`` by ``risk.training.train_statements``
 and committed as ``statement_model.json``; the engine only adds numbers.
 
 The verdict is evidence, never a decision: the engine adds a bounded share of

@@ -9,7 +9,7 @@ from dataclasses import replace
 from typing import Any
 
 from risk import Decision, RiskEngine, load_default_ruleset
-from risk.build import train_statements, variants
+from risk.training import train_statements, variants
 from risk.codec import decode_case
 from risk.language.fold import fold
 from risk.language.model import StatementModel
@@ -20,7 +20,7 @@ def test_committed_weights_are_what_training_produces() -> None:
     corpus = train_statements.load_corpus()
     expected = train_statements.render(train_statements.train(corpus))
     assert train_statements.TARGET.read_text(encoding="utf-8") == expected, (
-        "stale weights: run python -m risk.build.train_statements"
+        "stale weights: run python -m risk.training.train_statements"
     )
 
 
