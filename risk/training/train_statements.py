@@ -157,7 +157,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.check:
         current = TARGET.read_text(encoding="utf-8") if TARGET.exists() else ""
         if current != text:
-            print(f"{TARGET} is stale: run python -m risk.training.train_statements", file=sys.stderr)
+            stale = f"{TARGET} is stale: run python -m risk.training.train_statements"
+            print(stale, file=sys.stderr)
             return 1
         return 0
     if args.evaluate:

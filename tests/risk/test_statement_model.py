@@ -9,10 +9,10 @@ from dataclasses import replace
 from typing import Any
 
 from risk import Decision, RiskEngine, load_default_ruleset
-from risk.training import train_statements, variants
 from risk.codec import decode_case
 from risk.language.fold import fold
 from risk.language.model import StatementModel
+from risk.training import train_statements, variants
 
 
 def test_committed_weights_are_what_training_produces() -> None:
