@@ -142,9 +142,7 @@ def evaluate(model: StatementModel, corpus: Corpus) -> Evaluation:
         else:
             scams += 1
             scams_flagged += flagged
-    return Evaluation(
-        len(corpus.held_out), correct, scams, scams_flagged, legit, legit_flagged
-    )
+    return Evaluation(len(corpus.held_out), correct, scams, scams_flagged, legit, legit_flagged)
 
 
 def main(argv: list[str] | None = None) -> int:
