@@ -17,7 +17,11 @@ English, a few naming scam typologies. Generation is not timed.
 Then, pinned to one CPU (the idlest over a half-second sample, since the
 machine may be shared) with the packaged default ruleset, it measures:
 1. throughput: one pass over all operations, by wall clock and by CPU time;
-2. latency: a second pass timing each evaluation with ``perf_counter_ns``.
+2. latency: a second pass timing each evaluation with ``perf_counter_ns``;
+3. the floor, side by side in the same run: the same ruleset with the
+   language features off (no lexicon, no statement model), and the ratio.
+Verdicts against the targets (>= 20,000 decisions/s, p99 < 0.5 ms, with the
+language features on) are printed last.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ import statistics
 import sys
 import time
 from collections import Counter
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -49,10 +54,12 @@ from risk import (
     RecentEvent,
     RiskEngine,
     RiskLists,
+    Ruleset,
     RuleSnooze,
     Transaction,
     load_default_ruleset,
 )
+from risk.language.reading import Reader, Reading
 
 NOW = datetime(2025, 3, 10, 2, 0, tzinfo=UTC)
 LOCAL = timedelta(hours=8)
@@ -93,6 +100,12 @@ LEGIT_REASONS = [
     "",
     "买菜钱",
     "给老伴买药",
+    "不是警察让我转的，是给女儿交房租",
+    "我儿子是警察，这是给他结婚用的钱",
+    "a surprise for my grandson's graduation, don't tell him",
+    "給女兒的生活費",
+    "gei sunzi de hongbao",
+    "I'm not investing in anything, just paying my daughter back for the groceries",
 ]
 SCAM_REASONS = [
     "客服说微信百万保障要关闭，让我把钱转到自己的新账户",
@@ -101,6 +114,10 @@ SCAM_REASONS = [
     "孙子出车祸了急需用钱，别告诉他爸妈",
     "The prosecutor said my account is under investigation",
     "guaranteed returns on crypto",
+    "the polise officer said my acount is linked to a crime",
+    "客服說我開通了百萬保障，不關閉的話每個月都要扣費",
+    "the platform says I have to pay a deposit before I can withdraw my earnings",
+    "客服正在和我共享屏幕，让我把密码重置一下",
 ]
 
 
@@ -163,8 +180,19 @@ def make_operation(
             currency="CNY",
             new_limit=Decimal(rng.choice(["5000", "20000", "50000", "200000"])),
         )
+    elif roll < 0.12:
+        op = Operation(kind=rng.choice(["balance_inquiry", "card_activation", "password_reset"]))
     elif roll < 0.15:
-        op = Operation(kind=rng.choice(["balance_inquiry", "card_activation", "time_deposit"]))
+        action = rng.choice(["open", "break"])
+        principal = Decimal(rng.choice(["20000", "50000", "150000"]))
+        op = Operation(
+            kind="time_deposit",
+            deposit_action=action,
+            amount=principal,
+            currency="CNY",
+            term_months=rng.choice([12, 36]),
+            interest_forfeited=principal * Decimal("0.012") if action == "break" else None,
+        )
     else:
         payee_roll = rng.random()
         if payee_roll < 0.68:
@@ -294,20 +322,11 @@ def main() -> int:
     for op, customer, session in work[:2_000]:  # warm-up: caches, branch predictors
         engine.evaluate(op, customer, session, lists, now)
 
-    evaluate = engine.evaluate
-    decisions: Counter[str] = Counter()
-    start, cpu_start = time.perf_counter(), time.process_time()
-    for op, customer, session in work:
-        decisions[evaluate(op, customer, session, lists, now).decision.value] += 1
-    elapsed, cpu = time.perf_counter() - start, time.process_time() - cpu_start
-
-    timings: list[int] = []
-    clock = time.perf_counter_ns
-    for op, customer, session in work:
-        t = clock()
-        evaluate(op, customer, session, lists, now)
-        timings.append(clock() - t)
-    timings.sort()
+    decisions, elapsed, cpu, timings = measure(engine, work, lists)
+    floor = RiskEngine(language_off(engine.ruleset))
+    for op, customer, session in work[:2_000]:
+        floor.evaluate(op, customer, session, lists, now)
+    _, floor_elapsed, _, floor_timings = measure(floor, work, lists)
 
     n = len(work)
     print(
@@ -335,9 +354,57 @@ def main() -> int:
             for d in ("allow", "warn", "review", "hold", "block")
         )
     )
+    floor_rate, rate = n / floor_elapsed, n / elapsed
+    p99, floor_p99 = percentile(timings, 0.99), percentile(floor_timings, 0.99)
+    print(
+        f"floor (same run, language features off): {floor_rate:,.0f} decisions/s, "
+        f"p50 {percentile(floor_timings, 0.50):.1f} us, p99 {floor_p99:.1f} us; "
+        f"ratio with language on: throughput {rate / floor_rate:.2f}x, p99 {p99 / floor_p99:.2f}x"
+    )
     gc_counts = gc.get_count()
     print(f"(garbage collector enabled; generation counts at end {gc_counts})")
-    return 0
+    verdicts = [
+        ("throughput >= 20,000 decisions/s", rate >= 20_000, f"{rate:,.0f}/s"),
+        ("p99 latency < 500 us", p99 < 500, f"{p99:.1f} us"),
+    ]
+    for label, ok, figure in verdicts:
+        print(f"verdict: {label}: {'met' if ok else 'MISSED'} ({figure}, language features on)")
+    return 0  # verdicts are reported; a loaded machine must not fail `make bench`
+
+
+def measure(
+    engine: RiskEngine, work: list[tuple[Operation, CustomerProfile, CallSession]], lists: RiskLists
+) -> tuple[Counter[str], float, float, list[int]]:
+    """One timed pass for throughput, one for per-evaluation latency."""
+    evaluate = engine.evaluate
+    now = NOW
+    decisions: Counter[str] = Counter()
+    start, cpu_start = time.perf_counter(), time.process_time()
+    for op, customer, session in work:
+        decisions[evaluate(op, customer, session, lists, now).decision.value] += 1
+    elapsed, cpu = time.perf_counter() - start, time.process_time() - cpu_start
+    timings: list[int] = []
+    clock = time.perf_counter_ns
+    for op, customer, session in work:
+        t = clock()
+        evaluate(op, customer, session, lists, now)
+        timings.append(clock() - t)
+    timings.sort()
+    return decisions, elapsed, cpu, timings
+
+
+class _Deaf(Reader):
+    """A reader that reads nothing: every statement is an empty reading."""
+
+    def read(self, text: str) -> Reading:
+        return Reading("", (), frozenset())
+
+
+def language_off(ruleset: Ruleset) -> Ruleset:
+    """The same ruleset reading no words: no folding, lexicon, negation or model."""
+    plain = Reader.build({}, frozenset(), None)
+    deaf = _Deaf(plain.cues, plain.markers, plain.role_typologies, None)
+    return replace(ruleset, features=replace(ruleset.features, reader=deaf))
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""Inline risk engine: decides on transfers and limit changes during the call.
+"""Inline risk engine: decides on every in-call operation, reading the customer's words.
 
 Pure library: no network, database or event loop; time comes in as ``now``.
 

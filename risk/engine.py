@@ -12,6 +12,9 @@ How a decision is made:
 4. Fail-safe: an undecided rule, an unknown age needed for weighting, or
    any exception makes the decision at least ``review``, or ``hold`` when
    the amount is at or above the large-amount threshold or itself unknown.
+5. Naming: a decision above allow names the scam the story and behaviour
+   point to most (``risk.inference``), first among the reasons, in words
+   the customer understands. Naming never changes the decision.
 
 ``evaluate`` never raises and never awaits. ``reload`` validates before it
 swaps; the engine's state is one reference replaced in a single assignment,
@@ -27,6 +30,7 @@ from datetime import datetime
 from pathlib import Path
 
 from risk.features import UNKNOWN, FeatureContext
+from risk.inference import naming_reason
 from risk.model import (
     Assessment,
     CallSession,
@@ -176,6 +180,15 @@ def evaluate_ruleset(
     if undecided:
         rank = max(rank, _fail_safe_floor(ruleset.large_amount_cny, ctx, operation).rank)
         reasons.append(feature_unavailable_reason(sorted(missing.items())))
+    typology: str | None = None
+    if rank > 0:
+        try:
+            named = naming_reason(ctx)
+        except Exception:  # an explanation must not cost the decision
+            named = None
+        if named is not None:
+            typology, reason = named
+            reasons.insert(0, reason)
 
     return Assessment(
         decision=_BY_RANK[rank],
@@ -185,6 +198,7 @@ def evaluate_ruleset(
         mitigations=tuple([_render(rule, ctx) for rule in mitigations]) if mitigations else (),
         unknown_features=tuple(sorted(missing)) if missing else (),
         snoozed=tuple(snoozed),
+        typology=typology,
     )
 
 

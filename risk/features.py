@@ -21,6 +21,7 @@ from decimal import Decimal
 from typing import Final
 
 from risk.habits import Baseline, PeerGroup, peer_group_for
+from risk.language.reading import Reader
 from risk.model import (
     CallSession,
     CustomerProfile,
@@ -29,7 +30,7 @@ from risk.model import (
     RiskLists,
 )
 from risk.normalise import normalise_account, normalise_phone
-from risk.typologies import TypologyMatcher
+from risk.typologies import TypologyInfo
 
 
 class MissingData(Exception):
@@ -68,9 +69,19 @@ class FeatureParams:
     min_history_transactions: int
     min_history_days: float
     min_spread: float
-    typologies: TypologyMatcher
     #: each peer group as a ready Baseline (built once per ruleset)
     peer_baselines: Mapping[PeerGroup, Baseline]
+    #: reads stated reasons against the ruleset's typology lexicons
+    reader: Reader
+    typologies: Mapping[str, TypologyInfo]
+    #: story weight from which a statement counts for a typology
+    story_threshold: float = 1.0
+    #: story plus behaviour weight from which a typology is named
+    name_threshold: float = 1.0
+    #: payee-book age (days) from which a family payee is long known
+    long_known_days: float = 365.0
+    #: evidence from which a decision above allow names the likely scam
+    explain_threshold: float = 0.5
 
 
 class FeatureContext:
@@ -160,12 +171,16 @@ FEATURES: dict[str, Feature] = {}
 
 Compute = Callable[[FeatureContext], object]
 
+#: What evaluations call (tests swap entries to break a feature on purpose).
+_COMPUTE: dict[str, Compute] = {}
+
 
 def feature(kind: str, doc: str, cost: int = 1) -> Callable[[Compute], Compute]:
     """Register a feature under its function name."""
 
     def register(fn: Compute) -> Compute:
         FEATURES[fn.__name__] = Feature(fn.__name__, kind, doc, fn, cost)
+        _COMPUTE[fn.__name__] = fn
         return fn
 
     return register
@@ -504,17 +519,6 @@ def stopped_in_call(ctx: FeatureContext) -> object:
     return sum(1 for op in earlier if op.outcome in _STOPPED)
 
 
-@feature("set", "scam typologies named in the customer's stated reason", cost=3)
-def reason_typologies(ctx: FeatureContext) -> object:
-    reason = ctx.need_session().stated_reason
-    if reason is None:
-        raise MissingData("the customer's stated reason was not recorded")
-    return ctx.params.typologies.match(reason)
-
-
 @feature("str", "redirect that opened the call ('none' if the customer called directly)")
 def redirect_kind(ctx: FeatureContext) -> object:
     return ctx.need_session().redirect_kind or "none"
-
-
-_COMPUTE: dict[str, Compute] = {name: f.compute for name, f in FEATURES.items()}

@@ -72,8 +72,9 @@ class Operation:
     """The operation the specialist is about to run.
 
     ``kind`` is one of the contract's operation kinds (``transfer``,
-    ``limit_change``, ``password_reset``, ...). Transfer fields are ``None``
-    for other kinds, or when the caller does not know them.
+    ``limit_change``, ``password_reset``, ...). Fields a kind does not use are
+    ``None``, as are fields the caller does not know. ``amount`` is the
+    transfer's amount, or a time deposit's principal.
     """
 
     kind: str
@@ -87,6 +88,11 @@ class Operation:
     #: Limit changes: the channel ("mobile", "counter", ...) and the new limit.
     channel: str | None = None
     new_limit: Decimal | None = None
+    #: Time deposits: ``open`` or ``break``, the term, and for an early break
+    #: the interest the customer gives up (in ``currency``).
+    deposit_action: str | None = None
+    term_months: int | None = None
+    interest_forfeited: Decimal | None = None
 
 
 @dataclass(frozen=True)
@@ -268,7 +274,9 @@ class Assessment:
 
     ``unknown_features`` lists features that were needed but could not be
     computed; ``snoozed`` lists snoozed rules that would otherwise have fired
-    (or been undecided) for this operation.
+    (or been undecided) for this operation; ``typology`` is the scam the
+    warning names, when the decision is above allow and the story and the
+    behaviour point to one.
     """
 
     decision: Decision
@@ -279,6 +287,8 @@ class Assessment:
     unknown_features: tuple[str, ...] = ()
     snoozed: tuple[str, ...] = ()
     shadow: ShadowResult | None = None
+    #: the scam typology the customer's warning names (None: none named)
+    typology: str | None = None
 
     @property
     def reason_codes(self) -> tuple[str, ...]:

@@ -15,11 +15,13 @@ rejects the whole file, so a half-valid ruleset never goes live.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import string
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import cache
 from importlib import resources
 from pathlib import Path
 from types import MappingProxyType
@@ -39,8 +41,11 @@ from risk.conditions import (
 )
 from risk.features import FEATURES, FeatureParams
 from risk.habits import Baseline, PeerGroup
+from risk.inference import SIGNALS
+from risk.language.model import StatementModel, load_packaged_model
+from risk.language.reading import Reader
 from risk.model import Decision, Reason
-from risk.typologies import TypologyMatcher
+from risk.typologies import TypologyInfo
 
 #: Codes the engine itself uses; rules may not take them.
 RESERVED_CODES = frozenset({"engine_error", "feature_unavailable"})
@@ -167,11 +172,31 @@ class PeerGroupSpec(_Strict):
 
 
 class Typology(_Strict):
-    """A scam type and the words that betray it in a stated reason."""
+    """A scam type: the words that betray it, the behaviour that points to it,
+    and how the customer and the specialist are told about it."""
 
     label: str = Field(min_length=1)
+    #: strong phrases (weight 1)
     zh: list[str] = Field(min_length=1)
     en: list[str] = Field(min_length=1)
+    #: weighted phrases in any language; negative weights are innocent contexts
+    cues: dict[str, float] = {}
+    #: the phrases can describe a person's job ("my son is a police officer")
+    roles: bool = False
+    #: behaviour signal -> weight
+    signals: dict[str, float] = {}
+    name: TextPair | None = None
+    warning: TextPair | None = None
+    questions: list[str] = []
+
+    @model_validator(mode="after")
+    def _known_signals(self) -> Typology:
+        unknown = sorted(set(self.signals) - set(SIGNALS))
+        if unknown:
+            raise ValueError(f"unknown signals {unknown} (known: {', '.join(sorted(SIGNALS))})")
+        if any(not -3.0 <= w <= 3.0 for w in (*self.cues.values(), *self.signals.values())):
+            raise ValueError("cue and signal weights must be between -3 and 3")
+        return self
 
 
 class RulesetSpec(_Strict):
@@ -378,7 +403,14 @@ def build_ruleset(data: object, origin: str = "<data>") -> Ruleset:
         min_history_transactions=top.history.min_transactions,
         min_history_days=top.history.min_days,
         min_spread=top.history.min_spread,
-        typologies=TypologyMatcher.build({n: [*t.zh, *t.en] for n, t in top.typologies.items()}),
+        reader=_reader(top, load_packaged_model()),
+        typologies=MappingProxyType(
+            {name: _typology_info(name, t) for name, t in top.typologies.items()}
+        ),
+        story_threshold=top.params.get("story_threshold", 1.0),
+        name_threshold=top.params.get("name_threshold", 1.0),
+        explain_threshold=top.params.get("explain_threshold", 0.5),
+        long_known_days=top.params.get("long_known_payee_days", 365.0),
     )
     return Ruleset(
         name=top.name,
@@ -400,10 +432,43 @@ def build_ruleset(data: object, origin: str = "<data>") -> Ruleset:
     )
 
 
+def _reader(top: RulesetSpec, model: StatementModel | None) -> Reader:
+    lexicon: dict[str, dict[str, float]] = {}
+    for name, t in top.typologies.items():
+        phrases = dict.fromkeys([*t.zh, *t.en], 1.0)
+        phrases.update(t.cues)
+        lexicon[name] = phrases
+    roles = frozenset(name for name, t in top.typologies.items() if t.roles)
+    return Reader.build(lexicon, roles, model)
+
+
+def _typology_info(name: str, t: Typology) -> TypologyInfo:
+    called = {"zh": t.name.zh, "en": t.name.en} if t.name else {"zh": t.label, "en": t.label}
+    warning = (
+        {"zh": t.warning.zh, "en": t.warning.en}
+        if t.warning
+        else {"zh": f"这很像{called['zh']}。", "en": f"This looks like {called['en']}."}
+    )
+    return TypologyInfo(
+        name=name,
+        label=t.label,
+        called=MappingProxyType(called),
+        warning=MappingProxyType(warning),
+        questions=tuple(t.questions)
+        or ("What exactly was the customer told, by whom, and how did they make contact?",),
+        signals=MappingProxyType(dict(t.signals)),
+        roles=t.roles,
+    )
+
+
+#: libyaml's safe loader when PyYAML was built with it (ten times faster)
+_LOADER: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
 def parse_ruleset(text: str, origin: str = "<text>") -> Ruleset:
     """Parse YAML text into a compiled ruleset."""
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=_LOADER)
     except yaml.YAMLError as exc:
         raise RulesetError(origin, [f"not valid YAML: {exc}"]) from exc
     return build_ruleset(data, origin)
@@ -427,5 +492,14 @@ def load_ruleset(source: str | Path) -> Ruleset:
 
 def load_default_ruleset() -> Ruleset:
     """The ruleset shipped with the package (``risk/rulesets/default.yaml``)."""
+    return build_ruleset(copy.deepcopy(_default_data()), "risk/rulesets/default.yaml")
+
+
+@cache
+def _default_data() -> object:
+    """The packaged file, parsed once per process (each ruleset is still built anew)."""
     text = resources.files("risk").joinpath("rulesets/default.yaml").read_text(encoding="utf-8")
-    return parse_ruleset(text, "risk/rulesets/default.yaml")
+    try:
+        return yaml.load(text, Loader=_LOADER)
+    except yaml.YAMLError as exc:
+        raise RulesetError("risk/rulesets/default.yaml", [f"not valid YAML: {exc}"]) from exc

@@ -145,6 +145,19 @@ class CoreBanking(Protocol):
         """What the risk engine needs to know about the customer at ``now``."""
         ...
 
+    async def operation_facts(
+        self,
+        session: AsyncSession,
+        customer_id: str,
+        kind: str,
+        params: Mapping[str, Any],
+        now: datetime,
+    ) -> dict[str, Any]:
+        """What the risk engine needs to know about the operation beyond its params
+        (a time deposit's principal, term and the interest an early break gives
+        up), as operation params; ``{}`` when there is nothing to add."""
+        ...
+
 
 # ---------------------------------------------------------------------- money
 

@@ -95,6 +95,7 @@ from .core import (
     parse_money,
     parse_text,
 )
+from .deposits import deposit_break_facts
 from .profiles import load_risk_inputs
 
 #: Audit entry kind that carries each execution's result.
@@ -238,6 +239,28 @@ class SqlLedger:
             home_bank=self.home_bank,
             tz=self.tz,
             clearing_account=self.clearing_account,
+        )
+
+    async def operation_facts(
+        self,
+        session: AsyncSession,
+        customer_id: str,
+        kind: str,
+        params: Mapping[str, Any],
+        now: datetime,
+    ) -> dict[str, Any]:
+        """A time deposit about to be broken: its principal, term and lost interest."""
+        deposit_id = params.get("deposit_id")
+        if kind != "time_deposit" or params.get("action") != "break" or not deposit_id:
+            return {}
+        return await deposit_break_facts(
+            session,
+            customer_id,
+            str(deposit_id),
+            now,
+            demand_rate=DEMAND_RATE,
+            days_per_year=DAYS_PER_YEAR,
+            tz=self.tz,
         )
 
     # ---------------------------------------------------------------- machinery

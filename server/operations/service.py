@@ -40,6 +40,7 @@ from server.hub.hub import Hub
 from server.recordings.hooks import mark_operation_event, require_recording
 from server.settings import Settings
 
+from .assessment import risk_operation
 from .locks import in_live_call, lock_in_order
 from .params import parse_params, summary
 from .state import (
@@ -221,7 +222,10 @@ class OperationService:
                     "shadow": op.shadow_risk,
                 },
             )
-        if kind not in NEEDS_CONFIRMATION:
+        if (
+            kind not in NEEDS_CONFIRMATION
+            and op.state == OperationState.AWAITING_CONFIRMATION.value
+        ):
             await self._execute(session, op, now)
         return op
 
@@ -254,7 +258,15 @@ class OperationService:
             stated_reason=op.customer_statement,
             local_time=when.astimezone(self.zone),
         )
-        return self.engine.evaluate(risk_operation(op), profile, session_info, lists, now=when)
+        try:
+            facts = await self.core.operation_facts(
+                session, call.customer_id, op.kind, op.params, when
+            )
+        except Exception:
+            log.exception("risk.operation_facts_unavailable", operation_id=op.operation_id)
+            facts = {}
+        operation = risk_operation(op.kind, {**op.params, **facts})
+        return self.engine.evaluate(operation, profile, session_info, lists, now=when)
 
     async def _earlier_operations(
         self, session: AsyncSession, customer_id: str, when: datetime
@@ -661,22 +673,8 @@ def assessment_json(assessment: risk.Assessment) -> dict[str, Any]:
         "mitigations": [r.code for r in assessment.mitigations],
         "unknown_features": list(assessment.unknown_features),
         "ruleset_version": assessment.ruleset_version,
+        "typology": assessment.typology,
     }
-
-
-def risk_operation(op: Operation) -> risk.Operation:
-    p = op.params
-    return risk.Operation(
-        kind=op.kind,
-        amount=_decimal(p.get("amount")),
-        currency=p.get("currency"),
-        payee_account=p.get("payee_account"),
-        payee_name=p.get("payee_name"),
-        payee_bank=p.get("payee_bank"),
-        payee_phone=p.get("payee_phone"),
-        channel=p.get("channel"),
-        new_limit=_decimal(p.get("new_limit")),
-    )
 
 
 def warning_text(

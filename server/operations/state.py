@@ -26,8 +26,9 @@ class Kind(enum.StrEnum):
     CARD_ACTIVATION = "card_activation"
 
 
-# The risk engine decides on these inline, before anything else happens.
-RISK_CHECKED = frozenset({Kind.TRANSFER, Kind.LIMIT_CHANGE})
+# The risk engine decides on every kind inline, before anything else happens
+# (what it reads per kind: server/operations/assessment.py).
+RISK_CHECKED = frozenset(Kind)
 # Everything that changes money or credentials waits for the customer's own yes.
 NEEDS_CONFIRMATION = frozenset(Kind) - {Kind.BALANCE_INQUIRY}
 PENDING = frozenset({OperationState.AWAITING_REVIEW, OperationState.AWAITING_CONFIRMATION})

@@ -146,6 +146,20 @@ def scenarios() -> list[dict[str, Any]]:
     return load_scenarios()
 
 
+def load_suite() -> list[dict[str, Any]]:
+    """The whole labelled suite: the original scenarios and the tuning cases
+    (part ``tuning``), then the held-out cases (part ``held_out``)."""
+    from compact import load_compact
+
+    original = [{**s, "part": s.get("part", "tuning")} for s in load_scenarios()]
+    return original + load_compact(SCENARIOS / "tuning") + load_compact(SCENARIOS / "held_out")
+
+
+@pytest.fixture(scope="session")
+def suite() -> list[dict[str, Any]]:
+    return load_suite()
+
+
 # The scenario suite stores its figures here so the terminal summary shows
 # them even without -s.
 _FIGURES = pytest.StashKey[list[str]]()

@@ -1,0 +1,289 @@
+"""Which scam this looks like: the customer's story and the operation's behaviour, combined.
+
+For each typology the evidence is
+
+- the **story**: the summed weights of the statement's cues that count (not
+  negated; phrases describing the customer's family left out when the money
+  goes to long-known family), capped, plus a bounded share of the statement
+  model's probability when the model's best class is that typology;
+- the **behaviour**: the typology's weights for the signals that hold (a new
+  payee, most of the balance, the customer's own name at another bank, a
+  recent password reset or new device, a "relative" whose account is new ...).
+
+A statement *tells of* a typology when its story alone reaches the ruleset's
+``story_threshold``; the typology is *named* when story and behaviour together
+reach ``name_threshold`` (the most likely one wins). The story feeds the rules
+and so the score; the naming explains. Neither lowers a floor or a fail-safe:
+they only add evidence.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+from risk.features import (
+    UNKNOWN,
+    FeatureContext,
+    MissingData,
+    _payee,
+    feature,
+    to_cny,
+)
+from risk.language.reading import Reading
+from risk.model import Reason
+
+#: cap on one typology's story weight, so a pile of cues cannot swamp behaviour
+STORY_CAP = 2.0
+#: share of the statement model's probability added to its best class
+MODEL_SHARE = 0.6
+MODEL_MIN_PROBABILITY = 0.5
+NEW_PAYEE_DAYS = 7.0
+NAMED_REASON = "scam_named"
+
+
+def _value(ctx: FeatureContext, name: str) -> object:
+    value = ctx.get(name)
+    return None if value is UNKNOWN else value
+
+
+def _is_transfer(ctx: FeatureContext) -> bool:
+    return ctx.op.kind == "transfer"
+
+
+def _ge(ctx: FeatureContext, name: str, bound: float) -> bool:
+    value = _value(ctx, name)
+    return isinstance(value, int | float) and value >= bound
+
+
+def _lt(ctx: FeatureContext, name: str, bound: float) -> bool:
+    value = _value(ctx, name)
+    return isinstance(value, int | float) and value < bound
+
+
+def _within(ctx: FeatureContext, name: str, hours: float) -> bool:
+    value = _value(ctx, name)
+    return isinstance(value, int | float) and value <= hours
+
+
+def _notable(ctx: FeatureContext) -> bool:
+    return _is_transfer(ctx) and _ge(ctx, "amount_cny", 5000)
+
+
+#: Behaviour signals typologies can weigh; each is False when it cannot be known.
+SIGNALS: Mapping[str, Callable[[FeatureContext], bool]] = {
+    "new_payee": lambda c: _is_transfer(c) and _lt(c, "payee_known_days", NEW_PAYEE_DAYS),
+    "own_name_new_account": lambda c: (
+        _is_transfer(c)
+        and _value(c, "payee_name_matches_customer") is True
+        and _value(c, "payee_other_bank") is True
+        and _lt(c, "payee_known_days", 30)
+    ),
+    "drains_balance": lambda c: _notable(c) and _ge(c, "share_of_balance", 0.8),
+    "empties_account": lambda c: _notable(c) and _ge(c, "share_of_balance", 0.95),
+    "large_for_customer": lambda c: _notable(c) and _ge(c, "amount_vs_p95", 3),
+    "takeover_recent": lambda c: (
+        _within(c, "hours_since_password_reset", 72) or _within(c, "hours_since_new_device", 72)
+    ),
+    "deposit_broken_recent": lambda c: _within(c, "hours_since_deposit_break", 168),
+    "deposit_break": lambda c: c.op.kind == "time_deposit" and c.op.deposit_action == "break",
+    "retry_after_stop": lambda c: _ge(c, "stopped_in_call", 1),
+    "split_payments": lambda c: _is_transfer(c) and _ge(c, "velocity_count_24h", 2),
+    "claimed_relative_new_payee": lambda c: _value(c, "claimed_relative_new_payee") is True,
+    "night": lambda c: _ge(c, "local_hour", 22) or _lt(c, "local_hour", 6),
+    "long_known_payee": lambda c: _is_transfer(c) and _ge(c, "payee_known_days", 365),
+}
+
+
+# ------------------------------------------------------------------ the story
+
+
+def reading(ctx: FeatureContext) -> Reading | None:
+    """The stated reason, read once per evaluation; None when none was recorded."""
+    cached = ctx.values.get("_reading", UNKNOWN)
+    if cached is not UNKNOWN:
+        return cached if isinstance(cached, Reading) else None
+    statement = ctx.session.stated_reason if ctx.session is not None else None
+    result = ctx.params.reader.read(statement) if statement else None
+    ctx.values["_reading"] = result
+    return result
+
+
+def _to_long_known_family(ctx: FeatureContext) -> bool:
+    """The money goes to a payee recorded as family and known for long."""
+    if not _is_transfer(ctx):
+        return False
+    try:
+        entry = _payee(ctx)
+    except MissingData:
+        return False
+    if entry is None or (entry.relation or "").casefold() != "family":
+        return False
+    days = (ctx.now.date() - entry.first_seen).days
+    return days >= ctx.params.long_known_days
+
+
+def _cue_story(ctx: FeatureContext) -> Mapping[str, float]:
+    """Story weight per typology from the cues alone."""
+    cached = ctx.values.get("_cue_story")
+    if isinstance(cached, dict):
+        return cached
+    result: dict[str, float] = {}
+    read = reading(ctx)
+    if read is not None and read.cues:
+        known = ctx.params.typologies
+        for name, weight in read.cue_weights(_to_long_known_family(ctx)).items():
+            if name in known:
+                result[name] = min(weight, STORY_CAP)
+    ctx.values["_cue_story"] = result
+    return result
+
+
+def story(ctx: FeatureContext) -> Mapping[str, float]:
+    """Story weight per typology (only typologies with some weight)."""
+    cached = ctx.values.get("_story")
+    if isinstance(cached, dict):
+        return cached
+    result = dict(_cue_story(ctx))
+    read = reading(ctx)
+    if read is not None:
+        known = ctx.params.typologies
+        model = read.model
+        if (
+            model is not None
+            and model.best in known
+            and model.best_probability >= MODEL_MIN_PROBABILITY
+        ):
+            result[model.best] = result.get(model.best, 0.0) + MODEL_SHARE * model.best_probability
+    ctx.values["_story"] = result
+    return result
+
+
+def _told(ctx: FeatureContext) -> frozenset[str]:
+    bar = ctx.params.story_threshold
+    cues = _cue_story(ctx)
+    # The model adds at most MODEL_SHARE to one typology: when no cue weight is
+    # within that of the bar, the model cannot change the answer, so it is not run.
+    if all(weight < bar - MODEL_SHARE for weight in cues.values()):
+        return frozenset()
+    return frozenset(name for name, weight in story(ctx).items() if weight >= bar)
+
+
+@dataclass(frozen=True)
+class Inference:
+    """The most likely typology and the evidence for it."""
+
+    best: str | None
+    evidence: float
+    signals: tuple[str, ...]
+
+
+def infer(ctx: FeatureContext) -> Inference:
+    """Story and behaviour combined; unknown facts count as absent, and are not
+    reported as missing (this is evidence for an explanation, not a check)."""
+    cached = ctx.values.get("_inference")
+    if isinstance(cached, Inference):
+        return cached
+    missing_before = dict(ctx.missing)
+    try:
+        told = story(ctx)
+        held: dict[str, bool] = {}
+        best: str | None = None
+        best_score = -math.inf
+        best_signals: tuple[str, ...] = ()
+        for name, info in ctx.params.typologies.items():
+            score = told.get(name, 0.0)
+            fired: list[str] = []
+            for signal, weight in info.signals.items():
+                if signal not in held:
+                    test = SIGNALS.get(signal)
+                    held[signal] = bool(test(ctx)) if test is not None else False
+                if held[signal]:
+                    score += weight
+                    if weight > 0:
+                        fired.append(signal)
+            if score > best_score:
+                best, best_score, best_signals = name, score, tuple(fired)
+        result = Inference(best, best_score if best is not None else 0.0, best_signals)
+    finally:
+        ctx.missing.clear()
+        ctx.missing.update(missing_before)
+    ctx.values["_inference"] = result
+    return result
+
+
+def naming_reason(ctx: FeatureContext) -> tuple[str, Reason] | None:
+    """The reason that names the scam to the customer, when one is likely enough."""
+    found = infer(ctx)
+    if found.best is None or found.evidence < ctx.params.explain_threshold:
+        return None
+    info = ctx.params.typologies[found.best]
+    parts = [f"Most likely scam: {info.label} (evidence {found.evidence:.1f})."]
+    read = reading(ctx)
+    if read is not None:
+        phrases = read.phrases(found.best)
+        if phrases:
+            parts.append("Statement: " + ", ".join(f"'{p}'" for p in phrases[:4]) + ".")
+        model = read.model
+        if model is not None and model.best == found.best and model.top_phrases:
+            parts.append(
+                f"Statement model {model.best_probability:.0%}, from "
+                + ", ".join(f"'{p}'" for p in model.top_phrases)
+                + "."
+            )
+    if found.signals:
+        parts.append("Behaviour: " + ", ".join(s.replace("_", " ") for s in found.signals) + ".")
+    return found.best, Reason(
+        code=NAMED_REASON,
+        specialist_text=" ".join(parts),
+        customer_text=info.warning,
+        questions=info.questions,
+    )
+
+
+# ------------------------------------------------------------------ features
+
+
+@feature("set", "scam typologies the stated reason tells of (negation and context read)", cost=3)
+def reason_typologies(ctx: FeatureContext) -> object:
+    if ctx.need_session().stated_reason is None:
+        raise MissingData("the customer's stated reason was not recorded")
+    return _told(ctx)
+
+
+@feature("set", "as reason_typologies, but empty when no reason was recorded", cost=3)
+def said_typologies(ctx: FeatureContext) -> object:
+    return _told(ctx)
+
+
+@feature("bool", "the reason names a relative, but the payee is new or added this week", cost=3)
+def claimed_relative_new_payee(ctx: FeatureContext) -> object:
+    if not _is_transfer(ctx) or ctx.number("payee_known_days") >= NEW_PAYEE_DAYS:
+        return False
+    read = reading(ctx)
+    return read is not None and bool(read.relatives)
+
+
+@feature("str", "the typology story and behaviour point to ('none' below the naming bar)", cost=3)
+def named_typology(ctx: FeatureContext) -> object:
+    found = infer(ctx)
+    if found.best is None or found.evidence < ctx.params.name_threshold:
+        return "none"
+    return found.best
+
+
+@feature("str", "time deposits: 'open' or 'break'; 'none' for other operations")
+def deposit_action(ctx: FeatureContext) -> object:
+    if ctx.op.kind != "time_deposit":
+        return "none"
+    if ctx.op.deposit_action is None:
+        raise MissingData("time deposit action not provided")
+    return ctx.op.deposit_action
+
+
+@feature("number", "interest given up by breaking a time deposit early, CNY (0 otherwise)")
+def interest_forfeited_cny(ctx: FeatureContext) -> object:
+    if ctx.op.kind != "time_deposit" or ctx.op.deposit_action != "break":
+        return 0.0
+    return to_cny(ctx.params, ctx.op.interest_forfeited, ctx.op.currency, "interest forfeited")

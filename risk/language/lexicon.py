@@ -1,0 +1,183 @@
+"""Phrases found in folded text with their positions.
+
+A :class:`PhraseIndex` maps phrases to payloads (a typology and a weight, or a
+marker's kind). Chinese (any non-ASCII) phrases match as substrings; ASCII
+phrases match whole words, so "police" never matches inside "policy". A word
+ending in ``*`` matches any word it begins ("invest*" matches "investing").
+An English word of five letters or more that is not in the index's vocabulary
+is read as the vocabulary word one typing slip away ("polise", "acount",
+"prosecuter"), unless the slip is at its last letter (where "policy" and
+"police" differ) or more than one word is that close.
+
+Built for short texts: the text's characters (or first words) rule most
+phrases out before any comparison.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Generic, NamedTuple, TypeVar
+
+P = TypeVar("P")
+P_co = TypeVar("P_co", covariant=True)
+
+#: A word of a folded text: letters, digits and an apostrophe inside ("don't").
+WORD = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
+_MIN_TYPO_LENGTH = 5
+_PREFIX_KEY = 4
+
+
+class Token(NamedTuple):
+    """One word of the text; ``text`` is the word as read (typos corrected)."""
+
+    text: str
+    start: int
+    end: int
+    position: int
+
+
+class Hit(NamedTuple, Generic[P_co]):
+    """One occurrence of a phrase: its span in the folded text and its payload.
+
+    (Named tuples: a statement yields dozens, and they are cheap to make.)"""
+
+    phrase: str
+    start: int
+    end: int
+    payload: P_co
+
+
+def tokenise(folded: str) -> list[Token]:
+    """The words of a folded text, in order."""
+    return [Token(m.group(), m.start(), m.end(), i) for i, m in enumerate(WORD.finditer(folded))]
+
+
+def _one_slip(word: str, known: str) -> bool:
+    """``word`` is ``known`` with one letter changed, added, dropped or swapped,
+    the first letter intact and the last letter not the one that differs."""
+    if word[0] != known[0] or word == known:
+        return False
+    lw, lk = len(word), len(known)
+    if lw == lk:
+        diff = [i for i in range(lw) if word[i] != known[i]]
+        if len(diff) == 1:
+            return diff[0] != lw - 1
+        return (
+            len(diff) == 2
+            and diff[1] == diff[0] + 1
+            and diff[1] != lw - 1
+            and word[diff[0]] == known[diff[1]]
+            and word[diff[1]] == known[diff[0]]
+        )
+    if abs(lw - lk) != 1:
+        return False
+    longer, shorter = (word, known) if lw > lk else (known, word)
+    for i in range(len(shorter)):
+        if longer[i] != shorter[i]:
+            return i != len(longer) - 1 and longer[i + 1 :] == shorter[i:]
+    return False  # the extra letter is the last one
+
+
+@dataclass(frozen=True)
+class PhraseIndex(Generic[P]):
+    """Phrases in both scripts, indexed for :meth:`find`."""
+
+    #: non-ASCII phrases by their first character
+    by_char: Mapping[str, tuple[tuple[str, P], ...]]
+    by_word: Mapping[str, tuple[tuple[tuple[str, ...], str, P], ...]]
+    by_prefix: Mapping[str, tuple[tuple[tuple[str, ...], str, P], ...]]
+    vocabulary: frozenset[str]
+    slips: Mapping[str, tuple[str, ...]]
+
+    @classmethod
+    def build(cls, phrases: Iterable[tuple[str, P]]) -> PhraseIndex[P]:
+        """Index ``(phrase, payload)`` pairs; phrases are folded by the caller."""
+        by_char: dict[str, list[tuple[str, P]]] = {}
+        by_word: dict[str, list[tuple[tuple[str, ...], str, P]]] = {}
+        by_prefix: dict[str, list[tuple[tuple[str, ...], str, P]]] = {}
+        vocabulary: set[str] = set()
+        for phrase, payload in phrases:
+            text = " ".join(phrase.split())
+            if not text:
+                continue
+            if not text.isascii():
+                by_char.setdefault(text[0], []).append((text, payload))
+                continue
+            words = tuple(re.findall(r"[a-z0-9*]+(?:'[a-z]+)?", text))
+            if not words:
+                continue
+            vocabulary.update(w for w in words if not w.endswith("*"))
+            first = words[0]
+            if first.endswith("*") and len(first) > _PREFIX_KEY:
+                by_prefix.setdefault(first[:_PREFIX_KEY], []).append((words, text, payload))
+            else:
+                by_word.setdefault(first.rstrip("*"), []).append((words, text, payload))
+        slips: dict[str, set[str]] = {}
+        for word in vocabulary:
+            if len(word) >= _MIN_TYPO_LENGTH and word.isalpha():
+                slips.setdefault(word, set()).add(word)
+                for i in range(len(word)):
+                    slips.setdefault(word[:i] + word[i + 1 :], set()).add(word)
+        return cls(
+            MappingProxyType({k: tuple(v) for k, v in by_char.items()}),
+            MappingProxyType({k: tuple(v) for k, v in by_word.items()}),
+            MappingProxyType({k: tuple(v) for k, v in by_prefix.items()}),
+            frozenset(vocabulary),
+            MappingProxyType({k: tuple(sorted(v)) for k, v in slips.items()}),
+        )
+
+    def correct(self, tokens: list[Token]) -> list[Token]:
+        """``tokens`` with words one slip from exactly one vocabulary word replaced by it."""
+        out = tokens
+        for t in tokens:
+            word = t.text
+            if len(word) < _MIN_TYPO_LENGTH or word in self.vocabulary or not word.isalpha():
+                continue
+            candidates = set(self.slips.get(word, ()))
+            for i in range(len(word)):
+                candidates.update(self.slips.get(word[:i] + word[i + 1 :], ()))
+            matches = [c for c in candidates if _one_slip(word, c)]
+            if len(matches) == 1:
+                if out is tokens:
+                    out = list(tokens)
+                out[t.position] = Token(matches[0], t.start, t.end, t.position)
+        return out
+
+    def find(self, folded: str, tokens: list[Token]) -> list[Hit[P]]:
+        """Every occurrence of every phrase in ``folded`` (words from ``tokens``)."""
+        hits: list[Hit[P]] = []
+        if self.by_char:
+            # set & dict keys would copy every key; this looks up the text's characters
+            for key in set(folded).intersection(self.by_char):
+                for phrase, payload in self.by_char[key]:
+                    at = folded.find(phrase)
+                    while at >= 0:
+                        hits.append(Hit(phrase, at, at + len(phrase), payload))
+                        at = folded.find(phrase, at + 1)
+        if tokens and (self.by_word or self.by_prefix):
+            for t in tokens:
+                candidates = self.by_word.get(t.text, ())
+                prefixed = self.by_prefix.get(t.text[:_PREFIX_KEY], ()) if self.by_prefix else ()
+                for words, text, payload in (*candidates, *prefixed):
+                    end = _match_words(words, tokens, t.position)
+                    if end is not None:
+                        hits.append(Hit(text, t.start, tokens[end].end, payload))
+        return hits
+
+
+def _match_words(words: tuple[str, ...], tokens: list[Token], first: int) -> int | None:
+    """Index of the last token if ``words`` match the tokens from ``first``."""
+    last = first + len(words) - 1
+    if last >= len(tokens):
+        return None
+    for offset, pattern in enumerate(words):
+        word = tokens[first + offset].text
+        if pattern.endswith("*"):
+            if not word.startswith(pattern[:-1]):
+                return None
+        elif word != pattern:
+            return None
+    return last

@@ -1,0 +1,150 @@
+"""The grammar words the reader needs, in Chinese and English (folded forms).
+
+These are the language, not the scams: what negates, what contrasts, what
+names a relative and what describes one. Typology phrases live in the ruleset.
+"""
+
+from __future__ import annotations
+
+#: Negators that govern the next few words ("不是警察", "not the police").
+LONG_NEGATORS = (
+    "不是",
+    "并不是",
+    "并非",
+    "而不是",
+    "而非",
+    "没有",
+    "不属于",
+    "并没有",
+    "从来没有",
+    "从没",
+    "not",
+    "no",
+    "never",
+    "isn't",
+    "wasn't",
+    "aren't",
+    "weren't",
+    "don't",
+    "didn't",
+    "doesn't",
+    "haven't",
+    "hasn't",
+    "won't",
+    "rather than",
+    "instead of",
+    "without",
+    "nothing",
+    "neither",
+    "nor",
+    "nobody",
+    "no one",
+)
+#: One-character Chinese negators: they govern only what follows at once ("不关闭").
+SHORT_NEGATORS = ("不", "没", "非", "无", "未", "别", "勿")
+#: Comparisons: what follows at once is a yardstick, not an event ("比中奖还高兴").
+COMPARISONS = ("比", "than", "like winning")
+#: Words that begin with a negator (or comparison) character but negate nothing.
+NOT_NEGATIONS = (
+    "比如",
+    "比较",
+    "比例",
+    "比方",
+    "不然",
+    "不过",
+    "不管",
+    "不少",
+    "不久",
+    "不断",
+    "不停",
+    "不得不",
+    "不仅",
+    "不但",
+    "非常",
+    "无论",
+    "不一定",
+    "不到",
+    "不了",
+    "不好",
+    "没多久",
+    "没想到",
+    "不舒服",
+    "未来",
+    "无法",
+)
+#: Words that end one phrase and start a contrasting one.
+CONTRASTS = (
+    "但是",
+    "但",
+    "可是",
+    "不过",
+    "而是",
+    "只是",
+    "其实",
+    "然而",
+    "but",
+    "however",
+    "though",
+    "although",
+    "whereas",
+    "actually",
+)
+#: Punctuation that closes a clause (after folding: ASCII where NFKC maps it).
+CLAUSE_ENDS = frozenset(',.;:!?、。\n()[]"')
+
+#: Relatives, folded, with the relation they name.
+RELATIVES: dict[str, str] = {
+    **dict.fromkeys(("儿子", "son", "son's"), "son"),
+    **dict.fromkeys(("女儿", "闺女", "daughter", "daughter's"), "daughter"),
+    **dict.fromkeys(
+        (
+            "孙子",
+            "孙女",
+            "外孙",
+            "外孙女",
+            "孙儿",
+            "grandson",
+            "granddaughter",
+            "grandchild",
+            "grandkid",
+            "grandson's",
+            "granddaughter's",
+            "grandchildren",
+            "grandkids",
+        ),
+        "grandchild",
+    ),
+    **dict.fromkeys(
+        ("老伴", "老公", "老婆", "丈夫", "妻子", "爱人", "wife", "husband", "wife's", "husband's"),
+        "spouse",
+    ),
+    **dict.fromkeys(
+        ("弟弟", "妹妹", "哥哥", "姐姐", "brother", "sister", "brother's", "sister's"), "sibling"
+    ),
+    **dict.fromkeys(
+        ("侄子", "侄女", "外甥", "外甥女", "儿媳", "女婿", "nephew", "niece", "son-in-law"),
+        "relative",
+    ),
+}
+#: Words that, after a relative, describe who that relative is ("儿子是警察",
+#: "my son works at the court"), rather than something that happened to them.
+DESCRIBES = (
+    "是",
+    "在",
+    "当",
+    "做",
+    "干",
+    "工作",
+    "上班",
+    "任职",
+    "退休前是",
+    "is",
+    "works",
+    "worked",
+    "was",
+    "serves",
+    "served",
+    "became",
+    "is a",
+    "works at",
+)

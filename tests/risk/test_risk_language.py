@@ -1,0 +1,112 @@
+"""How the engine reads a statement: negation and contrast, who the words are about,
+typos, traditional characters, pinyin, and a secrecy phrase that contains a negator."""
+
+from __future__ import annotations
+
+from datetime import date
+from decimal import Decimal
+from typing import Any
+
+import pytest
+
+from risk import Decision, KnownPayee, RiskEngine
+from risk.language.reading import Reading
+
+
+@pytest.fixture(scope="module")
+def engine() -> RiskEngine:
+    return RiskEngine()
+
+
+def read(engine: RiskEngine, text: str) -> Reading:
+    return engine.ruleset.features.reader.read(text)
+
+
+def counted(reading: Reading, discount_family: bool = False) -> set[str]:
+    return {t for t, w in reading.cue_weights(discount_family).items() if w >= 1.0}
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "不是警察让我转的，是给女儿交房租",
+        "The hospital, not the police, asked for the deposit",
+        "not a safe account or anything like that",
+        "我没有被公安调查，只是给孙子转钱",
+        "I'm not investing in anything, just paying my daughter back",
+        "这是还钱而不是投资",
+    ],
+)
+def test_negated_cues_do_not_count(engine: RiskEngine, text: str) -> None:
+    reading = read(engine, text)
+    assert any(c.negated for c in reading.cues), reading.cues
+    assert not counted(reading), reading.cues
+
+
+def test_negation_stops_at_the_clause_and_at_a_contrast(engine: RiskEngine) -> None:
+    assert "authority_impersonation" in counted(read(engine, "不是我自己要转，是警察让我转的"))
+    assert "authority_impersonation" in counted(read(engine, "not my idea, the police told me"))
+    # A one-character negator governs only what follows at once.
+    reading = read(engine, "客服说我开通了百万保障，不关闭的话每个月都要扣费")
+    assert "protection_plan" in counted(reading)
+
+
+def test_a_negator_inside_a_phrase_is_part_of_it(engine: RiskEngine) -> None:
+    assert "family_emergency" in counted(read(engine, "孙子说不要告诉他爸妈"))
+    assert "family_emergency" in counted(read(engine, "he said don't tell anyone"))
+
+
+def test_words_describing_the_family(engine: RiskEngine) -> None:
+    reading = read(engine, "我儿子是警察，这是给他结婚用的钱")
+    assert "authority_impersonation" in counted(reading)  # until the payee is checked
+    assert "authority_impersonation" not in counted(reading, discount_family=True)
+    assert reading.relatives == {"son"}
+    # Something that happened to a relative is not a description of them.
+    arrested = read(engine, "儿子被警察抓了，要交保释金")
+    assert "family_emergency" in counted(arrested, discount_family=True)
+
+
+def test_the_payee_book_decides_who_the_words_are_about(engine: RiskEngine, kit: Any) -> None:
+    son = "6222 0210 0001 0404"
+    book = (*kit.profile().known_payees, KnownPayee(son, date(2016, 3, 1), "张磊", "family"))
+    profile = kit.profile(known_payees=book, balance=Decimal("260000"))
+    session = kit.session(stated_reason="我儿子是警察，这是给他结婚用的钱")
+    to_son = kit.transfer(amount=Decimal("50000"), payee_account=son, payee_name="张磊")
+    assert engine.evaluate(to_son, profile, session, kit.lists(), kit.now).decision <= Decision.WARN
+    # The same words with the money going to a new account are not mitigated.
+    to_new = kit.to_stranger("50000")
+    result = engine.evaluate(to_new, profile, session, kit.lists(), kit.now)
+    assert result.decision >= Decision.HOLD and "typology_authority" in result.reason_codes
+
+
+def test_a_relative_on_a_new_account_is_a_warning_sign(engine: RiskEngine, kit: Any) -> None:
+    session = kit.session(stated_reason="给儿子转学费，他说换了一张卡")
+    result = engine.evaluate(kit.to_stranger("30000"), kit.profile(), session, kit.lists(), kit.now)
+    assert "relative_on_new_account" in result.reason_codes
+    assert result.typology == "family_emergency"
+
+
+@pytest.mark.parametrize(
+    ("text", "typology"),
+    [
+        ("the polise said my acount is frozen", "authority_impersonation"),
+        ("a prosecuter called me", "authority_impersonation"),
+        ("警察說我的帳戶涉嫌洗錢", "authority_impersonation"),
+        ("jingcha shuo wo she an le", "authority_impersonation"),
+        ("they said move it to the anquan zhanghu", "safe_account"),
+        ("客服讓我開屏幕共享", "remote_control"),
+    ],
+)
+def test_typos_traditional_characters_and_pinyin(
+    engine: RiskEngine, text: str, typology: str
+) -> None:
+    assert typology in counted(read(engine, text)), read(engine, text).cues
+
+
+def test_a_slip_at_the_last_letter_is_another_word(engine: RiskEngine) -> None:
+    assert not counted(read(engine, "my insurance policy premium"))
+
+
+def test_innocent_contexts_weigh_against(engine: RiskEngine) -> None:
+    assert not counted(read(engine, "a surprise for my grandson's birthday, don't tell him"))
+    assert not counted(read(engine, "孙子考得好，比中奖还高兴"))
