@@ -123,7 +123,7 @@ run: $(RUNTIME_INSTALLED) ## Migrate, seed and serve on 127.0.0.1:8080 (dev mode
 # separated by |, and one more shard runs everything else. Most of the suite
 # waits on sockets and timers, so shards cut the wall time on two cores.
 # TEST_JOBS=1 runs one pytest process instead (use it when PYTEST_ARGS names paths).
-TEST_SHARDS ?= tests/api
+TEST_SHARDS ?= tests/api|tests/faults tests/browser tests/deploy tests/docs tests/recording
 TEST_JOBS ?= 2
 test: $(INSTALLED) system-deps ## Run the whole test suite against throwaway Redis and PostgreSQL
 	@rc=0; \

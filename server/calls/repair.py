@@ -59,6 +59,9 @@ class LiveStateRepair:
         self._last_epoch_check = float("-inf")
         self._last_reconcile = float("-inf")
         self._suspects: set[tuple[str, str]] = set()
+        # Passes run one at a time: a pass whose snapshot predates another's must
+        # not overwrite the suspects that one found.
+        self._reconciling = asyncio.Lock()
         self.rebuilds = 0
         self.repairs = 0
 
@@ -133,6 +136,10 @@ class LiveStateRepair:
 
     async def reconcile(self, now: float) -> int:
         """One reconciliation pass; returns how many repairs it made."""
+        async with self._reconciling:
+            return await self._reconcile(now)
+
+    async def _reconcile(self, now: float) -> int:
         service = self.service
         snapshot = await service.backend.snapshot(now)
         async with service.sessions() as session:
