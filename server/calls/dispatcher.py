@@ -262,11 +262,7 @@ class Dispatcher:
             waiting = CallState(call.state) in WAITING
             if waiting and call.enqueued_at.timestamp() < wait_cutoff:
                 await service.leave_queue(call.call_id, EndReason.TIMEOUT, now)
-            elif (
-                waiting
-                and call.customer_seen_at is not None
-                and call.customer_seen_at.timestamp() < gone_cutoff
-            ):
+            elif waiting and (call.customer_seen_at or call.created_at).timestamp() < gone_cutoff:
                 await service.leave_queue(call.call_id, EndReason.ABANDONED, now)
             elif (
                 call.state == CallState.WRAP_UP.value

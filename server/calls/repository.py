@@ -199,13 +199,16 @@ async def calls_due_for_housekeeping(
     session: AsyncSession, wait_cutoff: float, gone_cutoff: float, wrap_cutoff: float
 ) -> Sequence[Call]:
     """Only the calls a housekeeping pass must act on: waiting too long, whose app
-    has been gone too long, or left in wrap-up too long (not every open call)."""
+    has been gone too long (or never came: an app that never opened a socket is
+    gone since the call was created), or left in wrap-up too long (not every open
+    call)."""
     waiting = [CallState.QUEUED.value, CallState.OFFERED.value]
+    last_seen = func.coalesce(Call.customer_seen_at, Call.created_at)
     result = await session.execute(
         select(Call).where(
             or_(
                 and_(Call.state.in_(waiting), Call.enqueued_at < utc(wait_cutoff)),
-                and_(Call.state.in_(waiting), Call.customer_seen_at < utc(gone_cutoff)),
+                and_(Call.state.in_(waiting), last_seen < utc(gone_cutoff)),
                 and_(
                     Call.state == CallState.WRAP_UP.value,
                     Call.conversation_ended_at < utc(wrap_cutoff),
