@@ -14,7 +14,9 @@ from server.http import (  # noqa: F401  (importing a routes module registers it
     routes_operations,
     routes_ops,
     routes_redirects,
+    routes_staff,
 )
+from server.http.edge import handler_args, install_edge
 from server.http.openapi import install_openapi
 from server.http.problems import problem_middleware
 from server.http.registry import registry
@@ -30,6 +32,7 @@ def create_app(settings: Settings) -> web.Application:
     app = web.Application(
         middlewares=[problem_middleware],
         client_max_size=settings.max_body_bytes,
+        handler_args=handler_args(settings),
     )
     app[SETTINGS] = settings
     components = build(settings)
@@ -44,6 +47,7 @@ def create_app(settings: Settings) -> web.Application:
     components.install_operations(app)
     routes_redirects.install(app, components)  # scenario redirects: ticket desk + resolver
     install_openapi(app)
+    install_edge(app, components)  # staff access checks, throttles, security headers
 
     async def lifecycle(_app: web.Application) -> AsyncIterator[None]:
         await components.start()

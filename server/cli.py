@@ -1,4 +1,4 @@
-"""The ``cloudbranch`` command: serve, migrate, seed, token, risk, redirect-sign."""
+"""The ``cloudbranch`` command: serve, migrate, seed, token, risk, redirect-sign, staff."""
 
 from __future__ import annotations
 
@@ -32,12 +32,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     token.add_argument("subject")
     sub.add_parser("risk", help="risk engine tools: cloudbranch risk backtest --help")
     _add_redirect_sign(sub)
+    _add_staff(sub)
     args = parser.parse_args(args_list)
     if args.command == "redirect-sign":
         # Before load_settings: signing needs only the secret, not a server's settings.
         return _redirect_sign(args)
 
-    settings = load_settings()
+    settings = _settings_or_exit()
+    if settings is None:
+        return 2
+    if args.command == "staff":
+        return asyncio.run(_staff(settings, args.action, args.account))
     if args.command == "serve":
         return _serve(settings, args.host, args.port)
     if args.command == "migrate":
@@ -100,6 +105,75 @@ def _token(settings: Settings, role: str, subject: str) -> int:
         print("tokens are only issued here in development mode", file=sys.stderr)
         return 2
     print(issue_token(settings, Role(role), subject))
+    return 0
+
+
+def _settings_or_exit() -> Settings | None:
+    """Settings, or None after saying plainly which setting is wrong (no traceback)."""
+    from pydantic import ValidationError
+
+    try:
+        return load_settings()
+    except ValidationError as exc:
+        for error in exc.errors(include_url=False):
+            where = ".".join(str(p) for p in error["loc"])
+            message = str(error["msg"]).removeprefix("Value error, ")
+            print(
+                f"cloudbranch: invalid settings: {where + ': ' if where else ''}{message}",
+                file=sys.stderr,
+            )
+        return None
+
+
+def _add_staff(sub: Any) -> None:
+    staff = sub.add_parser(
+        "staff",
+        help="disable or enable a staff account, or revoke its sessions (audited)",
+        description="Takes effect at once for new requests on every node after at most "
+        "CLOUDBRANCH_STAFF_CHECK_CACHE_S seconds; open sockets are closed then too.",
+    )
+    staff.add_argument("action", choices=["disable", "enable", "revoke"])
+    staff.add_argument("account", help="specialist id (S01) or username (chen.li)")
+
+
+async def _staff(settings: Settings, action: str, account: str) -> int:
+    import time
+
+    from server.auth.admin import AccessAction, change_access
+    from server.auth.staff import StaffAccess
+    from server.calls import repository as repo
+    from server.db.engine import make_engine, make_sessionmaker
+    from server.errors import NotFound
+
+    engine = make_engine(settings.database_url)
+    try:
+        sessions = make_sessionmaker(engine)
+        access = StaffAccess(settings, sessions)
+        async with sessions() as session:
+            row = await repo.get_specialist(session, account)
+            if row is None:
+                row = await repo.specialist_by_username(session, account)
+            staff_id = row.specialist_id if row is not None else account
+            try:
+                result = await change_access(
+                    access,
+                    session,
+                    staff_id,
+                    AccessAction(action),
+                    actor_role="operator",
+                    actor_id=None,
+                    now=time.time(),
+                )
+            except NotFound as exc:
+                print(f"cloudbranch: {exc.detail}", file=sys.stderr)
+                return 1
+            await session.commit()
+    finally:
+        await engine.dispose()
+    print(
+        f"{result['specialist_id']}: active={result['active']} "
+        f"sessions_revoked={result['sessions_revoked']}"
+    )
     return 0
 
 

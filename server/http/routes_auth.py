@@ -1,4 +1,4 @@
-"""Desk login and development tokens."""
+"""Staff login, refresh and logout, and development tokens."""
 
 from __future__ import annotations
 
@@ -6,54 +6,128 @@ from aiohttp import web
 
 from server import audit
 from server.appkeys import CALLS, SETTINGS
-from server.auth.passwords import verify_password_async
+from server.auth.login import LOGIN_GUARD
 from server.auth.principal import Role
+from server.auth.staff import STAFF_ACCESS
+from server.auth.throttle import THROTTLE
 from server.auth.tokens import issue_token
 from server.calls import repository as repo
 from server.errors import NotFound, Unauthorized
 
+from .auth import require
 from .body import read_json
+from .edge import client_address
 from .registry import registry
 from .respond import json_response
-from .schemas import DevTokenRequest, LoginRequest, LoginResponse, TokenResponse
+from .schemas import (
+    DevTokenRequest,
+    LoginRequest,
+    LoginResponse,
+    RefreshRequest,
+    RefreshResponse,
+    TokenResponse,
+)
 
 
 @registry.route(
     "POST",
     "/api/v1/desk/login",
-    "Specialist login",
+    "Staff login: a short-lived access token and a refresh token for one session. "
+    "Repeated failures lock the account (and the client address) for a while: 429",
     body=LoginRequest,
     response=LoginResponse,
-    errors=(401, 422),
+    errors=(401, 422, 429),
     tag="auth",
 )
 async def login(request: web.Request) -> web.Response:
     body = await read_json(request, LoginRequest)
     service = request.app[CALLS]
+    guard = request.app[LOGIN_GUARD]
+    keys = {
+        "login:account": body.username.strip().lower(),
+        "login:address": client_address(request),
+    }
+    # Before any hashing or audit row: a locked account or address costs nothing.
+    await request.app[THROTTLE].check(keys)
     async with service.sessions() as session:
         specialist = await repo.specialist_by_username(session, body.username)
     password_hash = specialist.password_hash if specialist and specialist.active else None
-    ok = await verify_password_async(password_hash, body.password) and specialist is not None
+    ok = await guard.verify(password_hash, body.password) and specialist is not None
+    if not ok or specialist is None:
+        await request.app[THROTTLE].failed(keys)
+        await guard.record_failure(service, specialist.specialist_id if specialist else None)
+        raise Unauthorized("wrong username or password", code="invalid_credentials")
+    await request.app[THROTTLE].forgive("login:account", keys["login:account"])
+    access = request.app[STAFF_ACCESS]
     async with service.sessions() as session:
+        issued = await access.open_session(session, specialist.specialist_id, Role.SPECIALIST)
         await audit.record(
             session,
-            "auth.login" if ok else "auth.login_failed",
+            "auth.login",
             at=service.clock(),
             actor_role=Role.SPECIALIST.value,
-            actor_id=specialist.specialist_id if specialist else None,
-            data={} if specialist else {"username_known": False},
+            actor_id=specialist.specialist_id,
+            data={"session_id": issued.session_id},
         )
         await session.commit()
-    if not ok or specialist is None:
-        raise Unauthorized("wrong username or password", code="invalid_credentials")
-    token = issue_token(request.app[SETTINGS], Role.SPECIALIST, specialist.specialist_id)
     return json_response(
         {
-            "token": token,
+            "token": issued.token,
             "specialist_id": specialist.specialist_id,
             "display_name": specialist.display_name,
+            "refresh_token": issued.refresh_token,
+            "expires_in_s": issued.expires_in_s,
         }
     )
+
+
+@registry.route(
+    "POST",
+    "/api/v1/desk/refresh",
+    "A new access token for a live staff session (the refresh token is rotated)",
+    body=RefreshRequest,
+    response=RefreshResponse,
+    errors=(401, 422),
+    tag="auth",
+)
+async def refresh(request: web.Request) -> web.Response:
+    body = await read_json(request, RefreshRequest)
+    issued, staff_id = await request.app[STAFF_ACCESS].refresh(body.refresh_token)
+    return json_response(
+        {
+            "token": issued.token,
+            "refresh_token": issued.refresh_token,
+            "expires_in_s": issued.expires_in_s,
+            "specialist_id": staff_id,
+        }
+    )
+
+
+@registry.route(
+    "POST",
+    "/api/v1/desk/logout",
+    "End this staff session: its access and refresh tokens stop working at once",
+    roles=(Role.SPECIALIST.value, Role.SUPERVISOR.value),
+    status=204,
+    errors=(401, 403),
+    tag="auth",
+)
+async def logout(request: web.Request) -> web.Response:
+    principal = require(request, Role.SPECIALIST, Role.SUPERVISOR)
+    service = request.app[CALLS]
+    if principal.session_id is not None:
+        async with service.sessions() as session:
+            await request.app[STAFF_ACCESS].revoke_session(session, principal.session_id, "logout")
+            await audit.record(
+                session,
+                "auth.logout",
+                at=service.clock(),
+                actor_role=principal.role.value,
+                actor_id=principal.subject,
+                data={"session_id": principal.session_id},
+            )
+            await session.commit()
+    return web.Response(status=204)
 
 
 @registry.route(

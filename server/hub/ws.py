@@ -19,9 +19,11 @@ from pydantic import ValidationError
 
 from server.appkeys import CALLS, HUB, METRICS, SETTINGS
 from server.auth.principal import Principal, Role
+from server.auth.staff import STAFF_ACCESS
 from server.auth.tokens import verify_token
 from server.errors import CloudBranchError
 
+from .budget import CLOSE_RATE_LIMITED, MessageBudget
 from .connection import CLOSE_REPLACED, CLOSE_UNAUTHORIZED, ClientConnection
 from .messages import Hello, error
 
@@ -96,7 +98,10 @@ async def _await_hello(ws: web.WebSocketResponse, request: web.Request) -> Princ
         return None
     try:
         hello = Hello.model_validate_json(msg.data)
-        return verify_token(settings, hello.token)
+        principal = verify_token(settings, hello.token)
+        # Staff: account active and session live, before anything is welcomed.
+        await request.app[STAFF_ACCESS].check(principal)
+        return principal
     except (ValidationError, CloudBranchError) as exc:
         detail = exc.detail if isinstance(exc, CloudBranchError) else "first message must be hello"
         await ws.send_json(error("unauthorized", detail))
@@ -123,9 +128,10 @@ async def _on_connect(request: web.Request, connection: ClientConnection) -> lis
 async def _read_loop(request: web.Request, connection: ClientConnection) -> None:
     handlers = request.app[WS_HANDLERS]
     ws = connection.ws
+    budget = MessageBudget.from_settings(request.app[SETTINGS])
     async for msg in ws:
         if msg.type is WSMsgType.TEXT:
-            await _handle_text(handlers, connection, msg.data)
+            await _handle_text(handlers, connection, msg.data, budget)
         elif msg.type is WSMsgType.BINARY:
             connection.send(error("unsupported", "binary messages are not accepted"))
         elif msg.type is WSMsgType.ERROR:
@@ -133,7 +139,10 @@ async def _read_loop(request: web.Request, connection: ClientConnection) -> None
 
 
 async def _handle_text(
-    handlers: dict[str, MessageHandler], connection: ClientConnection, text: str
+    handlers: dict[str, MessageHandler],
+    connection: ClientConnection,
+    text: str,
+    budget: MessageBudget | None = None,
 ) -> None:
     try:
         data = json.loads(text)
@@ -147,6 +156,11 @@ async def _handle_text(
         connection.send(error("malformed_message", "message must be an object with a type"))
         return
     kind = data["type"]
+    over = budget.admit(kind, asyncio.get_running_loop().time()) if budget else None
+    if over is not None:
+        connection.send(error("rate_limited", over))
+        connection.close_soon(CLOSE_RATE_LIMITED, "message budget exceeded")
+        return
     if kind == "ping":
         connection.send({"type": "pong"})
         return
