@@ -132,7 +132,7 @@ class Settings(BaseSettings):
     # failures (exponential back-off). The same for bad redirect signatures.
     login_account_limits: str = "5/minute;10/15 minutes;20/hour"
     login_address_limits: str = "20/minute;100/hour"
-    redirect_address_limits: str = "10/minute;50/hour"
+    redirect_address_limits: str = "20/minute;200/hour"
     # Failed-login audit entries per minute; the rest are counted into the next one.
     login_audit_per_minute: int = Field(default=20, ge=1)
     # HTTP edges: a request's headers must arrive within this, its body within that.
