@@ -202,21 +202,20 @@ class StaffAccess:
     ) -> Verdict:
         if row.staff_id != subject or row.role != role.value:
             return Verdict("session_revoked", "the token does not match its session")
-        if row.revoked_at is not None:
-            return Verdict("session_revoked", "this session was ended; log in again")
-        if row.expires_at <= _utc(now):
-            return Verdict("session_expired", "this session has expired; log in again")
+        # The account first: a disabled account says so, whatever its sessions.
         account = await session.get(Specialist, subject)
-        if account is None:
-            if not self.settings.dev_mode:
-                return Verdict("account_disabled", "no such staff account")
-            return _OK
-        if not account.active:
+        if account is None and not self.settings.dev_mode:
+            return Verdict("account_disabled", "no such staff account")
+        if account is not None and not account.active:
             return Verdict("account_disabled", "this account is disabled")
         # Once staff rows carry their role, a token may only speak for that role.
         row_role = getattr(account, "role", None)
         if row_role is not None and str(row_role) != role.value:
             return Verdict("session_revoked", "the account's role has changed")
+        if row.revoked_at is not None:
+            return Verdict("session_revoked", "this session was ended; log in again")
+        if row.expires_at <= _utc(now):
+            return Verdict("session_expired", "this session has expired; log in again")
         return _OK
 
 
