@@ -33,6 +33,7 @@ from server.auth.tokens import verify_token
 from server.errors import CloudBranchError, Unauthorized
 from server.settings import Settings
 
+from .auth import is_public
 from .problems import problem
 
 if TYPE_CHECKING:
@@ -76,7 +77,7 @@ def _bearer(request: web.Request) -> str | None:
 @web.middleware
 async def staff_access_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     token = _bearer(request)
-    if token is not None and request.path.startswith("/api/"):
+    if token is not None and not is_public(request.path):
         try:
             principal: Principal | None = verify_token(request.app[SETTINGS], token)
         except CloudBranchError:

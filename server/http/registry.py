@@ -30,6 +30,10 @@ class Endpoint:
     # What a malformed path id gets instead of the generic not-found, where the
     # route must answer unknown ids exactly as it answers other refusals.
     invalid_id: Callable[[], CloudBranchError] | None = None
+    # The response is a JSON array of ``response``.
+    many: bool = False
+    # Other success statuses with the same body (200 for "the same request again").
+    also: tuple[int, ...] = ()
 
 
 @dataclass
@@ -49,6 +53,8 @@ class Registry:
         errors: tuple[int, ...] = (),
         tag: str = "calls",
         invalid_id: Callable[[], CloudBranchError] | None = None,
+        many: bool = False,
+        also: tuple[int, ...] = (),
     ) -> Callable[[HandlerFn], HandlerFn]:
         def register(handler: HandlerFn) -> HandlerFn:
             self.endpoints.append(
@@ -64,6 +70,8 @@ class Registry:
                     errors,
                     tag,
                     invalid_id,
+                    many,
+                    also,
                 )
             )
             return handler

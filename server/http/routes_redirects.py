@@ -74,6 +74,7 @@ def parse_event(content_type: str, raw: bytes) -> RedirectEvent:
     status=201,
     errors=(400, 401, 404, 408, 409, 413, 415, 422, 429),
     tag="redirects",
+    also=(200,),
 )
 async def receive_redirect(request: web.Request) -> web.Response:
     settings = request.app[SETTINGS]

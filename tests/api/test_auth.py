@@ -379,9 +379,7 @@ PRODUCTION_SECRET = "a-production-secret-that-is-long-enough-0123456789"
 
 
 @pytest.mark.parametrize("server_settings", [{"dev_mode": False, "jwt_secret": PRODUCTION_SECRET}])
-async def test_outside_development_there_are_no_dev_tokens(
-    api: Api, server: RunningServer
-) -> None:
+async def test_outside_development_there_are_no_dev_tokens(api: Api, server: RunningServer) -> None:
     reply = await api.request(
         "POST", "/api/v1/dev/tokens", {"role": "supervisor", "subject": "SUP1"}
     )
