@@ -111,15 +111,27 @@ class StaffAccess:
                     select(StaffSession).where(StaffSession.refresh_hash == _hash(refresh_token))
                 )
             ).scalar_one_or_none()
-            verdict = (
-                Verdict("session_revoked", "unknown or already used refresh token")
-                if row is None
-                else await self._session_verdict(session, row, row.staff_id, Role(row.role), now)
-            )
+            if row is None:
+                verdict = Verdict("session_revoked", "unknown or already used refresh token")
+            else:
+                holder = Principal(Role(row.role), row.staff_id, row.session_id)
+                account = await session.get(Specialist, row.staff_id)
+                verdict = self._judge(holder, account, row, now)
             if row is None or verdict.code is not None:
                 raise Unauthorized(verdict.detail, code=verdict.code or "session_revoked")
             refresh = secrets.token_urlsafe(32)
-            row.refresh_hash = _hash(refresh)
+            # Compare-and-set: of two refreshes racing with one token, one wins.
+            rotated = await session.execute(
+                update(StaffSession)
+                .where(
+                    StaffSession.session_id == row.session_id,
+                    StaffSession.refresh_hash == _hash(refresh_token),
+                )
+                .values(refresh_hash=_hash(refresh))
+                .execution_options(synchronize_session=False)
+            )
+            if int(getattr(rotated, "rowcount", 0) or 0) != 1:
+                raise Unauthorized("refresh token already used", code="session_revoked")
             await session.commit()
             return self._tokens(row, refresh, now), row.staff_id
 
@@ -182,41 +194,86 @@ class StaffAccess:
         self._cache[key] = (verdict, now_mono + self.settings.staff_check_cache_s)
         return verdict
 
-    async def _look(self, principal: Principal) -> Verdict:
+    async def verdicts(self, principals: list[Principal]) -> dict[Principal, Verdict]:
+        """:meth:`verdict` for many principals at once, with one query per table."""
+        wanted = list(dict.fromkeys(principals))
+        if not wanted:
+            return {}
         now = self.clock()
         async with self.sessions() as session:
-            if principal.session_id is None:
-                if not self.settings.dev_mode:
-                    return Verdict("invalid_token", "staff tokens must belong to a session")
-                account = await session.get(Specialist, principal.subject)
-                if account is not None and not account.active:
-                    return Verdict("account_disabled", "this account is disabled")
-                return _OK
-            row = await session.get(StaffSession, principal.session_id)
-            if row is None:
-                return Verdict("session_revoked", "this session does not exist")
-            return await self._session_verdict(session, row, principal.subject, principal.role, now)
+            accounts: dict[str, Specialist] = {}
+            rows: dict[str, StaffSession] = {}
+            for chunk in _chunks(sorted({p.subject for p in wanted})):
+                found = await session.execute(
+                    select(Specialist).where(Specialist.specialist_id.in_(chunk))
+                )
+                accounts.update((a.specialist_id, a) for a in found.scalars())
+            ids = sorted({p.session_id for p in wanted if p.session_id is not None})
+            for chunk in _chunks(ids):
+                found_rows = await session.execute(
+                    select(StaffSession).where(StaffSession.session_id.in_(chunk))
+                )
+                rows.update((r.session_id, r) for r in found_rows.scalars())
+        out: dict[Principal, Verdict] = {}
+        until = self._monotonic() + self.settings.staff_check_cache_s
+        for principal in wanted:
+            verdict = self._judge(
+                principal,
+                accounts.get(principal.subject),
+                rows.get(principal.session_id) if principal.session_id else None,
+                now,
+            )
+            self._cache[(principal.role.value, principal.subject, principal.session_id)] = (
+                verdict,
+                until,
+            )
+            out[principal] = verdict
+        return out
 
-    async def _session_verdict(
-        self, session: AsyncSession, row: StaffSession, subject: str, role: Role, now: float
+    async def _look(self, principal: Principal) -> Verdict:
+        async with self.sessions() as session:
+            account = await session.get(Specialist, principal.subject)
+            row = (
+                await session.get(StaffSession, principal.session_id)
+                if principal.session_id is not None
+                else None
+            )
+        return self._judge(principal, account, row, self.clock())
+
+    def _judge(
+        self,
+        principal: Principal,
+        account: Specialist | None,
+        row: StaffSession | None,
+        now: float,
     ) -> Verdict:
-        if row.staff_id != subject or row.role != role.value:
-            return Verdict("session_revoked", "the token does not match its session")
-        # The account first: a disabled account says so, whatever its sessions.
-        account = await session.get(Specialist, subject)
+        """The rules, on what was read: account first (a disabled account says so,
+        whatever its sessions), then the session."""
         if account is None and not self.settings.dev_mode:
             return Verdict("account_disabled", "no such staff account")
         if account is not None and not account.active:
             return Verdict("account_disabled", "this account is disabled")
         # Once staff rows carry their role, a token may only speak for that role.
         row_role = getattr(account, "role", None)
-        if row_role is not None and str(row_role) != role.value:
+        if row_role is not None and str(row_role) != principal.role.value:
             return Verdict("session_revoked", "the account's role has changed")
+        if principal.session_id is None:
+            if not self.settings.dev_mode:
+                return Verdict("invalid_token", "staff tokens must belong to a session")
+            return _OK
+        if row is None:
+            return Verdict("session_revoked", "this session does not exist")
+        if row.staff_id != principal.subject or row.role != principal.role.value:
+            return Verdict("session_revoked", "the token does not match its session")
         if row.revoked_at is not None:
             return Verdict("session_revoked", "this session was ended; log in again")
         if row.expires_at <= _utc(now):
             return Verdict("session_expired", "this session has expired; log in again")
         return _OK
+
+
+def _chunks(values: list[str], size: int = 500) -> list[list[str]]:
+    return [values[i : i + size] for i in range(0, len(values), size)]
 
 
 class WatchedSocket(Protocol):
@@ -256,12 +313,12 @@ class StaffSocketWatch:
         await cancel_and_wait(task)
 
     async def sweep(self) -> int:
-        """One pass; returns how many sockets were refused."""
+        """One pass (two queries, however many sockets); how many were refused."""
+        staff = [s for s in self._sockets() if s.principal.role in STAFF_ROLES]
+        verdicts = await self._access.verdicts([s.principal for s in staff])
         refused = 0
-        for socket in self._sockets():
-            if socket.principal.role not in STAFF_ROLES:
-                continue
-            verdict = await self._access.verdict(socket.principal)
+        for socket in staff:
+            verdict = verdicts[socket.principal]
             if verdict.code is not None:
                 socket.refuse(verdict.code, verdict.detail)
                 refused += 1

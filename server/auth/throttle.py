@@ -16,17 +16,21 @@ otherwise.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
 import time
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 
 from aiohttp import web
 from limits import RateLimitItem, parse_many
 from limits.aio.storage import MemoryStorage, RedisStorage, Storage
 from limits.aio.strategies import MovingWindowRateLimiter
+from limits.errors import StorageError
 
-from server.errors import CloudBranchError
+from server.errors import CloudBranchError, ServiceUnavailable
 from server.settings import Settings
+
+_STORAGE_TIMEOUT_S = 5.0
 
 
 class TooManyAttempts(CloudBranchError):
@@ -47,6 +51,7 @@ def make_storage(settings: Settings) -> Storage:
         uri = "async+" + uri if not uri.startswith("async+") else uri
         return RedisStorage(
             uri,
+            wrap_exceptions=True,
             implementation="redispy",
             key_prefix="cloudbranch-throttle",
             socket_timeout=5,
@@ -66,6 +71,10 @@ class Throttle:
 
     async def retry_after(self, keys: Mapping[str, str]) -> int | None:
         """Seconds until every exhausted tier of ``keys`` has room again; None if none is."""
+        async with _storage_guard():
+            return await self._retry_after(keys)
+
+    async def _retry_after(self, keys: Mapping[str, str]) -> int | None:
         wait = 0.0
         now = time.time()
         for scope, key in keys.items():
@@ -83,18 +92,32 @@ class Throttle:
 
     async def failed(self, keys: Mapping[str, str]) -> None:
         """Count one failure against every tier of every key."""
-        await asyncio.gather(
-            *(
-                self._limiter.hit(item, scope, key)
-                for scope, key in keys.items()
-                for item in self._budgets[scope]
+        async with _storage_guard():
+            await asyncio.gather(
+                *(
+                    self._limiter.hit(item, scope, key)
+                    for scope, key in keys.items()
+                    for item in self._budgets[scope]
+                )
             )
-        )
 
     async def forgive(self, scope: str, key: str) -> None:
         """Forget ``key``'s failures in ``scope`` (an account after a good login)."""
-        for item in self._budgets[scope]:
-            await self._limiter.clear(item, scope, key)
+        async with _storage_guard():
+            for item in self._budgets[scope]:
+                await self._limiter.clear(item, scope, key)
+
+
+@contextlib.asynccontextmanager
+async def _storage_guard() -> AsyncIterator[None]:
+    """Counts that cannot be read or written refuse the attempt (fail closed): 503."""
+    try:
+        async with asyncio.timeout(_STORAGE_TIMEOUT_S):
+            yield
+    except (StorageError, TimeoutError) as exc:
+        raise ServiceUnavailable(
+            "attempt counts are unavailable; try again shortly", code="service_unavailable"
+        ) from exc
 
 
 def login_throttle(settings: Settings, storage: Storage) -> Throttle:
