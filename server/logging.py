@@ -129,6 +129,18 @@ def configure_logging(fmt: str = "console", level: str = "INFO") -> None:
     )
 
 
+class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to whatever ``sys.stderr`` is when a record comes (it may be replaced
+    after set-up, as test runners do), never to a stream that has since closed."""
+
+    def __init__(self) -> None:
+        super().__init__(sys.stderr)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.stream = sys.stderr
+        super().emit(record)
+
+
 def _route_library_logging(renderer: Any, level: str) -> None:
     """One stderr handler on the root logger, formatting with structlog's processors.
 
@@ -148,14 +160,17 @@ def _route_library_logging(renderer: Any, level: str) -> None:
             renderer,
         ],
     )
-    handler = logging.StreamHandler(sys.stderr)
+    handler = _StderrHandler()
     handler.set_name(_HANDLER_NAME)
     handler.setFormatter(formatter)
     root = logging.getLogger()
     for old in [h for h in root.handlers if h.get_name() == _HANDLER_NAME]:
         root.removeHandler(old)
     root.addHandler(handler)
-    root.setLevel(logging.getLevelNamesMapping().get(level.upper(), logging.INFO))
+    # Libraries' DEBUG output (aiosqlite's, for one) carries query parameters: the
+    # service's own events may go down to DEBUG, the libraries' stop at INFO.
+    wanted = logging.getLevelNamesMapping().get(level.upper(), logging.INFO)
+    root.setLevel(max(wanted, logging.INFO))
     for name in LIBRARY_LOGGERS:
         library = logging.getLogger(name)
         # A library's own handler would write around the masking: through ours only.

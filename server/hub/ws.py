@@ -150,16 +150,15 @@ async def _handle_text(
         # Not only JSONDecodeError: numbers past Python's 4300-digit limit raise a
         # plain ValueError, and very deep nesting a RecursionError. Either would
         # otherwise escape the read loop and drop the client's socket.
-        connection.send(error("malformed_json", "message is not valid JSON"))
+        if not _over_budget(connection, budget, "malformed"):
+            connection.send(error("malformed_json", "message is not valid JSON"))
         return
     if not isinstance(data, dict) or not isinstance(data.get("type"), str):
-        connection.send(error("malformed_message", "message must be an object with a type"))
+        if not _over_budget(connection, budget, "malformed"):
+            connection.send(error("malformed_message", "message must be an object with a type"))
         return
     kind = data["type"]
-    over = budget.admit(kind, asyncio.get_running_loop().time()) if budget else None
-    if over is not None:
-        connection.send(error("rate_limited", over))
-        connection.close_soon(CLOSE_RATE_LIMITED, "message budget exceeded")
+    if _over_budget(connection, budget, kind):
         return
     if kind == "ping":
         connection.send({"type": "pong"})
@@ -180,6 +179,16 @@ async def _handle_text(
     except Exception:
         log.exception("ws.handler_crashed", type=kind)
         connection.send(error("internal_error", "something went wrong on our side"))
+
+
+def _over_budget(connection: ClientConnection, budget: MessageBudget | None, kind: str) -> bool:
+    """Past its budget, a client gets one ``rate_limited`` error and then a close (4429)."""
+    over = budget.admit(kind, asyncio.get_running_loop().time()) if budget else None
+    if over is None:
+        return False
+    connection.send(error("rate_limited", over))
+    connection.close_soon(CLOSE_RATE_LIMITED, "message budget exceeded")
+    return True
 
 
 def install_ws(app: web.Application) -> None:

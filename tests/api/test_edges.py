@@ -196,6 +196,16 @@ async def test_a_slow_body_is_408(api: Api) -> None:
     assert b"request_timeout" in head
 
 
+async def test_oversized_headers_are_refused(api: Api) -> None:
+    host, port = api.base_url.removeprefix("http://").split(":")
+    reader, writer = await asyncio.open_connection(host, int(port))
+    writer.write(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 9000 + b"\r\n\r\n")
+    await writer.drain()
+    head = await asyncio.wait_for(reader.read(4096), timeout=15)
+    writer.close()
+    assert head.startswith((b"HTTP/1.1 400", b"HTTP/1.1 431")), head[:200]
+
+
 async def test_security_headers_and_no_banner(api: Api) -> None:
     reply = await api.request("GET", "/healthz")
     for name, value in (
