@@ -46,6 +46,7 @@ _CSP = (
     "frame-ancestors 'none'; form-action 'self'"
 )
 _METRICS = "/metrics"
+SERVER_NAME = "cloudbranch"
 
 
 def handler_args(settings: Settings) -> dict[str, Any]:
@@ -112,9 +113,9 @@ def _check_metrics_token(request: web.Request) -> None:
 async def security_headers(request: web.Request, response: web.StreamResponse) -> None:
     """Headers every response carries; stricter ones for pages."""
     headers = response.headers
-    # aiohttp only fills Server in when it is absent; an empty value is not sent
-    # as a version banner, and a fixed product word says nothing useful to a scanner.
-    headers["Server"] = "cloudbranch"
+    # A fixed product word instead of aiohttp's "Python/3.x aiohttp/3.y": no versions
+    # for a scanner to match against known vulnerabilities.
+    headers["Server"] = SERVER_NAME
     headers.setdefault("X-Content-Type-Options", "nosniff")
     headers.setdefault("Referrer-Policy", "no-referrer")
     content_type = headers.get("Content-Type", "")
@@ -127,8 +128,17 @@ async def security_headers(request: web.Request, response: web.StreamResponse) -
         headers.setdefault("Strict-Transport-Security", "max-age=31536000; includeSubDomains")
 
 
+def _no_version_banner() -> None:
+    """Responses aiohttp writes itself (a malformed request, oversized headers) never
+    reach ``on_response_prepare``; they take their Server header from this constant."""
+    from aiohttp import web_response
+
+    web_response.SERVER_SOFTWARE = SERVER_NAME  # type: ignore[attr-defined]
+
+
 def install_edge(app: web.Application, components: Components) -> None:
     settings = components.settings
+    _no_version_banner()
     access = StaffAccess(settings, components.sessions, components.calls.clock)
     app[STAFF_ACCESS] = access
     app[THROTTLE] = login_throttle(settings, make_storage(settings))

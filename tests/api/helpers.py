@@ -126,6 +126,27 @@ async def staff_session_token(server: RunningServer, staff_id: str, role: str) -
     return issued.token
 
 
+async def close_frame_code(socket: Socket, within: float = 10.0) -> int | None:
+    """The code in the server's close frame, read off the wire (messages before it
+    are kept in ``socket.received``).
+
+    Unlike ``ws.close_code``, this does not turn into 1006 when the server has
+    already dropped the connection by the time the client's own close reply goes
+    out, which happens when the client was busy while the server closed.
+    """
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within
+    while (remaining := deadline - loop.time()) > 0:
+        msg = await socket.ws.receive(timeout=remaining)
+        if msg.type is aiohttp.WSMsgType.CLOSE:
+            return int(msg.data)
+        if msg.type in (aiohttp.WSMsgType.CLOSED, aiohttp.WSMsgType.ERROR):
+            return socket.ws.close_code
+        if msg.type is aiohttp.WSMsgType.TEXT:
+            socket.received.append(json.loads(msg.data))
+    raise TimeoutError(f"socket still open after {within}s")
+
+
 # --------------------------------------------------------------------------- databases
 
 _counter = iter(range(1_000_000))

@@ -19,7 +19,7 @@ from server import audit
 from server.appkeys import CALLS
 from server.db.banking import AuditEntry
 from tests.api.harness import Api, RunningServer, running_server
-from tests.api.helpers import BOTH_DATABASES, assert_problem, closed_with, seeded_database
+from tests.api.helpers import BOTH_DATABASES, assert_problem, close_frame_code, seeded_database
 from tests.api.test_operations import SCAM_TRANSFER, active_call
 
 CLOSE_UNAUTHORIZED = 4401
@@ -34,10 +34,11 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
 
 @pytest.fixture
 def server_settings() -> dict[str, Any]:
-    # A short lock so that its expiry can be observed; a 0.2 s cache keeps the
+    # A lock short enough that its expiry can be observed (15 s: five failed logins
+    # must fit in the window on a loaded machine); a 0.2 s cache keeps the
     # cross-check fast; the tiers are the real mechanism, only shorter.
     return {
-        "login_account_limits": "5 per 4 seconds;8 per 30 seconds",
+        "login_account_limits": "5 per 15 seconds;8 per 60 seconds",
         "staff_check_cache_s": 0.2,
         "customer_jwt_secret": IDP_SECRET,
     }
@@ -73,7 +74,7 @@ async def test_a_disabled_specialist_loses_socket_http_and_ws_at_once(
     # The open desk socket is told why and closed with 4401.
     refusal = await desk_ws.expect("error", code="account_disabled")
     assert refusal["detail"]
-    assert await closed_with(desk_ws) == CLOSE_UNAUTHORIZED
+    assert await close_frame_code(desk_ws) == CLOSE_UNAUTHORIZED
     # The old token opens nothing: no operation, no read of the call, no socket.
     start = await desk.post(
         f"/api/v1/calls/{call_id}/operations", {"kind": "transfer", "params": SCAM_TRANSFER}
@@ -83,7 +84,7 @@ async def test_a_disabled_specialist_loses_socket_http_and_ws_at_once(
     socket = await api.socket()
     answer = await socket.hello(desk.token)
     assert answer["type"] == "error" and answer["code"] == "unauthorized", answer
-    assert await closed_with(socket) == CLOSE_UNAUTHORIZED
+    assert await close_frame_code(socket) == CLOSE_UNAUTHORIZED
     assert_problem(await _login(api, "chen.li", "branch-demo"), 401, "invalid_credentials")
     # The customer's side of the call is still served.
     await customer_ws.send({"type": "ping"})
@@ -122,7 +123,7 @@ async def test_a_change_made_elsewhere_closes_the_socket_within_the_cache_period
         )
         await session.commit()
     await desk_ws.expect("error", code="session_revoked", timeout=10)
-    assert await closed_with(desk_ws, within=10) == CLOSE_UNAUTHORIZED
+    assert await close_frame_code(desk_ws, within=10) == CLOSE_UNAUTHORIZED
     assert_problem(await desk.get("/api/v1/calls/c0ffee"), 401, "session_revoked")
 
 
@@ -137,7 +138,7 @@ async def test_welcome_comes_only_after_the_check(api: Api) -> None:
         "code": "unauthorized",
         "detail": "this session was ended; log in again",
     }
-    assert await closed_with(socket) == CLOSE_UNAUTHORIZED
+    assert await close_frame_code(socket) == CLOSE_UNAUTHORIZED
 
 
 async def test_tokens_are_short_lived_and_refresh_rotates(api: Api) -> None:
@@ -217,7 +218,7 @@ async def test_the_sixth_wrong_password_is_429_and_locks_out_the_right_one(
     sixth = await _login(api, "gu.qiang", "wrong-password")
     body = assert_problem(sixth, 429, "too_many_attempts")
     retry_after = int(sixth.headers["Retry-After"])
-    assert 1 <= retry_after <= 4 and body["retry_after_s"] == retry_after
+    assert 1 <= retry_after <= 15 and body["retry_after_s"] == retry_after
     # Locked: even the right password is refused, without hashing or auditing it.
     assert_problem(await _login(api, "gu.qiang", "branch-demo"), 429, "too_many_attempts")
     # Another account from the same address is not locked by this one.
@@ -226,7 +227,7 @@ async def test_the_sixth_wrong_password_is_429_and_locks_out_the_right_one(
     assert [e.kind for e in entries].count("auth.login_failed") == 5
     # The lock expires: the right password works again after Retry-After.
     loop = asyncio.get_running_loop()
-    deadline = loop.time() + 20
+    deadline = loop.time() + 40
     while (reply := await _login(api, "gu.qiang", "branch-demo")).status == 429:
         assert loop.time() < deadline, reply
         await asyncio.sleep(float(reply.headers["Retry-After"]))
