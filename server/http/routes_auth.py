@@ -59,13 +59,15 @@ async def login(request: web.Request) -> web.Response:
         raise Unauthorized("wrong username or password", code="invalid_credentials")
     await request.app[THROTTLE].forgive("login:account", keys["login:account"])
     access = request.app[STAFF_ACCESS]
+    # Staff rows that carry a role (supervisors) get a session of that role.
+    role = Role(getattr(specialist, "role", None) or Role.SPECIALIST.value)
     async with service.sessions() as session:
-        issued = await access.open_session(session, specialist.specialist_id, Role.SPECIALIST)
+        issued = await access.open_session(session, specialist.specialist_id, role)
         await audit.record(
             session,
             "auth.login",
             at=service.clock(),
-            actor_role=Role.SPECIALIST.value,
+            actor_role=role.value,
             actor_id=specialist.specialist_id,
             data={"session_id": issued.session_id},
         )
