@@ -47,14 +47,18 @@ async def login(request: web.Request) -> web.Response:
         "login:account": body.username.strip().lower(),
         "login:address": client_address(request),
     }
-    # Before any hashing or audit row: a locked account or address costs nothing.
-    await request.app[THROTTLE].check(keys)
-    async with service.sessions() as session:
-        specialist = await repo.specialist_by_username(session, body.username)
-    password_hash = specialist.password_hash if specialist and specialist.active else None
-    ok = await guard.verify(password_hash, body.password) and specialist is not None
+    throttle = request.app[THROTTLE]
+    async with guard.slot():
+        # Before any lookup, hashing or audit row: a locked account or address costs
+        # nothing. Inside the slot, so attempts sent at once are counted one by one.
+        await throttle.check(keys)
+        async with service.sessions() as session:
+            specialist = await repo.specialist_by_username(session, body.username)
+        password_hash = specialist.password_hash if specialist and specialist.active else None
+        ok = await guard.verify(password_hash, body.password) and specialist is not None
+        if not ok:
+            await throttle.failed(keys)
     if not ok or specialist is None:
-        await request.app[THROTTLE].failed(keys)
         await guard.record_failure(service, specialist.specialist_id if specialist else None)
         raise Unauthorized("wrong username or password", code="invalid_credentials")
     await request.app[THROTTLE].forgive("login:account", keys["login:account"])

@@ -234,6 +234,15 @@ async def test_the_sixth_wrong_password_is_429_and_locks_out_the_right_one(
     assert reply.status == 200, reply
 
 
+async def test_a_concurrent_burst_of_wrong_passwords_is_counted(api: Api) -> None:
+    """Twenty at once: attempts are checked one slot at a time, so the lock holds
+    (at most one extra attempt per extra hashing slot gets through)."""
+    replies = await asyncio.gather(*(_login(api, "zhang.jun", f"wrong-{i}") for i in range(20)))
+    statuses = sorted(r.status for r in replies)
+    assert 5 <= statuses.count(401) <= 6, statuses
+    assert statuses.count(429) == 20 - statuses.count(401), statuses
+
+
 async def test_failed_login_audit_entries_are_aggregated_in_bursts(
     database_url: str,
 ) -> None:
