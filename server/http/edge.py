@@ -120,8 +120,11 @@ async def security_headers(request: web.Request, response: web.StreamResponse) -
     headers.setdefault("Referrer-Policy", "no-referrer")
     content_type = headers.get("Content-Type", "")
     if content_type.startswith("text/html"):
-        headers.setdefault("Content-Security-Policy", _CSP)
-        headers.setdefault("X-Frame-Options", "DENY")
+        # A page that states its own policy keeps it; the legacy frame header then
+        # says the same as its frame-ancestors, so old and new browsers agree.
+        policy = headers.setdefault("Content-Security-Policy", _CSP)
+        framing = "SAMEORIGIN" if "frame-ancestors 'self'" in policy else "DENY"
+        headers.setdefault("X-Frame-Options", framing)
     elif request.path.startswith("/api/") or not content_type.startswith(("text/css", "image/")):
         headers.setdefault("Cache-Control", "no-store")
     if request.secure:

@@ -222,6 +222,41 @@ async def test_security_headers_and_no_banner(api: Api) -> None:
     assert "Strict-Transport-Security" not in reply.headers  # plain HTTP here
 
 
+async def test_html_gets_a_strict_policy_and_no_framing(database_url: str) -> None:
+    app = create_app(Settings(**{**TEST_SETTINGS, "database_url": database_url}))
+
+    async def page(_request: web.Request) -> web.Response:
+        return web.Response(text="<!doctype html><p>hi</p>", content_type="text/html")
+
+    async def own_policy(_request: web.Request) -> web.Response:
+        response = web.Response(text="<!doctype html>", content_type="text/html")
+        response.headers["Content-Security-Policy"] = "default-src 'none'; frame-ancestors 'self'"
+        return response
+
+    app.router.add_get("/page", page)
+    app.router.add_get("/own", own_policy)
+    runner = web.AppRunner(app, shutdown_timeout=2)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    assert site._server is not None
+    base = f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}"
+    try:
+        async with aiohttp.ClientSession() as session:
+            async with session.get(base + "/page") as response:
+                policy = response.headers["Content-Security-Policy"]
+                assert "default-src 'self'" in policy and "frame-ancestors 'none'" in policy
+                assert "'unsafe-inline'" not in policy
+                assert response.headers["X-Frame-Options"] == "DENY"
+                assert response.headers["X-Content-Type-Options"] == "nosniff"
+            async with session.get(base + "/own") as response:
+                # A page's own policy is kept, and the frame header agrees with it.
+                assert response.headers["Content-Security-Policy"].startswith("default-src 'none'")
+                assert response.headers["X-Frame-Options"] == "SAMEORIGIN"
+    finally:
+        await runner.cleanup()
+
+
 async def test_head_works_where_get_does(api: Api) -> None:
     async with api.session.head(api.base_url + "/healthz") as response:
         assert response.status == 200
