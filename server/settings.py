@@ -133,6 +133,8 @@ class Settings(BaseSettings):
     login_account_limits: str = "5/minute;10/15 minutes;20/hour"
     login_address_limits: str = "20/minute;100/hour"
     redirect_address_limits: str = "20/minute;200/hour"
+    # Reverse proxies (their addresses) whose X-Forwarded-For names the real client.
+    trusted_proxies: list[str] = Field(default_factory=list)
     # Failed-login audit entries per minute; the rest are counted into the next one.
     login_audit_per_minute: int = Field(default=20, ge=1)
     # HTTP edges: a request's headers must arrive within this, its body within that.

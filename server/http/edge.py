@@ -66,8 +66,21 @@ def handler_args(settings: Settings) -> dict[str, Any]:
 
 
 def client_address(request: web.Request) -> str:
-    """The peer address; a reverse proxy in front should set it (see deploy/)."""
-    return request.remote or "unknown"
+    """The client's address, for per-address throttles.
+
+    The TCP peer, unless that peer is a reverse proxy named in
+    ``CLOUDBRANCH_TRUSTED_PROXIES``: then the nearest ``X-Forwarded-For`` hop that is
+    not itself a trusted proxy (hops further left are whatever the client claimed).
+    """
+    peer = request.remote or "unknown"
+    trusted = request.app[SETTINGS].trusted_proxies
+    if peer not in trusted:
+        return peer
+    hops = [h.strip() for h in request.headers.get("X-Forwarded-For", "").split(",")]
+    for hop in reversed([h for h in hops if h]):
+        if hop not in trusted:
+            return hop[:64]
+    return peer
 
 
 def _bearer(request: web.Request) -> str | None:

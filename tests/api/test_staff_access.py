@@ -265,6 +265,34 @@ async def test_failed_login_audit_entries_are_aggregated_in_bursts(
             assert ok.ok
 
 
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+async def test_behind_a_trusted_proxy_each_client_address_is_counted_apart(
+    database_url: str,
+) -> None:
+    import aiohttp
+
+    settings = {"login_address_limits": "3 per 30 seconds", "trusted_proxies": ["127.0.0.1"]}
+    async with (
+        running_server(database_url=database_url, **settings) as srv,
+        aiohttp.ClientSession() as session,
+    ):
+        api = Api(srv.base_url, session)
+
+        async def attempt(client: str, n: int) -> Any:
+            return await api.request(
+                "POST",
+                "/api/v1/desk/login",
+                {"username": f"someone{n}", "password": "x"},
+                headers={"X-Forwarded-For": f"198.51.100.7, {client}"},
+            )
+
+        for n in range(3):
+            assert_problem(await attempt("203.0.113.1", n), 401, "invalid_credentials")
+        assert_problem(await attempt("203.0.113.1", 9), 429, "too_many_attempts")
+        # Another client behind the same proxy is not locked out by the first.
+        assert_problem(await attempt("203.0.113.2", 10), 401, "invalid_credentials")
+
+
 @pytest.mark.redis
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 async def test_the_lock_is_shared_by_nodes_through_redis(database_url: str, redis_url: str) -> None:
