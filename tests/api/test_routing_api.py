@@ -478,3 +478,4 @@ async def test_openapi_documents_every_contract_path(api: Api) -> None:
     assert {"dialect", "intent", "ticket", "callback_allowed"} <= set(create_schema["properties"])
     assert create["x-roles"] == ["customer"]
     assert "application/problem+json" in create["responses"]["422"]["content"]
+
