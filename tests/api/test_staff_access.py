@@ -209,6 +209,7 @@ async def test_outside_development_a_sessionless_staff_token_is_refused(
 # --------------------------------------------------------------------------- 2. login throttle
 
 
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # counts are not in SQL
 async def test_the_sixth_wrong_password_is_429_and_locks_out_the_right_one(
     api: Api, server: RunningServer
 ) -> None:
