@@ -15,8 +15,10 @@ from server.http import (  # noqa: F401  (importing a routes module registers it
     routes_ops,
     routes_recordings,
     routes_redirects,
+    routes_staff,
     routes_wallboard,
 )
+from server.http.edge import handler_args, install_edge
 from server.http.openapi import install_openapi
 from server.http.problems import problem_middleware
 from server.http.registry import registry
@@ -34,6 +36,7 @@ def create_app(settings: Settings) -> web.Application:
     app = web.Application(
         middlewares=[problem_middleware],
         client_max_size=settings.max_body_bytes,
+        handler_args=handler_args(settings),
     )
     app[SETTINGS] = settings
     components = build(settings)
@@ -51,6 +54,7 @@ def create_app(settings: Settings) -> web.Application:
     routes_redirects.install(app, components)  # scenario redirects: ticket desk + resolver
     install_openapi(app)
     install_web(app)  # the desk, supervisor and senior-app pages (server/web/)
+    install_edge(app, components)  # staff access checks, throttles, security headers
 
     async def lifecycle(_app: web.Application) -> AsyncIterator[None]:
         await components.start()

@@ -1,4 +1,5 @@
-"""The ``cloudbranch`` command: serve, migrate, seed, token, risk, redirect-sign, media-node."""
+"""The ``cloudbranch`` command: serve, migrate, seed, token, risk, simulate, recording,
+redirect-sign, staff, media-node."""
 
 from __future__ import annotations
 
@@ -48,6 +49,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     sub.add_parser("recording", help="recording export: cloudbranch recording export --help")
     sub.add_parser("media-node", help="run a media node process (relay mode, needs Redis)")
     _add_redirect_sign(sub)
+    _add_staff(sub)
     args = parser.parse_args(args_list)
     if args.command == "redirect-sign":
         # Before load_settings: signing needs only the secret, not a server's settings.
@@ -70,6 +72,10 @@ def _run_command(args: argparse.Namespace) -> int:
         return _token(load_checked(), args.role, args.subject)
     settings = load_checked()
     check_database_url(settings)
+    if args.command == "staff":
+        return _with_database(
+            settings, lambda: asyncio.run(_staff(settings, args.action, args.account))
+        )
     if args.command == "serve":
         check_redis_url(settings)
         check_rulesets(settings)
@@ -182,6 +188,58 @@ def _simulate(argv: Sequence[str]) -> int:
     from server.simulate.cli import main as simulate_main
 
     return simulate_main(argv)
+
+
+def _add_staff(sub: Any) -> None:
+    staff = sub.add_parser(
+        "staff",
+        help="disable or enable a staff account, or revoke its sessions (audited)",
+        description="Takes effect at once for new requests on every node after at most "
+        "CLOUDBRANCH_STAFF_CHECK_CACHE_S seconds; open sockets are closed then too.",
+    )
+    staff.add_argument("action", choices=["disable", "enable", "revoke"])
+    staff.add_argument("account", help="specialist id (S01) or username (chen.li)")
+
+
+async def _staff(settings: Settings, action: str, account: str) -> int:
+    import time
+
+    from server.auth.admin import AccessAction, change_access
+    from server.auth.staff import StaffAccess
+    from server.calls import repository as repo
+    from server.db.engine import make_engine, make_sessionmaker
+    from server.errors import NotFound
+
+    engine = make_engine(settings.database_url)
+    try:
+        sessions = make_sessionmaker(engine)
+        access = StaffAccess(settings, sessions)
+        async with sessions() as session:
+            row = await repo.get_specialist(session, account)
+            if row is None:
+                row = await repo.specialist_by_username(session, account)
+            staff_id = row.specialist_id if row is not None else account
+            try:
+                result = await change_access(
+                    access,
+                    session,
+                    staff_id,
+                    AccessAction(action),
+                    actor_role="operator",
+                    actor_id=None,
+                    now=time.time(),
+                )
+            except NotFound as exc:
+                print(f"cloudbranch: {exc.detail}", file=sys.stderr)
+                return 1
+            await session.commit()
+    finally:
+        await engine.dispose()
+    print(
+        f"{result['specialist_id']}: active={result['active']} "
+        f"sessions_revoked={result['sessions_revoked']}"
+    )
+    return 0
 
 
 REDIRECT_URL = "http://127.0.0.1:8080/api/v1/redirects"

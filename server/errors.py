@@ -13,6 +13,7 @@ never build error responses by hand.
     ├── Forbidden (403)         forbidden
     ├── NotFound (404)          not_found, call_not_found, ...
     ├── Conflict (409)          offer_expired, illegal_state, ...
+    ├── RequestTimeout (408)    request_timeout
     ├── PayloadTooLarge (413)   payload_too_large
     ├── UnsupportedMediaType (415)
     └── ServiceUnavailable (503) not_ready
@@ -68,6 +69,12 @@ class NotFound(CloudBranchError):
 
 class Conflict(CloudBranchError):
     status, code, title = 409, "conflict", "Conflict"
+
+
+class RequestTimeout(CloudBranchError):
+    """The client did not finish sending its body in time (a slow-body bound)."""
+
+    status, code, title = 408, "request_timeout", "Request timeout"
 
 
 class PayloadTooLarge(CloudBranchError):

@@ -18,6 +18,9 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from server.routing.model import RoutingPolicy
 
 DEV_SECRET = "cloudbranch-development-secret-do-not-use-in-production"
+# Outside development mode every shared secret must have at least this many bytes.
+_MIN_SECRET = 32
+_SECRETS = ("jwt_secret", "redirect_secret", "turn_secret", "customer_jwt_secret", "metrics_token")
 
 
 class Settings(BaseSettings):
@@ -38,12 +41,16 @@ class Settings(BaseSettings):
     # -- tokens ------------------------------------------------------------------
     # Signs desk (specialist, supervisor) tokens and, in development, test tokens.
     jwt_secret: SecretStr | None = None
-    token_ttl_s: int = Field(default=8 * 3600, ge=60, le=7 * 24 * 3600)
+    # Staff access tokens are short-lived; a desk keeps working by refreshing them
+    # (POST /api/v1/desk/refresh) within its session, which lasts staff_session_ttl_s.
+    token_ttl_s: int = Field(default=15 * 60, ge=60, le=7 * 24 * 3600)
     # Customer tokens come from the bank's identity provider: HS256 shared secret
     # or RS256 public key (PEM), with this issuer.
     customer_jwt_secret: SecretStr | None = None
     customer_jwt_public_key: str | None = None
     customer_jwt_issuer: str = "bank-idp"
+    # The audience the identity provider puts in tokens meant for this service.
+    customer_jwt_audience: str = Field(default="cloudbranch", min_length=1, max_length=200)
     redirect_secret: SecretStr | None = None
 
     # -- routing -------------------------------------------------------------------
@@ -188,11 +195,45 @@ class Settings(BaseSettings):
         except ValueError as exc:
             raise ValueError(f"CLOUDBRANCH_BRANCH_TIMEZONE: {exc}") from exc
         return self
+    # -- security hardening (server/auth/staff.py, server/auth/throttle.py, server/http/edge.py)
+    # How long a staff session (and its refresh token) lives, and how long one node
+    # may trust its last look at a session or account before asking the database again.
+    staff_session_ttl_s: int = Field(default=8 * 3600, ge=300, le=7 * 24 * 3600)
+    staff_check_cache_s: float = Field(default=2.0, ge=0, le=10)
+    # Failed logins allowed before a temporary lock, per account and per client
+    # address, in the ``limits`` notation; the tiers make the lock grow with repeated
+    # failures (exponential back-off). The same for bad redirect signatures.
+    login_account_limits: str = "5/minute;10/15 minutes;20/hour"
+    login_address_limits: str = "20/minute;100/hour"
+    redirect_address_limits: str = "20/minute;200/hour"
+    # Reverse proxies (their addresses) whose X-Forwarded-For names the real client.
+    trusted_proxies: list[str] = Field(default_factory=list)
+    # Failed-login audit entries per minute; the rest are counted into the next one.
+    login_audit_per_minute: int = Field(default=20, ge=1)
+    # HTTP edges: a request's headers must arrive within this, its body within that.
+    http_header_timeout_s: float = Field(default=10.0, gt=0, le=300)
+    http_body_timeout_s: float = Field(default=15.0, gt=0, le=300)
+    max_header_bytes: int = Field(default=8190, ge=1024, le=65536)
+    # /metrics: open in development; otherwise it needs this bearer token.
+    metrics_token: SecretStr | None = None
+    # WebSocket message budgets: per message type, a token bucket of ``burst``
+    # refilled at ``per_s``; ICE candidates per negotiation (offer/answer/restart).
+    ws_message_burst: int = Field(default=60, ge=1)
+    ws_message_per_s: float = Field(default=20.0, gt=0)
+    ws_ice_per_negotiation: int = Field(default=200, ge=1)
 
     @model_validator(mode="after")
     def _secrets_outside_development(self) -> Settings:
         if not self.dev_mode and self.jwt_secret is None:
             raise ValueError("CLOUDBRANCH_JWT_SECRET is required unless CLOUDBRANCH_DEV_MODE=1")
+        if not self.dev_mode:
+            for name in _SECRETS:
+                secret: SecretStr | None = getattr(self, name)
+                if secret is not None and len(secret.get_secret_value().encode()) < _MIN_SECRET:
+                    raise ValueError(
+                        f"CLOUDBRANCH_{name.upper()} is shorter than {_MIN_SECRET} bytes: "
+                        "use a random secret of at least 32 bytes outside development mode"
+                    )
         return self
 
     @property

@@ -18,6 +18,9 @@ class Role(enum.StrEnum):
 class Principal:
     role: Role
     subject: str
+    # The staff session a desk or supervisor token belongs to (server/auth/staff.py);
+    # None for customers and for development tokens.
+    session_id: str | None = None
 
     def require(self, *roles: Role) -> None:
         if self.role not in roles:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any, TypeVar
 
@@ -9,7 +10,13 @@ from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
 from server.appkeys import SETTINGS
-from server.errors import BadRequest, PayloadTooLarge, UnsupportedMediaType, ValidationFailed
+from server.errors import (
+    BadRequest,
+    PayloadTooLarge,
+    RequestTimeout,
+    UnsupportedMediaType,
+    ValidationFailed,
+)
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -24,9 +31,19 @@ def describe(exc: ValidationError) -> str:
 
 
 async def read_raw(request: web.Request, limit: int) -> bytes:
-    """The whole body as sent, refusing anything over ``limit`` bytes."""
+    """The whole body as sent, refusing anything over ``limit`` bytes, or
+    not all there within ``http_body_timeout_s`` (408: a slow-body bound)."""
     if request.content_length is not None and request.content_length > limit:
         raise PayloadTooLarge(f"body is larger than {limit} bytes")
+    timeout_s = request.app[SETTINGS].http_body_timeout_s
+    try:
+        async with asyncio.timeout(timeout_s):
+            return await _read_all(request, limit)
+    except TimeoutError as exc:
+        raise RequestTimeout(f"the body did not arrive within {timeout_s:g} s") from exc
+
+
+async def _read_all(request: web.Request, limit: int) -> bytes:
     raw = bytearray()
     # read(n) returns whatever has arrived, up to n: loop until the end of the body.
     while chunk := await request.content.read(limit + 1 - len(raw)):

@@ -9,11 +9,40 @@ from aiohttp import web
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
-from .registry import registry
+from .registry import Endpoint, registry
 from .respond import json_response
 from .schemas import Problem
 
 _REF = "#/components/schemas/{model}"
+
+# What each problem status means here; the ``code`` in the body says which case.
+_PROBLEMS = {
+    400: "Malformed request: body is not JSON (malformed_json), bad headers",
+    401: "No usable credentials: missing, invalid or expired token; staff account "
+    "disabled or session revoked (account_disabled, session_revoked)",
+    403: "The token's role may not do this (wrong_role)",
+    404: "No such resource, or not one this caller can see",
+    408: "The body did not arrive in time (request_timeout)",
+    409: "The resource is not in a state that allows this",
+    413: "Body too large (payload_too_large)",
+    415: "Body is not application/json (unsupported_media_type)",
+    422: "The body does not match the schema; detail names the field (validation_error)",
+    429: "Too many failed attempts; wait Retry-After seconds (too_many_attempts)",
+    503: "A dependency is unavailable; retry after Retry-After (service_unavailable)",
+}
+
+
+def statuses_of(endpoint: Endpoint) -> set[int]:
+    """Every problem status a route can answer: its own, and those of the layers
+    every request goes through (auth, body reading, path ids, dependencies)."""
+    statuses = set(endpoint.errors) | {503}
+    if endpoint.roles:
+        statuses |= {401, 403}
+    if endpoint.body is not None:
+        statuses |= {400, 408, 413, 415, 422}
+    if "{" in endpoint.path:
+        statuses.add(404)
+    return statuses
 
 
 @cache
@@ -40,13 +69,17 @@ def openapi_document() -> dict[str, Any]:
                 "required": True,
                 "content": {"application/json": {"schema": {"$ref": _ref(endpoint.body)}}},
             }
-        ok: dict[str, Any] = {"description": "OK"}
+        success: dict[str, Any] = {"description": "OK" if endpoint.status != 204 else "Done"}
         if endpoint.response is not None:
-            ok["content"] = {"application/json": {"schema": {"$ref": _ref(endpoint.response)}}}
-        operation["responses"][str(endpoint.status)] = ok
-        for status in endpoint.errors:
+            schema: dict[str, Any] = {"$ref": _ref(endpoint.response)}
+            if endpoint.many:
+                schema = {"type": "array", "items": schema}
+            success["content"] = {"application/json": {"schema": schema}}
+        for status in (endpoint.status, *endpoint.also):
+            operation["responses"][str(status)] = success
+        for status in sorted(statuses_of(endpoint)):
             operation["responses"][str(status)] = {
-                "description": "Problem",
+                "description": _PROBLEMS.get(status, "Problem"),
                 "content": {"application/problem+json": {"schema": {"$ref": _ref(Problem)}}},
             }
         params = [

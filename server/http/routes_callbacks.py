@@ -91,6 +91,7 @@ class ContactResponse(BaseModel):
     status=201,
     errors=(401, 403, 404, 409),
     tag="callbacks",
+    also=(200,),
 )
 async def request_callback(request: web.Request) -> web.Response:
     principal = require(request, Role.CUSTOMER)
@@ -121,6 +122,7 @@ async def get_callback(request: web.Request) -> web.Response:
     response=CallbackResponse,
     errors=(401, 403),
     tag="callbacks",
+    many=True,
 )
 async def my_callbacks(request: web.Request) -> web.Response:
     principal = require(request, Role.CUSTOMER)
@@ -152,6 +154,7 @@ async def cancel_callback(request: web.Request) -> web.Response:
     status=201,
     errors=(401, 403, 404, 409),
     tag="callbacks",
+    also=(200,),
 )
 async def answer_callback(request: web.Request) -> web.Response:
     principal = require(request, Role.CUSTOMER)

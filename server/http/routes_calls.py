@@ -40,6 +40,7 @@ def _offer_expired() -> Conflict:
     response=CallResponse,
     status=201,
     errors=(401, 403, 404, 422),
+    also=(200,),
 )
 async def create_call(request: web.Request) -> web.Response:
     principal = require(request, Role.CUSTOMER)

@@ -64,6 +64,7 @@ def specialists_by_state(roster: Sequence[Specialist], snapshot: QueueSnapshot) 
     response=SpecialistOut,
     errors=(401, 403),
     tag="supervisor",
+    many=True,
 )
 async def list_specialists(request: web.Request) -> web.Response:
     require(request, Role.SUPERVISOR)
@@ -220,7 +221,14 @@ async def readyz(request: web.Request) -> web.Response:
     return json_response({"status": "ready", "checks": checks})
 
 
-@registry.route("GET", "/metrics", "Prometheus metrics, text exposition format", tag="ops")
+@registry.route(
+    "GET",
+    "/metrics",
+    "Prometheus metrics, text exposition format (outside development mode: "
+    "Authorization: Bearer <CLOUDBRANCH_METRICS_TOKEN>)",
+    errors=(401,),
+    tag="ops",
+)
 async def metrics(request: web.Request) -> web.Response:
     metrics_ = request.app[METRICS]
     service = request.app[CALLS]

@@ -23,6 +23,7 @@ import structlog
 from aiohttp import web
 
 from server.appkeys import SETTINGS
+from server.auth.throttle import THROTTLE
 from server.errors import (
     Unauthorized,
 )
@@ -36,6 +37,7 @@ from server.redirects.signature import (
 )
 
 from .body import parse_body, read_raw
+from .edge import client_address
 from .registry import registry
 from .respond import json_response
 
@@ -70,8 +72,9 @@ def parse_event(content_type: str, raw: bytes) -> RedirectEvent:
     body=RedirectRequest,
     response=RedirectResponse,
     status=201,
-    errors=(400, 401, 404, 409, 413, 415, 422),
+    errors=(400, 401, 404, 408, 409, 413, 415, 422, 429),
     tag="redirects",
+    also=(200,),
 )
 async def receive_redirect(request: web.Request) -> web.Response:
     settings = request.app[SETTINGS]
@@ -82,6 +85,10 @@ async def receive_redirect(request: web.Request) -> web.Response:
             "scenario redirects are not configured on this branch: no sender can be verified",
             code="redirects_not_configured",
         )
+    # Signature guessing: an address with too many bad signatures waits (429)
+    # before its next attempt is read, checked or audited.
+    throttle_keys = {"redirect:address": client_address(request)}
+    await request.app[THROTTLE].check(throttle_keys)
     raw = await read_raw(request, settings.max_body_bytes)
     now = desk.clock()
     try:
@@ -94,6 +101,7 @@ async def receive_redirect(request: web.Request) -> web.Response:
             skew_s=settings.redirect_skew_s,
         )
     except InvalidSignature as exc:
+        await request.app[THROTTLE].failed(throttle_keys)
         await desk.record_bad_signature(exc.flaw.value, raw, exc.timestamp, request.remote, now)
         raise
     event = parse_event(request.content_type, raw)

@@ -31,6 +31,25 @@ class LoginResponse(BaseModel):
     specialist_id: str
     display_name: str
     role: Literal["specialist", "supervisor"]
+    refresh_token: str | None = None
+    expires_in_s: int | None = None
+
+
+class RefreshRequest(Request):
+    refresh_token: str = Field(min_length=16, max_length=128)
+
+
+class RefreshResponse(BaseModel):
+    token: str
+    refresh_token: str
+    expires_in_s: int
+    specialist_id: str
+
+
+class StaffAccessResponse(BaseModel):
+    specialist_id: str
+    active: bool
+    sessions_revoked: int
 
 
 class DevTokenRequest(Request):

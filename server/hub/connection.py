@@ -70,6 +70,12 @@ class ClientConnection:
             return False
         return True
 
+    def refuse(self, code: str, detail: str) -> None:
+        """This client may no longer act (account disabled, session revoked):
+        tell it why, then close with 4401 so it logs in again instead of reconnecting."""
+        self.send({"type": "error", "code": code, "detail": detail})
+        self.close_soon(CLOSE_UNAUTHORIZED, "access revoked")
+
     def close_soon(self, code: int, reason: str) -> None:
         """Ask the writer to close the socket after what is already queued."""
         if self._closing:

@@ -48,6 +48,10 @@ class Hub:
     def is_connected_here(self, role: Role, subject: str) -> bool:
         return bool(self._clients.get((role.value, subject)))
 
+    def connections(self) -> list[ClientConnection]:
+        """Every client socket on this node (a copy: safe to close while iterating)."""
+        return [c for group in self._clients.values() for c in group]
+
     def local_subjects(self, role: Role) -> list[str]:
         return [subject for (r, subject), c in self._clients.items() if r == role.value and c]
 

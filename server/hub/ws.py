@@ -19,9 +19,11 @@ from pydantic import ValidationError
 
 from server.appkeys import CALLS, HUB, METRICS, SETTINGS
 from server.auth.principal import Principal, Role
+from server.auth.staff import STAFF_ACCESS
 from server.auth.tokens import verify_token
 from server.errors import CloudBranchError, dependency_failure
 
+from .budget import CLOSE_RATE_LIMITED, MessageBudget
 from .connection import CLOSE_REPLACED, CLOSE_UNAUTHORIZED, ClientConnection
 from .messages import Hello, error
 
@@ -98,7 +100,10 @@ async def _await_hello(ws: web.WebSocketResponse, request: web.Request) -> Princ
         return None
     try:
         hello = Hello.model_validate_json(msg.data)
-        return verify_token(settings, hello.token)
+        principal = verify_token(settings, hello.token)
+        # Staff: account active and session live, before anything is welcomed.
+        await request.app[STAFF_ACCESS].check(principal)
+        return principal
     except (ValidationError, CloudBranchError) as exc:
         detail = exc.detail if isinstance(exc, CloudBranchError) else "first message must be hello"
         await ws.send_json(error("unauthorized", detail))
@@ -153,9 +158,10 @@ async def _on_connect(request: web.Request, connection: ClientConnection) -> lis
 async def _read_loop(request: web.Request, connection: ClientConnection) -> None:
     handlers = request.app[WS_HANDLERS]
     ws = connection.ws
+    budget = MessageBudget.from_settings(request.app[SETTINGS])
     async for msg in ws:
         if msg.type is WSMsgType.TEXT:
-            await _handle_text(handlers, connection, msg.data)
+            await _handle_text(handlers, connection, msg.data, budget)
         elif msg.type is WSMsgType.BINARY:
             connection.send(error("unsupported", "binary messages are not accepted"))
         elif msg.type is WSMsgType.ERROR:
@@ -163,7 +169,10 @@ async def _read_loop(request: web.Request, connection: ClientConnection) -> None
 
 
 async def _handle_text(
-    handlers: dict[str, MessageHandler], connection: ClientConnection, text: str
+    handlers: dict[str, MessageHandler],
+    connection: ClientConnection,
+    text: str,
+    budget: MessageBudget | None = None,
 ) -> None:
     try:
         data = json.loads(text)
@@ -171,12 +180,16 @@ async def _handle_text(
         # Not only JSONDecodeError: numbers past Python's 4300-digit limit raise a
         # plain ValueError, and very deep nesting a RecursionError. Either would
         # otherwise escape the read loop and drop the client's socket.
-        connection.send(error("malformed_json", "message is not valid JSON"))
+        if not _over_budget(connection, budget, "malformed"):
+            connection.send(error("malformed_json", "message is not valid JSON"))
         return
     if not isinstance(data, dict) or not isinstance(data.get("type"), str):
-        connection.send(error("malformed_message", "message must be an object with a type"))
+        if not _over_budget(connection, budget, "malformed"):
+            connection.send(error("malformed_message", "message must be an object with a type"))
         return
     kind = data["type"]
+    if _over_budget(connection, budget, kind):
+        return
     if kind == "ping":
         connection.send({"type": "pong"})
         return
@@ -201,6 +214,16 @@ async def _handle_text(
             return
         log.exception("ws.handler_crashed", type=kind)
         connection.send(error("internal_error", "something went wrong on our side"))
+
+
+def _over_budget(connection: ClientConnection, budget: MessageBudget | None, kind: str) -> bool:
+    """Past its budget, a client gets one ``rate_limited`` error and then a close (4429)."""
+    over = budget.admit(kind, asyncio.get_running_loop().time()) if budget else None
+    if over is None:
+        return False
+    connection.send(error("rate_limited", over))
+    connection.close_soon(CLOSE_RATE_LIMITED, "message budget exceeded")
+    return True
 
 
 def install_ws(app: web.Application) -> None:

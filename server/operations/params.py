@@ -2,17 +2,45 @@
 
 from __future__ import annotations
 
+import re
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+)
 
 from server.errors import ValidationFailed
 from server.http.body import describe
 
 from .state import Kind
 
-Amount = Annotated[Decimal, Field(gt=0, le=Decimal("100000000"), max_digits=12, decimal_places=2)]
+_MONEY_TEXT = re.compile(r"[0-9]{1,12}(?:\.[0-9]{1,2})?")
+
+
+def _ascii_money(value: Any) -> Any:
+    """Money as text must be plain ASCII digits with at most two decimals.
+
+    ``Decimal`` itself reads any Unicode digit ("１０.00" is 10.00) and exponents
+    ("1e3"); neither is how an amount is written at the counter, so both are refused.
+    """
+    if isinstance(value, str) and not _MONEY_TEXT.fullmatch(value):
+        raise ValueError("must be a decimal string of ASCII digits with at most 2 decimals")
+    if isinstance(value, float):
+        raise ValueError("send money as a decimal string, not a JSON float")
+    return value
+
+
+Amount = Annotated[
+    Decimal,
+    BeforeValidator(_ascii_money),
+    Field(gt=0, le=Decimal("100000000"), max_digits=12, decimal_places=2),
+]
 Currency = Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")]
 AccountNo = Annotated[str, StringConstraints(pattern=r"^[0-9]{6,34}$")]
 Text100 = Annotated[str, StringConstraints(min_length=1, max_length=100, strip_whitespace=True)]
@@ -33,7 +61,11 @@ class TransferParams(_Params):
 
 class LimitChangeParams(_Params):
     channel: Literal["counter", "mobile", "atm"]
-    new_limit: Annotated[Decimal, Field(ge=0, le=Decimal("10000000"), decimal_places=2)]
+    new_limit: Annotated[
+        Decimal,
+        BeforeValidator(_ascii_money),
+        Field(ge=0, le=Decimal("10000000"), decimal_places=2),
+    ]
     currency: Currency = "CNY"
 
 

@@ -26,7 +26,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from tests.api.harness import Reply, Socket, clone_sqlite, running_server
+from tests.api.harness import Reply, RunningServer, Socket, clone_sqlite, running_server
 from tests.conftest import _admin, _run_async
 
 PROBLEM_TYPE = "application/problem+json"
@@ -90,6 +90,60 @@ async def closed_with(socket: Socket, within: float = 5.0) -> int | None:
             return socket.ws.close_code
         if msg.type is aiohttp.WSMsgType.ERROR:
             return socket.ws.close_code
+    raise TimeoutError(f"socket still open after {within}s")
+
+
+async def staff_session_token(server: RunningServer, staff_id: str, role: str) -> str:
+    """A token for a real staff session, opened by the server's own session store, as
+    login does; outside development mode that is the only kind of staff token accepted.
+
+    ``staff_id`` gets a staff row if it has none (a supervisor, say): revocation is
+    keyed by the row.
+    """
+    from datetime import UTC, datetime
+
+    from server.appkeys import CALLS
+    from server.auth.principal import Role
+    from server.auth.staff import STAFF_ACCESS
+    from server.db.models import Specialist
+
+    async with server.app[CALLS].sessions() as session:
+        if await session.get(Specialist, staff_id) is None:
+            row = Specialist(
+                specialist_id=staff_id,
+                username=staff_id.lower(),
+                display_name=staff_id,
+                password_hash="!",
+                skills=[],
+                active=True,
+                created_at=datetime.now(tz=UTC),
+            )
+            if hasattr(Specialist, "role"):
+                row.role = role  # type: ignore[attr-defined]
+            session.add(row)
+        issued = await server.app[STAFF_ACCESS].open_session(session, staff_id, Role(role))
+        await session.commit()
+    return issued.token
+
+
+async def close_frame_code(socket: Socket, within: float = 10.0) -> int | None:
+    """The code in the server's close frame, read off the wire (messages before it
+    are kept in ``socket.received``).
+
+    Unlike ``ws.close_code``, this does not turn into 1006 when the server has
+    already dropped the connection by the time the client's own close reply goes
+    out, which happens when the client was busy while the server closed.
+    """
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within
+    while (remaining := deadline - loop.time()) > 0:
+        msg = await socket.ws.receive(timeout=remaining)
+        if msg.type is aiohttp.WSMsgType.CLOSE:
+            return int(msg.data)
+        if msg.type in (aiohttp.WSMsgType.CLOSED, aiohttp.WSMsgType.ERROR):
+            return socket.ws.close_code
+        if msg.type is aiohttp.WSMsgType.TEXT:
+            socket.received.append(json.loads(msg.data))
     raise TimeoutError(f"socket still open after {within}s")
 
 

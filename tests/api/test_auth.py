@@ -23,17 +23,19 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from server.http.registry import registry
 from server.settings import DEV_SECRET
-from tests.api.harness import Api, Party
+from tests.api.harness import Api, Party, RunningServer
 from tests.api.helpers import (
     BOTH_DATABASES,
     assert_problem,
     closed_with,
     ping_pong,
     seeded_database,
+    staff_session_token,
 )
 
 IDP_SECRET = "bank-idp-shared-secret-for-tests-0123456789"
 IDP_ISSUER = "bank-idp"
+IDP_AUDIENCE = "cloudbranch"
 OTHER_SECRET = "someone-elses-secret-0123456789abcdef"
 OWN_ISSUER = "cloudbranch"
 CLOSE_UNAUTHORIZED = 4401
@@ -78,7 +80,9 @@ def claims(
     sub: str = "C1001", iss: str = OWN_ISSUER, exp_in: float = 600, **extra: Any
 ) -> dict[str, Any]:
     now = int(time.time())
-    return {"iss": iss, "sub": sub, "iat": now, "exp": now + int(exp_in), **extra}
+    # Identity-provider tokens carry the audience this service is configured with.
+    audience = {"aud": IDP_AUDIENCE} if iss == IDP_ISSUER else {}
+    return {"iss": iss, "sub": sub, "iat": now, "exp": now + int(exp_in), **audience, **extra}
 
 
 def own_token(secret: str = DEV_SECRET, **kw: Any) -> str:
@@ -375,7 +379,7 @@ PRODUCTION_SECRET = "a-production-secret-that-is-long-enough-0123456789"
 
 
 @pytest.mark.parametrize("server_settings", [{"dev_mode": False, "jwt_secret": PRODUCTION_SECRET}])
-async def test_outside_development_there_are_no_dev_tokens(api: Api) -> None:
+async def test_outside_development_there_are_no_dev_tokens(api: Api, server: RunningServer) -> None:
     reply = await api.request(
         "POST", "/api/v1/dev/tokens", {"role": "supervisor", "subject": "SUP1"}
     )
@@ -389,7 +393,8 @@ async def test_outside_development_there_are_no_dev_tokens(api: Api) -> None:
     desk = await api.specialist("zhou.min")
     presence = await desk.put("/api/v1/desk/presence", {"state": "available"})
     assert presence.status == 200, presence
-    supervisor = own_token(secret=PRODUCTION_SECRET, role="supervisor", sub="SUP1")
+    # Outside development a staff token must belong to a live session of a staff row.
+    supervisor = await staff_session_token(server, "SUP1", "supervisor")
     assert (await api.request("GET", "/api/v1/stats", headers=bearer(supervisor))).status == 200
 
 

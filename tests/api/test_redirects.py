@@ -44,7 +44,8 @@ TRANSFER = {
 
 @pytest.fixture
 def server_settings() -> dict[str, Any]:
-    return {"redirect_secret": SECRET}
+    # Room for the many deliberately bad signatures below (the throttle has tests of its own).
+    return {"redirect_secret": SECRET, "redirect_address_limits": "1000/minute"}
 
 
 def transfer_over_limit(event_id: str = "evt-1", customer_id: str = "C1001") -> dict[str, Any]:

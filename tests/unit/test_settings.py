@@ -32,17 +32,17 @@ def test_development_mode_falls_back_to_the_dev_secret() -> None:
 
 
 def test_secrets_do_not_show_in_repr() -> None:
-    settings = Settings(dev_mode=False, jwt_secret="very-secret-value-0123456789")
+    settings = Settings(dev_mode=False, jwt_secret="very-secret-value-0123456789-abcdef")
     assert "very-secret-value" not in repr(settings)
     assert "very-secret-value" not in str(settings.model_dump())
 
 
 def test_the_environment_is_read(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CLOUDBRANCH_DEV_MODE", "0")
-    monkeypatch.setenv("CLOUDBRANCH_JWT_SECRET", "from-the-environment-0123456789")
+    monkeypatch.setenv("CLOUDBRANCH_JWT_SECRET", "from-the-environment-0123456789-abcdef")
     monkeypatch.setenv("CLOUDBRANCH_OFFER_LEASE_S", "7.5")
     settings = Settings()
-    assert settings.signing_secret == "from-the-environment-0123456789"
+    assert settings.signing_secret == "from-the-environment-0123456789-abcdef"
     assert settings.offer_lease_s == 7.5
 
 

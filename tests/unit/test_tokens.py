@@ -36,7 +36,8 @@ def settings(**overrides: Any) -> Settings:
 
 def idp_claims(sub: str = "C1001", exp_in: int = 600, **extra: Any) -> dict[str, Any]:
     now = int(time.time())
-    return {"iss": "bank-idp", "sub": sub, "iat": now, "exp": now + exp_in, **extra}
+    claims = {"iss": "bank-idp", "aud": "cloudbranch", "sub": sub, "iat": now, "exp": now + exp_in}
+    return {**claims, **extra}
 
 
 @pytest.mark.parametrize("role", list(Role))

@@ -7,7 +7,10 @@ import asyncio
 from alembic import context
 from sqlalchemy.engine import Connection
 
-from server.db import banking  # noqa: F401  (registers the banking tables)
+from server.db import (
+    banking,  # noqa: F401  (registers the banking tables)
+    staff,  # noqa: F401  (registers the staff sessions table)
+)
 from server.db.engine import make_engine
 from server.db.models import Base
 
