@@ -195,16 +195,20 @@ class Settings(BaseSettings):
         except ValueError as exc:
             raise ValueError(f"CLOUDBRANCH_BRANCH_TIMEZONE: {exc}") from exc
         return self
+
     # -- security hardening (server/auth/staff.py, server/auth/throttle.py, server/http/edge.py)
     # How long a staff session (and its refresh token) lives, and how long one node
     # may trust its last look at a session or account before asking the database again.
     staff_session_ttl_s: int = Field(default=8 * 3600, ge=300, le=7 * 24 * 3600)
+    # How long a node trusts its last look at a staff session or account.
     staff_check_cache_s: float = Field(default=2.0, ge=0, le=10)
     # Failed logins allowed before a temporary lock, per account and per client
     # address, in the ``limits`` notation; the tiers make the lock grow with repeated
     # failures (exponential back-off). The same for bad redirect signatures.
     login_account_limits: str = "5/minute;10/15 minutes;20/hour"
+    # Failed logins allowed per client address (limits notation), before a temporary lock.
     login_address_limits: str = "20/minute;100/hour"
+    # Bad redirect signatures allowed per client address (limits notation).
     redirect_address_limits: str = "20/minute;200/hour"
     # Reverse proxies (their addresses) whose X-Forwarded-For names the real client.
     trusted_proxies: list[str] = Field(default_factory=list)
@@ -212,14 +216,18 @@ class Settings(BaseSettings):
     login_audit_per_minute: int = Field(default=20, ge=1)
     # HTTP edges: a request's headers must arrive within this, its body within that.
     http_header_timeout_s: float = Field(default=10.0, gt=0, le=300)
+    # A request's body must arrive within this, else 408.
     http_body_timeout_s: float = Field(default=15.0, gt=0, le=300)
+    # The largest request line or header field accepted.
     max_header_bytes: int = Field(default=8190, ge=1024, le=65536)
     # /metrics: open in development; otherwise it needs this bearer token.
     metrics_token: SecretStr | None = None
     # WebSocket message budgets: per message type, a token bucket of ``burst``
     # refilled at ``per_s``; ICE candidates per negotiation (offer/answer/restart).
     ws_message_burst: int = Field(default=60, ge=1)
+    # The rate at which each message type's socket budget refills.
     ws_message_per_s: float = Field(default=20.0, gt=0)
+    # ICE candidates a client may send per negotiation (offer, answer or restart).
     ws_ice_per_negotiation: int = Field(default=200, ge=1)
 
     @model_validator(mode="after")
