@@ -20,6 +20,7 @@ import contextlib
 import math
 import time
 from collections.abc import AsyncIterator, Mapping
+from typing import Any, cast
 
 from aiohttp import web
 from limits import RateLimitItem, parse_many
@@ -49,6 +50,14 @@ def make_storage(settings: Settings) -> Storage:
     if settings.redis_url:
         uri = settings.redis_url
         uri = "async+" + uri if not uri.startswith("async+") else uri
+        from redis.asyncio.retry import Retry
+        from redis.backoff import ExponentialBackoff
+        from redis.exceptions import ConnectionError as RedisConnectionError
+        from redis.exceptions import TimeoutError as RedisTimeoutError
+
+        # A pooled connection is dead after a Redis restart: redis-py's own retry
+        # reconnects, so the first login after the restart is not refused.
+        retry: Any = Retry(ExponentialBackoff(cap=1.0, base=0.05), retries=3)
         return RedisStorage(
             uri,
             wrap_exceptions=True,
@@ -56,6 +65,8 @@ def make_storage(settings: Settings) -> Storage:
             key_prefix="cloudbranch-throttle",
             socket_timeout=5,
             socket_connect_timeout=5,
+            retry=retry,
+            retry_on_error=cast(Any, [RedisConnectionError, RedisTimeoutError]),
         )
     return MemoryStorage()
 

@@ -44,6 +44,7 @@ class WallboardCall(BaseModel):
     "Open calls and calls ended in the last hour, newest first (at most 100)",
     roles=(Role.SUPERVISOR.value,),
     response=WallboardCall,
+    many=True,
     errors=(401, 403),
     tag="supervisor",
 )

@@ -187,7 +187,9 @@ async def test_outside_development_a_sessionless_staff_token_is_refused(
     database_url: str,
 ) -> None:
     secret = "a-production-secret-that-is-long-enough-0123456789"
-    async with running_server(database_url=database_url, dev_mode=False, jwt_secret=secret) as srv:
+    async with running_server(
+        database_url=database_url, dev_mode=False, jwt_secret=secret, media_mode="direct"
+    ) as srv:
         import aiohttp
 
         now = int(time.time())
