@@ -15,6 +15,7 @@ import contextlib
 import shlex
 import subprocess
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -129,3 +130,17 @@ async def eventually(check: Any, timeout: float, what: str, every_s: float = 0.2
             return time.monotonic() - started
         await asyncio.sleep(every_s)
     raise AssertionError(f"{what}: not within {timeout} s (last: {last!r})")
+
+
+async def timeline_kinds(supervisor: Any, call_ids: Iterable[str]) -> dict[str, list[str]]:
+    """Each call's timeline event kinds, as a supervisor reads them."""
+    kinds: dict[str, list[str]] = {}
+    for call_id in call_ids:
+        timeline = await supervisor.get(f"/api/v1/calls/{call_id}/timeline")
+        kinds[call_id] = [e["kind"] for e in timeline.body["events"]]
+    return kinds
+
+
+def double_assigned(kinds: dict[str, list[str]]) -> int:
+    """Calls accepted more than once: given to two specialists."""
+    return sum(events.count("accepted") > 1 for events in kinds.values())

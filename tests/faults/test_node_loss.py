@@ -28,7 +28,7 @@ import pytest
 from tests.api.harness import Api, Party, Socket
 from tests.api.nodes import Node, nodes
 
-from .support import FaultRedis, Figures, eventually
+from .support import FaultRedis, Figures, double_assigned, eventually, timeline_kinds
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(180)]
 
@@ -130,10 +130,9 @@ async def test_sigterm_drains_within_the_bound_and_loses_nothing(
         recovered_s = time.monotonic() - signalled
         assert sorted(served) == sorted(call_ids), "every call answered exactly once"
         supervisor = await staying.supervisor()
+        kinds_by_call = await timeline_kinds(supervisor, call_ids)
         expired = withdrawn = 0
-        for call_id in call_ids:
-            timeline = await supervisor.get(f"/api/v1/calls/{call_id}/timeline")
-            kinds = [e["kind"] for e in timeline.body["events"]]
+        for kinds in kinds_by_call.values():
             assert kinds.count("accepted") == 1, kinds
             expired += kinds.count("offer_expired")
             withdrawn += kinds.count("offer_withdrawn")
@@ -143,7 +142,7 @@ async def test_sigterm_drains_within_the_bound_and_loses_nothing(
             queued=len(call_ids),
             answered=len(served),
             lost=len(set(call_ids) - set(served)),
-            double_assigned=0,
+            double_assigned=double_assigned(kinds_by_call),
             exited_after_s=round(exited_s, 1),
             offers_withdrawn=withdrawn,
             offers_expired=expired,
@@ -214,11 +213,13 @@ async def test_sigkill_mid_call_resumes_on_the_other_node_and_spreads_offers(
         # Longest idle again: nobody takes the lion's share (it was 32 of 45).
         per_desk = [answered[d.subject] for d, _ in desks]
         assert max(per_desk) <= len(call_ids) // 2, per_desk
+        double = double_assigned(await timeline_kinds(supervisor, call_ids))
+        assert double == 0
         figures.values.update(
             queued=len(call_ids),
             answered=len(served),
             lost=len(set(call_ids) - set(served)),
-            double_assigned=0,
+            double_assigned=double,
             per_desk=per_desk,
             ghost_offline_within_s=round(ghost_gone_s, 1),
             all_answered_after_s=round(recovered_s, 1),

@@ -22,7 +22,14 @@ from redis.asyncio import Redis
 from tests.api.harness import Api, Party, Reply, Socket
 from tests.api.nodes import nodes
 
-from .support import FaultPostgres, FaultRedis, Figures, eventually
+from .support import (
+    FaultPostgres,
+    FaultRedis,
+    Figures,
+    double_assigned,
+    eventually,
+    timeline_kinds,
+)
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(200)]
 
@@ -167,11 +174,7 @@ async def test_postgres_stopped_under_traffic_only_503s_and_nothing_stranded(
 
         assert not traffic.bad, traffic.bad
         assert sorted(answered) == sorted(created), "every call answered exactly once"
-        double = 0
-        for call_id in created:
-            timeline = await supervisor.get(f"/api/v1/calls/{call_id}/timeline")
-            kinds = [e["kind"] for e in timeline.body["events"]]
-            double += kinds.count("accepted") > 1
+        double = double_assigned(await timeline_kinds(supervisor, created))
         assert double == 0
 
         # Nothing stranded: every desk is free again in routing and no call is left open.

@@ -19,7 +19,7 @@ import pytest
 from tests.api.harness import Api, Party, Socket
 from tests.api.nodes import nodes
 
-from .support import FaultRedis, Figures, eventually, probe
+from .support import FaultRedis, Figures, double_assigned, eventually, probe, timeline_kinds
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(150)]
 
@@ -150,11 +150,7 @@ async def test_redis_restarted_empty_heals_by_itself(
         offers_resumed_s = min(offered_at) - back_at
         assert offers_resumed_s <= RECOVERY_BOUND_S, offers_resumed_s
         assert sorted(answered) == sorted(expected), "every queued call answered once"
-        double = 0
-        for call_id in expected:
-            timeline = await supervisor.get(f"/api/v1/calls/{call_id}/timeline")
-            kinds = [e["kind"] for e in timeline.body["events"]]
-            double += kinds.count("accepted") > 1
+        double = double_assigned(await timeline_kinds(supervisor, expected))
         assert double == 0
         verified = await supervisor.get("/api/v1/audit/verify")
         assert verified.body["ok"] is True, verified.body

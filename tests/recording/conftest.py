@@ -66,10 +66,9 @@ def x25519_keys(tmp_path_factory: pytest.TempPathFactory) -> KeyPair:
     return _write_pair(tmp_path_factory.mktemp("x25519"), x25519.X25519PrivateKey.generate(), "x")
 
 
-class RelaySettings(Settings):
-    """Settings with media through the relay (``CLOUDBRANCH_MEDIA_MODE=relay``)."""
-
-    media_mode: str = "relay"
+# Recording applies with media through the relay, the settings' default; the
+# helpers below also say so explicitly.
+RelaySettings = Settings
 
 
 def recording_settings(tmp_path: Path, database_url: str, **overrides: Any) -> RelaySettings:
@@ -81,6 +80,7 @@ def recording_settings(tmp_path: Path, database_url: str, **overrides: Any) -> R
         "recording_queue_frames": 5000,
         "log_level": "WARNING",
         "node_id": "node-a",
+        "media_mode": "relay",
         **overrides,
     }
     return RelaySettings(**values)
