@@ -164,6 +164,8 @@ class Feature:
     doc: str
     compute: Callable[[FeatureContext], object]
     cost: int = 1
+    #: set features: the values a rule may test for (None: the ruleset's typologies)
+    members: frozenset[str] | None = None
 
 
 FEATURES: dict[str, Feature] = {}
@@ -175,11 +177,13 @@ Compute = Callable[[FeatureContext], object]
 _COMPUTE: dict[str, Compute] = {}
 
 
-def feature(kind: str, doc: str, cost: int = 1) -> Callable[[Compute], Compute]:
+def feature(
+    kind: str, doc: str, cost: int = 1, members: frozenset[str] | None = None
+) -> Callable[[Compute], Compute]:
     """Register a feature under its function name."""
 
     def register(fn: Compute) -> Compute:
-        FEATURES[fn.__name__] = Feature(fn.__name__, kind, doc, fn, cost)
+        FEATURES[fn.__name__] = Feature(fn.__name__, kind, doc, fn, cost, members)
         _COMPUTE[fn.__name__] = fn
         return fn
 

@@ -31,6 +31,7 @@ from risk.features import (
     feature,
     to_cny,
 )
+from risk.integrity import VIDEO_SIGNALS
 from risk.language.reading import Reading
 from risk.model import Reason
 
@@ -40,6 +41,9 @@ STORY_CAP = 2.0
 MODEL_SHARE = 0.6
 MODEL_MIN_PROBABILITY = 0.5
 NEW_PAYEE_DAYS = 7.0
+CONTACT_CHANGE_HOURS = 168.0
+#: what a replayed clip or an injected camera looks like (someone posing as the customer)
+_POSING = VIDEO_SIGNALS - {"multiple_faces"}
 NAMED_REASON = "scam_named"
 
 
@@ -65,6 +69,11 @@ def _lt(ctx: FeatureContext, name: str, bound: float) -> bool:
 def _within(ctx: FeatureContext, name: str, hours: float) -> bool:
     value = _value(ctx, name)
     return isinstance(value, int | float) and value <= hours
+
+
+def _intersects(ctx: FeatureContext, name: str, members: set[str] | frozenset[str]) -> bool:
+    value = _value(ctx, name)
+    return isinstance(value, frozenset) and not value.isdisjoint(members)
 
 
 def _notable(ctx: FeatureContext) -> bool:
@@ -93,6 +102,10 @@ SIGNALS: Mapping[str, Callable[[FeatureContext], bool]] = {
     "claimed_relative_new_payee": lambda c: _value(c, "claimed_relative_new_payee") is True,
     "night": lambda c: _ge(c, "local_hour", 22) or _lt(c, "local_hour", 6),
     "long_known_payee": lambda c: _is_transfer(c) and _ge(c, "payee_known_days", 365),
+    "contact_changed_recent": lambda c: _within(c, "hours_since_contact_change", CONTACT_CHANGE_HOURS),
+    "video_posing": lambda c: _intersects(c, "video_signals", _POSING),
+    "prompted_on_camera": lambda c: _intersects(c, "video_signals", {"multiple_faces"}),
+    "liveness_failed": lambda c: _value(c, "liveness_result") == "failed",
 }
 
 
