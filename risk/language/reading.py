@@ -35,6 +35,7 @@ from risk.language.markers import (
     COMPARISONS,
     CONTRASTS,
     DESCRIBES,
+    DIRECTIVES,
     LONG_NEGATORS,
     NOT_NEGATIONS,
     RELATIVES,
@@ -45,6 +46,8 @@ from risk.language.model import ModelVerdict, StatementModel
 _SHORT_SCOPE = 2  # units (characters or words) a one-character negator governs
 _LONG_SCOPE = 6
 _DESCRIBE_GAP = 3
+#: share of a role phrase's weight when nobody tells the customer anything
+_UNDIRECTED_ROLE_SHARE = 0.5
 
 
 @dataclass(frozen=True)
@@ -115,6 +118,8 @@ class Reader:
     model: StatementModel | None = None
     #: relatives alone: a cheap first look when the statement has no typology cue
     relative_words: PhraseIndex[str] | None = None
+    #: words by which someone tells or asks the customer something
+    directives: PhraseIndex[str] | None = None
 
     @classmethod
     def build(
@@ -138,7 +143,10 @@ class Reader:
         markers += [(w, "relative:" + r) for w, r in RELATIVES.items()]
         markers += [(w, "describes") for w in DESCRIBES]
         relative_words = PhraseIndex.build((w, "relative") for w in RELATIVES)
-        return cls(cues, PhraseIndex.build(markers), role_typologies, model, relative_words)
+        directives = PhraseIndex.build((w, "directive") for w in DIRECTIVES)
+        return cls(
+            cues, PhraseIndex.build(markers), role_typologies, model, relative_words, directives
+        )
 
     def read(self, text: str) -> Reading:
         """The reading of one statement."""
@@ -153,7 +161,16 @@ class Reader:
         if not cue_hits:
             return Reading(folded, (), lambda: self._scope(folded, tokens, [])[1], judge)
         found, relatives = self._scope(folded, tokens, cue_hits)
-        return _reading(folded, found, relatives, judge, self.role_typologies)
+        roles = self.role_typologies
+        # A job or a place named while nobody tells the customer anything is not
+        # an instruction: its phrases count for less (the directives are looked
+        # for only when such a phrase occurs).
+        undirected = (
+            self.directives is not None
+            and any(h.typology in roles for h in found)
+            and not self.directives.find(folded, tokens)
+        )
+        return _reading(folded, found, relatives, judge, roles, undirected)
 
     def _scope(
         self, folded: str, tokens: list[Token], cue_hits: list[Hit[Cue]]
@@ -207,6 +224,7 @@ def _reading(
     relatives: frozenset[str],
     judge: Callable[[], ModelVerdict | None] | None,
     role_typologies: frozenset[str],
+    undirected: bool = False,
 ) -> Reading:
     sums: dict[str, float] = {}
     not_family: dict[str, float] = {}
@@ -215,9 +233,13 @@ def _reading(
         if c.negated or (c.typology, c.phrase) in counted:
             continue  # a phrase said twice is still one cue
         counted.add((c.typology, c.phrase))
-        sums[c.typology] = sums.get(c.typology, 0.0) + c.weight
+        weight = c.weight
+        # (a phrase describing a relative is settled by the payee book instead)
+        if undirected and weight > 0 and not c.about_family and c.typology in role_typologies:
+            weight *= _UNDIRECTED_ROLE_SHARE
+        sums[c.typology] = sums.get(c.typology, 0.0) + weight
         if not (c.about_family and c.typology in role_typologies):
-            not_family[c.typology] = not_family.get(c.typology, 0.0) + c.weight
+            not_family[c.typology] = not_family.get(c.typology, 0.0) + weight
     return Reading(folded, cues, relatives, judge, sums, not_family)
 
 
