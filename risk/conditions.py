@@ -314,7 +314,7 @@ class _Writer:
                 test = _SOURCE[part.op].format(c=self.constant(part.operand))
                 self.emit(body, f"v = values.get({feature}, NOT_YET)")
                 self.emit(body, "if v is NOT_YET:")
-                self.emit(body + 1, f"v = get({feature})")
+                self.emit(body + 1, f"v = compute({feature})")
                 self.emit(body, "if v is UNKNOWN:")
                 self.emit(body + 1, f"{target} = None")
                 self.emit(body, f"elif not ({test}):")
@@ -350,7 +350,7 @@ def compile_rules(conditions: Sequence[Node], label: str = "rules") -> RulesEval
         [
             "def evaluate(ctx):",
             "    values = ctx.values",
-            "    get = ctx.get",
+            "    compute = ctx.compute",
             "    held = []",
             "    undecided = []",
             *writer.lines,

@@ -118,8 +118,6 @@ class Reader:
     model: StatementModel | None = None
     #: relatives alone: a cheap first look when the statement has no typology cue
     relative_words: PhraseIndex[str] | None = None
-    #: words by which someone tells or asks the customer something
-    directives: PhraseIndex[str] | None = None
 
     @classmethod
     def build(
@@ -142,11 +140,9 @@ class Reader:
         markers += [(w, "contrast") for w in CONTRASTS]
         markers += [(w, "relative:" + r) for w, r in RELATIVES.items()]
         markers += [(w, "describes") for w in DESCRIBES]
+        markers += [(w, "directive") for w in DIRECTIVES]
         relative_words = PhraseIndex.build((w, "relative") for w in RELATIVES)
-        directives = PhraseIndex.build((w, "directive") for w in DIRECTIVES)
-        return cls(
-            cues, PhraseIndex.build(markers), role_typologies, model, relative_words, directives
-        )
+        return cls(cues, PhraseIndex.build(markers), role_typologies, model, relative_words)
 
     def read(self, text: str) -> Reading:
         """The reading of one statement."""
@@ -160,27 +156,22 @@ class Reader:
         judge = (lambda: model.judge(folded, tokens)) if model is not None else None
         if not cue_hits:
             return Reading(folded, (), lambda: self._scope(folded, tokens, [])[1], judge)
-        found, relatives = self._scope(folded, tokens, cue_hits)
-        roles = self.role_typologies
+        found, relatives, directed = self._scope(folded, tokens, cue_hits)
         # A job or a place named while nobody tells the customer anything is not
-        # an instruction: its phrases count for less (the directives are looked
-        # for only when such a phrase occurs).
-        undirected = (
-            self.directives is not None
-            and any(h.typology in roles for h in found)
-            and not self.directives.find(folded, tokens)
-        )
-        return _reading(folded, found, relatives, judge, roles, undirected)
+        # an instruction: its phrases count for less.
+        return _reading(folded, found, relatives, judge, self.role_typologies, not directed)
 
     def _scope(
         self, folded: str, tokens: list[Token], cue_hits: list[Hit[Cue]]
-    ) -> tuple[tuple[CueHit, ...], frozenset[str]]:
-        """Negation and family descriptions for the cues; the relatives named."""
+    ) -> tuple[tuple[CueHit, ...], frozenset[str], bool]:
+        """Negation and family descriptions for the cues; the relatives named;
+        whether anyone is said to tell or ask the customer something."""
         if not cue_hits and (
             self.relative_words is not None and not self.relative_words.find(folded, tokens)
         ):
-            return (), frozenset()
+            return (), frozenset(), False
         marks = self.markers.find(folded, tokens)
+        directed = any(m.payload == "directive" for m in marks)
         relatives = [m for m in marks if m.payload.startswith("relative:")]
         spans = [(h.start, h.end) for h in cue_hits]
         negators = [
@@ -193,9 +184,11 @@ class Reader:
             )
         ]
         if not negators and not relatives:  # the common case: nothing to scope
-            return tuple(
-                CueHit(h.phrase, h.payload.typology, h.payload.weight) for h in cue_hits
-            ), frozenset()
+            return (
+                tuple(CueHit(h.phrase, h.payload.typology, h.payload.weight) for h in cue_hits),
+                frozenset(),
+                directed,
+            )
         clauses = _clause_starts(folded, marks)
         units = _Units(folded, tokens)
         negators = _outermost(negators)
@@ -215,7 +208,7 @@ class Reader:
             )
             for h in cue_hits
         )
-        return found, frozenset(named)
+        return found, frozenset(named), directed
 
 
 def _reading(
