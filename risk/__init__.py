@@ -39,10 +39,10 @@ from risk.model import (
     PriorOperation,
     Reason,
     RecentEvent,
-    VideoIntegrity,
     RiskLists,
     RuleSnooze,
     ShadowResult,
+    VideoIntegrity,
 )
 from risk.ruleset import (
     Ruleset,
@@ -70,7 +70,6 @@ __all__ = [
     "PriorOperation",
     "Reason",
     "RecentEvent",
-    "VideoIntegrity",
     "RiskEngine",
     "RiskLists",
     "RuleSnooze",
@@ -78,6 +77,7 @@ __all__ = [
     "RulesetError",
     "ShadowResult",
     "Transaction",
+    "VideoIntegrity",
     "build_ruleset",
     "evaluate_ruleset",
     "load_default_ruleset",

@@ -103,7 +103,9 @@ SIGNALS: Mapping[str, Callable[[FeatureContext], bool]] = {
     "claimed_relative_new_payee": lambda c: _value(c, "claimed_relative_new_payee") is True,
     "night": lambda c: _ge(c, "local_hour", 22) or _lt(c, "local_hour", 6),
     "long_known_payee": lambda c: _is_transfer(c) and _ge(c, "payee_known_days", 365),
-    "contact_changed_recent": lambda c: _within(c, "hours_since_contact_change", CONTACT_CHANGE_HOURS),
+    "contact_changed_recent": lambda c: _within(
+        c, "hours_since_contact_change", CONTACT_CHANGE_HOURS
+    ),
     "video_posing": lambda c: _intersects(c, "video_signals", _POSING),
     "prompted_on_camera": lambda c: _intersects(c, "video_signals", {"multiple_faces"}),
     "liveness_failed": lambda c: _value(c, "liveness_result") == "failed",
@@ -216,9 +218,7 @@ def infer(ctx: FeatureContext) -> Inference:
                     score += weight
             if score > best_score:
                 best, best_score = name, score
-                best_signals = tuple(
-                    plan.names[i] for i, w in weighted if w > 0 and held[i]
-                )
+                best_signals = tuple(plan.names[i] for i, w in weighted if w > 0 and held[i])
         result = Inference(best, best_score if best is not None else 0.0, best_signals)
     finally:
         if len(missing) != before:  # forget what only the explanation looked for
