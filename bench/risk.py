@@ -11,8 +11,10 @@ password resets, limit changes, new devices and broken deposits), bank-wide
 lists (20,000 blocked accounts, 2,000 blocked phones, an allow list), and
 operations: mostly transfers to known payees with habit-like amounts, some
 to new payees, a few to the customer's own name at another bank, blocked
-payees, limit changes and other operations; stated reasons in Chinese and
-English, a few naming scam typologies. Generation is not timed.
+payees, limit changes, counter operations of every kind; stated reasons in
+Chinese and English, a few naming scam typologies; the call's video integrity
+(mostly ok, some unknown, a few suspect or with a failed liveness challenge).
+Generation is not timed.
 
 Then, pinned to one CPU (the idlest over a half-second sample, since the
 machine may be shared) with the packaged default ruleset, it measures:
@@ -57,6 +59,7 @@ from risk import (
     Ruleset,
     RuleSnooze,
     Transaction,
+    VideoIntegrity,
     load_default_ruleset,
 )
 from risk.language.reading import Reader, Reading
@@ -151,6 +154,7 @@ def make_customer(rng: random.Random, index: int) -> CustomerProfile:
         ("new_device", 0.03),
         ("time_deposit_break", 0.02),
         ("payee_added", 0.05),
+        ("contact_change", 0.02),
     ):
         if rng.random() < p:
             events.append(RecentEvent(kind, NOW - timedelta(hours=rng.uniform(1, 400))))
@@ -181,7 +185,21 @@ def make_operation(
             new_limit=Decimal(rng.choice(["5000", "20000", "50000", "200000"])),
         )
     elif roll < 0.12:
-        op = Operation(kind=rng.choice(["balance_inquiry", "card_activation", "password_reset"]))
+        op = Operation(
+            kind=rng.choice(
+                [
+                    "balance_inquiry",
+                    "card_activation",
+                    "password_reset",
+                    "passbook_statement",
+                    "loss_report",
+                    "replacement",
+                    "contact_change",
+                    "pension_certification",
+                    "certificate",
+                ]
+            )
+        )
     elif roll < 0.15:
         action = rng.choice(["open", "break"])
         principal = Decimal(rng.choice(["20000", "50000", "150000"]))
@@ -231,6 +249,14 @@ def make_operation(
             ),
         )
     hour = int(rng.gauss(11, 3.5)) % 24
+    integrity_roll = rng.random()
+    if integrity_roll < 0.10:
+        integrity = None  # direct media, or the analysis not running
+    elif integrity_roll < 0.96:
+        integrity = VideoIntegrity("ok", (), rng.choice([None, None, "passed"]))
+    else:
+        signal = rng.choice(["video_frozen", "video_looped", "face_absent", "multiple_faces"])
+        integrity = VideoIntegrity("suspect", (signal,), rng.choice([None, "failed"]))
     session = CallSession(
         call_id=f"CALL-{rng.randint(1, 10**9)}",
         redirect_kind="transfer_over_limit" if rng.random() < 0.05 else None,
@@ -238,6 +264,7 @@ def make_operation(
         stated_reason=reason,
         local_time=(NOW + LOCAL).replace(hour=hour, tzinfo=None),
         contact_phones=("13800001111",) if rng.random() < 0.05 else (),
+        video_integrity=integrity,
     )
     return op, session
 
@@ -326,7 +353,7 @@ def main() -> int:
     floor = RiskEngine(language_off(engine.ruleset))
     for op, customer, session in work[:2_000]:
         floor.evaluate(op, customer, session, lists, now)
-    _, floor_elapsed, _, floor_timings = measure(floor, work, lists)
+    _, floor_elapsed, floor_cpu, floor_timings = measure(floor, work, lists)
 
     n = len(work)
     print(
@@ -357,7 +384,8 @@ def main() -> int:
     floor_rate, rate = n / floor_elapsed, n / elapsed
     p99, floor_p99 = percentile(timings, 0.99), percentile(floor_timings, 0.99)
     print(
-        f"floor (same run, language features off): {floor_rate:,.0f} decisions/s, "
+        f"floor (same run, language features off): {floor_rate:,.0f} decisions/s "
+        f"({n / floor_cpu:,.0f} per CPU second), "
         f"p50 {percentile(floor_timings, 0.50):.1f} us, p99 {floor_p99:.1f} us; "
         f"ratio with language on: throughput {rate / floor_rate:.2f}x, p99 {p99 / floor_p99:.2f}x"
     )
@@ -365,6 +393,8 @@ def main() -> int:
     print(f"(garbage collector enabled; generation counts at end {gc_counts})")
     verdicts = [
         ("throughput >= 20,000 decisions/s", rate >= 20_000, f"{rate:,.0f}/s"),
+        # on a shared machine the wall clock also counts other processes' turns
+        ("per CPU second >= 20,000 decisions", n / cpu >= 20_000, f"{n / cpu:,.0f}/CPU s"),
         ("p99 latency < 500 us", p99 < 500, f"{p99:.1f} us"),
     ]
     for label, ok, figure in verdicts:

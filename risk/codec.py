@@ -22,6 +22,8 @@ A case is one mapping::
                   "recent_events": [{"kind": "password_reset", "at": "..."}]},
       "session": {"call_id": "...", "redirect_kind": null, "stated_reason": "...",
                   "local_time": "2025-03-10T10:15:00", "contact_phones": [],
+                  "video_integrity": {"status": "suspect", "signals": ["video_frozen"],
+                                      "liveness": "failed"},
                   "earlier_operations": [{"kind": "limit_change", "at": "...",
                                           "outcome": "executed", "new_limit": "100000",
                                           "currency": "CNY"}]},
@@ -34,7 +36,8 @@ A case is one mapping::
 
 A missing or null field is unknown, exactly as ``None`` in the dataclasses:
 ``"history": null`` is "history not loaded", ``"transactions": []`` is "no
-transfers". ``series`` expands to ``count`` transfers ``every_days`` apart.
+transfers"; ``"video_integrity": null`` (or absent) is "no analysis".
+``series`` expands to ``count`` transfers ``every_days`` apart.
 """
 
 from __future__ import annotations

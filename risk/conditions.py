@@ -194,10 +194,12 @@ def _test(
         wanted = [operand] if op_name == "contains" else operand
         if op_name not in ("contains", "contains_any") or not isinstance(wanted, list):
             raise ConditionError(f"{path}: a set feature takes contains or contains_any")
+        members = FEATURES[name].members
+        allowed, what = (typologies, "typology") if members is None else (members, "value")
         for item in wanted:
-            if item not in typologies:
+            if item not in allowed:
                 raise ConditionError(
-                    f"{path}: unknown typology {item!r} (defined: {', '.join(sorted(typologies))})"
+                    f"{path}: unknown {what} {item!r} (defined: {', '.join(sorted(allowed))})"
                 )
         return Compare(name, "intersects", frozenset(str(w) for w in wanted))
     raise ConditionError(f"{path}: feature {name!r} cannot be tested")  # pragma: no cover
@@ -312,7 +314,7 @@ class _Writer:
                 test = _SOURCE[part.op].format(c=self.constant(part.operand))
                 self.emit(body, f"v = values.get({feature}, NOT_YET)")
                 self.emit(body, "if v is NOT_YET:")
-                self.emit(body + 1, f"v = get({feature})")
+                self.emit(body + 1, f"v = compute({feature})")
                 self.emit(body, "if v is UNKNOWN:")
                 self.emit(body + 1, f"{target} = None")
                 self.emit(body, f"elif not ({test}):")
@@ -348,7 +350,7 @@ def compile_rules(conditions: Sequence[Node], label: str = "rules") -> RulesEval
         [
             "def evaluate(ctx):",
             "    values = ctx.values",
-            "    get = ctx.get",
+            "    compute = ctx.compute",
             "    held = []",
             "    undecided = []",
             *writer.lines,

@@ -55,6 +55,7 @@ class _Unknown:
 
 
 UNKNOWN: Final = _Unknown()
+_NOT_YET: Final = object()
 
 # Thresholds are in CNY; other currencies go through the ruleset's fx_to_cny.
 _HOME_CURRENCY = "CNY"
@@ -110,10 +111,15 @@ class FeatureContext:
 
     def get(self, name: str) -> object:
         """The feature's value, computing it on first use; UNKNOWN if it cannot be."""
-        try:
-            return self.values[name]
-        except KeyError:
-            pass
+        # dict.get, not try/except KeyError: most features are read once, and a
+        # raised KeyError per first read costs more than the feature itself.
+        value = self.values.get(name, _NOT_YET)
+        if value is not _NOT_YET:
+            return value
+        return self.compute(name)
+
+    def compute(self, name: str) -> object:
+        """Compute the feature (the caller knows it is not in ``values`` yet)."""
         try:
             value = _COMPUTE[name](self)
         except MissingData as exc:
@@ -164,6 +170,8 @@ class Feature:
     doc: str
     compute: Callable[[FeatureContext], object]
     cost: int = 1
+    #: set features: the values a rule may test for (None: the ruleset's typologies)
+    members: frozenset[str] | None = None
 
 
 FEATURES: dict[str, Feature] = {}
@@ -175,11 +183,13 @@ Compute = Callable[[FeatureContext], object]
 _COMPUTE: dict[str, Compute] = {}
 
 
-def feature(kind: str, doc: str, cost: int = 1) -> Callable[[Compute], Compute]:
+def feature(
+    kind: str, doc: str, cost: int = 1, members: frozenset[str] | None = None
+) -> Callable[[Compute], Compute]:
     """Register a feature under its function name."""
 
     def register(fn: Compute) -> Compute:
-        FEATURES[fn.__name__] = Feature(fn.__name__, kind, doc, fn, cost)
+        FEATURES[fn.__name__] = Feature(fn.__name__, kind, doc, fn, cost, members)
         _COMPUTE[fn.__name__] = fn
         return fn
 

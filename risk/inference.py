@@ -31,8 +31,10 @@ from risk.features import (
     feature,
     to_cny,
 )
+from risk.integrity import VIDEO_SIGNALS
 from risk.language.reading import Reading
 from risk.model import Reason
+from risk.typologies import TypologyInfo
 
 #: cap on one typology's story weight, so a pile of cues cannot swamp behaviour
 STORY_CAP = 2.0
@@ -40,6 +42,9 @@ STORY_CAP = 2.0
 MODEL_SHARE = 0.6
 MODEL_MIN_PROBABILITY = 0.5
 NEW_PAYEE_DAYS = 7.0
+CONTACT_CHANGE_HOURS = 168.0
+#: what a replayed clip or an injected camera looks like (someone posing as the customer)
+_POSING = VIDEO_SIGNALS - {"multiple_faces"}
 NAMED_REASON = "scam_named"
 
 
@@ -65,6 +70,11 @@ def _lt(ctx: FeatureContext, name: str, bound: float) -> bool:
 def _within(ctx: FeatureContext, name: str, hours: float) -> bool:
     value = _value(ctx, name)
     return isinstance(value, int | float) and value <= hours
+
+
+def _intersects(ctx: FeatureContext, name: str, members: set[str] | frozenset[str]) -> bool:
+    value = _value(ctx, name)
+    return isinstance(value, frozenset) and not value.isdisjoint(members)
 
 
 def _notable(ctx: FeatureContext) -> bool:
@@ -93,6 +103,12 @@ SIGNALS: Mapping[str, Callable[[FeatureContext], bool]] = {
     "claimed_relative_new_payee": lambda c: _value(c, "claimed_relative_new_payee") is True,
     "night": lambda c: _ge(c, "local_hour", 22) or _lt(c, "local_hour", 6),
     "long_known_payee": lambda c: _is_transfer(c) and _ge(c, "payee_known_days", 365),
+    "contact_changed_recent": lambda c: _within(
+        c, "hours_since_contact_change", CONTACT_CHANGE_HOURS
+    ),
+    "video_posing": lambda c: _intersects(c, "video_signals", _POSING),
+    "prompted_on_camera": lambda c: _intersects(c, "video_signals", {"multiple_faces"}),
+    "liveness_failed": lambda c: _value(c, "liveness_result") == "failed",
 }
 
 
@@ -185,32 +201,66 @@ def infer(ctx: FeatureContext) -> Inference:
     cached = ctx.values.get("_inference")
     if isinstance(cached, Inference):
         return cached
-    missing_before = dict(ctx.missing)
+    missing = ctx.missing
+    before = len(missing)
     try:
         told = story(ctx)
-        held: dict[str, bool] = {}
+        plan = _plan(ctx.params.typologies)
+        # each signal once, in the order the plan lists them
+        held = [test(ctx) for test in plan.tests]
         best: str | None = None
         best_score = -math.inf
         best_signals: tuple[str, ...] = ()
-        for name, info in ctx.params.typologies.items():
+        for name, weighted in plan.typologies:
             score = told.get(name, 0.0)
-            fired: list[str] = []
-            for signal, weight in info.signals.items():
-                if signal not in held:
-                    test = SIGNALS.get(signal)
-                    held[signal] = bool(test(ctx)) if test is not None else False
-                if held[signal]:
+            for index, weight in weighted:
+                if held[index]:
                     score += weight
-                    if weight > 0:
-                        fired.append(signal)
             if score > best_score:
-                best, best_score, best_signals = name, score, tuple(fired)
+                best, best_score = name, score
+                best_signals = tuple(plan.names[i] for i, w in weighted if w > 0 and held[i])
         result = Inference(best, best_score if best is not None else 0.0, best_signals)
     finally:
-        ctx.missing.clear()
-        ctx.missing.update(missing_before)
+        if len(missing) != before:  # forget what only the explanation looked for
+            for key in list(missing)[before:]:
+                del missing[key]
     ctx.values["_inference"] = result
     return result
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """The typologies' behaviour signals, numbered once per ruleset."""
+
+    names: tuple[str, ...]
+    tests: tuple[Callable[[FeatureContext], bool], ...]
+    #: (typology, ((signal number, weight), ...)) in the ruleset's order
+    typologies: tuple[tuple[str, tuple[tuple[int, float], ...]], ...]
+
+
+_PLANS: dict[int, tuple[Mapping[str, TypologyInfo], _Plan]] = {}
+
+
+def _plan(typologies: Mapping[str, TypologyInfo]) -> _Plan:
+    entry = _PLANS.get(id(typologies))
+    if entry is not None and entry[0] is typologies:
+        return entry[1]
+    names: list[str] = []
+    weighted: list[tuple[str, tuple[tuple[int, float], ...]]] = []
+    for name, info in typologies.items():
+        pairs = []
+        for signal, weight in info.signals.items():
+            if signal not in SIGNALS:
+                continue  # validated by the ruleset schema; never counts
+            if signal not in names:
+                names.append(signal)
+            pairs.append((names.index(signal), weight))
+        weighted.append((name, tuple(pairs)))
+    plan = _Plan(tuple(names), tuple(SIGNALS[n] for n in names), tuple(weighted))
+    if len(_PLANS) > 64:  # rulesets come and go with reloads; keep the cache small
+        _PLANS.clear()
+    _PLANS[id(typologies)] = (typologies, plan)
+    return plan
 
 
 def naming_reason(ctx: FeatureContext) -> tuple[str, Reason] | None:

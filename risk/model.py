@@ -110,11 +110,28 @@ class RecentEvent:
     """Something that happened on the customer's accounts lately.
 
     Kinds the default ruleset reads: ``password_reset``, ``limit_change``,
-    ``time_deposit_break``, ``new_device``, ``payee_added``.
+    ``time_deposit_break``, ``new_device``, ``payee_added``, ``contact_change``
+    (the mobile number for SMS codes was changed).
     """
 
     kind: str
     at: datetime
+
+
+@dataclass(frozen=True)
+class VideoIntegrity:
+    """What the media node's analysis says of the customer's video in this call.
+
+    ``status`` is ``ok``, ``suspect`` or ``unknown`` (analysis not running, or
+    direct media). ``signals`` are the active signal codes (``video_frozen``,
+    ``video_looped``, ``frame_timing_anomaly``, ``face_absent``,
+    ``multiple_faces``). ``liveness`` is the latest liveness challenge result in
+    the call: ``passed``, ``failed``, or None when none has run.
+    """
+
+    status: str
+    signals: tuple[str, ...] = ()
+    liveness: str | None = None
 
 
 @dataclass(frozen=True)
@@ -165,7 +182,7 @@ class CallSession:
     server always knows this). ``stated_reason`` None means the specialist has
     not recorded one; ``""`` means the customer gave none. ``contact_phones``
     are numbers the customer reports being contacted from in connection with
-    this operation.
+    this operation. ``video_integrity`` None means unknown (no analysis).
     """
 
     call_id: str | None = None
@@ -174,6 +191,7 @@ class CallSession:
     stated_reason: str | None = None
     local_time: datetime | None = None
     contact_phones: tuple[str, ...] = ()
+    video_integrity: VideoIntegrity | None = None
 
 
 @dataclass(frozen=True)

@@ -59,7 +59,14 @@ OPERATION_KINDS = frozenset(
         "time_deposit_break",
         "password_reset",
         "card_activation",
-        "passbook",
+        # the counter's everyday business (passbooks, loss reports, contact
+        # details, pension certification, certificates)
+        "passbook_statement",
+        "loss_report",
+        "replacement",
+        "contact_change",
+        "pension_certification",
+        "certificate",
     }
 )
 

@@ -18,6 +18,17 @@ LONG_NEGATORS = (
     "并没有",
     "从来没有",
     "从没",
+    # wanting, planning or needing not to: the verb phrase after it does not happen
+    "不想",
+    "不要",
+    "不打算",
+    "不会",
+    "不用",
+    "不需要",
+    "不愿意",
+    "没打算",
+    "没买",
+    "拒绝了",
     "not",
     "no",
     "never",
@@ -39,6 +50,10 @@ LONG_NEGATORS = (
     "nor",
     "nobody",
     "no one",
+    "don't want",
+    "do not want",
+    "refused",
+    "turned down",
 )
 #: One-character Chinese negators: they govern only what follows at once ("不关闭").
 SHORT_NEGATORS = ("不", "没", "非", "无", "未", "别", "勿")
@@ -71,6 +86,9 @@ NOT_NEGATIONS = (
     "不舒服",
     "未来",
     "无法",
+    "不要紧",
+    "不会吧",
+    "不用谢",
 )
 #: Words that end one phrase and start a contrasting one.
 CONTRASTS = (
@@ -147,4 +165,52 @@ DESCRIBES = (
     "became",
     "is a",
     "works at",
+)
+
+#: Words by which someone asks, tells or contacts the customer. A phrase that can
+#: name a job or a place ("派出所", "the court") is an instruction only when
+#: someone is telling the customer something; on its own it is where someone went
+#: or what someone does ("刚从公安局办完身份证回来").
+DIRECTIVES = (
+    "说",
+    "让",
+    "叫",
+    "要求",
+    "要我",
+    "要您",
+    "通知",
+    "打电话",
+    "来电",
+    "打来",
+    "告诉",
+    "称",
+    "指导",
+    "命令",
+    "威胁",
+    "发来",
+    "视频里",
+    "需要",
+    "必须",
+    "shuo",
+    "said",
+    "says",
+    "say",
+    "told",
+    "tells",
+    "asked",
+    "asks",
+    "called",
+    "calls",
+    "phoned",
+    "rang",
+    "wants",
+    "wanted",
+    "demanded",
+    "ordered",
+    "must",
+    "need to",
+    "needs to",
+    "have to",
+    "has to",
+    "threatened",
 )

@@ -35,6 +35,7 @@ from risk.language.markers import (
     COMPARISONS,
     CONTRASTS,
     DESCRIBES,
+    DIRECTIVES,
     LONG_NEGATORS,
     NOT_NEGATIONS,
     RELATIVES,
@@ -45,6 +46,8 @@ from risk.language.model import ModelVerdict, StatementModel
 _SHORT_SCOPE = 2  # units (characters or words) a one-character negator governs
 _LONG_SCOPE = 6
 _DESCRIBE_GAP = 3
+#: share of a role phrase's weight when nobody tells the customer anything
+_UNDIRECTED_ROLE_SHARE = 0.5
 
 
 @dataclass(frozen=True)
@@ -137,6 +140,7 @@ class Reader:
         markers += [(w, "contrast") for w in CONTRASTS]
         markers += [(w, "relative:" + r) for w, r in RELATIVES.items()]
         markers += [(w, "describes") for w in DESCRIBES]
+        markers += [(w, "directive") for w in DIRECTIVES]
         relative_words = PhraseIndex.build((w, "relative") for w in RELATIVES)
         return cls(cues, PhraseIndex.build(markers), role_typologies, model, relative_words)
 
@@ -152,18 +156,22 @@ class Reader:
         judge = (lambda: model.judge(folded, tokens)) if model is not None else None
         if not cue_hits:
             return Reading(folded, (), lambda: self._scope(folded, tokens, [])[1], judge)
-        found, relatives = self._scope(folded, tokens, cue_hits)
-        return _reading(folded, found, relatives, judge, self.role_typologies)
+        found, relatives, directed = self._scope(folded, tokens, cue_hits)
+        # A job or a place named while nobody tells the customer anything is not
+        # an instruction: its phrases count for less.
+        return _reading(folded, found, relatives, judge, self.role_typologies, not directed)
 
     def _scope(
         self, folded: str, tokens: list[Token], cue_hits: list[Hit[Cue]]
-    ) -> tuple[tuple[CueHit, ...], frozenset[str]]:
-        """Negation and family descriptions for the cues; the relatives named."""
+    ) -> tuple[tuple[CueHit, ...], frozenset[str], bool]:
+        """Negation and family descriptions for the cues; the relatives named;
+        whether anyone is said to tell or ask the customer something."""
         if not cue_hits and (
             self.relative_words is not None and not self.relative_words.find(folded, tokens)
         ):
-            return (), frozenset()
+            return (), frozenset(), False
         marks = self.markers.find(folded, tokens)
+        directed = any(m.payload == "directive" for m in marks)
         relatives = [m for m in marks if m.payload.startswith("relative:")]
         spans = [(h.start, h.end) for h in cue_hits]
         negators = [
@@ -176,9 +184,11 @@ class Reader:
             )
         ]
         if not negators and not relatives:  # the common case: nothing to scope
-            return tuple(
-                CueHit(h.phrase, h.payload.typology, h.payload.weight) for h in cue_hits
-            ), frozenset()
+            return (
+                tuple(CueHit(h.phrase, h.payload.typology, h.payload.weight) for h in cue_hits),
+                frozenset(),
+                directed,
+            )
         clauses = _clause_starts(folded, marks)
         units = _Units(folded, tokens)
         negators = _outermost(negators)
@@ -198,7 +208,7 @@ class Reader:
             )
             for h in cue_hits
         )
-        return found, frozenset(named)
+        return found, frozenset(named), directed
 
 
 def _reading(
@@ -207,6 +217,7 @@ def _reading(
     relatives: frozenset[str],
     judge: Callable[[], ModelVerdict | None] | None,
     role_typologies: frozenset[str],
+    undirected: bool = False,
 ) -> Reading:
     sums: dict[str, float] = {}
     not_family: dict[str, float] = {}
@@ -215,9 +226,13 @@ def _reading(
         if c.negated or (c.typology, c.phrase) in counted:
             continue  # a phrase said twice is still one cue
         counted.add((c.typology, c.phrase))
-        sums[c.typology] = sums.get(c.typology, 0.0) + c.weight
+        weight = c.weight
+        # (a phrase describing a relative is settled by the payee book instead)
+        if undirected and weight > 0 and not c.about_family and c.typology in role_typologies:
+            weight *= _UNDIRECTED_ROLE_SHARE
+        sums[c.typology] = sums.get(c.typology, 0.0) + weight
         if not (c.about_family and c.typology in role_typologies):
-            not_family[c.typology] = not_family.get(c.typology, 0.0) + c.weight
+            not_family[c.typology] = not_family.get(c.typology, 0.0) + weight
     return Reading(folded, cues, relatives, judge, sums, not_family)
 
 

@@ -31,9 +31,9 @@ from risk.language.model import StatementModel, features
 ROOT = Path(__file__).resolve().parents[1]
 CORPUS = ROOT / "corpus" / "statements.yaml"
 TARGET = ROOT / "language" / "statement_model.json"
-EPOCHS = 150
-RATE = 2.0
-L2 = 0.001
+EPOCHS = 300
+RATE = 4.0
+L2 = 0.0003
 PRUNE = 0.05
 
 
@@ -71,11 +71,12 @@ def train(corpus: Corpus) -> dict[str, object]:
     weights = [[0.0] * len(vocab) for _ in range(k)]
     bias = [0.0] * k
     n = len(encoded)
+    size = len(vocab)
     for _ in range(EPOCHS):
-        grad_w = [[0.0] * len(vocab) for _ in range(k)]
+        grad_w = [[0.0] * size for _ in range(k)]
         grad_b = [0.0] * k
         for feats, label in encoded:
-            z = [bias[c] + sum(weights[c][f] for f in feats) for c in range(k)]
+            z = [bias[c] + sum(map(weights[c].__getitem__, feats)) for c in range(k)]
             top = max(z)
             e = [math.exp(v - top) for v in z]
             total = sum(e)
@@ -85,11 +86,10 @@ def train(corpus: Corpus) -> dict[str, object]:
                 row = grad_w[c]
                 for f in feats:
                     row[f] += err
+        step, decay = RATE / n, 1.0 - RATE * L2
         for c in range(k):
-            bias[c] -= RATE * grad_b[c] / n
-            row, grad = weights[c], grad_w[c]
-            for f in range(len(vocab)):
-                row[f] -= RATE * (grad[f] / n + L2 * row[f])
+            bias[c] -= step * grad_b[c]
+            weights[c] = [w * decay - step * g for w, g in zip(weights[c], grad_w[c], strict=True)]
     sparse: dict[str, list[list[float]]] = {}
     for g, f in index.items():
         entries = [[c, round(weights[c][f], 4)] for c in range(k) if abs(weights[c][f]) >= PRUNE]

@@ -257,6 +257,8 @@ class OperationService:
             earlier_operations=earlier,
             stated_reason=op.customer_statement,
             local_time=when.astimezone(self.zone),
+            # Unknown until the media node's analysis feeds the call's integrity in.
+            video_integrity=None,
         )
         try:
             facts = await self.core.operation_facts(

@@ -125,6 +125,17 @@ def _operation(op: dict[str, Any]) -> tuple[dict[str, Any], list[dict[str, Any]]
     return {"kind": kind}, extra
 
 
+def _integrity(raw: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The case's video integrity; absent means the media node reported nothing."""
+    if raw is None:
+        return None
+    return {
+        "status": raw["status"],
+        "signals": list(raw.get("signals", [])),
+        "liveness": raw.get("liveness"),
+    }
+
+
 def expand(case: dict[str, Any], part: str) -> dict[str, Any]:
     """One compact case as a full scenario (the codec's format)."""
     customer = {**CUSTOMER, "balance": "140000.00", **case.get("customer", {})}
@@ -178,6 +189,7 @@ def expand(case: dict[str, Any], part: str) -> dict[str, Any]:
             "stated_reason": case.get("say"),
             "local_time": local.replace(tzinfo=None).isoformat(),
             "contact_phones": [],
+            "video_integrity": _integrity(case.get("integrity")),
         },
         "lists": {
             "blocked_accounts": ["6217 0000 9999 0001"],

@@ -28,11 +28,12 @@ def _probe_kind(name: str) -> str:
 def _probe_rule(name: str) -> dict[str, Any]:
     """A rule whose outcome depends on feature ``name`` and nothing else."""
     kind = FEATURES[name].kind
+    members = FEATURES[name].members
     test: object = {
         "number": {"ge": -1e18},
         "bool": True,
         "str": {"ne": "-"},
-        "set": {"contains": "probe"},
+        "set": {"contains": "probe" if members is None else sorted(members)[0]},
     }[kind]
     return {
         "code": "probe",

@@ -274,6 +274,8 @@ class _Facts:
         self.values[name] = self.facts[name]
         return self.facts[name]
 
+    compute = get  # the generated evaluator computes what it has not read yet
+
 
 _NUMBERS = ["amount_cny", "amount_vs_p95", "payee_known_days", "local_hour"]
 _BOOLS = ["payee_known", "allow_listed"]

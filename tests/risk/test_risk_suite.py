@@ -2,8 +2,9 @@
 
 - ``tuning``: the original scenarios plus ``scenarios/tuning/``, which the
   language features were developed against;
-- ``held_out``: ``scenarios/held_out/``, written before those features and not
-  used to tune them.
+- ``held_out``: ``scenarios/held_out/``, each file written before the engine
+  changes it exercises and not used to tune them (``cases_2.yaml`` also covers
+  video integrity, the counter's new kinds and contact-change takeovers).
 
 Per part: detection (scams decided review or stronger), false alarms
 (legitimate operations decided above warn) and typology named (scams whose
@@ -171,11 +172,11 @@ def test_tuning_part_meets_the_targets(figures: dict[str, Figures]) -> None:
     assert fig.named_rate >= TARGET_NAMED, fig.lines("tuning")
 
 
-def test_held_out_part_detects_and_names(figures: dict[str, Figures]) -> None:
-    """Detection and naming targets on cases nobody tuned against. (The false-alarm
-    target is reported in the summary; suite-wide false alarms are held to 5%.)"""
+def test_held_out_part_meets_the_targets(figures: dict[str, Figures]) -> None:
+    """Detection, false-alarm and naming targets on cases nobody tuned against."""
     fig = figures["held_out"]
     assert fig.detection >= TARGET_DETECTION, fig.lines("held_out")
+    assert fig.false_alarm_rate <= TARGET_FALSE_ALARMS, fig.lines("held_out")
     assert fig.named_rate >= TARGET_NAMED, fig.lines("held_out")
 
 
