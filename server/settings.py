@@ -138,6 +138,8 @@ class Settings(BaseSettings):
     # shadow beside it (decisions reported, never enforced).
     risk_ruleset_path: str | None = None
     risk_shadow_ruleset_path: str | None = None
+    # Where certificates and statements produced in calls (PDF) are kept.
+    documents_dir: str = "var/documents"
 
     # -- compliance recording (server/recordings, signaling/media/recording) -------------
     # The bank's public key (PEM, inline or a file path), RSA (OAEP) or X25519, that
