@@ -200,11 +200,15 @@ class CounterDesk:
                             "already_reported", f"the {m.label()} is already reported lost (formal)"
                         )
                     return m, report
-        target = choose_medium(media, medium, ref if isinstance(ref, str) else None, lost=False)
-        if target.lost:
+        wanted = ref if isinstance(ref, str) else None
+        named = [
+            m for m in media if wanted is None or wanted in (m.medium_id, m.account_id, m.last4)
+        ]
+        if named and all(m.lost for m in named):
             raise ExecutionFailed(
-                "already_reported", f"the {target.label()} is already reported lost"
+                "already_reported", f"the {named[0].label()} is already reported lost"
             )
+        target = choose_medium(media, medium, wanted, lost=False)
         return target, None
 
     async def loss_report(self, session: AsyncSession, req: Request) -> Outcome:
