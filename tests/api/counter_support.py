@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tests.api.harness import Party, Socket
+from tests.api.harness import Party
 
 
 async def start(desk: Party, call_id: str, kind: str, params: dict[str, Any]) -> Any:
@@ -37,7 +37,7 @@ async def through_review(desk: Party, op: dict[str, Any]) -> dict[str, Any]:
 async def run(
     desk: Party,
     customer: Party,
-    customer_ws: Socket,
+    customer_ws: Any,  # a harness Socket or an e2e MediaClient: both have expect()
     call_id: str,
     kind: str,
     params: dict[str, Any],
