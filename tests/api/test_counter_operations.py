@@ -382,3 +382,25 @@ async def test_a_statement_of_one_of_several_accounts_must_name_it(api: Api) -> 
         await start(desk, call_id, "certificate", {"type": "statement"}), 409, "account_ambiguous"
     )
     assert "current" in body["detail"] and "passbook" in body["detail"], body
+
+
+async def test_a_customer_with_a_card_pays_from_her_passbook_when_asked(
+    api: Api, server: RunningServer
+) -> None:
+    async with server.app[CALLS].sessions() as session:
+        passbook = await session.scalar(
+            select(Passbook.account_id).where(Passbook.customer_id == "C1001")
+        )
+    assert passbook is not None
+    desk, _, customer, customer_ws, call_id = await active_call(api, customer_id="C1001")
+    before = (await run(desk, customer, customer_ws, call_id, "passbook_statement", {}))["result"]
+    paid = await run(
+        desk, customer, customer_ws, call_id, "transfer", {**DAUGHTER, "from_account": passbook}
+    )
+    assert paid["state"] == "executed", paid
+    assert float(paid["result"]["balance_after"]) == pytest.approx(float(before["balance"]) - 1200)
+    assert_problem(
+        await start(desk, call_id, "transfer", {**DAUGHTER, "from_account": "6222029999999999"}),
+        409,
+        "unknown_account",
+    )
