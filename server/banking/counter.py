@@ -12,46 +12,24 @@ rather than after the customer has confirmed.
 
 from __future__ import annotations
 
-import hashlib
 import uuid
 from collections.abc import Mapping
 from datetime import date, datetime, time, timedelta, tzinfo
-from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from server import audit
-from server.db.banking import (
-    Account,
-    Card,
-    CustomerEvent,
-    Document,
-    LossReport,
-    Passbook,
-    Posting,
-    TimeDeposit,
-    Transfer,
-)
+from server.db.banking import Account, Card, CustomerEvent, LossReport, Passbook
 from server.db.models import Customer
 
-from .core import SOURCE_KINDS, ExecutionFailed, iso, money_str
+from .certificates import CertificateDesk
+from .core import ExecutionFailed, iso, money_str
 from .documents import DocumentStore
+from .entries import account_entries
 from .handling import Outcome, Request
 from .media import Medium, account_usable, choose_medium, customer_media, open_loss_report
-from .statement import (
-    CertificateContent,
-    PrintedEntry,
-    passbook_lines,
-    render_pdf,
-    summary_of,
-)
-
-#: A statement covers three months unless the customer asks for another period.
-DEFAULT_STATEMENT_DAYS = 90
-#: The most entries a statement prints.
-MAX_STATEMENT_ENTRIES = 500
+from .statement import passbook_lines
 
 
 def _new_id(prefix: str) -> str:
@@ -66,7 +44,9 @@ class CounterDesk:
     ) -> None:
         self.tz = tz
         self.clearing_account = clearing_account
-        self.documents = documents
+        self.certificates = CertificateDesk(
+            tz=tz, clearing_account=clearing_account, documents=documents
+        )
 
     def handlers(self) -> dict[str, Any]:
         return {
@@ -75,7 +55,7 @@ class CounterDesk:
             "replacement": self.replacement,
             "contact_change": self.contact_change,
             "pension_certification": self.pension_certification,
-            "certificate": self.certificate,
+            "certificate": self.certificates.certificate,
         }
 
     # -------------------------------------------------------------- preflight
@@ -98,9 +78,7 @@ class CounterDesk:
         elif kind == "password_reset":
             await self.reset_target(session, customer_id, params)
         elif kind == "certificate":
-            self._period(params, now)
-            if params.get("type") == "statement":
-                await self._statement_account(session, customer_id, params.get("account"))
+            await self.certificates.preflight(session, customer_id, params, now)
 
     # ---------------------------------------------------------------- passbook
 
@@ -122,7 +100,15 @@ class CounterDesk:
         count = int(req.params.get("entries", 10))
         account = await session.get(Account, book.account_id, populate_existing=True)
         assert account is not None  # the passbook's foreign key
-        entries = await self._entries(session, account, None, req.now, limit=count)
+        entries = await account_entries(
+            session,
+            account,
+            None,
+            req.now,
+            limit=count,
+            tz=self.tz,
+            clearing_account=self.clearing_account,
+        )
         lines = passbook_lines(entries)
         return Outcome(
             {
@@ -135,47 +121,6 @@ class CounterDesk:
                 "as_of": iso(req.now),
             }
         )
-
-    async def _entries(
-        self,
-        session: AsyncSession,
-        account: Account,
-        since: datetime | None,
-        until: datetime,
-        *,
-        limit: int,
-    ) -> list[PrintedEntry]:
-        """The account's postings up to ``until`` (newest ``limit`` of them, or all
-        since ``since``), oldest first, each with the balance after it."""
-        query = (
-            select(Posting.amount, Posting.posted_at, Transfer.payee_name, Transfer.payee_account)
-            .join(Transfer, Transfer.transfer_id == Posting.transfer_id)
-            .where(Posting.account_id == account.account_id, Posting.posted_at < until)
-            .order_by(Posting.posted_at.desc(), Posting.posting_id.desc())
-            .limit(limit)
-        )
-        if since is not None:
-            query = query.where(Posting.posted_at >= since)
-        rows = (await session.execute(query)).all()
-        later = await session.scalar(
-            select(func.coalesce(func.sum(Posting.amount), 0)).where(
-                Posting.account_id == account.account_id, Posting.posted_at >= until
-            )
-        )
-        balance = Decimal(str(account.balance)) - Decimal(str(later or 0))
-        entries: list[PrintedEntry] = []
-        for amount, at, name, payee in rows:
-            amount = Decimal(str(amount))
-            entries.append(
-                PrintedEntry(
-                    day=at.astimezone(self.tz).date(),
-                    summary=summary_of(amount, name, payee == self.clearing_account),
-                    amount=amount,
-                    balance=balance,
-                )
-            )
-            balance -= amount
-        return entries[::-1]
 
     # ------------------------------------------------------------- loss report
 
@@ -423,197 +368,6 @@ class CounterDesk:
         self._event(session, req, "pension_certified", {"method": evidence.get("method")})
         await session.flush()
         return Outcome(result)
-
-    # --------------------------------------------------------------- certificate
-
-    def _period(self, params: Mapping[str, Any], now: datetime) -> tuple[date, date]:
-        today = now.astimezone(self.tz).date()
-        end = date.fromisoformat(params["to"]) if params.get("to") else today
-        if end > today:
-            raise ExecutionFailed("invalid_params", "to: the date is in the future")
-        start = (
-            date.fromisoformat(params["from"])
-            if params.get("from")
-            else end - timedelta(days=DEFAULT_STATEMENT_DAYS)
-        )
-        return start, end
-
-    async def _statement_account(
-        self, session: AsyncSession, customer_id: str, ref: Any
-    ) -> Account:
-        accounts = [
-            a
-            for a in (
-                await session.execute(
-                    select(Account)
-                    .where(Account.customer_id == customer_id, Account.kind.in_(SOURCE_KINDS))
-                    .order_by(Account.opened_at, Account.account_id)
-                    .execution_options(populate_existing=True)
-                )
-            ).scalars()
-        ]
-        if isinstance(ref, str):
-            accounts = [a for a in accounts if a.account_id == ref]
-            if not accounts:
-                raise ExecutionFailed("unknown_account", "the customer has no such account")
-        if not accounts:
-            raise ExecutionFailed("unknown_account", "the customer has no accounts")
-        if len(accounts) > 1:
-            choices = ", ".join(f"{a.kind} {a.account_id}" for a in accounts)
-            raise ExecutionFailed(
-                "account_ambiguous",
-                f"the customer has several accounts; name one in account: {choices}",
-            )
-        return accounts[0]
-
-    async def certificate(self, session: AsyncSession, req: Request) -> Outcome:
-        if self.documents is None:
-            raise ExecutionFailed("document_unavailable", "no document store is configured")
-        start, end = self._period(req.params, req.now)
-        until = datetime.combine(end + timedelta(days=1), time(), self.tz)
-        customer = await session.get(Customer, req.customer_id)
-        assert customer is not None
-        kind = str(req.params.get("type"))
-        if kind == "deposit":
-            content = await self._deposit_content(session, req, customer, end, until)
-        else:
-            account = await self._statement_account(
-                session, req.customer_id, req.params.get("account")
-            )
-            since = datetime.combine(start, time(), self.tz)
-            entries = await self._entries(
-                session, account, since, until, limit=MAX_STATEMENT_ENTRIES
-            )
-            content = CertificateContent(
-                kind="statement",
-                customer_name=customer.display_name,
-                issued_at=req.now.astimezone(self.tz),
-                period=(start, end),
-                accounts=((account.account_id, account.kind, account.balance),),
-                deposits=(),
-                entries=tuple(entries),
-                reference=req.operation_id,
-            )
-        pdf = await render_pdf(content)
-        digest = hashlib.sha256(pdf).hexdigest()
-        document_id = _new_id("DC")
-        key = f"{req.customer_id}/{document_id}.pdf"
-        filename = f"{'deposit-certificate' if kind == 'deposit' else 'statement'}-{end}.pdf"
-        try:
-            await self.documents.put(key, pdf)
-        except OSError as exc:
-            raise ExecutionFailed(
-                "document_unavailable", "the document could not be stored"
-            ) from exc
-        context = req.params.get("context") or {}
-        session.add(
-            Document(
-                document_id=document_id,
-                customer_id=req.customer_id,
-                call_id=context.get("call_id") if isinstance(context, Mapping) else None,
-                operation_id=req.operation_id,
-                kind="deposit_certificate" if kind == "deposit" else "statement",
-                filename=filename,
-                storage_key=key,
-                sha256=digest,
-                size=len(pdf),
-                created_at=req.now,
-            )
-        )
-        await audit.record(
-            session,
-            "document.stored",
-            at=req.now.timestamp(),
-            actor_role="system",
-            actor_id="ledger",
-            subject_type="document",
-            subject_id=document_id,
-            data={"operation_id": req.operation_id, "sha256": digest, "size": len(pdf)},
-        )
-        await session.flush()
-        return Outcome(
-            {
-                "document_id": document_id,
-                "type": kind,
-                "from": start.isoformat() if kind == "statement" else None,
-                "to": end.isoformat(),
-                "filename": filename,
-                "sha256": digest,
-                "size": len(pdf),
-                "url": f"/api/v1/documents/{document_id}/pdf",
-                "entries": len(content.entries),
-                "total": money_str(content.total()),
-            }
-        )
-
-    async def _deposit_content(
-        self, session: AsyncSession, req: Request, customer: Customer, end: date, until: datetime
-    ) -> CertificateContent:
-        accounts = (
-            (
-                await session.execute(
-                    select(Account)
-                    .where(Account.customer_id == req.customer_id, Account.kind.in_(SOURCE_KINDS))
-                    .order_by(Account.opened_at, Account.account_id)
-                )
-            )
-            .scalars()
-            .all()
-        )
-        ref = req.params.get("account")
-        if isinstance(ref, str):
-            accounts = [a for a in accounts if a.account_id == ref]
-            if not accounts:
-                raise ExecutionFailed("unknown_account", "the customer has no such account")
-        balances = []
-        for account in accounts:
-            later = await session.scalar(
-                select(func.coalesce(func.sum(Posting.amount), 0)).where(
-                    Posting.account_id == account.account_id, Posting.posted_at >= until
-                )
-            )
-            balances.append(
-                (
-                    account.account_id,
-                    account.kind,
-                    Decimal(str(account.balance)) - Decimal(str(later or 0)),
-                )
-            )
-        deposits = (
-            (
-                await session.execute(
-                    select(TimeDeposit)
-                    .where(
-                        TimeDeposit.customer_id == req.customer_id,
-                        TimeDeposit.opened_at < until,
-                        (TimeDeposit.closed_at.is_(None)) | (TimeDeposit.closed_at >= until),
-                    )
-                    .order_by(TimeDeposit.opened_at, TimeDeposit.deposit_id)
-                )
-            )
-            .scalars()
-            .all()
-        )
-        if isinstance(ref, str):
-            deposits = [d for d in deposits if d.account_id == ref]
-        return CertificateContent(
-            kind="deposit",
-            customer_name=customer.display_name,
-            issued_at=req.now.astimezone(self.tz),
-            period=(end, end),
-            accounts=tuple(balances),
-            deposits=tuple(
-                (
-                    d.deposit_id,
-                    d.term_months,
-                    Decimal(str(d.principal)),
-                    d.matures_at.astimezone(self.tz).date(),
-                )
-                for d in deposits
-            ),
-            entries=(),
-            reference=req.operation_id,
-        )
 
     # ---------------------------------------------------------------- helpers
 
