@@ -27,7 +27,8 @@ PORT ?= 8080
 # The browser tests (tests/browser/) drive Debian's chromium through Playwright;
 # `make test` installs it from apt when the binary of that name is missing.
 BROWSER_PACKAGES := chromium
-# A CJK font, so that the pages' screenshots (build/screenshots/) show Chinese text.
+# A CJK font, so that the pages' screenshots (build/screenshots/) show Chinese text,
+# and that certificates and statements (PDF, server/banking/statement.py) embed one.
 BROWSER_FONT_PACKAGES := fonts-wqy-microhei
 
 # apt-get as root (sudo otherwise); waits for a dpkg lock held by another apt run.

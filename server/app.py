@@ -11,6 +11,7 @@ from server.http import (  # noqa: F401  (importing a routes module registers it
     routes_auth,
     routes_callbacks,
     routes_calls,
+    routes_documents,
     routes_operations,
     routes_ops,
     routes_recordings,

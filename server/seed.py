@@ -1,4 +1,4 @@
-"""Demo data for the embedded default: customers C1001-C1020, ten specialists and a
+"""Demo data for the embedded default: customers C1001-C1021, ten specialists and a
 supervisor.
 
 Idempotent: rows that exist are left as they are, so ``cloudbranch seed`` can run
@@ -40,6 +40,8 @@ CUSTOMERS: list[tuple[str, str, int, str, str]] = [
     ("C1018", "高振华", 65, "cmn", "13801001018"),
     ("C1019", "钱月娥", 87, "wuu", "13801001019"),
     ("C1020", "罗伟明", 70, "cmn", "13801001020"),
+    # Passbook only: no bank card, no current account (server/banking/seed_ledger.py).
+    ("C1021", "陆桂英", 88, "wuu", "13801001021"),
 ]
 
 

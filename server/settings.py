@@ -138,6 +138,8 @@ class Settings(BaseSettings):
     # shadow beside it (decisions reported, never enforced).
     risk_ruleset_path: str | None = None
     risk_shadow_ruleset_path: str | None = None
+    # Where certificates and statements produced in calls (PDF) are kept.
+    documents_dir: str = "var/documents"
 
     # -- compliance recording (server/recordings, signaling/media/recording) -------------
     # The bank's public key (PEM, inline or a file path), RSA (OAEP) or X25519, that
@@ -170,7 +172,13 @@ class Settings(BaseSettings):
     recording_sweep_interval_s: float = Field(default=3600.0, gt=0)
     # Operations refused with 409 recording_unavailable while the call's recording is down.
     recording_required_operations: list[str] = Field(
-        default_factory=lambda: ["transfer", "limit_change", "password_reset"]
+        default_factory=lambda: [
+            "transfer",
+            "limit_change",
+            "password_reset",
+            # the recording is the certification's evidence (server/operations/evidence.py)
+            "pension_certification",
+        ]
     )
     # -- media node (signaling/media, server/media/nodes.py) ---------------------------------
     # relay: the server terminates both peer connections and forwards encoded media

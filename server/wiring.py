@@ -131,6 +131,7 @@ class Components:
 
     def install_operations(self, app: web.Application) -> OperationService:
         """In-call operations: the risk engine, the ledger, their routes and hooks."""
+        from server.banking.documents import DOCUMENTS, DocumentStore
         from server.banking.ledger import SqlLedger
 
         engine = risk.RiskEngine(
@@ -140,12 +141,15 @@ class Components:
         )
         if self.settings.risk_shadow_ruleset_path:
             engine.set_shadow(risk.load_ruleset(self.settings.risk_shadow_ruleset_path))
+        # Certificates and statements produced in calls (server/http/routes_documents.py).
+        documents = DocumentStore(self.settings.documents_dir)
+        app[DOCUMENTS] = documents
         operations = OperationService(
             self.settings,
             self.sessions,
             self.hub,
             engine,
-            core=SqlLedger(tz=ZoneInfo(self.settings.branch_timezone)),
+            core=SqlLedger(tz=ZoneInfo(self.settings.branch_timezone), documents=documents),
         )
         self.calls.observers.append(OperationsObserver(operations))
         app[OPERATIONS] = operations

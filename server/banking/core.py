@@ -31,6 +31,16 @@ Operation kinds and their ``params`` (money is a decimal *string*, never a float
 ``password_reset``   ``{"channel"?: "mobile"|"card"}`` (default ``mobile``)
 ``card_activation``  ``{"card_id"?, "last4"?}`` (neither: the customer's one card
                      waiting for activation)
+
+The counter's everyday kinds (:mod:`server.banking.counter`):
+
+``passbook_statement``     ``{"entries"?, "account"?}``: the passbook's last entries
+``loss_report``            ``{"medium": "card"|"passbook", "stage": "temporary"|"formal",
+                           "account"?}``
+``replacement``            ``{"medium", "account"?}``: after a formal loss report
+``contact_change``         ``{"phone"}``: the mobile number for SMS codes
+``pension_certification``  ``{}`` plus the evidence the operation layer adds
+``certificate``            ``{"type": "deposit"|"statement", "from"?, "to"?, "account"?}``
 """
 
 from __future__ import annotations
@@ -54,6 +64,12 @@ OPERATION_KINDS: Final = frozenset(
         "transfer",
         "limit_change",
         "card_activation",
+        "passbook_statement",
+        "loss_report",
+        "replacement",
+        "contact_change",
+        "pension_certification",
+        "certificate",
     }
 )
 
@@ -105,7 +121,11 @@ class ExecutionFailed(Conflict):
     ``currency_mismatch``, ``insufficient_funds``, ``over_daily_limit``,
     ``payee_blocked``, ``deposit_not_found``, ``deposit_not_open``,
     ``card_not_found``, ``card_ambiguous``, ``card_already_active``,
-    ``card_blocked``, ``unsupported_kind``, ``operation_id_reused``.
+    ``card_blocked``, ``unsupported_kind``, ``operation_id_reused``; for the
+    counter's kinds ``medium_not_found``, ``medium_ambiguous``,
+    ``medium_reported_lost``, ``already_reported``, ``not_reported``,
+    ``loss_report_not_formal``, ``phone_unchanged``, ``already_certified``,
+    ``evidence_missing``, ``account_ambiguous``, ``document_unavailable``.
     """
 
     title = "Operation failed"
@@ -137,6 +157,18 @@ class CoreBanking(Protocol):
         Returns the JSON-ready result to store on the operation (money as
         decimal strings, times as RFC 3339). Raises :class:`ExecutionFailed`.
         """
+        ...
+
+    async def preflight(
+        self,
+        session: AsyncSession,
+        customer_id: str,
+        kind: str,
+        params: Mapping[str, Any],
+        now: datetime,
+    ) -> None:
+        """Raise :class:`ExecutionFailed` when starting the operation is already
+        certain to be refused (a medium reported lost, an ambiguous choice)."""
         ...
 
     async def risk_inputs(

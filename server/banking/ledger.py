@@ -50,7 +50,6 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, tzinfo
 from decimal import Decimal
 from typing import Any, Final, cast
@@ -95,7 +94,12 @@ from .core import (
     parse_money,
     parse_text,
 )
+from .counter import CounterDesk
 from .deposits import deposit_break_facts
+from .documents import DocumentStore
+from .handling import Outcome as _Outcome
+from .handling import Request as _Request
+from .media import account_usable
 from .profiles import load_risk_inputs
 
 #: Audit entry kind that carries each execution's result.
@@ -118,24 +122,7 @@ MIN_DEPOSIT: Final = Decimal("50.00")
 
 #: How long a password-reset ticket can be redeemed in the app.
 TICKET_TTL: Final = timedelta(minutes=30)
-RESET_CHANNELS: Final = frozenset({"mobile", "card"})
-
-
-@dataclass(frozen=True)
-class _Request:
-    operation_id: str
-    customer_id: str
-    kind: str
-    params: Mapping[str, Any]
-    now: datetime
-
-
-@dataclass
-class _Outcome:
-    """A handler's result, and how much the clearing account's balance changes."""
-
-    result: dict[str, Any]
-    clearing_delta: Decimal = field(default_factory=Decimal)
+RESET_CHANNELS: Final = frozenset({"mobile", "card", "passbook"})
 
 
 def new_id(prefix: str) -> str:
@@ -166,10 +153,13 @@ class SqlLedger:
         home_bank: str = HOME_BANK,
         tz: tzinfo = LOCAL_TZ,
         clearing_account: str = CLEARING_ACCOUNT_ID,
+        documents: DocumentStore | None = None,
     ) -> None:
         self.home_bank = home_bank
         self.tz = tz
         self.clearing_account = clearing_account
+        # The counter's everyday kinds (passbooks, loss reports, certificates...).
+        self.counter = CounterDesk(tz=tz, clearing_account=clearing_account, documents=documents)
         self._handlers: dict[str, Callable[[AsyncSession, _Request], Awaitable[_Outcome]]] = {
             "balance_inquiry": self._balance_inquiry,
             "transfer": self._transfer,
@@ -177,6 +167,7 @@ class SqlLedger:
             "time_deposit": self._time_deposit,
             "password_reset": self._password_reset,
             "card_activation": self._card_activation,
+            **self.counter.handlers(),
         }
 
     # ----------------------------------------------------------------- protocol
@@ -227,6 +218,33 @@ class SqlLedger:
             if outcome.clearing_delta:
                 await self._move_clearing(session, outcome.clearing_delta)
         return outcome.result
+
+    async def preflight(
+        self,
+        session: AsyncSession,
+        customer_id: str,
+        kind: str,
+        params: Mapping[str, Any],
+        now: datetime,
+    ) -> None:
+        """Refuse at the start what is already certain to be refused: a medium
+        reported lost, a choice of medium or account that is missing or
+        ambiguous (the refusal names the choices), a period in the future."""
+        if kind in ("transfer", "time_deposit") and params.get("action", "open") == "open":
+            wanted = params.get("from_account")
+            try:
+                await self._source_account(
+                    session,
+                    customer_id,
+                    str(params.get("currency", HOME_CURRENCY)),
+                    wanted if isinstance(wanted, str) else None,
+                )
+            except ExecutionFailed as exc:
+                # Other refusals (no CNY account...) stay with the execution, as before.
+                if exc.reason_code == "medium_reported_lost" or wanted is not None:
+                    raise
+            return
+        await self.counter.preflight(session, customer_id, kind, params, now)
 
     async def risk_inputs(
         self, session: AsyncSession, customer_id: str, now: datetime
@@ -383,7 +401,16 @@ class SqlLedger:
     async def _source_account(
         self, session: AsyncSession, customer_id: str, currency: str, wanted: str | None
     ) -> Account:
-        """The account to pay from: the one asked for, else the current account."""
+        """The account to pay from: the one asked for, else the current account
+        (a passbook-only customer's passbook). An account whose card or passbook
+        is reported lost is refused (``medium_reported_lost``)."""
+        account = await self._pick_source(session, customer_id, currency, wanted)
+        await account_usable(session, account.account_id)
+        return account
+
+    async def _pick_source(
+        self, session: AsyncSession, customer_id: str, currency: str, wanted: str | None
+    ) -> Account:
         accounts = await self._accounts(session, customer_id)
         if wanted is not None:
             key = normalise_account(wanted)
@@ -736,6 +763,8 @@ class SqlLedger:
             raise ExecutionFailed(
                 "invalid_params", f"channel must be one of {sorted(RESET_CHANNELS)}"
             )
+        # A card's or passbook's password: not while it is reported lost.
+        medium = await self.counter.reset_target(session, req.customer_id, req.params)
         # A new ticket supersedes any earlier one that was never used.
         await session.execute(
             update(PasswordResetTicket)
@@ -762,6 +791,7 @@ class SqlLedger:
             {
                 "ticket_id": ticket.ticket_id,
                 "channel": channel,
+                **({"medium_id": medium.medium_id} if medium is not None else {}),
                 "state": "issued",
                 "expires_at": iso(ticket.expires_at),
             }
@@ -798,6 +828,10 @@ class SqlLedger:
         card = matches[0]
         if card.state == "active":
             raise ExecutionFailed("card_already_active", "the card is already active")
+        if card.state == "lost":
+            raise ExecutionFailed(
+                "medium_reported_lost", "the card is reported lost; activate its replacement"
+            )
         if card.state != "issued":
             raise ExecutionFailed("card_blocked", f"the card is {card.state}")
         card.state, card.activated_at = "active", req.now

@@ -1,4 +1,4 @@
-"""Demo ledger for customers C1001 to C1020: accounts, payees, 180 days of history.
+"""Demo ledger for customers C1001 to C1021: accounts, payees, 180 days of history.
 
 Idempotent (a customer who already has an account is left alone) and
 deterministic: every customer's numbers come from a random generator seeded
@@ -38,6 +38,11 @@ Named demo situations:
   yesterday: the account-takeover sequence the risk engine watches for.
 - **C1019** 钱月娥 (87, wuu): opened her account 40 days ago and has made two
   transfers: thin history, so the risk engine falls back to her age band.
+- **C1021** 陆桂英 (88, wuu): passbook only. No bank card and no current
+  account: her pension is credited to her passbook, she pays her daughter and
+  her bills from it, and her time deposit was funded from it.
+
+Every passbook account has its printed passbook (``passbooks``).
 """
 
 from __future__ import annotations
@@ -55,6 +60,7 @@ from server.db.banking import (
     Account,
     Card,
     CustomerEvent,
+    Passbook,
     Payee,
     Posting,
     TimeDeposit,
@@ -74,7 +80,7 @@ from .core import (
 )
 from .ledger import DEPOSIT_RATES, add_months
 
-DEMO_CUSTOMERS: Final = tuple(f"C{n}" for n in range(1001, 1021))
+DEMO_CUSTOMERS: Final = tuple(f"C{n}" for n in range(1001, 1022))
 HISTORY_DAYS: Final = 180
 
 #: Per dialect: the city's pension fund (and its account), electricity and gas
@@ -142,6 +148,8 @@ class LedgerSpec:
     new_card: bool = False
     #: (event kind, hours ago)
     events: tuple[tuple[str, float], ...] = ()
+    #: The customer's only account is a passbook: no current account, no card.
+    passbook_only: bool = False
 
 
 @dataclass
@@ -256,6 +264,19 @@ def _spec(customer: Customer, rng: random.Random) -> LedgerSpec:
         return replace(base, limits={"counter": Decimal("20000.00")})
     if cid == "C1017":
         return replace(base, events=(("password_reset", 26.0), ("new_device", 25.0)))
+    if cid == "C1021":
+        daughter = PayeeSpec("陆美华", "ICBC", "family", 9.0, (800, 1500), 13)
+        return replace(
+            base,
+            years_with_bank=40,
+            pension=Decimal("3900"),
+            current_balance=86_000,
+            passbook_balance=None,
+            payees=(daughter, *utilities),
+            occasional=0,
+            deposits=((20_000, 12, 120),),
+            passbook_only=True,
+        )
     if cid == "C1019":
         granddaughter = PayeeSpec("钱佳怡", "CMB", "family", 35 / 365, None)
         electricity = replace(utilities[0], years_known=20 / 365, monthly=None)
@@ -405,10 +426,17 @@ def _build(customer: Customer, now: datetime) -> _Builder:
     out = _Builder(cid)
     opening = (CLEARING_ACCOUNT_ID, "开户存入", HOME_BANK)
 
+    # The account pension and payments go through: the current account, or for
+    # a passbook-only customer the passbook account.
+    main_no = (
+        f"1001{number}0{rng.randint(1000000, 9999999)}"
+        if spec.passbook_only
+        else f"6222021{number}00{rng.randint(10000, 99999)}"
+    )
     current = Account(
-        account_id=f"6222021{number}00{rng.randint(10000, 99999)}",
+        account_id=main_no,
         customer_id=cid,
-        kind="current",
+        kind="passbook" if spec.passbook_only else "current",
         currency=HOME_CURRENCY,
         balance=Decimal("0.00"),
         opened_at=since,
@@ -488,6 +516,17 @@ def _build(customer: Customer, now: datetime) -> _Builder:
         )
         out.rows.append(passbook)
         out.transfer(passbook, "in", opening, Decimal(spec.passbook_balance), since)
+    for account in [r for r in out.rows if isinstance(r, Account) and r.kind == "passbook"]:
+        out.rows.append(
+            Passbook(
+                passbook_id=f"PB{account.account_id}",
+                account_id=account.account_id,
+                customer_id=cid,
+                state="active",
+                issued_at=since,
+                replaces=None,
+            )
+        )
 
     limits = {**DEFAULT_DAILY_LIMITS, **spec.limits}
     for channel in ("counter", "mobile"):
@@ -500,15 +539,16 @@ def _build(customer: Customer, now: datetime) -> _Builder:
                 updated_at=since,
             )
         )
-    out.rows.append(
-        Card(
-            card_id=f"CD{cid}01",
-            customer_id=cid,
-            last4=current.account_id[-4:],
-            state="active",
-            activated_at=since + timedelta(days=7),
+    if not spec.passbook_only:
+        out.rows.append(
+            Card(
+                card_id=f"CD{cid}01",
+                customer_id=cid,
+                last4=current.account_id[-4:],
+                state="active",
+                activated_at=since + timedelta(days=7),
+            )
         )
-    )
     if spec.new_card:
         out.rows.append(
             Card(

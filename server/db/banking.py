@@ -299,3 +299,63 @@ class AuditHead(Base):
     head_id: Mapped[int] = mapped_column(Integer, primary_key=True)
     last_seq: Mapped[int] = mapped_column(Integer)
     last_hash: Mapped[str] = mapped_column(String(64))
+
+
+# -- the counter's everyday business (server/banking/counter.py) -------------------------
+
+
+class Passbook(Base):
+    """A printed passbook for a passbook account; a replacement is a new row.
+
+    ``state``: ``active``; ``lost`` once reported (it stays blocked for good,
+    whatever becomes of the account); ``active`` again only for a new book.
+    """
+
+    __tablename__ = "passbooks"
+
+    passbook_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    account_id: Mapped[str] = mapped_column(ForeignKey("accounts.account_id"), index=True)
+    customer_id: Mapped[str] = mapped_column(ForeignKey("customers.customer_id"), index=True)
+    state: Mapped[str] = mapped_column(String(16))  # active, lost
+    issued_at: Mapped[datetime]
+    replaces: Mapped[str | None] = mapped_column(String(32))
+
+
+class LossReport(Base):
+    """A loss report (挂失) of a card or passbook; while ``open``, its account is blocked.
+
+    ``stage`` goes ``temporary`` -> ``formal``; a replacement closes the report
+    (``state`` ``replaced``) and names the new medium.
+    """
+
+    __tablename__ = "loss_reports"
+
+    report_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    customer_id: Mapped[str] = mapped_column(ForeignKey("customers.customer_id"), index=True)
+    medium: Mapped[str] = mapped_column(String(16))  # card, passbook
+    medium_id: Mapped[str] = mapped_column(String(32), index=True)
+    account_id: Mapped[str] = mapped_column(ForeignKey("accounts.account_id"), index=True)
+    stage: Mapped[str] = mapped_column(String(16))  # temporary, formal
+    state: Mapped[str] = mapped_column(String(16))  # open, replaced
+    reported_at: Mapped[datetime]
+    formal_at: Mapped[datetime | None]
+    replaced_at: Mapped[datetime | None]
+    replacement_id: Mapped[str | None] = mapped_column(String(32))
+    operation_id: Mapped[str] = mapped_column(String(32))
+
+
+class Document(Base):
+    """A PDF produced for a customer (a certificate or statement), kept in the store."""
+
+    __tablename__ = "documents"
+
+    document_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    customer_id: Mapped[str] = mapped_column(ForeignKey("customers.customer_id"), index=True)
+    call_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    operation_id: Mapped[str] = mapped_column(String(32), unique=True)
+    kind: Mapped[str] = mapped_column(String(32))  # deposit_certificate, statement
+    filename: Mapped[str] = mapped_column(String(100))
+    storage_key: Mapped[str] = mapped_column(String(200))
+    sha256: Mapped[str] = mapped_column(String(64))
+    size: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime]

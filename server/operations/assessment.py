@@ -72,6 +72,15 @@ RISK_FIELDS: Mapping[Kind, RiskFields] = {
     Kind.PASSWORD_RESET: _password_reset,
     Kind.CARD_ACTIVATION: _nothing,
     Kind.BALANCE_INQUIRY: _nothing,
+    # The counter's kinds go in by kind: the engine's takeover rules read a
+    # contact change from the call's earlier operations and the customer's
+    # recent events, not from its params (the new number stays out of it).
+    Kind.PASSBOOK_STATEMENT: _nothing,
+    Kind.LOSS_REPORT: _nothing,
+    Kind.REPLACEMENT: _nothing,
+    Kind.CONTACT_CHANGE: _nothing,
+    Kind.PENSION_CERTIFICATION: _nothing,
+    Kind.CERTIFICATE: _nothing,
 }
 
 

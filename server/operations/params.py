@@ -7,9 +7,7 @@ from decimal import Decimal
 from typing import Annotated, Any, Literal
 
 from pydantic import (
-    BaseModel,
     BeforeValidator,
-    ConfigDict,
     Field,
     StringConstraints,
     ValidationError,
@@ -18,7 +16,10 @@ from pydantic import (
 from server.errors import ValidationFailed
 from server.http.body import describe
 
+from .counter_params import COUNTER_PARAMS, counter_summary
+from .params_base import Params as _Params
 from .state import Kind
+from .words import chinese_amount, english_amount
 
 _MONEY_TEXT = re.compile(r"[0-9]{1,12}(?:\.[0-9]{1,2})?")
 
@@ -46,10 +47,6 @@ AccountNo = Annotated[str, StringConstraints(pattern=r"^[0-9]{6,34}$")]
 Text100 = Annotated[str, StringConstraints(min_length=1, max_length=100, strip_whitespace=True)]
 
 
-class _Params(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
 class TransferParams(_Params):
     amount: Amount
     currency: Currency = "CNY"
@@ -57,6 +54,8 @@ class TransferParams(_Params):
     payee_name: Text100
     payee_bank: Annotated[str, StringConstraints(min_length=1, max_length=64)]
     payee_phone: Annotated[str, StringConstraints(pattern=r"^\+?[0-9]{6,20}$")] | None = None
+    # The account paid from (a passbook account, say); without it, the current account.
+    from_account: AccountNo | None = None
 
 
 class LimitChangeParams(_Params):
@@ -75,10 +74,14 @@ class TimeDepositParams(_Params):
     currency: Currency = "CNY"
     term_months: Literal[3, 6, 12, 24, 36, 60] | None = None
     deposit_id: Annotated[str, StringConstraints(max_length=32)] | None = None
+    # The account that funds the deposit (a passbook account, say).
+    from_account: AccountNo | None = None
 
 
 class PasswordResetParams(_Params):
-    channel: Literal["mobile", "card"] = "mobile"
+    channel: Literal["mobile", "card", "passbook"] = "mobile"
+    # The card or passbook whose password is reset, where the customer has several.
+    account: Annotated[str, StringConstraints(pattern=r"^[0-9A-Za-z]{4,34}$")] | None = None
 
 
 class CardActivationParams(_Params):
@@ -97,6 +100,7 @@ PARAMS: dict[Kind, type[_Params]] = {
     Kind.PASSWORD_RESET: PasswordResetParams,
     Kind.CARD_ACTIVATION: CardActivationParams,
     Kind.BALANCE_INQUIRY: BalanceInquiryParams,
+    **COUNTER_PARAMS,
 }
 
 
@@ -111,41 +115,72 @@ def parse_params(kind: Kind, raw: dict[str, Any]) -> dict[str, Any]:
             raise ValidationFailed("params: opening a deposit needs amount and term_months")
         if model.action == "break" and model.deposit_id is None:
             raise ValidationFailed("params: breaking a deposit needs deposit_id")
-    return model.model_dump(mode="json", exclude_none=True)
+    return model.model_dump(mode="json", exclude_none=True, by_alias=True)
 
 
 def _money(amount: Any, currency: str) -> str:
     return f"{Decimal(str(amount)):,.2f} {currency}"
 
 
+def _money_zh(amount: Any, currency: str) -> str:
+    """Figures, then capital numerals for yuan (as on a counter slip)."""
+    words = f"（{chinese_amount(amount)}）" if currency == "CNY" else ""
+    return _money(amount, currency) + words
+
+
+def _money_en(amount: Any, currency: str) -> str:
+    words = f" ({english_amount(amount)})" if currency == "CNY" else ""
+    return _money(amount, currency) + words
+
+
+def _source(params: dict[str, Any]) -> tuple[str, str]:
+    account = params.get("from_account")
+    if not account:
+        return "", ""
+    return f"，从尾号{account[-4:]}的账户支付", f", paid from the account ending {account[-4:]}"
+
+
 def summary(kind: Kind, params: dict[str, Any]) -> dict[str, str]:
     """What the customer is asked to confirm, in plain words."""
+    counter = counter_summary(kind, params)
+    if counter is not None:
+        return counter
     if kind is Kind.TRANSFER:
-        money = _money(params["amount"], params["currency"])
+        zh_money = _money_zh(params["amount"], params["currency"])
+        en_money = _money_en(params["amount"], params["currency"])
         tail = params["payee_account"][-4:]
         name, bank = params["payee_name"], params["payee_bank"]
+        zh_from, en_from = _source(params)
         return {
-            "zh": f"转账 {money} 给 {name}（{bank}，尾号{tail}）。",
-            "en": f"Transfer {money} to {name} at {bank} (account ending {tail}).",
+            "zh": f"转账 {zh_money} 给 {name}（{bank}，尾号{tail}）{zh_from}。",
+            "en": f"Transfer {en_money} to {name} at {bank} (account ending {tail}){en_from}.",
         }
     if kind is Kind.LIMIT_CHANGE:
-        money = _money(params["new_limit"], params["currency"])
+        zh_money = _money_zh(params["new_limit"], params["currency"])
+        en_money = _money_en(params["new_limit"], params["currency"])
         return {
-            "zh": f"把{params['channel']}渠道的每日转账限额改为 {money}。",
-            "en": f"Change your daily {params['channel']} transfer limit to {money}.",
+            "zh": f"把{params['channel']}渠道的每日转账限额改为 {zh_money}。",
+            "en": f"Change your daily {params['channel']} transfer limit to {en_money}.",
         }
     if kind is Kind.TIME_DEPOSIT:
         if params["action"] == "open":
-            money = _money(params["amount"], params["currency"])
+            zh_money = _money_zh(params["amount"], params["currency"])
+            en_money = _money_en(params["amount"], params["currency"])
+            zh_from, en_from = _source(params)
             return {
-                "zh": f"存一笔{params['term_months']}个月定期，金额 {money}。",
-                "en": f"Open a {params['term_months']}-month time deposit of {money}.",
+                "zh": f"存一笔{params['term_months']}个月定期，金额 {zh_money}{zh_from}。",
+                "en": f"Open a {params['term_months']}-month time deposit of {en_money}{en_from}.",
             }
         return {
             "zh": "提前支取定期存款（利息会减少）。",
             "en": "Break your time deposit early (you will get less interest).",
         }
     if kind is Kind.PASSWORD_RESET:
+        channel = params.get("channel", "mobile")
+        if channel == "passbook":
+            return {"zh": "重置您的存折密码。", "en": "Reset your passbook's password."}
+        if channel == "card":
+            return {"zh": "重置您的银行卡密码。", "en": "Reset your bank card's password."}
         return {"zh": "重置您的登录密码。", "en": "Reset your login password."}
     if kind is Kind.CARD_ACTIVATION:
         return {"zh": "激活您的新银行卡。", "en": "Activate your new bank card."}

@@ -41,6 +41,7 @@ from server.recordings.hooks import mark_operation_event, require_recording
 from server.settings import Settings
 
 from .assessment import risk_operation
+from .evidence import execution_params
 from .locks import in_live_call, lock_in_order
 from .params import parse_params, summary
 from .state import (
@@ -131,6 +132,8 @@ class OperationService:
                     f"call is {call.state}; operations need an active call", code="call_not_active"
                 )
             await require_recording(session, self.settings, call_id, kind.value)
+            # A medium reported lost, or a choice of account to make: refused now.
+            await self.core.preflight(session, call.customer_id, kind.value, params, _now_dt(now))
             op = await self._create(session, call, principal, kind, params, statement, origin, now)
             await session.commit()
             await session.refresh(op)
@@ -533,8 +536,9 @@ class OperationService:
                 },
                 live_call=True,
             )
+            params = await execution_params(session, op, now)
             result = await self.core.execute(
-                session, operation_id, op.customer_id, op.kind, op.params, _now_dt(now)
+                session, operation_id, op.customer_id, op.kind, params, _now_dt(now)
             )
             await session.execute(
                 update(Operation)

@@ -24,13 +24,23 @@ class Kind(enum.StrEnum):
     TRANSFER = "transfer"
     LIMIT_CHANGE = "limit_change"
     CARD_ACTIVATION = "card_activation"
+    # The counter's everyday business (server/banking/counter.py).
+    PASSBOOK_STATEMENT = "passbook_statement"
+    LOSS_REPORT = "loss_report"
+    REPLACEMENT = "replacement"
+    CONTACT_CHANGE = "contact_change"
+    PENSION_CERTIFICATION = "pension_certification"
+    CERTIFICATE = "certificate"
 
 
 # The risk engine decides on every kind inline, before anything else happens
 # (what it reads per kind: server/operations/assessment.py).
 RISK_CHECKED = frozenset(Kind)
-# Everything that changes money or credentials waits for the customer's own yes.
-NEEDS_CONFIRMATION = frozenset(Kind) - {Kind.BALANCE_INQUIRY}
+# Everything that changes money, credentials, media or records waits for the
+# customer's own yes; reading what the customer already owns (a balance, the
+# passbook's last entries) is done at once, as at the counter.
+READ_ONLY = frozenset({Kind.BALANCE_INQUIRY, Kind.PASSBOOK_STATEMENT})
+NEEDS_CONFIRMATION = frozenset(Kind) - READ_ONLY
 PENDING = frozenset({OperationState.AWAITING_REVIEW, OperationState.AWAITING_CONFIRMATION})
 FINAL = frozenset(
     {

@@ -340,6 +340,31 @@ function showOperationFields() {
   byId("op-money").hidden = !["transfer", "time_deposit"].includes(kind);
   byId("op-transfer").hidden = kind !== "transfer";
   byId("op-limit").hidden = kind !== "limit_change";
+  // The counter's kinds: each field says which kinds it belongs to (data-for).
+  let any = false;
+  for (const field of byId("op-counter").querySelectorAll("[data-for]")) {
+    const shown = field.dataset.for.split(" ").includes(kind);
+    field.hidden = !shown;
+    any = any || shown;
+  }
+  byId("op-counter").hidden = !any;
+}
+
+function counterParams(kind) {
+  const value = (id) => byId(id).value.trim();
+  const account = value("op-account");
+  const named = account ? { account } : {};
+  if (kind === "passbook_statement") return named;
+  if (kind === "loss_report") return { medium: value("op-medium"), stage: value("op-stage"), ...named };
+  if (kind === "replacement") return { medium: value("op-medium"), ...named };
+  if (kind === "contact_change") return { phone: value("op-phone") };
+  if (kind === "certificate") {
+    const params = { type: value("op-cert-type"), ...named };
+    if (value("op-from") && params.type === "statement") params.from = value("op-from");
+    if (value("op-to")) params.to = value("op-to");
+    return params;
+  }
+  return null;
 }
 
 function operationParams(kind) {
@@ -357,7 +382,7 @@ function operationParams(kind) {
   if (kind === "limit_change") {
     return { channel: value("op-channel"), new_limit: value("op-new-limit"), currency: value("op-currency") || "CNY" };
   }
-  return {};
+  return counterParams(kind) || {};
 }
 
 async function startOperation(event) {
