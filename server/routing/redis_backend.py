@@ -110,9 +110,7 @@ def _state(desired: str, connected: str, offer: str, call: str, wrap: str) -> Sp
 
 
 def _view(specialist_id: str, fields: Sequence[Any]) -> SpecialistView:
-    desired, connected, offer, call, wrap, misses, fluent, intents = (
-        _text(f) for f in fields
-    )
+    desired, connected, offer, call, wrap, misses, fluent, intents = (_text(f) for f in fields)
     return SpecialistView(
         specialist_id=specialist_id,
         state=_state(desired, connected, offer, call, wrap),
