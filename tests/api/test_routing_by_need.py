@@ -32,16 +32,26 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
 
 @pytest.fixture
 def server_settings(request: pytest.FixtureRequest) -> dict[str, Any]:
-    base = {
+    base: dict[str, Any] = {
         "redirect_secret": SECRET,
         "offer_lease_s": 5.0,
         "queue_update_interval_s": 30.0,
     }
-    return {**base, **getattr(request, "param", {})}
+    overrides = dict(getattr(request, "param", {}))
+    if overrides.pop("queue", None) == "redis":
+        # The Redis queue backend (the test's Redis, flushed first; fails, never
+        # skips, when no Redis is configured).
+        request.getfixturevalue("redis_client")
+        base["redis_url"] = request.getfixturevalue("redis_url")
+    return {**base, **overrides}
 
 
-def with_settings(**overrides: Any) -> pytest.MarkDecorator:
-    return pytest.mark.parametrize("server_settings", [overrides], indirect=True, ids=["settings"])
+both_queues = pytest.mark.parametrize(
+    "server_settings",
+    [{}, pytest.param({"queue": "redis"}, marks=pytest.mark.redis)],
+    indirect=True,
+    ids=["memory-queue", "redis-queue"],
+)
 
 
 async def offered_steps(api: Api, call_id: str) -> list[tuple[str, str]]:
@@ -99,6 +109,7 @@ async def test_the_offer_shows_the_desk_the_intent(api: Api) -> None:
 # --------------------------------------------------------------------------- who gets it
 
 
+@both_queues
 async def test_a_speaker_with_the_skill_beats_a_speaker_idle_longer(api: Api) -> None:
     _plain, plain_ws = await api.available_specialist("wang.fang")  # wuu, no transfer
     _skilled, skilled_ws = await api.available_specialist("zhou.min")  # wuu and transfer
@@ -120,7 +131,18 @@ async def test_other_has_no_skill_preference(api: Api) -> None:
     assert await offered_steps(api, created.body["call_id"]) == [("S02", "dialect")]
 
 
-@with_settings(skill_wait_s=0.5, dialect_wait_s=30.0)
+@pytest.mark.parametrize(
+    "server_settings",
+    [
+        {"skill_wait_s": 0.5, "dialect_wait_s": 30.0},
+        pytest.param(
+            {"skill_wait_s": 0.5, "dialect_wait_s": 30.0, "queue": "redis"},
+            marks=pytest.mark.redis,
+        ),
+    ],
+    indirect=True,
+    ids=["memory-queue", "redis-queue"],
+)
 async def test_after_the_skill_wait_a_speaker_without_the_skill_takes_it(api: Api) -> None:
     skilled = await api.specialist("chen.li")  # wuu and transfer, logged in but away
     await skilled.connect()

@@ -33,7 +33,7 @@ from operator import methodcaller
 from typing import Any, ClassVar, TypeVar
 
 import pytest
-from hypothesis import HealthCheck, settings
+from hypothesis import HealthCheck, event, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
     RuleBasedStateMachine,
@@ -410,6 +410,7 @@ class RoutingMachine(RuleBasedStateMachine):
             assert offer.call_id in self.waiting_ids()
             assert offer.call_id not in {o.call_id for o in self.offers.values()}
             self.offers[offer.specialist_id] = offer
+            event(f"offer on the {offer.step} step")
         snapshot = self.run(self.nodes[0].snapshot(self.now))
         views = {s.specialist_id: s for s in snapshot.specialists}
         idle = [s for s in snapshot.specialists if s.state is SpecialistState.AVAILABLE]
