@@ -57,14 +57,20 @@ class DemoSpecialist:
 SPECIALISTS: list[DemoSpecialist] = [
     DemoSpecialist("S01", "chen.li", "陈丽", {"cmn": 5, "wuu": 5}, ("transfer", "deposit")),
     DemoSpecialist("S02", "wang.fang", "王芳", {"cmn": 5, "wuu": 4}, ("password", "card")),
-    DemoSpecialist("S03", "zhou.min", "周敏", {"cmn": 4, "wuu": 5}, ("transfer", "passbook")),
+    DemoSpecialist(
+        "S03", "zhou.min", "周敏", {"cmn": 4, "wuu": 5}, ("transfer", "passbook", "loss_report")
+    ),
     DemoSpecialist("S04", "huang.wei", "黄伟", {"cmn": 4, "yue": 5}, ("transfer", "card")),
     DemoSpecialist("S05", "liang.mei", "梁美", {"cmn": 3, "yue": 5}, ("deposit", "password")),
     DemoSpecialist("S06", "zhang.jun", "张军", {"cmn": 5}, ("transfer", "limit")),
-    DemoSpecialist("S07", "li.na", "李娜", {"cmn": 5, "wuu": 2}, ("deposit", "card")),
+    DemoSpecialist("S07", "li.na", "李娜", {"cmn": 5, "wuu": 2}, ("deposit", "card", "pension")),
     DemoSpecialist("S08", "xu.hong", "徐红", {"cmn": 4, "wuu": 5, "yue": 3}, ("transfer",)),
-    DemoSpecialist("S09", "he.jia", "何佳", {"cmn": 5, "yue": 4}, ("password", "passbook")),
-    DemoSpecialist("S10", "gu.qiang", "顾强", {"cmn": 5, "wuu": 3}, ("limit", "transfer")),
+    DemoSpecialist(
+        "S09", "he.jia", "何佳", {"cmn": 5, "yue": 4}, ("password", "passbook", "pension")
+    ),
+    DemoSpecialist(
+        "S10", "gu.qiang", "顾强", {"cmn": 5, "wuu": 3}, ("limit", "transfer", "pension")
+    ),
 ]
 
 

@@ -62,6 +62,16 @@ class Settings(BaseSettings):
     offer_lease_s: float = Field(default=15.0, gt=0, le=300)
     max_consecutive_misses: int = Field(default=3, ge=1)
     presence_ttl_s: float = Field(default=45.0, gt=0)
+    # -- routing by need (skills) --
+    skill_wait_s: float = Field(
+        default=15.0,
+        ge=0,
+        description="how long a call whose intent needs a skill waits for a specialist"
+        " with that skill (and its dialect) before the dialect step",
+    )
+    urgent_skill_wait_s: float = Field(
+        default=5.0, ge=0, description="the skill step's wait for urgent calls"
+    )
     wrap_up_max_s: float = Field(default=300.0, gt=0)
     max_queue_wait_s: float = Field(default=1800.0, gt=0)
     # A waiting customer whose app has had no socket this long has hung up.
@@ -270,6 +280,8 @@ class Settings(BaseSettings):
             offer_lease_s=self.offer_lease_s,
             max_consecutive_misses=self.max_consecutive_misses,
             presence_ttl_s=self.presence_ttl_s,
+            skill_wait_s=self.skill_wait_s,
+            urgent_skill_wait_s=self.urgent_skill_wait_s,
         )
 
     def sqlite_path(self) -> Path | None:

@@ -73,6 +73,8 @@ class TicketGrant:
 
     priority: PriorityClass
     context: dict[str, Any]
+    # What the redirect says the customer needs (server.routing.intents), if anything.
+    intent: str | None = None
 
 
 QueueUpdateHook = Callable[[dict[str, dict[str, Any]]], Awaitable[None]]
@@ -239,7 +241,8 @@ class CallService:
                 customer_id=customer.customer_id,
                 state=CallState.QUEUED.value,
                 dialect=request.dialect or customer.preferred_dialect,
-                intent=request.intent,
+                # The customer's own choice wins over what the redirect implies.
+                intent=request.intent or grant.intent,
                 ticket=request.ticket,
                 priority=grant.priority.value,
                 callback_allowed=request.callback_allowed,
@@ -272,6 +275,7 @@ class CallService:
                 principal.subject,
                 dialect=call.dialect,
                 priority=call.priority,
+                intent=call.intent,
             )
             await session.commit()
             # SQL has the call: from here a failing Redis is repaired, not refused.
@@ -304,6 +308,7 @@ class CallService:
                 dialect=call.dialect,
                 priority=PriorityClass(call.priority),
                 enqueued_at=call.enqueued_at.timestamp(),
+                intent=call.intent,
             ),
             now,
         )

@@ -7,7 +7,8 @@ from aiohttp import web
 from server.appkeys import CALLS, COMPONENTS
 from server.auth.principal import Role
 from server.calls.service import CallRequest
-from server.errors import Conflict
+from server.errors import Conflict, ValidationFailed
+from server.routing.intents import INTENTS
 
 from .auth import require
 from .body import read_json
@@ -45,6 +46,7 @@ def _offer_expired() -> Conflict:
 async def create_call(request: web.Request) -> web.Response:
     principal = require(request, Role.CUSTOMER)
     body = await read_json(request, CreateCallRequest, optional=True)
+    _check_intent(body.intent)
     service = request.app[CALLS]
     view, created = await service.create_call(
         principal,
@@ -57,6 +59,15 @@ async def create_call(request: web.Request) -> web.Response:
     )
     view["ice_servers"] = request.app[COMPONENTS].ice_servers(view["call_id"])
     return json_response(view, status=201 if created else 200)
+
+
+def _check_intent(intent: str | None) -> None:
+    """Routing needs an intent it knows; the value itself is not echoed (a
+    customer's free text could be personal)."""
+    if intent is not None and intent not in INTENTS:
+        raise ValidationFailed(
+            "intent: must be one of " + ", ".join(INTENTS), code="unknown_intent"
+        )
 
 
 @registry.route(

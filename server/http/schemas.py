@@ -10,6 +10,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from server.auth.principal import Role
+from server.routing.intents import INTENTS
 from server.routing.model import DesiredPresence
 
 Dialect = str
@@ -63,7 +64,14 @@ class TokenResponse(BaseModel):
 
 class CreateCallRequest(Request):
     dialect: Dialect | None = Field(default=None, pattern=_DIALECT)
-    intent: str | None = Field(default=None, max_length=200)
+    intent: str | None = Field(
+        default=None,
+        max_length=200,
+        description="what the customer calls about, one of: "
+        + ", ".join(INTENTS)
+        + " (any other value is refused with 422 unknown_intent)",
+        examples=list(INTENTS),
+    )
     ticket: str | None = Field(default=None, min_length=1, max_length=64)
     callback_allowed: bool = False
 

@@ -37,6 +37,7 @@ from server.settings import Settings
 from .schemas import RedirectEvent, context_json
 from .throttle import AuditBudget
 from .tickets import (
+    INTENT,
     PRIORITY,
     Refusal,
     StoredRedirect,
@@ -309,7 +310,11 @@ class TicketDesk:
             data={"kind": stored.kind},
         )
         log.info("ticket.redeemed", event_id=stored.event_id, kind=stored.kind)
-        return TicketGrant(PRIORITY.get(stored.kind, PriorityClass.REDIRECT), call_context(stored))
+        return TicketGrant(
+            PRIORITY.get(stored.kind, PriorityClass.REDIRECT),
+            call_context(stored),
+            intent=INTENT.get(stored.kind),
+        )
 
     async def _refuse(
         self,

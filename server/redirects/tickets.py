@@ -41,6 +41,13 @@ PRIORITY = {
     "password_locked": PriorityClass.REDIRECT,
 }
 
+# What each redirect says the customer needs: the call's intent, which routing
+# uses to prefer specialists with the skill (server/routing/intents.py).
+INTENT = {
+    "transfer_over_limit": "transfer",
+    "password_locked": "password",
+}
+
 
 def new_ticket() -> str:
     return secrets.token_urlsafe(32)

@@ -7,6 +7,10 @@ now. Each working specialist frees up about once per average handle time (AHT),
 so the call expects to be answered after ``(ahead + 1 - idle)`` completions at a
 rate of ``working / AHT``. With no handle-time data yet, or nobody who could take
 the call, there is no figure: we say so rather than invent one.
+
+A call on the skill step counts only the specialists with the skill (and its
+dialect, if it has one), and competes with earlier skill-step calls of the same
+pool, earlier dialect-step calls of its dialect and earlier any-step calls.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import math
 from collections import Counter
 from dataclasses import dataclass
 
+from .intents import skill_keys
 from .model import LadderStep, QueueSnapshot, SpecialistState
 
 _WORKING = frozenset(
@@ -43,21 +48,33 @@ def estimate_waits(snapshot: QueueSnapshot, aht_s: float | None) -> dict[str, Wa
     idle_any = 0
     working_by_dialect: Counter[str] = Counter()
     idle_by_dialect: Counter[str] = Counter()
+    working_by_skill: Counter[str] = Counter()
+    idle_by_skill: Counter[str] = Counter()
     for spec in snapshot.specialists:
         if spec.state not in _WORKING:
             continue
+        keys = skill_keys(spec.fluent_dialects, spec.intents)
         working_any += 1
         working_by_dialect.update(spec.fluent_dialects)
+        working_by_skill.update(keys)
         if spec.state is SpecialistState.AVAILABLE:
             idle_any += 1
             idle_by_dialect.update(spec.fluent_dialects)
+            idle_by_skill.update(keys)
 
     ahead_any = 0
     ahead_by_dialect: Counter[str] = Counter()
+    ahead_by_skill: Counter[str] = Counter()
     estimates: dict[str, WaitEstimate] = {}
     for view in snapshot.waiting:
         call = view.call
-        if view.step is LadderStep.DIALECT and call.dialect is not None:
+        key = call.skill_key
+        if view.step is LadderStep.SKILL and key is not None:
+            ahead = ahead_by_skill[key] + ahead_any
+            if call.dialect is not None:
+                ahead += ahead_by_dialect[call.dialect]
+            working, idle = working_by_skill[key], idle_by_skill[key]
+        elif view.step is LadderStep.DIALECT and call.dialect is not None:
             # Competes with earlier calls for its dialect and with earlier any-step
             # calls, which its dialect's speakers also serve.
             ahead = ahead_by_dialect[call.dialect] + ahead_any
@@ -71,7 +88,9 @@ def estimate_waits(snapshot: QueueSnapshot, aht_s: float | None) -> dict[str, Wa
             completions_needed = max(0, ahead + 1 - idle)
             seconds = math.ceil(completions_needed * aht_s / working)
         estimates[call.call_id] = WaitEstimate(call.call_id, view.position, seconds)
-        if view.step is LadderStep.DIALECT and call.dialect is not None:
+        if view.step is LadderStep.SKILL and key is not None:
+            ahead_by_skill[key] += 1
+        elif view.step is LadderStep.DIALECT and call.dialect is not None:
             ahead_by_dialect[call.dialect] += 1
         else:
             ahead_any += 1

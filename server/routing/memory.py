@@ -12,6 +12,7 @@ import itertools
 import secrets
 import uuid
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from sortedcontainers import SortedList
@@ -31,6 +32,7 @@ from .model import (
     SpecialistView,
     WaitingCallView,
     ladder_step,
+    step_after_skill,
 )
 
 _RankTuple = tuple[float, int, str]  # (rank key, arrival sequence, call id)
@@ -49,6 +51,7 @@ class _Waiting:
 class _Specialist:
     profile: SpecialistProfile
     fluent: frozenset[str]
+    skill_keys: frozenset[str] = frozenset()
     desired: DesiredPresence = DesiredPresence.AWAY
     connected: bool = False
     connection: str = ""
@@ -80,12 +83,16 @@ class MemoryQueueBackend:
         self._calls: dict[str, _Waiting] = {}
         self._order: SortedList = SortedList()  # every waiting call, offered or not
         self._dialect_queues: dict[str, SortedList] = {}  # unoffered, on the dialect step
+        self._skill_queues: dict[str, SortedList] = {}  # unoffered, on the skill step
         self._any_queue: SortedList = SortedList()  # unoffered, on the any step
-        self._promotions: list[tuple[float, str]] = []  # heap of dialect-step deadlines
+        # Heap of skill- and dialect-step deadlines, cleaned lazily.
+        self._promotions: list[tuple[float, str]] = []
         self._specialists: dict[str, _Specialist] = {}
         self._idle_by_dialect: dict[str, SortedList] = {}
+        self._idle_by_skill: dict[str, SortedList] = {}
         self._idle_any: SortedList = SortedList()
         self._logged_in_by_dialect: Counter[str] = Counter()
+        self._logged_in_by_skill: Counter[str] = Counter()
         self._offers: dict[str, Offer] = {}
         self._offer_expiries: list[tuple[float, str]] = []  # heap, lazily cleaned
         # This state's generation: it lives and dies with the process.
@@ -99,11 +106,14 @@ class MemoryQueueBackend:
         if call.call_id not in self._calls:
             rank: _RankTuple = (call.rank_key(self.policy), next(self._seq), call.call_id)
             has_speaker = call.dialect is not None and self._logged_in_by_dialect[call.dialect] > 0
-            step = ladder_step(call, self.policy, now, has_speaker)
+            key = call.skill_key
+            has_skilled = key is not None and self._logged_in_by_skill[key] > 0
+            step = ladder_step(call, self.policy, now, has_speaker, has_skilled)
             entry = _Waiting(call=call, rank=rank, step=step)
             self._calls[call.call_id] = entry
             self._order.add(rank)
             self._queue_unoffered(entry)
+            self._watch_deadline(entry)
         return self._position(call.call_id) or 0
 
     async def remove(self, call_id: str, now: float) -> Offer | None:
@@ -129,77 +139,118 @@ class MemoryQueueBackend:
             return None
         return int(self._order.index(entry.rank)) + 1
 
-    def _queue_unoffered(self, entry: _Waiting) -> None:
+    def _queue(self, entry: _Waiting) -> SortedList:
+        """The unoffered queue of the entry's current step."""
+        if entry.step is LadderStep.SKILL:
+            key = entry.call.skill_key
+            assert key is not None
+            return self._skill_queues.setdefault(key, SortedList())
         if entry.step is LadderStep.DIALECT:
             assert entry.call.dialect is not None
-            queue = self._dialect_queues.setdefault(entry.call.dialect, SortedList())
-            queue.add(entry.rank)
-            heapq.heappush(
-                self._promotions, (entry.call.dialect_deadline(self.policy), entry.call.call_id)
-            )
-        else:
-            self._any_queue.add(entry.rank)
+            return self._dialect_queues.setdefault(entry.call.dialect, SortedList())
+        return self._any_queue
+
+    def _queue_unoffered(self, entry: _Waiting) -> None:
+        self._queue(entry).add(entry.rank)
 
     def _unqueue_unoffered(self, entry: _Waiting) -> None:
-        if entry.step is LadderStep.DIALECT:
-            assert entry.call.dialect is not None
-            self._dialect_queues[entry.call.dialect].discard(entry.rank)
-        else:
-            self._any_queue.discard(entry.rank)
+        self._queue(entry).discard(entry.rank)
 
-    def _promote(self, entry: _Waiting) -> None:
-        if entry.step is LadderStep.ANY:
+    def _deadline(self, entry: _Waiting) -> float | None:
+        """When the entry's current step ends by time (None on the last step)."""
+        if entry.step is LadderStep.SKILL:
+            return entry.call.skill_deadline(self.policy)
+        if entry.step is LadderStep.DIALECT:
+            return entry.call.dialect_deadline(self.policy)
+        return None
+
+    def _watch_deadline(self, entry: _Waiting) -> None:
+        deadline = self._deadline(entry)
+        if deadline is not None:
+            heapq.heappush(self._promotions, (deadline, entry.call.call_id))
+
+    def _move(self, entry: _Waiting, step: LadderStep) -> None:
+        """Put the call on a later ladder step (offered or not)."""
+        if entry.step is step:
             return
         if entry.offer_id is None:
             self._unqueue_unoffered(entry)
-            entry.step = LadderStep.ANY
+            entry.step = step
             self._queue_unoffered(entry)
         else:
-            entry.step = LadderStep.ANY
+            entry.step = step
+        self._watch_deadline(entry)
+
+    def _step_after_skill(self, entry: _Waiting) -> LadderStep:
+        dialect = entry.call.dialect
+        speakers = dialect is not None and self._logged_in_by_dialect[dialect] > 0
+        return step_after_skill(entry.call, speakers)
 
     def _promote_due(self, now: float) -> None:
         while self._promotions and self._promotions[0][0] <= now:
             _, call_id = heapq.heappop(self._promotions)
             entry = self._calls.get(call_id)
             # The heap is cleaned lazily: an entry may belong to an earlier call
-            # with the same id (removed, then enqueued again), so check the deadline.
-            if entry is not None and entry.call.dialect_deadline(self.policy) <= now:
-                self._promote(entry)
+            # with the same id (removed, then enqueued again), or to a step the
+            # call has left, so check the current step's deadline.
+            if entry is None:
+                continue
+            deadline = self._deadline(entry)
+            if deadline is None or deadline > now:
+                continue
+            if entry.step is LadderStep.SKILL:
+                self._move(entry, self._step_after_skill(entry))
+            else:
+                self._move(entry, LadderStep.ANY)
+
+    def _on_step(self, step: LadderStep, matches: Callable[[QueuedCall], bool]) -> list[_Waiting]:
+        return [e for e in self._calls.values() if e.step is step and matches(e.call)]
 
     def _promote_dialect(self, dialect: str) -> None:
         """Nobody who speaks ``dialect`` is logged in: skip that step at once."""
-        queue = self._dialect_queues.get(dialect)
-        waiting = [self._calls[rank[2]] for rank in queue] if queue else []
-        waiting += [
-            e
-            for e in self._calls.values()
-            if e.offer_id is not None and e.step is LadderStep.DIALECT and e.call.dialect == dialect
-        ]
-        for entry in waiting:
-            self._promote(entry)
+        for entry in self._on_step(LadderStep.DIALECT, lambda c: c.dialect == dialect):
+            self._move(entry, LadderStep.ANY)
+
+    def _promote_skill(self, key: str) -> None:
+        """Nobody in the skill pool ``key`` is logged in: skip that step at once."""
+        for entry in self._on_step(LadderStep.SKILL, lambda c: c.skill_key == key):
+            self._move(entry, self._step_after_skill(entry))
+
+    def _promote_unserved(self, dialects: frozenset[str], keys: frozenset[str]) -> None:
+        """Skip the steps of ``dialects`` and skill pools ``keys`` that lost their
+        last logged-in specialist."""
+        for dialect in dialects:
+            if self._logged_in_by_dialect[dialect] <= 0:
+                self._promote_dialect(dialect)
+        for key in keys:
+            if self._logged_in_by_skill[key] <= 0:
+                self._promote_skill(key)
 
     # -- specialists -----------------------------------------------------------
     async def register(self, profile: SpecialistProfile) -> None:
         spec = self._specialists.get(profile.specialist_id)
         fluent = profile.fluent_dialects(self.policy)
+        keys = profile.skill_keys(self.policy)
         if spec is None:
-            self._specialists[profile.specialist_id] = _Specialist(profile=profile, fluent=fluent)
+            self._specialists[profile.specialist_id] = _Specialist(
+                profile=profile, fluent=fluent, skill_keys=keys
+            )
             return
         was_idle = spec.idle_entry is not None
         if was_idle:
             self._remove_idle(spec)
-        old = spec.fluent
+        old, old_keys = spec.fluent, spec.skill_keys
         if spec.connected:
             self._logged_in_by_dialect.subtract(old)
             self._logged_in_by_dialect.update(fluent)
-        spec.profile, spec.fluent = profile, fluent
+            self._logged_in_by_skill.subtract(old_keys)
+            self._logged_in_by_skill.update(keys)
+        spec.profile, spec.fluent, spec.skill_keys = profile, fluent, keys
         if was_idle:
             self._add_idle(spec)
         if spec.connected:
-            # A dialect this specialist no longer speaks may have lost its last speaker.
-            for dialect in old - fluent:
-                if self._logged_in_by_dialect[dialect] <= 0:
-                    self._promote_dialect(dialect)
+            # A dialect or skill this specialist lost may have lost its last speaker.
+            self._promote_unserved(old - fluent, old_keys - keys)
 
     async def connect(
         self, specialist_id: str, now: float, connection: str = ""
@@ -210,6 +261,7 @@ class MemoryQueueBackend:
         if not spec.connected:
             spec.connected = True
             self._logged_in_by_dialect.update(spec.fluent)
+            self._logged_in_by_skill.update(spec.skill_keys)
             self._make_idle(spec, now)
         return spec.state
 
@@ -237,10 +289,9 @@ class MemoryQueueBackend:
         spec.connected = False
         self._remove_idle(spec)
         self._logged_in_by_dialect.subtract(spec.fluent)
+        self._logged_in_by_skill.subtract(spec.skill_keys)
         withdrawn = self._withdraw_offer(spec) if spec.offer_id else None
-        for dialect in spec.fluent:
-            if self._logged_in_by_dialect[dialect] <= 0:
-                self._promote_dialect(dialect)
+        self._promote_unserved(spec.fluent, spec.skill_keys)
         return withdrawn
 
     async def set_presence(
@@ -317,6 +368,8 @@ class MemoryQueueBackend:
         self._idle_any.add(entry)
         for dialect in spec.fluent:
             self._idle_by_dialect.setdefault(dialect, SortedList()).add(entry)
+        for key in spec.skill_keys:
+            self._idle_by_skill.setdefault(key, SortedList()).add(entry)
 
     def _remove_idle(self, spec: _Specialist) -> None:
         entry = spec.idle_entry
@@ -326,6 +379,8 @@ class MemoryQueueBackend:
         self._idle_any.discard(entry)
         for dialect in spec.fluent:
             self._idle_by_dialect[dialect].discard(entry)
+        for key in spec.skill_keys:
+            self._idle_by_skill[key].discard(entry)
 
     # -- offers ----------------------------------------------------------------
     async def dispatch(self, now: float) -> list[Offer]:
@@ -334,6 +389,10 @@ class MemoryQueueBackend:
         while True:
             best: _RankTuple | None = None
             best_pool: SortedList | None = None
+            for key, queue in self._skill_queues.items():
+                pool = self._idle_by_skill.get(key)
+                if queue and pool and (best is None or queue[0] < best):
+                    best, best_pool = queue[0], pool
             for dialect, queue in self._dialect_queues.items():
                 pool = self._idle_by_dialect.get(dialect)
                 if queue and pool and (best is None or queue[0] < best):
@@ -455,4 +514,5 @@ class MemoryQueueBackend:
             fluent_dialects=spec.fluent,
             call_id=spec.call_id,
             misses=spec.misses,
+            intents=spec.profile.intents(),
         )

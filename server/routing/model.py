@@ -11,10 +11,16 @@ rank key, so nothing needs re-sorting as time passes, and a normal call still
 overtakes an urgent one that arrived more than ``weight`` seconds after it — nobody
 starves.
 
-The ladder. A call with a preferred dialect first waits for a specialist who speaks
-it at or above the proficiency threshold (step ``dialect``); after ``dialect_wait_s``
-(shorter for urgent calls) any specialist may take it (step ``any``). A step with
-nobody eligible logged in is skipped at once.
+The ladder. A call whose intent needs a skill (see :mod:`server.routing.intents`)
+first waits for a specialist who has that skill and, if the call has a preferred
+dialect, speaks it (step ``skill``) until ``skill_wait_s`` after it arrived. A call
+with a preferred dialect then waits for a specialist who speaks it at or above the
+proficiency threshold (step ``dialect``) until ``dialect_wait_s`` after it arrived;
+then any specialist may take it (step ``any``). Urgent calls have shorter waits
+for both. A step with nobody eligible logged in is skipped at once. With the
+default waits (skill 15 s within the dialect's 30 s) a call with a dialect reaches
+``any`` exactly when it did before skills were routed; a call without a dialect
+but with a skill waits up to ``skill_wait_s`` for a skilled specialist.
 """
 
 from __future__ import annotations
@@ -22,6 +28,8 @@ from __future__ import annotations
 import enum
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+
+from .intents import covered_intents, routed_intent, skill_key, skill_keys
 
 
 class PriorityClass(enum.StrEnum):
@@ -33,6 +41,9 @@ class PriorityClass(enum.StrEnum):
 
 
 class LadderStep(enum.StrEnum):
+    """Steps in ladder order; a call only ever moves forward."""
+
+    SKILL = "skill"
     DIALECT = "dialect"
     ANY = "any"
 
@@ -65,6 +76,8 @@ class RoutingPolicy:
 
     dialect_wait_s: float = 30.0
     urgent_dialect_wait_s: float = 10.0
+    skill_wait_s: float = 15.0
+    urgent_skill_wait_s: float = 5.0
     proficiency_threshold: int = 3
     weight_normal_s: float = 0.0
     weight_redirect_s: float = 120.0
@@ -95,6 +108,11 @@ class RoutingPolicy:
             return self.urgent_dialect_wait_s
         return self.dialect_wait_s
 
+    def skill_wait(self, priority: PriorityClass) -> float:
+        if priority is PriorityClass.URGENT:
+            return self.urgent_skill_wait_s
+        return self.skill_wait_s
+
 
 @dataclass(frozen=True)
 class QueuedCall:
@@ -105,6 +123,14 @@ class QueuedCall:
     dialect: str | None
     priority: PriorityClass
     enqueued_at: float
+    # What the customer calls about (an intent of server.routing.intents, or None).
+    intent: str | None = None
+
+    @property
+    def skill_key(self) -> str | None:
+        """The skill-step pool this call waits in first, or None (no skill step)."""
+        intent = routed_intent(self.intent)
+        return None if intent is None else skill_key(self.dialect, intent)
 
     def rank_key(self, policy: RoutingPolicy) -> float:
         """Smaller is served first; see the module docstring."""
@@ -115,6 +141,9 @@ class QueuedCall:
 
     def dialect_deadline(self, policy: RoutingPolicy) -> float:
         return self.enqueued_at + policy.dialect_wait(self.priority)
+
+    def skill_deadline(self, policy: RoutingPolicy) -> float:
+        return self.enqueued_at + policy.skill_wait(self.priority)
 
 
 @dataclass(frozen=True)
@@ -130,6 +159,14 @@ class SpecialistProfile:
 
     def fluent_dialects(self, policy: RoutingPolicy) -> frozenset[str]:
         return frozenset(d for d, p in self.dialects.items() if p >= policy.proficiency_threshold)
+
+    def intents(self) -> frozenset[str]:
+        """The intents this specialist's skills cover."""
+        return covered_intents(self.skills)
+
+    def skill_keys(self, policy: RoutingPolicy) -> frozenset[str]:
+        """The skill-step pools this specialist serves."""
+        return skill_keys(self.fluent_dialects(policy), self.intents())
 
 
 @dataclass(frozen=True)
@@ -161,6 +198,19 @@ class SpecialistView:
     fluent_dialects: frozenset[str]
     call_id: str | None
     misses: int
+    # The intents this specialist's skills cover (server.routing.intents).
+    intents: frozenset[str] = frozenset()
+
+    def eligible(self, call: QueuedCall, step: LadderStep) -> bool:
+        """Could this specialist take ``call`` while it is on ``step``?"""
+        if step is LadderStep.ANY:
+            return True
+        if step is LadderStep.DIALECT:
+            return call.dialect in self.fluent_dialects
+        intent = routed_intent(call.intent)
+        if intent not in self.intents:
+            return False
+        return call.dialect is None or call.dialect in self.fluent_dialects
 
 
 @dataclass(frozen=True)
@@ -194,10 +244,26 @@ def ladder_step(
     policy: RoutingPolicy,
     now: float,
     dialect_has_logged_in_specialist: bool,
+    skill_has_logged_in_specialist: bool = False,
 ) -> LadderStep:
     """Which step of its ladder a waiting call is on at ``now``."""
+    if (
+        call.skill_key is not None
+        and skill_has_logged_in_specialist
+        and now < call.skill_deadline(policy)
+    ):
+        return LadderStep.SKILL
     if call.dialect is None or not dialect_has_logged_in_specialist:
         return LadderStep.ANY
     if now >= call.dialect_deadline(policy):
+        return LadderStep.ANY
+    return LadderStep.DIALECT
+
+
+def step_after_skill(call: QueuedCall, dialect_has_logged_in_specialist: bool) -> LadderStep:
+    """Where a call goes when its skill step ends (its wait ran out, or nobody with
+    the skill is logged in any more). The dialect step's own deadline is applied
+    by the next promotion pass, as for any dialect-step call."""
+    if call.dialect is None or not dialect_has_logged_in_specialist:
         return LadderStep.ANY
     return LadderStep.DIALECT

@@ -57,7 +57,7 @@ if TYPE_CHECKING:
     from redis.asyncio import Redis
 
 _OFFER_FIELDS = 6
-_SPEC_FIELDS = 8
+_SPEC_FIELDS = 9
 # Members of the rank zsets are "<16-digit arrival number>:<call id>".
 _MEMBER_ID_AT = 17
 
@@ -110,13 +110,14 @@ def _state(desired: str, connected: str, offer: str, call: str, wrap: str) -> Sp
 
 
 def _view(specialist_id: str, fields: Sequence[Any]) -> SpecialistView:
-    desired, connected, offer, call, wrap, misses, fluent = (_text(f) for f in fields)
+    desired, connected, offer, call, wrap, misses, fluent, intents = (_text(f) for f in fields)
     return SpecialistView(
         specialist_id=specialist_id,
         state=_state(desired, connected, offer, call, wrap),
         fluent_dialects=frozenset(json.loads(fluent)),
         call_id=call or None,
         misses=int(misses),
+        intents=frozenset(_list(json.loads(intents))),
     )
 
 
@@ -199,8 +200,16 @@ class RedisQueueBackend:
             _num(call.dialect_deadline(self.policy)),
             _num(now),
             json.dumps(
-                [call.customer_id, call.dialect, call.priority.value, _num(call.enqueued_at)]
+                [
+                    call.customer_id,
+                    call.dialect,
+                    call.priority.value,
+                    _num(call.enqueued_at),
+                    call.intent,
+                ]
             ),
+            call.skill_key or "",
+            _num(call.skill_deadline(self.policy)),
         )
         return int(position)
 
@@ -216,7 +225,12 @@ class RedisQueueBackend:
         fluent = sorted(profile.fluent_dialects(self.policy))
         document = {"dialects": dict(profile.dialects), "skills": sorted(profile.skills)}
         await self._scripts.run(
-            "register", profile.specialist_id, json.dumps(fluent), json.dumps(document)
+            "register",
+            profile.specialist_id,
+            json.dumps(fluent),
+            json.dumps(document),
+            json.dumps(sorted(profile.skill_keys(self.policy))),
+            json.dumps(sorted(profile.intents())),
         )
 
     async def connect(
@@ -249,11 +263,11 @@ class RedisQueueBackend:
     async def specialist(self, specialist_id: str) -> SpecialistView | None:
         fields = await self._client.hmget(
             self._key(f"spec:{specialist_id}"),
-            ["desired", "connected", "offer", "call", "wrap", "misses", "fluent"],
+            ["desired", "connected", "offer", "call", "wrap", "misses", "fluent", "intents"],
         )
         if fields[0] is None:
             return None
-        return _view(specialist_id, fields)
+        return _view(specialist_id, [*fields[:7], fields[7] or "[]"])
 
     async def restore_assignment(
         self, specialist_id: str, call_id: str, wrap_up: bool, now: float
@@ -341,18 +355,26 @@ class RedisQueueBackend:
         details = dict(zip(info[::2], json.loads(f"[{','.join(info[1::2])}]"), strict=True))
         offered_ids = set(offered[::2])
         dialect_step = set(_list(document["dialect_step"]))
+        skill_step = set(_list(document.get("skill_step")))
         waiting = []
         for index, member in enumerate(_list(document["order"])):
             call_id = member[_MEMBER_ID_AT:]
-            customer_id, dialect, priority, enqueued_at = details[call_id]
+            # Calls queued before intents were routed have four fields.
+            customer_id, dialect, priority, enqueued_at, *rest = details[call_id]
             call = QueuedCall(
                 call_id=call_id,
                 customer_id=customer_id,
                 dialect=dialect,
                 priority=PriorityClass(priority),
                 enqueued_at=float(enqueued_at),
+                intent=rest[0] if rest else None,
             )
-            step = LadderStep.DIALECT if call_id in dialect_step else LadderStep.ANY
+            if call_id in skill_step:
+                step = LadderStep.SKILL
+            elif call_id in dialect_step:
+                step = LadderStep.DIALECT
+            else:
+                step = LadderStep.ANY
             waiting.append(
                 WaitingCallView(
                     call=call, position=index + 1, step=step, offered=call_id in offered_ids

@@ -293,12 +293,21 @@ async def test_unpaired_surrogates_are_422(clients: Clients) -> None:
 @pytest.mark.parametrize("database_url", BOTH_DATABASES, indirect=True)
 async def test_text_the_database_accepts_is_stored_as_sent(clients: Clients) -> None:
     """Control for the NUL cases: unusual but valid text goes through unchanged."""
+    # The call's intent is a fixed list now; the wrap-up code is free text.
+    desk, desk_ws = await clients.api.available_specialist("chen.li")
     customer = clients.parties["customer"]
-    intent = "转账 – 😀 \t tab\u200b"
-    created = await customer.post("/api/v1/calls", {"intent": intent})
+    created = await customer.post("/api/v1/calls", {"intent": "other"})
     assert created.status == 201, created
-    stored = await customer.get(f"/api/v1/calls/{created.body['call_id']}")
-    assert stored.body["intent"] == intent
+    call_id = created.body["call_id"]
+    offer = await desk_ws.expect("call.offered", call_id=call_id)
+    await desk.post(f"/api/v1/calls/{call_id}/accept", {"offer_id": offer["offer_id"]})
+    await desk.post(f"/api/v1/calls/{call_id}/end")
+    code = "转账 – 😀 \t tab\u200b"
+    wrapped = await desk.post(f"/api/v1/calls/{call_id}/wrap-up", {"code": code})
+    assert wrapped.status == 200, wrapped
+    stored = await clients.parties["supervisor"].get(f"/api/v1/calls/{call_id}")
+    assert stored.body["wrap_up_code"] == code
+    await desk_ws.close()
 
 
 # --------------------------------------------------------------------------- ids, routes, methods

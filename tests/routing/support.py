@@ -20,6 +20,8 @@ POLICY = RoutingPolicy(
     weight_normal_s=0.0,
     weight_redirect_s=120.0,
     weight_urgent_s=600.0,
+    skill_wait_s=15.0,
+    urgent_skill_wait_s=5.0,
     offer_lease_s=15.0,
     max_consecutive_misses=3,
     presence_ttl_s=45.0,
@@ -31,6 +33,7 @@ def call(
     dialect: str | None = None,
     priority: PriorityClass = PriorityClass.NORMAL,
     at: float = 0.0,
+    intent: str | None = None,
 ) -> QueuedCall:
     return QueuedCall(
         call_id=call_id,
@@ -38,6 +41,7 @@ def call(
         dialect=dialect,
         priority=priority,
         enqueued_at=at,
+        intent=intent,
     )
 
 
@@ -48,9 +52,10 @@ async def staff(
     at: float = 0.0,
     *,
     available: bool = True,
+    skills: frozenset[str] = frozenset(),
 ) -> SpecialistState:
     """Register, log in and (unless told otherwise) make available at ``at``."""
-    await backend.register(SpecialistProfile(specialist_id, dialects))
+    await backend.register(SpecialistProfile(specialist_id, dialects, skills))
     state = await backend.connect(specialist_id, at)
     if available:
         state = await backend.set_presence(specialist_id, DesiredPresence.AVAILABLE, at)

@@ -33,7 +33,7 @@ from operator import methodcaller
 from typing import Any, ClassVar, TypeVar
 
 import pytest
-from hypothesis import HealthCheck, settings
+from hypothesis import HealthCheck, event, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
     RuleBasedStateMachine,
@@ -74,14 +74,32 @@ SPECIALISTS: dict[str, dict[str, int]] = {
     "s4": {"yue": 3, "cmn": 4},
     "s5": {"wuu": 1},
 }
+# Skills (intents covered): s0 transfer; s1 deposit, loss_report (passbook);
+# s2 transfer; s3 none; s4 password, deposit; s5 pension_certification.
+SKILLS: dict[str, frozenset[str]] = {
+    "s0": frozenset({"transfer"}),
+    "s1": frozenset({"time_deposit", "passbook"}),
+    "s2": frozenset({"transfer"}),
+    "s3": frozenset(),
+    "s4": frozenset({"password", "deposit"}),
+    "s5": frozenset({"pension"}),
+}
 SPECIALIST = st.sampled_from(sorted(SPECIALISTS))
 DIALECT = st.sampled_from((None, "cmn", "wuu", "yue", "hak"))  # nobody speaks Hakka
+# "other" and None never have a skill step; s1 covers "loss_report" through passbook.
+INTENT = st.sampled_from(
+    (None, "other", "transfer", "deposit", "loss_report", "password", "pension_certification")
+)
 PRIORITY = st.sampled_from(tuple(PriorityClass))
 NODE = st.integers(0, 1)
 STEP_S = st.sampled_from((0.5, 2.0, 5.0, 10.0, 16.0, 31.0, 50.0))
 AT_DESKS = st.lists(SPECIALIST, min_size=2, unique=True)
-ARRIVALS = st.lists(st.tuples(DIALECT, PRIORITY), min_size=3, max_size=10)
+ARRIVALS = st.lists(st.tuples(DIALECT, PRIORITY, INTENT), min_size=3, max_size=10)
 PROFICIENCIES = st.dictionaries(st.sampled_from(("cmn", "wuu", "yue")), st.integers(1, 5))
+SKILL_SETS = st.frozensets(
+    st.sampled_from(("transfer", "passbook", "password", "deposit", "pension", "card")),
+    max_size=3,
+)
 
 SETTINGS = settings(
     max_examples=50,
@@ -92,9 +110,34 @@ SETTINGS = settings(
 
 
 def eligible(waiting: WaitingCallView, specialist: SpecialistView) -> bool:
+    """Spelled out here rather than calling ``SpecialistView.eligible``, so the test
+    does not trust the code it checks."""
+    call = waiting.call
     if waiting.step is LadderStep.ANY:
         return True
-    return waiting.call.dialect in specialist.fluent_dialects
+    if waiting.step is LadderStep.DIALECT:
+        return call.dialect in specialist.fluent_dialects
+    return call.intent in specialist.intents and (
+        call.dialect is None or call.dialect in specialist.fluent_dialects
+    )
+
+
+def ladder_order_kept(
+    waiting: WaitingCallView, specialists: Sequence[SpecialistView], now: float
+) -> bool:
+    """A call is never on a step its ladder has passed (by time), nor on the skill
+    step without an intent that needs one, nor on a step nobody logged in serves
+    (a logged-in specialist is never ``offline``)."""
+    call = waiting.call
+    if waiting.step is LadderStep.SKILL:
+        if call.skill_key is None or now >= call.skill_deadline(POLICY):
+            return False
+    elif waiting.step is LadderStep.DIALECT:
+        if call.dialect is None or now >= call.dialect_deadline(POLICY):
+            return False
+    else:
+        return True
+    return any(s.state is not SpecialistState.OFFLINE and eligible(waiting, s) for s in specialists)
 
 
 class Harness:
@@ -159,7 +202,8 @@ class RoutingMachine(RuleBasedStateMachine):
         self.offers: dict[str, Offer] = {}  # specialist -> live offer
         self.held: dict[str, str] = {}  # specialist -> call held (busy or wrap-up)
         for specialist_id, dialects in SPECIALISTS.items():
-            self.run(self.nodes[0].register(SpecialistProfile(specialist_id, dialects)))
+            profile = SpecialistProfile(specialist_id, dialects, SKILLS[specialist_id])
+            self.run(self.nodes[0].register(profile))
 
     def teardown(self) -> None:
         self.harness.close()
@@ -176,19 +220,21 @@ class RoutingMachine(RuleBasedStateMachine):
 
     @initialize(at_desks=AT_DESKS, arrivals=ARRIVALS)
     def open_the_branch(
-        self, at_desks: list[str], arrivals: list[tuple[str | None, PriorityClass]]
+        self, at_desks: list[str], arrivals: list[tuple[str | None, PriorityClass, str | None]]
     ) -> None:
         """Start busy: some desks available, some calls waiting (random rules alone
         would take many steps to get there)."""
         for specialist_id in at_desks:
             self.connect(specialist_id, True, 0)
-        for dialect, priority in arrivals:
-            self.arrive(dialect, priority, 1)
+        for dialect, priority, intent in arrivals:
+            self.arrive(dialect, priority, 1, intent)
 
     # -- calls -------------------------------------------------------------------
-    @rule(dialect=DIALECT, priority=PRIORITY, node=NODE)
-    def arrive(self, dialect: str | None, priority: PriorityClass, node: int) -> None:
-        call = QueuedCall(f"c{len(self.calls)}", "cust", dialect, priority, self.now)
+    @rule(dialect=DIALECT, priority=PRIORITY, node=NODE, intent=INTENT)
+    def arrive(
+        self, dialect: str | None, priority: PriorityClass, node: int, intent: str | None
+    ) -> None:
+        call = QueuedCall(f"c{len(self.calls)}", "cust", dialect, priority, self.now, intent)
         self.calls[call.call_id] = call
         assert self.run(self.nodes[node].enqueue(call, self.now)) >= 1
 
@@ -231,9 +277,12 @@ class RoutingMachine(RuleBasedStateMachine):
     def heartbeat(self, specialist_id: str) -> None:
         self.run(self.nodes[1].heartbeat(specialist_id, self.now))
 
-    @rule(specialist_id=SPECIALIST, dialects=PROFICIENCIES, node=NODE)
-    def update_profile(self, specialist_id: str, dialects: dict[str, int], node: int) -> None:
-        self.run(self.nodes[node].register(SpecialistProfile(specialist_id, dialects)))
+    @rule(specialist_id=SPECIALIST, dialects=PROFICIENCIES, skills=SKILL_SETS, node=NODE)
+    def update_profile(
+        self, specialist_id: str, dialects: dict[str, int], skills: frozenset[str], node: int
+    ) -> None:
+        profile = SpecialistProfile(specialist_id, dialects, skills)
+        self.run(self.nodes[node].register(profile))
 
     @rule(node=NODE)
     def reap_stale(self, node: int) -> None:
@@ -361,6 +410,7 @@ class RoutingMachine(RuleBasedStateMachine):
             assert offer.call_id in self.waiting_ids()
             assert offer.call_id not in {o.call_id for o in self.offers.values()}
             self.offers[offer.specialist_id] = offer
+            event(f"offer on the {offer.step} step")
         snapshot = self.run(self.nodes[0].snapshot(self.now))
         views = {s.specialist_id: s for s in snapshot.specialists}
         idle = [s for s in snapshot.specialists if s.state is SpecialistState.AVAILABLE]
@@ -392,6 +442,8 @@ class RoutingMachine(RuleBasedStateMachine):
             assert self.run(node.position(waiting.call.call_id)) == waiting.position
         offered = {w.call.call_id for w in snapshot.waiting if w.offered}
         assert offered == {o.call_id for o in self.offers.values()}
+        for waiting in snapshot.waiting:
+            assert ladder_order_kept(waiting, snapshot.specialists, self.now), waiting
         for view in snapshot.specialists:
             offer = self.run(node.pending_offer(view.specialist_id))
             assert offer == self.offers.get(view.specialist_id)
@@ -415,27 +467,27 @@ class LockstepMachine(RuleBasedStateMachine):
         self.now = 1_000.0
         self.arrived = 0
         for specialist_id, dialects in SPECIALISTS.items():
-            self.update_profile(specialist_id, dialects)
+            self.update_profile(specialist_id, dialects, SKILLS[specialist_id])
 
     def teardown(self) -> None:
         self.harness.close()
 
     @initialize(at_desks=AT_DESKS, arrivals=ARRIVALS)
     def open_the_branch(
-        self, at_desks: list[str], arrivals: list[tuple[str | None, PriorityClass]]
+        self, at_desks: list[str], arrivals: list[tuple[str | None, PriorityClass, str | None]]
     ) -> None:
         for specialist_id in at_desks:
             self.connect(specialist_id, True)
-        for dialect, priority in arrivals:
-            self.arrive(dialect, priority)
+        for dialect, priority, intent in arrivals:
+            self.arrive(dialect, priority, intent)
 
     def both(self, operation: Callable[[QueueBackend], Awaitable[object]]) -> None:
         reference, other = (self.harness.run(_outcome(operation(b))) for b in self.pair)
         assert _comparable(other) == _comparable(reference)
 
-    @rule(dialect=DIALECT, priority=PRIORITY)
-    def arrive(self, dialect: str | None, priority: PriorityClass) -> None:
-        call = QueuedCall(f"c{self.arrived}", "cust", dialect, priority, self.now)
+    @rule(dialect=DIALECT, priority=PRIORITY, intent=INTENT)
+    def arrive(self, dialect: str | None, priority: PriorityClass, intent: str | None) -> None:
+        call = QueuedCall(f"c{self.arrived}", "cust", dialect, priority, self.now, intent)
         self.arrived += 1
         self.both(lambda b: b.enqueue(call, self.now))
 
@@ -463,9 +515,11 @@ class LockstepMachine(RuleBasedStateMachine):
     def heartbeat(self, specialist_id: str) -> None:
         self.both(lambda b: b.heartbeat(specialist_id, self.now))
 
-    @rule(specialist_id=SPECIALIST, dialects=PROFICIENCIES)
-    def update_profile(self, specialist_id: str, dialects: dict[str, int]) -> None:
-        self.both(lambda b: b.register(SpecialistProfile(specialist_id, dialects)))
+    @rule(specialist_id=SPECIALIST, dialects=PROFICIENCIES, skills=SKILL_SETS)
+    def update_profile(
+        self, specialist_id: str, dialects: dict[str, int], skills: frozenset[str]
+    ) -> None:
+        self.both(lambda b: b.register(SpecialistProfile(specialist_id, dialects, skills)))
 
     @rule()
     def reap_stale(self) -> None:

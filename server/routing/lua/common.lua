@@ -18,21 +18,30 @@
 --   P.."promo:"..d        zset: call ids on the "dialect" step of d (offered or not),
 --                         score = dialect deadline
 --   P.."dialects"         set: dialects that ever had a dialect-step call
+--   P.."q:s:"..k          zset: unoffered calls on the "skill" step of skill pool k
+--                         ("<dialect or empty>|<intent>", see server/routing/intents.py)
+--   P.."promo:s:"..k      zset: call ids on the "skill" step of pool k (offered or not),
+--                         score = skill deadline
+--   P.."skillkeys"        set: skill pools that ever had a skill-step call
 --   P.."idle"             zset: idle available specialists, score = idle since
 --   P.."idle:d:"..d       zset: the same, only those fluent in d
+--   P.."idle:s:"..k       zset: the same, only those in skill pool k
 --   P.."loggedin"         hash: dialect -> number of connected specialists fluent in it
+--   P.."loggedin:s"       hash: skill pool -> number of connected specialists in it
 --   P.."online"           zset: connected specialists, score = last seen
 --   P.."specs"            zset: every registered specialist, score = registration order
 --   P.."regseq"           INCR: registration order
 --   P.."offers"           zset: live offer ids, score = lease end
 --   P.."offerseq"         INCR: unique part of offer ids
 --   P.."call:"..id        hash: customer dialect priority enqueued_at rank deadline
---                         member step offer
---   P.."callinfo"         hash: call id -> JSON [customer, dialect, priority, enqueued_at]
+--                         member step offer skey sdeadline (skill pool, skill deadline)
+--   P.."callinfo"         hash: call id -> JSON [customer, dialect, priority, enqueued_at,
+--                         intent]
 --                         of every waiting call (read whole by snapshot)
 --   P.."offered"          hash: call id -> offer id, for every offered waiting call
 --   P.."spec:"..id        hash: desired connected idle_since misses offer call wrap
---                         idle fluent(JSON array) profile(JSON)
+--                         idle fluent(JSON array) skeys(JSON array: skill pools)
+--                         intents(JSON array) profile(JSON)
 --   P.."offer:"..id       hash: call spec step created expires
 
 local P = ARGV[1]
@@ -49,10 +58,15 @@ local K_OFFERS = P .. 'offers'
 local K_OFFERSEQ = P .. 'offerseq'
 local K_CALLINFO = P .. 'callinfo'
 local K_OFFERED = P .. 'offered'
+local K_SKILLKEYS = P .. 'skillkeys'
+local K_LOGGEDIN_SKILL = P .. 'loggedin:s'
 
 local function dq_key(d) return P .. 'q:d:' .. d end
 local function promo_key(d) return P .. 'promo:' .. d end
 local function idle_key(d) return P .. 'idle:d:' .. d end
+local function sq_key(k) return P .. 'q:s:' .. k end
+local function spromo_key(k) return P .. 'promo:s:' .. k end
+local function sidle_key(k) return P .. 'idle:s:' .. k end
 local function call_key(id) return P .. 'call:' .. id end
 local function spec_key(id) return P .. 'spec:' .. id end
 local function offer_key(id) return P .. 'offer:' .. id end
@@ -66,19 +80,20 @@ local function member_seq(member) return tonumber(string.sub(member, 1, 16)) end
 
 local function load_call(id)
   local v = redis.call('HMGET', call_key(id), 'dialect', 'rank', 'deadline', 'member',
-    'step', 'offer')
+    'step', 'offer', 'skey', 'sdeadline')
   if not v[4] then return nil end
   return { id = id, dialect = v[1], rank = v[2], deadline = v[3], member = v[4],
-    step = v[5], offer = v[6] }
+    step = v[5], offer = v[6], skey = v[7] or '', sdeadline = v[8] or '' }
 end
 
 local function load_spec(id)
   local v = redis.call('HMGET', spec_key(id), 'desired', 'connected', 'idle_since',
-    'misses', 'offer', 'call', 'wrap', 'idle', 'fluent')
+    'misses', 'offer', 'call', 'wrap', 'idle', 'fluent', 'skeys')
   if not v[1] then return nil end
+  -- A specialist registered before skills were routed has no skill pools.
   return { id = id, desired = v[1], connected = v[2], idle_since = v[3],
     misses = tonumber(v[4]), offer = v[5], call = v[6], wrap = v[7], idle = v[8],
-    fluent = cjson.decode(v[9]) }
+    fluent = cjson.decode(v[9]), skeys = cjson.decode(v[10] or '[]') }
 end
 
 local function load_offer(id)
@@ -112,6 +127,9 @@ local function add_idle(s)
   for _, d in ipairs(s.fluent) do
     redis.call('ZADD', idle_key(d), s.idle_since, s.id)
   end
+  for _, k in ipairs(s.skeys) do
+    redis.call('ZADD', sidle_key(k), s.idle_since, s.id)
+  end
 end
 
 local function remove_idle(s)
@@ -121,6 +139,9 @@ local function remove_idle(s)
   redis.call('ZREM', K_IDLE, s.id)
   for _, d in ipairs(s.fluent) do
     redis.call('ZREM', idle_key(d), s.id)
+  end
+  for _, k in ipairs(s.skeys) do
+    redis.call('ZREM', sidle_key(k), s.id)
   end
 end
 
@@ -139,53 +160,100 @@ end
 
 -- -- waiting calls ----------------------------------------------------------------
 
-local function queue_unoffered(c)
-  if c.step == 'dialect' then
-    redis.call('ZADD', dq_key(c.dialect), c.rank, c.member)
+-- The promotion set of the call's current step (offered or not).
+local function watch_deadline(c)
+  if c.step == 'skill' then
+    redis.call('ZADD', spromo_key(c.skey), c.sdeadline, c.id)
+    redis.call('SADD', K_SKILLKEYS, c.skey)
+  elseif c.step == 'dialect' then
     redis.call('ZADD', promo_key(c.dialect), c.deadline, c.id)
     redis.call('SADD', K_DIALECTS, c.dialect)
-  else
-    redis.call('ZADD', K_ANYQ, c.rank, c.member)
   end
 end
 
+local function unwatch_deadline(c)
+  if c.step == 'skill' then
+    redis.call('ZREM', spromo_key(c.skey), c.id)
+  elseif c.step == 'dialect' then
+    redis.call('ZREM', promo_key(c.dialect), c.id)
+  end
+end
+
+local function queue_unoffered(c)
+  if c.step == 'skill' then
+    redis.call('ZADD', sq_key(c.skey), c.rank, c.member)
+  elseif c.step == 'dialect' then
+    redis.call('ZADD', dq_key(c.dialect), c.rank, c.member)
+  else
+    redis.call('ZADD', K_ANYQ, c.rank, c.member)
+  end
+  watch_deadline(c)
+end
+
 local function unqueue_unoffered(c)
-  if c.step == 'dialect' then
+  if c.step == 'skill' then
+    redis.call('ZREM', sq_key(c.skey), c.member)
+  elseif c.step == 'dialect' then
     redis.call('ZREM', dq_key(c.dialect), c.member)
   else
     redis.call('ZREM', K_ANYQ, c.member)
   end
 end
 
--- Move a call from its dialect step to the "any" step (offered or not).
-local function promote(c)
-  if c.step ~= 'dialect' then return end
-  if c.offer == '' then
-    redis.call('ZREM', dq_key(c.dialect), c.member)
-    redis.call('ZADD', K_ANYQ, c.rank, c.member)
+-- Put a call on a later ladder step (offered or not).
+local function move(c, step)
+  if c.step == step then return end
+  if c.offer == '' then unqueue_unoffered(c) end
+  unwatch_deadline(c)
+  c.step = step
+  redis.call('HSET', call_key(c.id), 'step', step)
+  if c.offer == '' then queue_unoffered(c) else watch_deadline(c) end
+end
+
+-- Where a call goes when its skill step ends; the dialect step's own deadline is
+-- applied by the dialect pass of promote_due (same rule as model.step_after_skill).
+local function step_after_skill(c)
+  if c.dialect ~= '' and tonumber(redis.call('HGET', K_LOGGEDIN, c.dialect) or '0') > 0 then
+    return 'dialect'
   end
-  redis.call('ZREM', promo_key(c.dialect), c.id)
-  redis.call('HSET', call_key(c.id), 'step', 'any')
-  c.step = 'any'
+  return 'any'
 end
 
 local function promote_ids(d, ids)
   for _, id in ipairs(ids) do
     local c = load_call(id)
-    if c then
-      promote(c)
+    if c and c.step == 'dialect' then
+      move(c, 'any')
     else
       redis.call('ZREM', promo_key(d), id)
     end
   end
 end
 
--- Every dialect-step call whose deadline is at or before `now` moves on.
--- `dialects` (optional) is the caller's copy of the dialects set.
-local function promote_due(now, dialects)
-  for _, d in ipairs(dialects or redis.call('SMEMBERS', K_DIALECTS)) do
+local function promote_skill_ids(k, ids)
+  for _, id in ipairs(ids) do
+    local c = load_call(id)
+    if c and c.step == 'skill' and c.skey == k then
+      move(c, step_after_skill(c))
+    else
+      redis.call('ZREM', spromo_key(k), id)
+    end
+  end
+end
+
+-- Every skill- or dialect-step call whose deadline is at or before `now` moves on.
+-- Skill steps first: a call they put on the dialect step past its deadline moves
+-- on in the same pass. Returns the dialects and skill pools sets, read after the
+-- passes (so they include any a promotion added).
+local function promote_due(now)
+  for _, k in ipairs(redis.call('SMEMBERS', K_SKILLKEYS)) do
+    promote_skill_ids(k, redis.call('ZRANGEBYSCORE', spromo_key(k), '-inf', now))
+  end
+  local dialects = redis.call('SMEMBERS', K_DIALECTS)
+  for _, d in ipairs(dialects) do
     promote_ids(d, redis.call('ZRANGEBYSCORE', promo_key(d), '-inf', now))
   end
+  return dialects, redis.call('SMEMBERS', K_SKILLKEYS)
 end
 
 -- Nobody fluent in `d` is logged in any more: skip that step at once.
@@ -193,11 +261,27 @@ local function promote_dialect(d)
   promote_ids(d, redis.call('ZRANGE', promo_key(d), 0, -1))
 end
 
+-- Nobody in skill pool `k` is logged in any more: skip that step at once.
+local function promote_skill(k)
+  promote_skill_ids(k, redis.call('ZRANGE', spromo_key(k), 0, -1))
+end
+
+-- Skip the steps of the dialects and skill pools that lost their last
+-- logged-in specialist.
+local function promote_unserved(dialects, keys)
+  for _, d in ipairs(dialects) do
+    if tonumber(redis.call('HGET', K_LOGGEDIN, d) or '0') <= 0 then promote_dialect(d) end
+  end
+  for _, k in ipairs(keys) do
+    if tonumber(redis.call('HGET', K_LOGGEDIN_SKILL, k) or '0') <= 0 then promote_skill(k) end
+  end
+end
+
 -- Drop a waiting call from every structure (accepted or removed).
 local function forget_call(c)
   redis.call('ZREM', K_ORDER, c.member)
   if c.offer == '' then unqueue_unoffered(c) end
-  if c.step == 'dialect' then redis.call('ZREM', promo_key(c.dialect), c.id) end
+  unwatch_deadline(c)
   redis.call('DEL', call_key(c.id))
   redis.call('HDEL', K_CALLINFO, c.id)
   redis.call('HDEL', K_OFFERED, c.id)
@@ -248,12 +332,11 @@ local function disconnect_spec(s)
   for _, d in ipairs(s.fluent) do
     redis.call('HINCRBY', K_LOGGEDIN, d, -1)
   end
+  for _, k in ipairs(s.skeys) do
+    redis.call('HINCRBY', K_LOGGEDIN_SKILL, k, -1)
+  end
   local withdrawn = nil
   if s.offer ~= '' then withdrawn = withdraw_offer(s) end
-  for _, d in ipairs(s.fluent) do
-    if tonumber(redis.call('HGET', K_LOGGEDIN, d) or '0') <= 0 then
-      promote_dialect(d)
-    end
-  end
+  promote_unserved(s.fluent, s.skeys)
   return withdrawn
 end

@@ -11,6 +11,7 @@ if s.connected ~= '1' then
   s.connected = '1'
   redis.call('HSET', spec_key(s.id), 'connected', '1')
   for _, d in ipairs(s.fluent) do redis.call('HINCRBY', K_LOGGEDIN, d, 1) end
+  for _, k in ipairs(s.skeys) do redis.call('HINCRBY', K_LOGGEDIN_SKILL, k, 1) end
   sync_idle(s, now)
 end
 return spec_state(s)

@@ -1,15 +1,16 @@
--- Promote due dialect-step calls, then reserve call/specialist pairs: each round
--- takes the best-ranked head among the dialect queues that have an idle fluent
+-- Promote due skill- and dialect-step calls, then reserve call/specialist pairs:
+-- each round takes the best-ranked head among the skill queues that have an idle
+-- specialist in their pool, the dialect queues that have an idle fluent
 -- specialist and the "any" queue (if anyone is idle), and offers it to the
--- longest-idle specialist of that pool. O(#dialects * log n) per offer.
+-- longest-idle specialist of that pool. O((#skill pools + #dialects) * log n) per
+-- offer.
 -- ARGV: [1] prefix, [2] now, [3] lease end (now + lease), [4] offer id prefix
 --       (random, 16 hex), [5] most offers to make in this run (bounds the time
 --       Redis is blocked; the caller runs the script again if the bound was hit)
 -- Reply: flat list of offers made, six fields each
 --        (offer id, call id, specialist id, step, created, expires).
 local now, expires, token, limit = ARGV[2], ARGV[3], ARGV[4], tonumber(ARGV[5])
-local dialects = redis.call('SMEMBERS', K_DIALECTS)
-promote_due(now, dialects)
+local dialects, skill_keys = promote_due(now)
 local out = {}
 local made = 0
 
@@ -30,6 +31,13 @@ while made < limit do
   local best, best_pool = nil, nil
   -- Pools first: usually few specialists are idle, so most queues are skipped
   -- without reading their heads.
+  for _, k in ipairs(skill_keys) do
+    local pool = sidle_key(k)
+    if redis.call('ZCARD', pool) > 0 then
+      local h = head(sq_key(k))
+      if h and better(h, best) then best, best_pool = h, pool end
+    end
+  end
   for _, d in ipairs(dialects) do
     local pool = idle_key(d)
     if redis.call('ZCARD', pool) > 0 then
