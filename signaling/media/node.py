@@ -70,6 +70,15 @@ class MediaNode:
         """How many calls this node relays now."""
         return len(self._calls)
 
+    @property
+    def healthy(self) -> bool:
+        """aiortc lives in this process: the node is up while the process is."""
+        return not self._closed
+
+    async def start(self) -> None:
+        """Nothing to bring up: aiortc runs in this process."""
+        return None
+
     def bridge(self, call_id: str) -> CallBridge | None:
         return self._calls.get(call_id)
 
