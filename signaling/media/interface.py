@@ -26,6 +26,9 @@ class MediaNodeBackend(Protocol):
 
     node_id: str
     capacity: int
+    #: Called with the ids of calls whose media the node lost all at once (its
+    #: media engine died); the host has them moved, with ``media.restart``.
+    on_calls_lost: Callable[[list[str]], None] | None
 
     @property
     def load(self) -> int:

@@ -55,6 +55,8 @@ class MediaNode:
         check_internals()  # a changed aiortc must stop the node, not decode every call
         self.node_id = node_id
         self.capacity = capacity
+        # aiortc runs in this process: its calls are never lost apart from it.
+        self.on_calls_lost: Callable[[list[str]], None] | None = None
         self._send = send
         self._ice_servers = ice_servers
         self._taps: MediaTapFactory = taps or _NullTaps()

@@ -110,6 +110,7 @@ class JanusMediaNode:
         self._closed = False
         self._forwarded_closed = 0
         self._keyframes_closed = 0
+        self.on_calls_lost: Callable[[list[str]], None] | None = None
         link.on_lost = self._janus_lost
 
     @property
@@ -283,12 +284,16 @@ class JanusMediaNode:
         handle.on_event = on_event
 
     def _janus_lost(self) -> None:
-        """Janus went away: every leg is gone; parties report it and get restarted."""
+        """Janus went away: every leg is gone. The calls stay open (their taps too)
+        and the host has them restarted; their next offer meets the new Janus."""
         for call in self._calls.values():
             for leg in call.legs.values():
                 self._report_gap(call, leg)
             if call.rtp is not None:
                 call.rtp.close()
+        lost = [c.call_id for c in self._calls.values() if c.codecs is not None]
+        if lost and self.on_calls_lost is not None:
+            self.on_calls_lost(lost)
 
     # -- lifecycle -------------------------------------------------------------------------
     async def restart(self, call_id: str) -> None:
