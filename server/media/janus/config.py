@@ -37,6 +37,9 @@ class JanusOptions:
     stun_server: tuple[str, int] | None = None
     ice_enforce_list: Sequence[str] = ()
     ice_ignore_list: Sequence[str] = ("vmnet", "docker", "veth")
+    # Media threads shared by all handles (Janus's default is one per handle, which
+    # costs a thread and its wake-ups per leg).
+    static_event_loops: int = 2
     debug_level: int = 3
     session_timeout_s: int = 60
     libraries: Path = DEBIAN_LIBRARIES
@@ -90,6 +93,8 @@ def main_configuration(options: JanusOptions, layout: JanusLayout) -> str:
         "server_name": "cloudbranch-media",
         "log_to_stdout": True,
     }
+    if options.static_event_loops > 0:
+        general["static_event_loops"] = options.static_event_loops
     nat: dict[str, str | int | bool] = {
         "nice_debug": False,
         "full_trickle": False,
