@@ -17,13 +17,15 @@ def _verdict(ok: bool) -> str:
 def report_backends(results: dict[str, Any], fps: int) -> None:
     aiortc, janus, floor = results["relay-recorded"], results["janus"], results["p2p"]
     print("\nCPU ms per call-second by part (recorded calls):")
-    print(f"{'run':<15} {'janus':>7} {'node loop':>10} {'recorder':>9} {'whole':>7} {'calls/core':>11}")
+    header = ("run", "janus", "node loop", "recorder", "whole", "calls/core")
+    print("{:<15} {:>7} {:>10} {:>9} {:>7} {:>11}".format(*header))
     for r in (aiortc, janus):
         parts = r.parts
         whole = r.cpu_ms_per_call_s or 0.0
+        per_core = 1000 / whole if whole else 0.0
         print(
             f"{r.name:<15} {parts.get('janus', 0.0):>7.1f} {parts.get('loop', 0.0):>10.1f} "
-            f"{parts.get('recorder', 0.0):>9.1f} {whole:>7.1f} {1000 / whole if whole else 0:>11.1f}"
+            f"{parts.get('recorder', 0.0):>9.1f} {whole:>7.1f} {per_core:>11.1f}"
         )
     janus_ms = janus.parts.get("janus", 0.0)
     # Through Janus the node's loop does only the recorder's receiving side (plain

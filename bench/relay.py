@@ -457,7 +457,9 @@ async def main(calls: int, seconds: float, backend: str = "aiortc") -> None:
         flush=True,
     )
     results: dict[str, Result] = {}
-    runs = ("p2p", "relay-recorded", "janus") if backend == "janus" else ("p2p", "relay", "transcode")
+    runs = ("p2p", "relay", "transcode")
+    if backend == "janus":
+        runs = ("p2p", "relay-recorded", "janus")
     for name in runs:
         # p2p: the node process only passes signaling on (media mode "direct").
         started = time.monotonic()
