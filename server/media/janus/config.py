@@ -12,14 +12,24 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-__all__ = ["JanusLayout", "JanusOptions", "write_configuration"]
+__all__ = ["JanusLayout", "JanusOptions", "deploy_configuration", "write_configuration"]
 
 DEBIAN_LIBRARIES = Path("/usr/lib/x86_64-linux-gnu/janus")
 PLUGIN = "libjanus_nosip.so"
 TRANSPORT = "libjanus_websockets.so"
+# Everything else Debian's janus 1.1.2 ships, switched off by name where the
+# configuration must point at the packaged folders (deploy/janus/).
+DEBIAN_OTHER_PLUGINS = (
+    "audiobridge", "duktape", "echotest", "lua", "recordplay", "sip",
+    "streaming", "textroom", "videocall", "videoroom", "voicemail",
+)  # fmt: skip
+DEBIAN_OTHER_TRANSPORTS = ("http", "mqtt", "nanomsg", "pfunix", "rabbitmq")
+DEBIAN_EVENT_HANDLERS = ("gelfevh", "mqttevh", "nanomsgevh", "rabbitmqevh", "sampleevh", "wsevh")
+DEBIAN_LOGGERS = ("jsonlog",)
+SECRET_PLACEHOLDER = "@JANUS_API_SECRET@"
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,7 +116,7 @@ def main_configuration(options: JanusOptions, layout: JanusLayout) -> str:
     if options.stun_server is not None:
         nat["stun_server"], nat["stun_port"] = options.stun_server[0], options.stun_server[1]
     nat.update(options.extra_nat)
-    media: dict[str, str | int | bool] = {"ipv6": False, "dtls_timeout": 500}
+    media: dict[str, str | int | bool] = {"ipv6": False}
     return "\n".join(
         [
             _block("general", general),
@@ -172,3 +182,45 @@ def write_configuration(options: JanusOptions, root: Path) -> JanusLayout:
         path.write_text(text)
         os.chmod(path, 0o600)  # it holds the API secret
     return layout
+
+
+def _libraries(names: Sequence[str]) -> str:
+    return ",".join(f"libjanus_{name}.so" for name in names)
+
+
+def deploy_configuration(options: JanusOptions) -> dict[str, str]:
+    """deploy/janus/: the same settings for Debian's packaged folders, everything but
+    NoSIP and WebSockets disabled by name, the API secret left as a placeholder the
+    container fills in at start (see deploy/janus/README.md)."""
+    configs = Path("/etc/janus")
+    layout = JanusLayout(
+        Path("/var/lib/janus"),
+        configs,
+        options.libraries / "plugins",
+        options.libraries / "transports",
+    )
+    text = main_configuration(replace(options, api_secret=SECRET_PLACEHOLDER), layout)
+    # Packaged folders: name what must stay off instead of linking what may load.
+    text = text.replace(
+        f'\tevents_folder = "{layout.root / "none"}"',
+        f'\tevents_folder = "{options.libraries / "events"}"',
+    ).replace(
+        f'\tloggers_folder = "{layout.root / "none"}"',
+        f'\tloggers_folder = "{options.libraries / "loggers"}"',
+    )
+    text = text.replace(
+        "plugins: {\n}", _block("plugins", {"disable": _libraries(DEBIAN_OTHER_PLUGINS)})
+    )
+    text = text.replace(
+        "transports: {\n}", _block("transports", {"disable": _libraries(DEBIAN_OTHER_TRANSPORTS)})
+    )
+    text = text.replace(
+        "events: {\n\tbroadcast = false\n}",
+        _block("events", {"broadcast": False, "disable": _libraries(DEBIAN_EVENT_HANDLERS)}),
+    )
+    text += _block("loggers", {"disable": _libraries(DEBIAN_LOGGERS)}) + "\n"
+    return {
+        "janus.jcfg": text,
+        "janus.plugin.nosip.jcfg": nosip_configuration(options) + "\n",
+        "janus.transport.websockets.jcfg": websockets_configuration(options),
+    }
