@@ -8,9 +8,12 @@ process does. What the call's tap receives is what the recorder writes.
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from signaling.media.bridge import BridgeRefused
+from signaling.media.passthrough import on_keyframe_request, request_keyframe
 from tests.media.backends import BACKENDS, media_node
 from tests.media.node_harness import NodeRouter, RelayedCall, relayed_calls
 from tests.media.test_media_node import RecordingTaps
@@ -75,3 +78,34 @@ async def test_an_answer_without_an_offer_is_refused(backend: str) -> None:
         with pytest.raises(BridgeRefused) as refused:
             await node.signal("nobody", "customer", {"type": "webrtc.answer", "sdp": "v=0"})
         assert refused.value.code == "illegal_state"
+
+
+async def test_a_receivers_picture_loss_request_reaches_the_sender(backend: str) -> None:
+    """A PLI from the app's receiver makes the desk's sender produce a keyframe
+    (through Janus: RTCP from the app's leg to the desk's, via the node)."""
+    router = NodeRouter()
+    async with (
+        media_node(backend, router.send) as node,
+        relayed_calls(node, router) as (call,),
+    ):
+        await _flowing(call, 5)
+        assert call.desk._conn is not None and call.app._conn is not None
+        desk_video = next(
+            t.sender for t in call.desk._conn.pc.getTransceivers() if t.kind == "video"
+        )
+        original = desk_video._send_keyframe
+        asked: list[float] = []
+
+        def spy() -> None:
+            asked.append(time.monotonic())
+            original()
+
+        on_keyframe_request(desk_video, spy)
+        app_video = next(
+            t.receiver for t in call.app._conn.pc.getTransceivers() if t.kind == "video"
+        )
+        deadline = time.monotonic() + 15
+        while not asked and time.monotonic() < deadline:
+            assert await request_keyframe(app_video)
+            await call.app.wait_for_frames(call.app.stats.video_frames + 1, timeout=5)  # type: ignore[union-attr]
+        assert asked, "the desk was never asked for a keyframe"
