@@ -127,6 +127,9 @@ class JanusMediaNode:
     def call(self, call_id: str) -> _JanusCall | None:
         return self._calls.get(call_id)
 
+    def call_ids(self) -> list[str]:
+        return list(self._calls)
+
     # -- signaling ---------------------------------------------------------------------
     async def signal(self, call_id: str, party: Party, message: Mapping[str, Any]) -> None:
         kind = message.get("type")
