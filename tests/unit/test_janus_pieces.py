@@ -131,3 +131,19 @@ def test_video_packets_make_whole_frames_and_a_lost_one_drops_its_frame() -> Non
     # Sequence 13 never arrives: the frame is dropped, not recorded broken.
     assert assembler.add(14, 6000, True, _vp8(b"gh", False)) is False
     assert assembler.add(15, 9000, True, _vp8(b"ij", True)) == b"ij"
+
+
+def test_the_fast_vp8_descriptor_strip_agrees_with_aiortcs() -> None:
+    from aiortc.codecs.vpx import VpxPayloadDescriptor
+
+    from server.media.janus.rtp import _vp8_payload
+
+    for descriptor in (
+        b"\x10",  # S only
+        b"\x90\x80\x05",  # X, I with a 7-bit picture id
+        b"\x90\x80\x81\x23",  # X, I with a 15-bit picture id
+        b"\x90\xe0\x81\x23\x07\x40",  # X, I (15 bits), L, T
+    ):
+        packet = descriptor + b"frame-bytes"
+        _, rest = VpxPayloadDescriptor.parse(packet)
+        assert _vp8_payload(packet) == rest == b"frame-bytes"
