@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import os
 import shutil
 import signal
@@ -30,6 +31,7 @@ log = structlog.get_logger(__name__)
 START_TIMEOUT_S = 20.0
 STOP_TIMEOUT_S = 5.0
 START_ATTEMPTS = 3
+PR_SET_PDEATHSIG = 1
 
 
 class JanusMissing(RuntimeError):
@@ -47,6 +49,16 @@ def janus_binary() -> str:
     if found is None:
         raise JanusMissing("the janus binary is missing: apt-get install janus (Debian's 1.1.2)")
     return found
+
+
+def _die_with_parent() -> None:
+    """In the child before exec: Linux kills Janus when the node that started it dies,
+    so a SIGKILLed node never leaves a private Janus behind."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    except (OSError, AttributeError):
+        pass  # not Linux: the node's stop path still ends it
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -105,6 +117,7 @@ class JanusProcess:
                 stdout=output,
                 stderr=asyncio.subprocess.STDOUT,
                 start_new_session=True,  # its own group: stopped by pid, never by name
+                preexec_fn=_die_with_parent,
             )
         self._watcher = asyncio.create_task(self._watch(self._process), name="janus-watch")
         self.url = f"ws://{options.ws_host}:{options.ws_port}/"
