@@ -45,6 +45,8 @@ class JanusLink:
         self._watcher: asyncio.Task[None] | None = None
         self._stopped = False
         self.on_lost: Callable[[], None] | None = None
+        # Called once a lost Janus is back (restarted or reconnected).
+        self.on_restored: Callable[[], None] | None = None
         self.losses = 0
 
     @property
@@ -107,6 +109,8 @@ class JanusLink:
             try:
                 await self._bring_up()
                 log.info("janus.reconnected", attempt=attempt)
+                if self.on_restored is not None:
+                    self.on_restored()
                 return
             except (JanusUnavailable, OSError, RuntimeError) as exc:
                 delay = RECONNECT_DELAYS_S[min(attempt, len(RECONNECT_DELAYS_S) - 1)]

@@ -111,7 +111,9 @@ class JanusMediaNode:
         self._forwarded_closed = 0
         self._keyframes_closed = 0
         self.on_calls_lost: Callable[[list[str]], None] | None = None
+        self._lost_calls: set[str] = set()
         link.on_lost = self._janus_lost
+        link.on_restored = self._janus_restored
 
     @property
     def load(self) -> int:
@@ -278,7 +280,7 @@ class JanusMediaNode:
             kind = event.get("janus")
             if kind == "webrtcup" and call.rtp is not None:
                 # A receiver that has just connected needs a keyframe to start with.
-                call.rtp.request_keyframe(_other(party))
+                call.rtp.receiver_connected(party)
             elif kind == "hangup":
                 leg = call.legs.get(party)
                 if leg is not None:
@@ -287,14 +289,21 @@ class JanusMediaNode:
         handle.on_event = on_event
 
     def _janus_lost(self) -> None:
-        """Janus went away: every leg is gone. The calls stay open (their taps too)
-        and the host has them restarted; their next offer meets the new Janus."""
+        """Janus went away: every leg is gone. The calls stay open (their taps too).
+        Until Janus is back the node is unhealthy and stops heartbeating, so servers
+        move its calls to another node once its heartbeat lapses."""
         for call in self._calls.values():
             for leg in call.legs.values():
                 self._report_gap(call, leg)
             if call.rtp is not None:
                 call.rtp.close()
-        lost = [c.call_id for c in self._calls.values() if c.codecs is not None]
+        self._lost_calls |= {c.call_id for c in self._calls.values() if c.codecs is not None}
+
+    def _janus_restored(self) -> None:
+        """Janus is back before anyone moved the calls: have them restarted now (a
+        restart before this point would meet no Janus and be refused)."""
+        lost = sorted(self._lost_calls & set(self._calls))
+        self._lost_calls.clear()
         if lost and self.on_calls_lost is not None:
             self.on_calls_lost(lost)
 

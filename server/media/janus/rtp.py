@@ -191,6 +191,9 @@ class CallRtp:
         self.legs: dict[Party, LegSockets] = {}
         self._assemblers: dict[Party, _Assembler] = {}
         self._last_pli: dict[Party, float] = {}
+        # Sources whose receiver (the other leg) came up and has not had a keyframe
+        # since: asked again (at most every PLI_INTERVAL_S) until one passes.
+        self._keyframe_owed: set[Party] = set()
         self.forwarded_packets = 0
         self.tapped_frames = 0
         self.keyframe_requests = 0
@@ -221,6 +224,12 @@ class CallRtp:
         for party in list(self.legs):
             self.close_leg(party)
 
+    def receiver_connected(self, party: Party) -> None:
+        """``party``'s leg is up: it needs a keyframe of the other party's video."""
+        source = _other(party)
+        self._keyframe_owed.add(source)
+        self.request_keyframe(source)
+
     def request_keyframe(self, source: Party) -> None:
         """Send a PLI towards ``source``'s leg, at most once per interval."""
         now = time.monotonic()
@@ -250,6 +259,8 @@ class CallRtp:
             return
         if sink is not None and sink.send(kind, "rtp", data):
             self.forwarded_packets += 1
+        if kind == "video" and leg.party in self._keyframe_owed:
+            self.request_keyframe(leg.party)
         try:
             self._tap(leg, kind, data)
         except Exception:
@@ -283,7 +294,10 @@ class CallRtp:
         if frame is False:
             self.request_keyframe(leg.party)
         elif isinstance(frame, bytes) and frame:
-            self._write(leg.party, kind, codec, frame, timestamp, is_keyframe(codec.name, frame))
+            keyframe = is_keyframe(codec.name, frame)
+            if keyframe:
+                self._keyframe_owed.discard(leg.party)
+            self._write(leg.party, kind, codec, frame, timestamp, keyframe)
 
     def _write(
         self, party: Party, kind: str, codec: Codec, data: bytes, timestamp: int, keyframe: bool
