@@ -76,6 +76,9 @@ install: $(INSTALLED) ## Create the virtualenv and install the project with its 
 DEPLOY_DEPS_CHECK = { command -v nginx || test -x /usr/sbin/nginx; } >/dev/null 2>&1 || missing="$$missing nginx"; \
 	{ command -v turnserver || test -x /usr/bin/turnserver; } >/dev/null 2>&1 || missing="$$missing coturn";
 
+# The Janus media backend's tests start Debian's janus (1.1.2, NoSIP plugin) privately.
+MEDIA_DEPS_CHECK = { command -v janus || test -x /usr/bin/janus; } >/dev/null 2>&1 || missing="$$missing janus";
+
 # Test servers come from Debian packages; each is installed only when its
 # binaries are missing. Services are kept from starting during the install
 # (policy-rc.d), so no system-wide Redis or PostgreSQL is left running: the
@@ -89,6 +92,7 @@ system-deps: ## Install redis-server, postgresql, nginx and coturn with apt if m
 	done; \
 	[ -n "$$have_pg" ] || missing="$$missing postgresql"; \
 	$(DEPLOY_DEPS_CHECK) \
+	$(MEDIA_DEPS_CHECK) \
 	for pkg in $(BROWSER_PACKAGES); do \
 	  command -v "$$pkg" >/dev/null 2>&1 || missing="$$missing $$pkg"; \
 	done; \

@@ -3,7 +3,10 @@
 
 - ``direct``: signaling only, passed to the other party (the peer-to-peer floor);
 - ``relay``: :class:`signaling.media.node.MediaNode`, forwarding encoded media;
-- ``transcode``: a naive relay, aiortc's ``MediaRelay`` decoding and re-encoding.
+- ``transcode``: a naive relay, aiortc's ``MediaRelay`` decoding and re-encoding;
+- ``relay-recorded``: ``relay`` with every call recorded (``bench/_bench_taps.py``);
+- ``janus``: :class:`server.media.janus.node.JanusMediaNode` driving a private
+  Janus (a child process of this one), every call recorded the same way.
 
 Prints its port on stdout, serves until SIGTERM.
 
@@ -69,7 +72,23 @@ async def serve(mode: str) -> None:
         for ws in sockets:
             await ws.send_json({"call_id": call_id, "party": party, "message": message})
 
-    node = MediaNode("bench", send, lambda call_id: [], capacity=10_000)
+    from bench._bench_taps import WriterTaps
+
+    taps = WriterTaps() if mode in ("relay-recorded", "janus") else None
+    node: Any
+    if mode == "janus":
+        import secrets
+
+        from server.media.janus.config import JanusOptions
+        from server.media.janus.connection import JanusLink
+        from server.media.janus.node import JanusMediaNode
+
+        secret = secrets.token_hex(16)
+        link = JanusLink(url=None, api_secret=secret, options=JanusOptions(api_secret=secret))
+        node = JanusMediaNode("bench", send, lambda call_id: [], taps, 10_000, link=link)
+        await node.start()
+    else:
+        node = MediaNode("bench", send, lambda call_id: [], taps, capacity=10_000)
     bridges: dict[str, TranscodingBridge] = {}
     tasks: set[asyncio.Task[None]] = set()
 
@@ -80,7 +99,7 @@ async def serve(mode: str) -> None:
             other = "customer" if data["party"] == "specialist" else "specialist"
             await send(call_id, other, message)
             return
-        if mode == "relay":
+        if mode in ("relay", "relay-recorded", "janus"):
             await node.signal(call_id, data["party"], message)
             return
 
@@ -125,7 +144,7 @@ async def serve(mode: str) -> None:
     finally:
         dropped = sum(
             track.dropped
-            for call_id in list(node._calls)
+            for call_id in (list(node._calls) if isinstance(node, MediaNode) else [])
             for party in ("customer", "specialist")
             if (bridge := node.bridge(call_id)) and (leg := bridge.leg(party))  # type: ignore[arg-type]
             for track in leg.outgoing.values()
@@ -135,6 +154,8 @@ async def serve(mode: str) -> None:
             profile.disable()
             profile.dump_stats(os.environ["BENCH_RELAY_PROFILE"])
         await node.close()
+        if taps is not None:
+            taps.report()
         for bridge in bridges.values():
             await bridge.close()
 

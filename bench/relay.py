@@ -25,6 +25,16 @@ ends). Targets: >= 25 relayed calls per core (<= 40 ms CPU per call-second),
 1.5x peer to peer.
 
     .venv/bin/python bench/relay.py [--calls 4] [--seconds 10]
+
+With ``--backend janus`` the runs are ``p2p``, ``relay-recorded`` (the aiortc
+node, every call recorded) and ``janus`` (a private Janus bridging NoSIP legs,
+the node relaying their plain RTP and recording every call the same way); CPU
+is split into Janus's process, the node's event-loop thread (aiortc, or the RTP
+relay and depacketising for Janus) and the recorder's writer threads. Targets:
+Janus <= 10 ms CPU per call-second, recorder <= 10 ms, the whole recorded call
+>= 4x cheaper than through the aiortc node.
+
+    .venv/bin/python bench/relay.py --backend janus [--calls 8] [--seconds 10]
 """
 
 from __future__ import annotations
@@ -247,6 +257,8 @@ class Result:
     latency_ms: float | None
     setup_s: list[float]
     missing: int
+    # CPU ms per call-second by part: "janus", "loop" (node main thread), "recorder".
+    parts: dict[str, float] = field(default_factory=dict)
 
 
 async def run_node(mode: str, clip: Any, calls: int, seconds: float) -> Result:
@@ -259,7 +271,10 @@ async def run_node(mode: str, clip: Any, calls: int, seconds: float) -> Result:
     )
     try:
         assert process.stdout is not None
-        port = int(await process.stdout.readline())
+        line = await process.stdout.readline()
+        while line and not line.strip().isdigit():  # the node's log lines come first
+            line = await process.stdout.readline()
+        port = int(line)
         pairs = {f"c{i}": make_call(clip) for i in range(calls)}
         async with (
             aiohttp.ClientSession() as http,
@@ -314,8 +329,10 @@ async def measure(
     await asyncio.sleep(1.0)  # settle
     start = time.monotonic()
     cpu0 = sum(node.cpu_times()[:2]) if node else 0.0
+    parts0 = cpu_parts(node) if node else {}
     await asyncio.sleep(seconds)
     cpu1 = sum(node.cpu_times()[:2]) if node else 0.0
+    parts1 = cpu_parts(node) if node else {}
     end = time.monotonic()
     fps: list[float] = []
     latency: list[float] = []
@@ -327,14 +344,33 @@ async def measure(
     for call in calls:
         await call.desk.close()
         await call.app.close()
+    per_call_s = 1000 / (len(calls) * (end - start))
+    parts = {k: (parts1[k] - parts0.get(k, 0.0)) * per_call_s for k in parts1}
+    total = (cpu1 - cpu0) + (parts1.get("janus", 0.0) - parts0.get("janus", 0.0))
     return Result(
         name,
-        (cpu1 - cpu0) * 1000 / (len(calls) * (end - start)) if node else None,
+        total * per_call_s if node else None,
         fps,
         statistics.median(latency) * 1000 if latency else None,
         setups,
         len(calls) - len(setups),
+        parts,
     )
+
+
+def cpu_parts(node: psutil.Process) -> dict[str, float]:
+    """CPU seconds so far: the node's main thread, its other threads (the recorder's
+    writers), and its child processes (a private Janus)."""
+    threads = node.threads()
+    loop = sum(t.user_time + t.system_time for t in threads if t.id == node.pid)
+    others = sum(t.user_time + t.system_time for t in threads if t.id != node.pid)
+    janus = 0.0
+    for child in node.children(recursive=True):
+        try:
+            janus += sum(child.cpu_times()[:2])
+        except psutil.NoSuchProcess:
+            continue
+    return {"loop": loop, "recorder": others, "janus": janus}
 
 
 def report(results: dict[str, Result], calls: int, seconds: float) -> None:
@@ -357,6 +393,11 @@ def report(results: dict[str, Result], calls: int, seconds: float) -> None:
         print(
             f"{r.name:<10} {cpu:>19} {per_core:>11} {fps:>16} {lat:>11} {setup:>13} {r.missing:>9}"
         )
+    if "janus" in results:
+        from bench._janus_report import report_backends
+
+        report_backends(results, FPS)
+        return
     relay, floor, naive = results["relay"], results["p2p"], results["transcode"]
 
     def verdict(ok: bool) -> str:
@@ -408,7 +449,7 @@ def report(results: dict[str, Result], calls: int, seconds: float) -> None:
         )
 
 
-async def main(calls: int, seconds: float) -> None:
+async def main(calls: int, seconds: float, backend: str = "aiortc") -> None:
     clip = encode_clip()
     kbps = sum(map(len, clip[0])) * 8 * FPS / len(clip[0]) / 1000
     print(
@@ -416,7 +457,10 @@ async def main(calls: int, seconds: float) -> None:
         flush=True,
     )
     results: dict[str, Result] = {}
-    for name in ("p2p", "relay", "transcode"):
+    runs = ("p2p", "relay", "transcode")
+    if backend == "janus":
+        runs = ("p2p", "relay-recorded", "janus")
+    for name in runs:
         # p2p: the node process only passes signaling on (media mode "direct").
         started = time.monotonic()
         results[name] = await run_node(name, clip, calls, seconds)
@@ -428,5 +472,6 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--calls", type=int, default=4)
     parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--backend", choices=("aiortc", "janus"), default="aiortc")
     args = parser.parse_args()
-    asyncio.run(main(args.calls, args.seconds))
+    asyncio.run(main(args.calls, args.seconds, args.backend))

@@ -202,6 +202,57 @@ class Settings(BaseSettings):
     # A node whose heartbeat is this old is dead; its calls move to another node.
     media_node_ttl_s: float = Field(default=6.0, gt=0, le=300)
 
+    # -- Janus media backend (server/media/janus) -----------------------------------------
+    media_backend: Literal["aiortc", "janus"] = Field(
+        default="aiortc",
+        description="What carries a media node's calls: aiortc in this process (the "
+        "default), or a Janus gateway the node drives (NoSIP legs, recorded by the node).",
+    )
+    janus_url: str | None = Field(
+        default=None,
+        description="WebSocket URL of the Janus this media node drives (ws://host:port/); "
+        "unset: the node starts and supervises a private Janus on loopback.",
+    )
+    janus_api_secret: SecretStr | None = Field(
+        default=None,
+        description="Janus API secret (janus.jcfg api_secret); unset with a private Janus: "
+        "a random one per start. Required with CLOUDBRANCH_JANUS_URL.",
+    )
+    janus_rtp_host: str = Field(
+        default="127.0.0.1",
+        description="Address of the plain RTP between Janus and the node's recorder "
+        "(Janus's NoSIP local_ip, and where the node binds its relay sockets).",
+    )
+    janus_ice_enforce_list: list[str] = Field(
+        default_factory=list,
+        description="Interfaces or addresses a private Janus gathers ICE candidates on "
+        "(nat.ice_enforce_list); empty: all but virtual ones.",
+    )
+    janus_request_timeout_s: float = Field(
+        default=10.0,
+        gt=0,
+        le=120,
+        description="Bound on every Janus API request; one that times out marks Janus lost.",
+    )
+    janus_keepalive_s: float = Field(
+        default=20.0,
+        gt=0,
+        le=55,
+        description="Keep-alive period of the Janus session (Janus drops it after 60 s).",
+    )
+
+    @model_validator(mode="after")
+    def _janus_secret_with_url(self) -> Settings:
+        if self.media_backend == "janus" and self.janus_url and self.janus_api_secret is None:
+            raise ValueError("CLOUDBRANCH_JANUS_API_SECRET is required with CLOUDBRANCH_JANUS_URL")
+        secret = self.janus_api_secret
+        if not self.dev_mode and secret is not None and len(secret.get_secret_value()) < 32:
+            raise ValueError(
+                "CLOUDBRANCH_JANUS_API_SECRET is shorter than 32 bytes: "
+                "use a random secret of at least 32 bytes outside development mode"
+            )
+        return self
+
     @model_validator(mode="after")
     def _branch_timezone_known(self) -> Settings:
         # Refused at start-up, with the setting's name, rather than on the first

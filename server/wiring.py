@@ -34,6 +34,7 @@ from server.hub.hub import Hub
 from server.hub.ws import CONNECT_HOOKS, DISCONNECT_HOOKS, WS_HANDLERS
 from server.media.coordinator import MediaCoordinator
 from server.media.directory import LocalDirectory, MediaDirectory, RedisDirectory
+from server.media.janus.factory import media_node_factory
 from server.media.nodes import MediaRelay, NodeHost
 from server.media.store import MediaStore
 from server.metrics import Metrics
@@ -126,6 +127,7 @@ class Components:
                 capacity=s.media_node_capacity,
                 heartbeat_s=s.media_node_heartbeat_s,
                 redis=self.redis,
+                node_factory=media_node_factory(s),
             )
         return MediaRelay(directory, self.media_host, self.redis)
 

@@ -81,6 +81,16 @@ class MediaDirectory(Protocol):
         """Move the call from ``dead`` to another live node, unless someone already did."""
         ...
 
+    async def mark_lost(self, call_id: str, node_id: str) -> None:
+        """The node lost the call's media (its Janus died): point the call at
+        :func:`lost_node` so that servers move it as off a dead node."""
+        ...
+
+
+def lost_node(node_id: str) -> str:
+    """The never-live node a node's lost calls are parked on until they are moved."""
+    return f"{node_id}:lost"
+
 
 def _least_loaded(nodes: list[NodeEntry], avoid: str | None) -> NodeEntry:
     candidates = [n for n in nodes if n.spare > 0 and n.node_id != avoid]
@@ -124,6 +134,10 @@ class LocalDirectory:
             return False
         await self.assign(call_id, avoid=dead)
         return True
+
+    async def mark_lost(self, call_id: str, node_id: str) -> None:
+        if self._calls.get(call_id) == node_id:
+            self._calls[call_id] = lost_node(node_id)
 
 
 class RedisDirectory:
@@ -198,3 +212,14 @@ class RedisDirectory:
             _REASSIGN, 1, self._call_key(call_id), dead, target, CALL_ASSIGNMENT_TTL_S
         )
         return bool(swapped)
+
+    async def mark_lost(self, call_id: str, node_id: str) -> None:
+        # The same compare-and-swap: only a call still on this node is parked.
+        await self._redis.eval(
+            _REASSIGN,
+            1,
+            self._call_key(call_id),
+            node_id,
+            lost_node(node_id),
+            CALL_ASSIGNMENT_TTL_S,
+        )

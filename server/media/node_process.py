@@ -25,6 +25,7 @@ from server.settings import Settings
 from signaling.ice import ice_servers_for_call
 
 from .directory import RedisDirectory
+from .janus.factory import media_node_factory
 from .nodes import NodeHost
 
 log = structlog.get_logger(__name__)
@@ -78,6 +79,7 @@ async def _serve(settings: Settings) -> None:
         heartbeat_s=settings.media_node_heartbeat_s,
         address=settings.host,
         redis=redis,
+        node_factory=media_node_factory(settings),
     )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

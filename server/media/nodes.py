@@ -25,6 +25,7 @@ from redis.asyncio import Redis
 
 from server.tasks import cancel_and_wait
 from signaling.media.bridge import BridgeRefused
+from signaling.media.interface import MediaNodeBackend, MediaNodeFactory
 from signaling.media.node import MediaNode
 from signaling.media.tap import MediaTapFactory, Party
 
@@ -74,6 +75,7 @@ class NodeHost:
         heartbeat_s: float,
         address: str = "in-process",
         redis: Redis | None = None,
+        node_factory: MediaNodeFactory = MediaNode,
     ) -> None:
         self.node_id = node_id
         self._directory = directory
@@ -86,9 +88,12 @@ class NodeHost:
         self._tasks: list[asyncio.Task[None]] = []
         # One worker per call with control messages queued (remote control only).
         self._workers: dict[str, tuple[asyncio.Queue[dict[str, Any]], asyncio.Task[None]]] = {}
-        self.node = MediaNode(node_id, self._send, ice_servers, taps, capacity=capacity)
+        # The media engine behind the node (CLOUDBRANCH_MEDIA_BACKEND): aiortc or Janus.
+        self.node: MediaNodeBackend = node_factory(node_id, self._send, ice_servers, taps, capacity)
+        self.node.on_calls_lost = self._calls_lost
 
     async def start(self) -> None:
+        await self.node.start()  # a Janus backend starts or reaches its Janus here
         await self._beat()
         self._tasks.append(asyncio.create_task(self._heartbeats(), name="media-node-heartbeat"))
         if self._redis is not None:
@@ -124,12 +129,31 @@ class NodeHost:
         except (ConnectionError, OSError) as exc:
             log.warning("media.node_deregister_failed", error=str(exc))
 
+    def _calls_lost(self, call_ids: list[str]) -> None:
+        """The node's media engine died with these calls: park them on a node that is
+        never live, so that servers move them (media.restart) as off a dead node."""
+        task = asyncio.create_task(self._park(call_ids), name="media-node-lost-calls")
+        self._tasks.append(task)
+
+    async def _park(self, call_ids: list[str]) -> None:
+        for call_id in call_ids:
+            try:
+                await self._directory.mark_lost(call_id, self.node_id)
+            except (ConnectionError, OSError) as exc:
+                log.warning("media.lost_call_not_parked", call_id=call_id, error=str(exc))
+        log.warning("media.calls_lost", node_id=self.node_id, calls=len(call_ids))
+
     async def _send(self, call_id: str, party: Party, message: dict[str, Any]) -> None:
         call = self._calls.get(call_id)
         if call is not None:
             await self._deliver(party, call.subject_of(party), message)
 
     async def _beat(self) -> None:
+        if not self.node.healthy:
+            # Its media engine is down: let the heartbeat lapse so that servers move
+            # its calls (media.restart) rather than send them to a node that cannot carry them.
+            log.warning("media.node_unhealthy", node_id=self.node_id)
+            return
         await self._directory.heartbeat(
             NodeEntry(self.node_id, self._address, self._capacity, self.node.load, time.time())
         )

@@ -55,6 +55,8 @@ class MediaNode:
         check_internals()  # a changed aiortc must stop the node, not decode every call
         self.node_id = node_id
         self.capacity = capacity
+        # aiortc runs in this process: its calls are never lost apart from it.
+        self.on_calls_lost: Callable[[list[str]], None] | None = None
         self._send = send
         self._ice_servers = ice_servers
         self._taps: MediaTapFactory = taps or _NullTaps()
@@ -69,6 +71,15 @@ class MediaNode:
     def load(self) -> int:
         """How many calls this node relays now."""
         return len(self._calls)
+
+    @property
+    def healthy(self) -> bool:
+        """aiortc lives in this process: the node is up while the process is."""
+        return not self._closed
+
+    async def start(self) -> None:
+        """Nothing to bring up: aiortc runs in this process."""
+        return None
 
     def bridge(self, call_id: str) -> CallBridge | None:
         return self._calls.get(call_id)

@@ -13,7 +13,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from signaling.media.node import MediaNode
+from signaling.media.interface import MediaNodeBackend as MediaNode
 from signaling.media.tap import Party
 from tests.media.peer import MediaPeer
 

@@ -1,0 +1,64 @@
+"""The side-by-side figures of ``bench/relay.py --backend janus``."""
+
+from __future__ import annotations
+
+import statistics
+from typing import Any
+
+JANUS_TARGET_MS = 10.0
+RECORDER_TARGET_MS = 10.0
+WHOLE_RATIO_TARGET = 4.0
+
+
+def _verdict(ok: bool) -> str:
+    return "met" if ok else "MISSED"
+
+
+def report_backends(results: dict[str, Any], fps: int) -> None:
+    aiortc, janus, floor = results["relay-recorded"], results["janus"], results["p2p"]
+    print("\nCPU ms per call-second by part (recorded calls):")
+    header = ("run", "janus", "node loop", "recorder", "whole", "calls/core")
+    print("{:<15} {:>7} {:>10} {:>9} {:>7} {:>11}".format(*header))
+    for r in (aiortc, janus):
+        parts = r.parts
+        whole = r.cpu_ms_per_call_s or 0.0
+        per_core = 1000 / whole if whole else 0.0
+        print(
+            f"{r.name:<15} {parts.get('janus', 0.0):>7.1f} {parts.get('loop', 0.0):>10.1f} "
+            f"{parts.get('recorder', 0.0):>9.1f} {whole:>7.1f} {per_core:>11.1f}"
+        )
+    janus_ms = janus.parts.get("janus", 0.0)
+    # Through Janus the node's loop does only the recorder's receiving side (plain
+    # RTP in, depacketised frames to the tap) and the leg-to-leg UDP relay.
+    recorder_ms = janus.parts.get("recorder", 0.0) + janus.parts.get("loop", 0.0)
+    print(
+        f"Janus's own CPU: {janus_ms:.1f} ms per call-second "
+        f"(target <= {JANUS_TARGET_MS:.0f}): {_verdict(janus_ms <= JANUS_TARGET_MS)}"
+    )
+    print(
+        f"recorder (RTP receive + depacketise + relay on the loop, writer threads): "
+        f"{recorder_ms:.1f} ms per call-second (target <= {RECORDER_TARGET_MS:.0f}): "
+        f"{_verdict(recorder_ms <= RECORDER_TARGET_MS)}"
+    )
+    if aiortc.cpu_ms_per_call_s and janus.cpu_ms_per_call_s and aiortc.fps and janus.fps:
+        # Per delivered frame, so a starved run does not look cheap.
+        aiortc_per_frame = aiortc.cpu_ms_per_call_s / statistics.mean(aiortc.fps)
+        janus_per_frame = janus.cpu_ms_per_call_s / statistics.mean(janus.fps)
+        ratio = aiortc_per_frame / janus_per_frame
+        print(
+            f"whole recorded call: {ratio:.1f}x cheaper through Janus per delivered frame "
+            f"({aiortc.cpu_ms_per_call_s / janus.cpu_ms_per_call_s:.1f}x per call-second) "
+            f"(target >= {WHOLE_RATIO_TARGET:.0f}x): {_verdict(ratio >= WHOLE_RATIO_TARGET)}"
+        )
+    for r in (aiortc, janus):
+        if r.fps:
+            print(
+                f"delivered fps {r.name}: worst leg {min(r.fps):.1f}, median "
+                f"{statistics.median(r.fps):.1f} of {fps}"
+            )
+    for r in (aiortc, janus):
+        if r.latency_ms is not None and floor.latency_ms is not None:
+            print(
+                f"one-way video latency {r.name}: {r.latency_ms:.1f} ms, p2p "
+                f"{floor.latency_ms:.1f} ms, added {r.latency_ms - floor.latency_ms:.1f} ms"
+            )

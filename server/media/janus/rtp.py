@@ -1,0 +1,317 @@
+"""Plain RTP between a call's two Janus legs, and from it the frames the taps record.
+
+Each leg (a NoSIP handle) sends its party's RTP and RTCP, unencrypted, to a pair
+of this node's loopback sockets per kind, and receives the other party's on the
+same sockets. :class:`CallRtp` passes every packet on to the other leg as it
+came (same payload type on both legs, see :mod:`.sdp`; Janus rewrites SSRCs and
+sequence numbers per leg) and feeds the call's tap: audio packets are frames;
+video packets are put together into frames (RTP marker bit) and a frame with a
+missing packet is dropped, with a PLI to the sender, so the recording never
+holds a broken frame. Nothing is decoded, nothing touches the disk here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import struct
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from functools import partial
+from typing import Any
+
+import structlog
+from aiortc.codecs import depayload
+from aiortc.rtcrtpparameters import RTCRtpCodecParameters
+
+from signaling.media.forward import is_keyframe
+from signaling.media.tap import EncodedFrame, MediaTap, Party
+
+from .sdp import Codec, PlainMedia
+
+__all__ = ["PLI_INTERVAL_S", "CallRtp", "LegSockets"]
+
+log = structlog.get_logger(__name__)
+
+PLI_INTERVAL_S = 0.25
+_BIND_ATTEMPTS = 50
+_RTP_HEADER = struct.Struct("!BBHII")
+_PLI = struct.Struct("!BBHII")
+
+
+def _other(party: Party) -> Party:
+    return "customer" if party == "specialist" else "specialist"
+
+
+def _bind_pair(host: str) -> tuple[socket.socket, socket.socket]:
+    """Two UDP sockets on consecutive ports (RTP even, RTCP odd), as plain SDP expects."""
+    for _ in range(_BIND_ATTEMPTS):
+        rtp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        rtp.bind((host, 0))
+        port = rtp.getsockname()[1]
+        if port % 2:
+            rtp.close()
+            continue
+        rtcp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        try:
+            rtcp.bind((host, port + 1))
+        except OSError:
+            rtp.close()
+            rtcp.close()
+            continue
+        return rtp, rtcp
+    raise OSError("no free consecutive UDP port pair")
+
+
+class _Endpoint(asyncio.DatagramProtocol):
+    def __init__(self, on_packet: Callable[[bytes, tuple[str, int]], None]) -> None:
+        self._on_packet = on_packet
+
+    def datagram_received(self, data: bytes, addr: tuple[str | Any, int]) -> None:
+        self._on_packet(data, addr)
+
+
+def _vp8_payload(payload: bytes) -> bytes:
+    """The VP8 payload after its RFC 7741 descriptor (without building objects: this
+    runs for every video packet of every call)."""
+    size = len(payload)
+    offset = 1
+    if payload[0] & 0x80:  # X: extension flags follow
+        flags = payload[1]
+        offset = 2
+        if flags & 0x80:  # I: picture id, 7 or 15 bits
+            offset += 2 if payload[offset] & 0x80 else 1
+        if flags & 0x40:  # L: TL0PICIDX
+            offset += 1
+        if flags & 0x30:  # T or K: TID/KEYIDX
+            offset += 1
+    if offset >= size:
+        raise ValueError("VP8 descriptor longer than the packet")
+    return payload[offset:]
+
+
+@dataclass
+class _Assembler:
+    """Puts one party's video RTP back together into encoded frames."""
+
+    codec: RTCRtpCodecParameters
+    parts: list[bytes] = field(default_factory=list)
+    timestamp: int | None = None
+    next_seq: int | None = None
+    broken: bool = False
+
+    def add(self, seq: int, timestamp: int, marker: bool, payload: bytes) -> bytes | bool | None:
+        """The frame this packet completes, None if none yet, False if a frame was lost."""
+        lost = self.next_seq is not None and seq != self.next_seq
+        self.next_seq = (seq + 1) & 0xFFFF
+        if timestamp != self.timestamp:
+            if self.parts and not self.broken:
+                lost = True  # the previous frame never saw its marker packet
+            self.parts, self.timestamp, self.broken = [], timestamp, False
+        if lost:
+            self.broken = True
+        try:
+            if self.codec.mimeType == "video/VP8":
+                self.parts.append(_vp8_payload(payload))
+            else:
+                self.parts.append(depayload(self.codec, payload))
+        except (ValueError, IndexError, struct.error):
+            self.broken = True
+        if not marker:
+            return None
+        broken, parts = self.broken, self.parts
+        self.parts, self.timestamp, self.broken = [], None, False
+        return False if broken else b"".join(parts)
+
+
+class LegSockets:
+    """This node's sockets facing one leg: RTP and RTCP per kind."""
+
+    def __init__(self, party: Party, host: str) -> None:
+        self.party = party
+        self.host = host
+        self.ports: dict[str, int] = {}
+        self.remote: dict[str, PlainMedia] = {}
+        self._transports: dict[tuple[str, str], asyncio.DatagramTransport] = {}
+        self.media_ssrc: dict[str, int] = {}
+
+    async def open(
+        self,
+        kinds: list[str],
+        deliver: Callable[[LegSockets, str, str, bytes, tuple[str, int]], None],
+    ) -> None:
+        loop = asyncio.get_running_loop()
+        for kind in kinds:
+            pair = _bind_pair(self.host)
+            self.ports[kind] = pair[0].getsockname()[1]
+            for channel, sock in zip(("rtp", "rtcp"), pair, strict=True):
+
+                def on_packet(
+                    data: bytes, addr: tuple[str, int], k: str = kind, c: str = channel
+                ) -> None:
+                    deliver(self, k, c, data, addr)
+
+                transport, _ = await loop.create_datagram_endpoint(
+                    partial(_Endpoint, on_packet), sock=sock
+                )
+                self._transports[(kind, channel)] = transport
+
+    def from_janus(self, kind: str, channel: str, addr: tuple[str, int]) -> bool:
+        """Only the leg's own Janus ports may feed it (nothing else on the host)."""
+        remote = self.remote.get(kind)
+        if remote is None:
+            return False
+        return addr[0] == remote.host and addr[1] == (
+            remote.port if channel == "rtp" else remote.rtcp_port
+        )
+
+    def send(self, kind: str, channel: str, data: bytes) -> bool:
+        remote = self.remote.get(kind)
+        transport = self._transports.get((kind, channel))
+        if remote is None or transport is None or transport.is_closing():
+            return False
+        transport.sendto(data, (remote.host, remote.port if channel == "rtp" else remote.rtcp_port))
+        return True
+
+    def close(self) -> None:
+        for transport in self._transports.values():
+            transport.close()
+        self._transports.clear()
+
+
+class CallRtp:
+    """The RTP of one call's current legs: forwarding, taps and keyframe requests."""
+
+    def __init__(self, call_id: str, tap: MediaTap, codecs: Mapping[str, Codec], host: str) -> None:
+        self.call_id = call_id
+        self.tap = tap
+        self.host = host
+        self.codecs = dict(codecs)
+        self.legs: dict[Party, LegSockets] = {}
+        self._assemblers: dict[Party, _Assembler] = {}
+        self._last_pli: dict[Party, float] = {}
+        # Sources whose receiver (the other leg) came up and has not had a keyframe
+        # since: asked again (at most every PLI_INTERVAL_S) until one passes.
+        self._keyframe_owed: set[Party] = set()
+        self.forwarded_packets = 0
+        self.tapped_frames = 0
+        self.keyframe_requests = 0
+        self.tap_errors = 0
+
+    async def open_leg(self, party: Party) -> LegSockets:
+        leg = LegSockets(party, self.host)
+        await leg.open(sorted(self.codecs), self._on_packet)
+        self.legs[party] = leg
+        video = self.codecs.get("video")
+        if video is not None:
+            self._assemblers[party] = _Assembler(
+                RTCRtpCodecParameters(
+                    mimeType=f"video/{video.name}",
+                    clockRate=video.clock_rate,
+                    payloadType=video.payload_type,
+                )
+            )
+        return leg
+
+    def close_leg(self, party: Party) -> None:
+        leg = self.legs.pop(party, None)
+        if leg is not None:
+            leg.close()
+        self._assemblers.pop(party, None)
+
+    def close(self) -> None:
+        for party in list(self.legs):
+            self.close_leg(party)
+
+    def receiver_connected(self, party: Party) -> None:
+        """``party``'s leg is up: it needs a keyframe of the other party's video."""
+        source = _other(party)
+        self._keyframe_owed.add(source)
+        self.request_keyframe(source)
+
+    def request_keyframe(self, source: Party) -> None:
+        """Send a PLI towards ``source``'s leg, at most once per interval."""
+        now = time.monotonic()
+        if now - self._last_pli.get(source, -1e9) < PLI_INTERVAL_S:
+            return
+        leg = self.legs.get(source)
+        ssrc = leg.media_ssrc.get("video") if leg is not None else None
+        if leg is None or ssrc is None:
+            return
+        self._last_pli[source] = now
+        self.keyframe_requests += 1
+        # RTCP PSFB, FMT 1 (PLI): sender SSRC 1 (this node), media SSRC the sender's.
+        leg.send("video", "rtcp", _PLI.pack(0x81, 206, 2, 1, ssrc))
+
+    # -- packets ---------------------------------------------------------------------
+    def _on_packet(
+        self, leg: LegSockets, kind: str, channel: str, data: bytes, addr: tuple[str, int]
+    ) -> None:
+        if not leg.from_janus(kind, channel, addr) or self.legs.get(leg.party) is not leg:
+            return
+        sink = self.legs.get(_other(leg.party))
+        if channel == "rtcp":
+            if sink is not None:
+                sink.send(kind, "rtcp", data)
+            return
+        if len(data) < 12:
+            return
+        if sink is not None and sink.send(kind, "rtp", data):
+            self.forwarded_packets += 1
+        if kind == "video" and leg.party in self._keyframe_owed:
+            self.request_keyframe(leg.party)
+        try:
+            self._tap(leg, kind, data)
+        except Exception:
+            self.tap_errors += 1  # a tap must never stop the forwarding
+            if self.tap_errors == 1:
+                log.exception("media.tap_failed", call_id=self.call_id)
+
+    def _tap(self, leg: LegSockets, kind: str, data: bytes) -> None:
+        first, second, seq, timestamp, ssrc = _RTP_HEADER.unpack_from(data)
+        leg.media_ssrc[kind] = ssrc
+        offset = 12 + 4 * (first & 0x0F)
+        if first & 0x10:  # header extension
+            if len(data) < offset + 4:
+                return
+            (length,) = struct.unpack_from("!H", data, offset + 2)
+            offset += 4 + 4 * length
+        end = len(data)
+        if first & 0x20 and end > offset:  # padding
+            end -= data[-1]
+        payload = data[offset:end]
+        if not payload:
+            return
+        codec = self.codecs[kind]
+        if kind == "audio":
+            self._write(leg.party, kind, codec, payload, timestamp, True)
+            return
+        assembler = self._assemblers.get(leg.party)
+        if assembler is None:
+            return
+        frame = assembler.add(seq, timestamp, bool(second & 0x80), payload)
+        if frame is False:
+            self.request_keyframe(leg.party)
+        elif isinstance(frame, bytes) and frame:
+            keyframe = is_keyframe(codec.name, frame)
+            if keyframe:
+                self._keyframe_owed.discard(leg.party)
+            self._write(leg.party, kind, codec, frame, timestamp, keyframe)
+
+    def _write(
+        self, party: Party, kind: str, codec: Codec, data: bytes, timestamp: int, keyframe: bool
+    ) -> None:
+        self.tapped_frames += 1
+        self.tap.write(
+            EncodedFrame(
+                party=party,
+                kind=kind,  # type: ignore[arg-type]
+                codec=codec.name,
+                data=data,
+                timestamp=timestamp,
+                clock_rate=codec.clock_rate,
+                keyframe=keyframe,
+                arrival=time.time(),
+            )
+        )
