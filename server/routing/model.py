@@ -201,17 +201,6 @@ class SpecialistView:
     # The intents this specialist's skills cover (server.routing.intents).
     intents: frozenset[str] = frozenset()
 
-    def eligible(self, call: QueuedCall, step: LadderStep) -> bool:
-        """Could this specialist take ``call`` while it is on ``step``?"""
-        if step is LadderStep.ANY:
-            return True
-        if step is LadderStep.DIALECT:
-            return call.dialect in self.fluent_dialects
-        intent = routed_intent(call.intent)
-        if intent not in self.intents:
-            return False
-        return call.dialect is None or call.dialect in self.fluent_dialects
-
 
 @dataclass(frozen=True)
 class QueueSnapshot:
