@@ -38,6 +38,7 @@ from server.media.nodes import MediaRelay, NodeHost
 from server.media.store import MediaStore
 from server.metrics import Metrics
 from server.operations.observer import OperationsObserver
+from server.operations.pending import calls_with_pending_operations
 from server.operations.service import OperationService
 from server.routing.backend import QueueBackend
 from server.routing.memory import MemoryQueueBackend
@@ -246,5 +247,5 @@ def build(settings: Settings) -> Components:
         hub=hub,
         metrics=metrics,
         calls=calls,
-        dispatcher=Dispatcher(calls),
+        dispatcher=Dispatcher(calls, calls_with_pending_operations),
     )

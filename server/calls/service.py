@@ -36,7 +36,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from server.auth.principal import Principal, Role
 from server.db.models import Call, Specialist
-from server.errors import Conflict, NodeDraining, NotFound, dependency_failure
+from server.errors import Conflict, NodeDraining, NotFound
+from server.failures import dependency_failure
 from server.hub.hub import Hub
 from server.metrics import Metrics
 from server.routing.backend import QueueBackend

@@ -16,7 +16,7 @@ from pydantic import (
 )
 
 from server.errors import ValidationFailed
-from server.http.body import describe
+from server.validation import describe
 
 from .state import Kind
 
