@@ -53,6 +53,8 @@ class RelayTiming:
     retry_cap_s: float = 60.0
     adopt_after_s: float = 60.0  # another node's undelivered event is taken over after this
     batch: int = 200
+    keep_delivered_s: float = 7 * 86400.0  # delivered events are kept this long (for audit)
+    prune_every_s: float = 3600.0
 
 
 class Outbox:
@@ -76,6 +78,7 @@ class Outbox:
         self._delivering = asyncio.Lock()
         # (event id, handler) -> (failures so far, not before this clock reading)
         self._retries: dict[tuple[str, str], tuple[int, float]] = {}
+        self._last_prune = float("-inf")
 
     # -- writing -----------------------------------------------------------------
     def append(self, session: AsyncSession, event: Event) -> str:
@@ -210,10 +213,20 @@ class Outbox:
             await session.commit()
         return True
 
+    async def prune(self) -> int:
+        """Delete events delivered longer ago than ``keep_delivered_s``; how many."""
+        self._last_prune = self.clock()
+        async with self.sessions() as session:
+            pruned = await store.prune(session, self._last_prune - self.timing.keep_delivered_s)
+            await session.commit()
+        return pruned
+
     async def _run(self) -> None:
         while True:
             try:
                 await self.deliver_pending()
+                if self.clock() - self._last_prune >= self.timing.prune_every_s:
+                    await self.prune()
             except Exception as exc:
                 if dependency_failure(exc) is None:
                     log.exception("outbox.pass_failed")

@@ -6,7 +6,7 @@ import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import delete, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -87,3 +87,14 @@ async def mark_delivered(session: AsyncSession, event_id: str, at: float) -> Non
     await session.execute(
         update(OutboxEvent).where(OutboxEvent.event_id == event_id).values(delivered_at=utc(at))
     )
+
+
+async def prune(session: AsyncSession, delivered_before: float) -> int:
+    """Delete events delivered before ``delivered_before``, with their deliveries."""
+    old = select(OutboxEvent.event_id).where(OutboxEvent.delivered_at < utc(delivered_before))
+    event_ids = list((await session.execute(old)).scalars().all())
+    if not event_ids:
+        return 0
+    await session.execute(delete(OutboxDelivery).where(OutboxDelivery.event_id.in_(event_ids)))
+    await session.execute(delete(OutboxEvent).where(OutboxEvent.event_id.in_(event_ids)))
+    return len(event_ids)

@@ -20,11 +20,6 @@ from server.db.engine import make_engine, make_sessionmaker
 from server.db.outbox import OutboxDelivery, OutboxEvent
 from server.outbox.events import CallAccepted, ConversationEnded, Event
 from server.outbox.relay import Handler, Outbox, RelayTiming
-from tests.api.conftest import (  # noqa: F401  (fixtures used by these tests)
-    database_url,
-    postgres_template,
-    sqlite_template,
-)
 
 ROOT = Path(__file__).parents[2]
 FAST = RelayTiming(poll_s=0.05, retry_base_s=0.05, retry_cap_s=0.2, handler_timeout_s=5.0)
@@ -32,7 +27,7 @@ KINDS = frozenset({ConversationEnded.kind, CallAccepted.kind})
 
 
 @pytest.fixture
-async def sessions(database_url: str) -> AsyncIterator[async_sessionmaker[AsyncSession]]:  # noqa: F811
+async def sessions(database_url: str) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
     engine = make_engine(database_url)
     try:
         yield make_sessionmaker(engine)
@@ -203,7 +198,7 @@ async def test_flush_delivers_a_calls_events_in_the_callers_task(
 @pytest.mark.slow
 async def test_a_node_killed_between_commit_and_delivery_delivers_after_restart(
     sessions: async_sessionmaker[AsyncSession],
-    database_url: str,  # noqa: F811
+    database_url: str,
 ) -> None:
     """Bound: the child starts and commits within 60 s; delivery after restart within 20 s."""
     child = await asyncio.create_subprocess_exec(
@@ -235,3 +230,31 @@ async def test_a_node_killed_between_commit_and_delivery_delivers_after_restart(
     finally:
         await restarted.stop()
     assert seen == ["call-k:conversation_ended:1700000000.0"]
+
+
+async def test_delivered_events_are_pruned_after_the_keeping_time_and_pending_ones_never(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    now = [1_700_000_000.0]
+    outbox = Outbox(sessions, "node-a", RelayTiming(keep_delivered_s=100.0), clock=lambda: now[0])
+    seen: list[str] = []
+    await commit_events(outbox, ConversationEnded("call-p", now[0], "completed"))
+    # call-q's event keeps failing: it stays pending however old it gets.
+    outbox.start([Handler("probe", KINDS, failing_for("call-q", 1_000, seen))])
+    try:
+        assert await outbox.flush("call-p") == 1
+        await commit_events(outbox, CallAccepted("call-q", now[0], "chen.li"))
+        assert await outbox.flush("call-q") == 0
+        now[0] += 99.0
+        assert await outbox.prune() == 0
+        now[0] += 2.0
+        assert await outbox.prune() == 1
+    finally:
+        await outbox.stop()
+    async with sessions() as session:
+        left = [
+            (row.call_id, row.delivered_at)
+            for row in (await session.execute(select(OutboxEvent))).scalars()
+        ]
+        marks = (await session.execute(select(OutboxDelivery))).scalars().all()
+    assert left == [("call-q", None)] and marks == []
