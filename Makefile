@@ -142,9 +142,10 @@ test: $(INSTALLED) system-deps ## Run the whole test suite against throwaway Red
 	if [ "$$rc" -eq 5 ]; then echo "make test: pytest collected no tests" >&2; fi; \
 	exit $$rc
 
-lint: $(INSTALLED) ## ruff on all code, mypy (strict) on the packages
+lint: $(INSTALLED) ## ruff on all code, mypy (strict) on the packages, the import contracts
 	$(VENV)/bin/ruff check $(LINT_PATHS)
 	$(VENV)/bin/mypy $(TYPED_PATHS)
+	$(VENV)/bin/lint-imports --no-logo  # the contracts in pyproject.toml ([tool.importlinter])
 
 bench: $(INSTALLED) ## Run every bench/*.py script, in name order
 	@shopt -s nullglob; export LC_ALL=C; ran=0; \

@@ -129,7 +129,7 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _callback_hours_and_zone(self) -> Settings:
-        from server.callbacks.policy import LocalHours, zone_named
+        from server.local_hours import LocalHours, zone_named
 
         try:
             LocalHours.parse(self.callback_hours)
@@ -257,7 +257,7 @@ class Settings(BaseSettings):
     def _branch_timezone_known(self) -> Settings:
         # Refused at start-up, with the setting's name, rather than on the first
         # operation or stats request that needs the zone.
-        from server.callbacks.policy import zone_named
+        from server.local_hours import zone_named
 
         try:
             zone_named(self.branch_timezone)

@@ -25,8 +25,10 @@ from server.auth.principal import Role
 from server.callbacks.wiring import install_callbacks
 from server.calls.clock import SharedClock, redis_time
 from server.calls.dispatcher import Dispatcher
+from server.calls.repository import get_call
 from server.calls.service import CallService
 from server.db.engine import make_engine, make_sessionmaker
+from server.db.models import Call
 from server.errors import ValidationFailed
 from server.hub.bus import LocalBus, MessageBus, RedisBus
 from server.hub.connection import ClientConnection
@@ -39,7 +41,11 @@ from server.media.nodes import MediaRelay, NodeHost
 from server.media.store import MediaStore
 from server.metrics import Metrics
 from server.operations.observer import OperationsObserver
+from server.operations.pending import calls_with_pending_operations
 from server.operations.service import OperationService
+from server.outbox.events import ConversationEnded, Event
+from server.outbox.relay import Handler, Outbox
+from server.recordings.service import RecordingService
 from server.routing.backend import QueueBackend
 from server.routing.memory import MemoryQueueBackend
 from server.settings import Settings
@@ -71,6 +77,12 @@ class Components:
     media_taps: MediaTapFactory | None = field(default=None)
     # Set on SIGTERM (server/drain.py): readiness fails, no new calls or offers.
     draining: bool = field(default=False)
+    # Domain events written with the change and delivered after it (server/outbox);
+    # the services below are kept for its handlers (outbox_handlers).
+    outbox: Outbox | None = field(default=None)
+    media_coordinator: MediaCoordinator | None = field(default=None)
+    operations: OperationService | None = field(default=None)
+    recordings: RecordingService | None = field(default=None)
 
     def ice_servers(self, call_id: str) -> list[dict[str, Any]]:
         """ICE servers for a call's peers; empty when none are configured."""
@@ -94,6 +106,7 @@ class Components:
             media=self.media_relay(self.media_taps),
         )
         self.calls.observers.append(coordinator)
+        self.media_coordinator = coordinator
         self.dispatcher.sweepers.append(coordinator.sweep)
         for kind in CLIENT_MEDIA_MESSAGE_TYPES:
             app[WS_HANDLERS][kind] = coordinator.handle
@@ -154,6 +167,7 @@ class Components:
             core=SqlLedger(tz=ZoneInfo(self.settings.branch_timezone), documents=documents),
         )
         self.calls.observers.append(OperationsObserver(operations))
+        self.operations = operations
         app[OPERATIONS] = operations
 
         async def warning_shown(connection: ClientConnection, data: dict[str, Any]) -> None:
@@ -165,10 +179,63 @@ class Components:
         app[WS_HANDLERS]["risk.warning_shown"] = warning_shown
         return operations
 
+    # -- the outbox's handlers: who reacts to each event, in delivery order ----------
+    def outbox_handlers(self) -> list[Handler]:
+        """Every handler of the outbox's events, in one list. Each is idempotent
+        (it may run twice after a crash) and isolated (see server/outbox/relay.py).
+
+        conversation_ended: pending operations are closed first (money moves only
+        inside a live call), then the media session, then the recording's tap.
+        """
+        ended = frozenset({ConversationEnded.kind})
+        handlers: list[Handler] = []
+        if self.operations is not None:
+            handlers.append(
+                Handler(
+                    "operations.close_pending", ended, self._with_call(self.operations.call_ended)
+                )
+            )
+        if self.media_coordinator is not None:
+            handlers.append(
+                Handler(
+                    "media.close_session",
+                    ended,
+                    self._with_call(self.media_coordinator.conversation_ended),
+                )
+            )
+        if self.recordings is not None:
+            recordings = self.recordings
+
+            async def close_recording(event: Event) -> None:
+                if event.call_id is not None:
+                    await recordings.close_call(event.call_id)
+
+            handlers.append(Handler("recording.close", ended, close_recording))
+        return handlers
+
+    def _with_call(
+        self, react: Callable[[Call], Awaitable[None]]
+    ) -> Callable[[Event], Awaitable[None]]:
+        """A handler that hands ``react`` the event's call, as read now."""
+        sessions = self.sessions
+
+        async def handle(event: Event) -> None:
+            if event.call_id is None:
+                return
+            async with sessions() as session:
+                call = await get_call(session, event.call_id)
+            if call is not None:
+                await react(call)
+
+        return handle
+
     async def start(self) -> None:
         await self.hub.start()
         if self.media_host is not None:
             await self.media_host.start()
+        if self.outbox is not None:
+            # Also delivers what a previous run committed but did not deliver.
+            self.outbox.start(self.outbox_handlers())
         await self.calls.refresh_handle_time()
         rebuilt = await self.calls.rebuild_queue()
         log.info("node.started", node_id=self.settings.node_id, requeued=rebuilt)
@@ -181,6 +248,7 @@ class Components:
         self.closed = True
         steps: list[tuple[str, Callable[[], Awaitable[None]]]] = [
             ("dispatcher", self.dispatcher.stop),
+            *([("outbox relay", self.outbox.stop)] if self.outbox is not None else []),
             *([("media node", self.media_host.close)] if self.media_host is not None else []),
             ("hub", self.hub.close),
             ("queue backend", self.backend.close),
@@ -242,7 +310,8 @@ def build(settings: Settings) -> Components:
     metrics = Metrics()
     # Routing times come from Redis's clock, so skew between nodes does not matter.
     clock = SharedClock(redis_time(redis) if redis is not None else None)
-    calls = CallService(settings, sessions, backend, hub, metrics, clock=clock)
+    outbox = Outbox(sessions, settings.node_id)
+    calls = CallService(settings, sessions, backend, hub, metrics, clock=clock, outbox=outbox)
     return Components(
         settings=settings,
         engine=engine,
@@ -252,5 +321,6 @@ def build(settings: Settings) -> Components:
         hub=hub,
         metrics=metrics,
         calls=calls,
-        dispatcher=Dispatcher(calls),
+        dispatcher=Dispatcher(calls, calls_with_pending_operations),
+        outbox=outbox,
     )

@@ -4,7 +4,7 @@ argon2 is slow on purpose and runs on worker threads; at most ``max_hashing``
 attempts are in flight at once, so a burst of logins queues here instead of taking
 every core from the event loop's other work (and each attempt sees the failures
 counted before it: see :meth:`LoginGuard.slot`). Failed logins are audited up to a
-budget per minute (:class:`server.redirects.throttle.AuditBudget`); the next entry
+budget per minute (:class:`server.auth.audit_budget.AuditBudget`); the next entry
 written says how many were left out, so a burst is recorded as its volume.
 """
 
@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 from aiohttp import web
 
 from server import audit
-from server.redirects.throttle import AuditBudget
+from server.auth.audit_budget import AuditBudget
 
 from .passwords import verify_password_async
 from .principal import Role

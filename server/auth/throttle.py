@@ -35,7 +35,7 @@ _STORAGE_TIMEOUT_S = 5.0
 
 
 class TooManyAttempts(CloudBranchError):
-    status, code, title = 429, "too_many_attempts", "Too many attempts"
+    code, title = "too_many_attempts", "Too many attempts"
 
     def __init__(self, retry_after_s: int) -> None:
         super().__init__(

@@ -7,35 +7,11 @@ answer (declined, not answered in time, cancelled), ``callback.ring_ended``.
 
 from __future__ import annotations
 
-from typing import Literal
-
-from pydantic import BaseModel
-
-from .policy import LocalHours
-
-
-class Words(BaseModel):
-    zh: str
-    en: str
-
-
-class CallbackRinging(BaseModel):
-    type: Literal["callback.ringing"] = "callback.ringing"
-    callback_id: str
-    # The call does not exist yet: it is created when the customer answers.
-    call_id: None = None
-    expires_in_s: float
-    message: Words
-
-
-RingEndReason = Literal["declined", "no_answer", "cancelled"]
-
-
-class CallbackRingEnded(BaseModel):
-    type: Literal["callback.ring_ended"] = "callback.ring_ended"
-    callback_id: str
-    reason: RingEndReason
-    next_attempt_at: str | None = None
+from server.hub.callback_messages import CallbackRingEnded as CallbackRingEnded
+from server.hub.callback_messages import CallbackRinging as CallbackRinging
+from server.hub.callback_messages import RingEndReason as RingEndReason
+from server.hub.callback_messages import Words
+from server.local_hours import LocalHours
 
 
 def offer_words(hours: LocalHours) -> Words:

@@ -17,12 +17,12 @@ from typing import Any
 import structlog
 
 from server.auth.principal import Role
-from server.errors import dependency_failure
+from server.failures import dependency_failure
 from server.routing.model import Offer
 from server.tasks import cancel_and_wait
 
 from . import repository as repo
-from .repair import LiveStateRepair
+from .repair import LiveStateRepair, PendingOperationCalls
 from .service import CallService, queue_update
 from .state import WAITING, CallAction, CallState, EndReason
 
@@ -40,7 +40,9 @@ _HOLD_OFFERS_AFTER_FAILURE_S = 1.0
 class Dispatcher:
     """Owns the dispatch task; :meth:`stop` cancels and awaits it."""
 
-    def __init__(self, service: CallService) -> None:
+    def __init__(
+        self, service: CallService, pending_operation_calls: PendingOperationCalls
+    ) -> None:
         self.service = service
         self.settings = service.settings
         self._task: asyncio.Task[None] | None = None
@@ -53,7 +55,10 @@ class Dispatcher:
         # Extra housekeeping passes (media grace windows), run with the others.
         self.sweepers: list[Callable[[float], Awaitable[None]]] = []
         self.repair = LiveStateRepair(
-            service, self.settings.node_id, self.settings.repair_interval_s
+            service,
+            self.settings.node_id,
+            self.settings.repair_interval_s,
+            pending_operation_calls,
         )
         # Set while the node drains: no new offers are made from here.
         self.paused = False

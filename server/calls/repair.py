@@ -28,16 +28,17 @@ import asyncio
 from collections.abc import Awaitable, Callable
 
 import structlog
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.auth.principal import Role
-from server.db.banking import Operation
-from server.operations.state import PENDING
 
 from . import repository as repo
 from .service import CallService
 from .state import HELD, IN_CONVERSATION, OPEN, WAITING, CallAction, CallState
+
+# The calls that still have an operation waiting for review or confirmation
+# (server/operations/pending.py): passed in, as operations build on calls.
+PendingOperationCalls = Callable[[AsyncSession], Awaitable[list[str]]]
 
 log = structlog.get_logger(__name__)
 
@@ -51,8 +52,15 @@ _NODE_TTL_S = 8.0
 class LiveStateRepair:
     """Owned by the dispatcher: :meth:`tick` runs on its every pass."""
 
-    def __init__(self, service: CallService, node_id: str, interval_s: float) -> None:
+    def __init__(
+        self,
+        service: CallService,
+        node_id: str,
+        interval_s: float,
+        pending_operation_calls: PendingOperationCalls,
+    ) -> None:
         self.service = service
+        self.pending_operation_calls = pending_operation_calls
         self.node_id = node_id
         self.interval_s = interval_s
         self._epoch: str | None = None
@@ -173,7 +181,7 @@ class LiveStateRepair:
             ):
                 found.add(("free", specialist_id))
         async with service.sessions() as session:
-            for call_id in await _calls_with_pending_operations(session):
+            for call_id in await self.pending_operation_calls(session):
                 owner = open_calls.get(call_id)
                 if owner is None or CallState(owner.state) not in IN_CONVERSATION:
                     found.add(("operations", call_id))
@@ -228,10 +236,3 @@ class LiveStateRepair:
             await session.commit()
         self.service.metrics.offer_outcomes.labels("withdrawn").inc()
         self.service.wake.set()
-
-
-async def _calls_with_pending_operations(session: AsyncSession) -> list[str]:
-    result = await session.execute(
-        select(Operation.call_id).where(Operation.state.in_([s.value for s in PENDING])).distinct()
-    )
-    return [call_id for (call_id,) in result.all()]

@@ -36,9 +36,12 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from server.auth.principal import Principal, Role
 from server.db.models import Call, Specialist
-from server.errors import Conflict, NodeDraining, NotFound, dependency_failure
+from server.errors import Conflict, NodeDraining, NotFound
+from server.failures import dependency_failure
 from server.hub.hub import Hub
 from server.metrics import Metrics
+from server.outbox.events import ConversationEnded
+from server.outbox.relay import Outbox
 from server.routing.backend import QueueBackend
 from server.routing.errors import OfferExpired, RoutingError
 from server.routing.estimate import WaitEstimate, estimate_waits
@@ -109,6 +112,7 @@ class CallService:
         hub: Hub,
         metrics: Metrics,
         clock: Callable[[], float] = time.time,
+        outbox: Outbox | None = None,
     ) -> None:
         self.settings = settings
         self.sessions = sessions
@@ -116,6 +120,9 @@ class CallService:
         self.hub = hub
         self.metrics = metrics
         self.clock = clock
+        # Where the effects of a change outside its transaction are recorded
+        # (server/outbox): without one, observers are called directly.
+        self.outbox = outbox
         self.wake = asyncio.Event()
         self._aht: tuple[float, float | None] = (0.0, None)
         self._estimates: tuple[float, dict[str, WaitEstimate] | None] = (0.0, None)
@@ -553,13 +560,19 @@ class CallService:
                     actor.subject if actor else None,
                     end_reason=reason.value,
                 )
+                if self.outbox is not None:
+                    self.outbox.append(session, ConversationEnded(call_id, now, reason.value))
             await session.commit()
             call = await repo.get_call(session, call_id)
         if not done or call is None:
             return False
         # SQL has committed: every step below runs whatever the others do.
         # Pending operations go first: money moves only inside a live call.
-        await self.on_conversation_ended(call)
+        if self.outbox is not None:
+            # Its handlers (the list in server/wiring.py), each isolated and retried.
+            await self.outbox.flush(call_id)
+        else:
+            await self.on_conversation_ended(call)
         ended = {"type": "call.ended", "call_id": call_id, "end_reason": reason.value}
         if call.specialist_id:
             await self._deferrable(

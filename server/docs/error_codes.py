@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import get_args
 
 from server.errors import CloudBranchError
+from server.http.problems import status_of
 
 PACKAGES = ("server", "signaling")
 SOCKET = "socket"
@@ -68,7 +69,7 @@ def _codes_in(module_name: str, path: Path) -> set[ErrorCode]:
         if isinstance(node, ast.ClassDef):
             cls = getattr(module, node.name, None)
             if inspect.isclass(cls) and issubclass(cls, CloudBranchError) and "code" in vars(cls):
-                found.add(ErrorCode(cls.code, str(cls.status), module_name))
+                found.add(ErrorCode(cls.code, str(status_of(cls)), module_name))
         elif isinstance(node, ast.Call):
             found.update(_codes_of_call(node, module, module_name, constants))
     return found
@@ -92,9 +93,9 @@ def _codes_of_call(
             continue
         value = keyword.value
         if isinstance(value, ast.Constant) and isinstance(value.value, str):
-            return {ErrorCode(value.value, str(target.status), module_name)}
+            return {ErrorCode(value.value, str(status_of(target)), module_name)}
         if isinstance(value, ast.Name) and value.id in constants:
-            return {ErrorCode(constants[value.id], str(target.status), module_name)}
+            return {ErrorCode(constants[value.id], str(status_of(target)), module_name)}
     return set()
 
 

@@ -17,17 +17,9 @@ from server.errors import (
     UnsupportedMediaType,
     ValidationFailed,
 )
+from server.validation import describe
 
 M = TypeVar("M", bound=BaseModel)
-
-
-def describe(exc: ValidationError) -> str:
-    """One readable line per problem: ``field: message``."""
-    parts = []
-    for error in exc.errors(include_url=False)[:10]:
-        where = ".".join(str(p) for p in error["loc"]) or "body"
-        parts.append(f"{where}: {error['msg']}")
-    return "; ".join(parts)
 
 
 async def read_raw(request: web.Request, limit: int) -> bytes:

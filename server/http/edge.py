@@ -34,7 +34,7 @@ from server.errors import CloudBranchError, Unauthorized
 from server.settings import Settings
 
 from .auth import is_public
-from .problems import problem
+from .problems import problem, status_of
 
 if TYPE_CHECKING:
     from server.wiring import Components
@@ -103,7 +103,7 @@ async def staff_access_middleware(request: web.Request, handler: Handler) -> web
     try:
         return await handler(request)
     except TooManyAttempts as exc:
-        response = problem(exc.status, exc.code, exc.title, exc.detail, exc.extra)
+        response = problem(status_of(exc), exc.code, exc.title, exc.detail, exc.extra)
         response.headers["Retry-After"] = str(exc.retry_after_s)
         return response
 

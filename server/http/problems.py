@@ -9,7 +9,23 @@ import structlog
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from server.errors import CloudBranchError, DependencyUnavailable, dependency_failure
+from server.auth.throttle import TooManyAttempts
+from server.errors import (
+    BadRequest,
+    CloudBranchError,
+    Conflict,
+    DependencyUnavailable,
+    Forbidden,
+    NotFound,
+    PayloadTooLarge,
+    RequestTimeout,
+    ServiceUnavailable,
+    Unauthorized,
+    UnsupportedMediaType,
+    ValidationFailed,
+)
+from server.failures import dependency_failure
+from server.routing.errors import SpecialistNotFound
 
 log = structlog.get_logger(__name__)
 
@@ -25,6 +41,37 @@ _HTTP_CODES = {
     413: "payload_too_large",
     415: "unsupported_media_type",
 }
+
+
+# -- the HTTP status of each error class ------------------------------------------
+# The exception tree carries no HTTP status; this is the one map. A class answers
+# with the status of its nearest ancestor listed here (a subclass listed itself
+# wins over its parents); a class with none answers 500.
+STATUS_OF: dict[type[CloudBranchError], int] = {
+    BadRequest: 400,
+    Unauthorized: 401,
+    Forbidden: 403,
+    NotFound: 404,
+    RequestTimeout: 408,
+    Conflict: 409,
+    PayloadTooLarge: 413,
+    UnsupportedMediaType: 415,
+    ValidationFailed: 422,
+    TooManyAttempts: 429,
+    ServiceUnavailable: 503,
+    # A routing error (a Conflict) that names a specialist who does not exist.
+    SpecialistNotFound: 404,
+}
+
+
+def status_of(error: CloudBranchError | type[CloudBranchError]) -> int:
+    """The HTTP status that answers ``error`` (an instance or a class)."""
+    cls = error if isinstance(error, type) else type(error)
+    for klass in cls.__mro__:
+        status = STATUS_OF.get(klass)
+        if status is not None:
+            return status
+    return 500
 
 
 def problem(
@@ -52,11 +99,10 @@ async def problem_middleware(request: web.Request, handler: Handler) -> web.Stre
     try:
         return await handler(request)
     except CloudBranchError as exc:
-        if exc.status >= 500:
+        status = status_of(exc)
+        if status >= 500:
             log.error("request.failed", code=exc.code, detail=exc.detail, path=request.path)
-        return _with_retry_after(
-            problem(exc.status, exc.code, exc.title, exc.detail, exc.extra), exc
-        )
+        return _with_retry_after(problem(status, exc.code, exc.title, exc.detail, exc.extra), exc)
     except web.HTTPException as exc:
         if exc.status < 400:
             raise

@@ -13,7 +13,6 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
-from server.callbacks.messages import CallbackRingEnded, CallbackRinging
 from signaling.messages import (
     MediaNotice,
     MediaRestart,
@@ -24,6 +23,7 @@ from signaling.messages import (
     WebRtcOffer,
 )
 
+from .callback_messages import CallbackRingEnded, CallbackRinging
 from .messages import Hello, Ping
 
 

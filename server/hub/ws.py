@@ -21,7 +21,8 @@ from server.appkeys import CALLS, HUB, METRICS, SETTINGS
 from server.auth.principal import Principal, Role
 from server.auth.staff import STAFF_ACCESS
 from server.auth.tokens import verify_token
-from server.errors import CloudBranchError, dependency_failure
+from server.errors import CloudBranchError
+from server.failures import dependency_failure
 
 from .budget import CLOSE_RATE_LIMITED, MessageBudget
 from .connection import CLOSE_REPLACED, CLOSE_UNAUTHORIZED, ClientConnection

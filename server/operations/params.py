@@ -14,7 +14,7 @@ from pydantic import (
 )
 
 from server.errors import ValidationFailed
-from server.http.body import describe
+from server.validation import describe
 
 from .counter_params import COUNTER_PARAMS, counter_summary
 from .params_base import Params as _Params

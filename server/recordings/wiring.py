@@ -35,6 +35,8 @@ class RecordingObserver:
         return None
 
     async def conversation_ended(self, call: Call) -> None:
+        # Also the outbox handler "recording.close" (server/wiring.py), which is
+        # what runs when a conversation ends; this serves the live-state repair.
         await self.service.close_call(call.call_id)
 
 
@@ -47,6 +49,7 @@ def install_recordings(app: web.Application, components: Components) -> Recordin
     """
     service = RecordingService(components.settings, components.sessions)
     components.media_taps = service
+    components.recordings = service  # its tap closes at the call's end (an outbox handler)
     app[RECORDINGS] = service
 
     async def lifecycle(_app: web.Application) -> AsyncIterator[None]:

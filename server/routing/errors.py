@@ -27,7 +27,7 @@ class CallNotQueued(RoutingError):
 
 
 class SpecialistNotFound(RoutingError):
-    status, code, title = 404, "specialist_not_found", NotFound.title
+    code, title = "specialist_not_found", NotFound.title
 
 
 class SpecialistBusy(RoutingError):

@@ -27,7 +27,7 @@ import aiohttp
 import pytest
 
 from tests.api.harness import Reply, RunningServer, Socket, clone_sqlite, running_server
-from tests.conftest import _admin, _run_async
+from tests.plugin.databases import clone_name, postgres_clone
 
 PROBLEM_TYPE = "application/problem+json"
 
@@ -160,16 +160,10 @@ def seeded_database(request: pytest.FixtureRequest, kind: str, tmp_path: Path) -
         template: Path = request.getfixturevalue("sqlite_template")
         yield clone_sqlite(template, tmp_path / f"cb-{next(_counter)}.db")
         return
-    from sqlalchemy.engine import make_url
-
     postgres_url: str = request.getfixturevalue("postgres_url")
     pg_template: str = request.getfixturevalue("postgres_template")
-    name = f"cb_helper_{next(_counter)}_{tmp_path.name[-20:].lower()}".replace("-", "_")
-    _run_async(_admin(postgres_url, f'CREATE DATABASE "{name}" TEMPLATE "{pg_template}"'))
-    try:
-        yield make_url(postgres_url).set(database=name).render_as_string(hide_password=False)
-    finally:
-        _run_async(_admin(postgres_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    with postgres_clone(postgres_url, pg_template, clone_name("cb_helper", tmp_path.name)) as url:
+        yield url
 
 
 BOTH_DATABASES = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]

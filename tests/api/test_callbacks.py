@@ -27,7 +27,7 @@ from server.db.banking import AuditEntry
 from server.db.models import Call, Customer
 from tests.api.harness import Api, Party, Reply, RunningServer, Socket
 from tests.api.nodes import nodes
-from tests.conftest import _admin, _run_async
+from tests.plugin.databases import clone_name, postgres_clone
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 SWEEP_S = 8.0  # a deadline spanning a few sweeps (every 2 s) on a busy machine
@@ -576,14 +576,10 @@ async def test_the_endpoints_are_documented(api: Api) -> None:
 
 @pytest.fixture
 def shared_database(postgres_url: str, postgres_template: str, tmp_path: Path) -> Iterator[str]:
-    from sqlalchemy.engine import make_url
-
-    name = f"cb_callback_nodes_{tmp_path.name[-16:].lower()}".replace("-", "_")
-    _run_async(_admin(postgres_url, f'CREATE DATABASE "{name}" TEMPLATE "{postgres_template}"'))
-    try:
-        yield make_url(postgres_url).set(database=name).render_as_string(hide_password=False)
-    finally:
-        _run_async(_admin(postgres_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    with postgres_clone(
+        postgres_url, postgres_template, clone_name("cb_callback_nodes", tmp_path.name)
+    ) as url:
+        yield url
 
 
 @pytest.mark.redis

@@ -24,8 +24,8 @@ from server.recordings.wiring import RECORDINGS
 from tests.api.harness import TEST_SETTINGS, Api, RunningServer
 from tests.api.helpers import assert_problem
 from tests.api.test_operations import SCAM_TRANSFER, STATEMENT, active_call, pin_morning
-from tests.recording.conftest import RelaySettings
 from tests.recording.media import call_media
+from tests.recording.support import RelaySettings
 
 
 @pytest.fixture

@@ -9,15 +9,10 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from server.banking import SqlLedger
 from server.db.engine import make_engine, make_sessionmaker
-from tests.api.conftest import (  # noqa: F401  (fixtures used by these tests)
-    database_url,
-    postgres_template,
-    sqlite_template,
-)
 
 
 @pytest.fixture
-async def sessions(database_url: str) -> AsyncIterator[async_sessionmaker[AsyncSession]]:  # noqa: F811
+async def sessions(database_url: str) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
     engine = make_engine(database_url)
     try:
         yield make_sessionmaker(engine)

@@ -15,12 +15,6 @@ from pathlib import Path
 import pytest
 from playwright.async_api import Browser, BrowserContext, async_playwright, expect
 
-from tests.api.conftest import (  # noqa: F401  (fixtures used by these tests)
-    api,
-    postgres_template,
-    server,
-    sqlite_template,
-)
 from tests.api.harness import clone_sqlite
 
 CHROMIUM = os.environ.get("CLOUDBRANCH_TEST_CHROMIUM", "/usr/bin/chromium")

@@ -132,7 +132,7 @@ http {{
 
 @pytest.fixture(scope="module")
 def node_database(tmp_path_factory: pytest.TempPathFactory) -> str:
-    from tests.conftest import _run_async
+    from tests.plugin.databases import _run_async
 
     url = f"sqlite+aiosqlite:///{tmp_path_factory.mktemp('nginx-db') / 'cb.db'}"
     _run_async(prepare_template(url))

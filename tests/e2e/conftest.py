@@ -7,13 +7,6 @@ from pathlib import Path
 
 import pytest
 
-from tests.api.conftest import (  # noqa: F401  (fixtures used by these tests)
-    api,
-    postgres_template,
-    server,
-    server_settings,
-    sqlite_template,
-)
 from tests.api.harness import clone_sqlite
 
 

@@ -10,22 +10,18 @@ import pytest
 
 from tests.api.harness import Api
 from tests.api.nodes import nodes
-from tests.conftest import _admin, _run_async
 from tests.e2e.media_client import MediaClient
+from tests.plugin.databases import clone_name, postgres_clone
 
 pytestmark = [pytest.mark.media, pytest.mark.redis, pytest.mark.postgres, pytest.mark.slow]
 
 
 @pytest.fixture
 def shared_database(postgres_url: str, postgres_template: str, tmp_path: Path) -> Iterator[str]:
-    from sqlalchemy.engine import make_url
-
-    name = f"cb_media_nodes_{tmp_path.name[-12:].lower()}".replace("-", "_")
-    _run_async(_admin(postgres_url, f'CREATE DATABASE "{name}" TEMPLATE "{postgres_template}"'))
-    try:
-        yield make_url(postgres_url).set(database=name).render_as_string(hide_password=False)
-    finally:
-        _run_async(_admin(postgres_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    with postgres_clone(
+        postgres_url, postgres_template, clone_name("cb_media_nodes", tmp_path.name)
+    ) as url:
+        yield url
 
 
 async def test_parties_on_different_nodes_exchange_video(

@@ -13,8 +13,8 @@ import time
 
 from server.db.engine import make_engine, make_sessionmaker
 from server.recordings.service import RecordingService
-from tests.recording.conftest import RelaySettings, _at
 from tests.recording.media import call_media
+from tests.recording.support import RelaySettings, _at
 
 FED_S = 9.0
 

@@ -17,8 +17,8 @@ import pytest
 from server.db.engine import make_engine, make_sessionmaker
 from server.recordings.service import RecordingService
 from signaling.media.tap import EncodedFrame
-from tests.recording.conftest import KeyPair, RelaySettings, _at
 from tests.recording.crash_child import FED_S
+from tests.recording.support import KeyPair, RelaySettings, _at
 from tests.recording.test_recorder import decoded, run_export
 
 pytestmark = pytest.mark.slow

@@ -12,7 +12,7 @@ from structlog.testing import capture_logs
 from server.db.engine import make_engine, make_sessionmaker
 from server.recordings.service import RecordingConfigError, RecordingService
 from signaling.media.tap import EncodedFrame, NullTap
-from tests.recording.conftest import KeyPair, RelaySettings, _at, recording_settings
+from tests.recording.support import KeyPair, RelaySettings, _at, recording_settings
 
 
 async def test_a_full_queue_drops_says_so_and_keeps_what_decodes(

@@ -18,7 +18,7 @@ from signaling.media.recording.keys import PrivateKey
 from signaling.media.recording.segment import SegmentFormatError, open_segment
 from signaling.media.recording.storage import LocalStorage
 from signaling.media.tap import EncodedFrame
-from tests.recording.conftest import CALL_SECONDS, KeyPair, RelaySettings, record_call
+from tests.recording.support import CALL_SECONDS, KeyPair, RelaySettings, record_call
 
 FPS, OPUS_PER_S = 30, 50
 

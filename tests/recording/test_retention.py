@@ -13,7 +13,7 @@ from server.auth.principal import Principal, Role
 from server.db.banking import AuditEntry
 from server.recordings.service import RecordingService
 from signaling.media.tap import EncodedFrame
-from tests.recording.conftest import RelaySettings, record_call
+from tests.recording.support import RelaySettings, record_call
 
 SUPERVISOR = Principal(Role.SUPERVISOR, "SUP1")
 

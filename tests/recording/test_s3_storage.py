@@ -22,7 +22,7 @@ from server.db.engine import make_engine, make_sessionmaker
 from server.recordings.service import RecordingService
 from signaling.media.recording.storage import S3Storage, StorageError
 from signaling.media.tap import EncodedFrame
-from tests.recording.conftest import RelaySettings, record_call
+from tests.recording.support import RelaySettings, record_call
 
 pytestmark = pytest.mark.slow
 BUCKET = "cb-recordings"

@@ -19,7 +19,7 @@ from signaling.media.recording.segment import (
     open_segment,
     salvage,
 )
-from tests.recording.conftest import KeyPair
+from tests.recording.support import KeyPair
 
 
 def _segment(key: bytes | None, chunks: list[bytes], final: bool = True) -> bytes:

@@ -16,6 +16,7 @@ from server.calls.state import (
     target,
 )
 from server.errors import Conflict, IllegalTransition
+from server.http.problems import status_of
 
 Q, OF, C, A, W, E = (
     CallState.QUEUED,
@@ -60,7 +61,7 @@ def test_illegal_transitions_name_the_current_state(action: CallAction, current:
     assert error.state == current.value
     assert f"is {current.value};" in error.detail
     assert action.value.replace("_", " ") in error.detail
-    assert isinstance(error, Conflict) and error.status == 409 and error.code == "illegal_state"
+    assert isinstance(error, Conflict) and status_of(error) == 409 and error.code == "illegal_state"
 
 
 def test_the_table_covers_every_action_and_matches_the_hand_written_machine() -> None:

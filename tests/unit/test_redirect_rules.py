@@ -9,6 +9,7 @@ import pytest
 from pydantic import ValidationError
 
 from server.errors import Conflict, Forbidden, NotFound
+from server.http.problems import status_of
 from server.redirects.schemas import RedirectRequest, TransferOverLimit, context_json
 from server.redirects.throttle import AuditBudget
 from server.redirects.tickets import (
@@ -187,7 +188,7 @@ def test_a_ticket_expires_exactly_at_its_expiry() -> None:
 )
 def test_each_refusal_is_a_problem(reason: Refusal, kind: type, status: int, code: str) -> None:
     error = reason.error()
-    assert isinstance(error, kind) and error.status == status and error.code == code
+    assert isinstance(error, kind) and status_of(error) == status and error.code == code
 
 
 def test_what_a_ticket_grants() -> None:

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from server.cli import main
+from server.http.problems import status_of
 from server.redirects import signature
 from server.redirects.signature import Flaw, InvalidSignature, parse_signature, sign, verify
 
@@ -36,7 +37,7 @@ def check(
 def flaw_of(**kwargs: Any) -> Flaw:
     with pytest.raises(InvalidSignature) as caught:
         check(**kwargs)
-    assert caught.value.status == 401
+    assert status_of(caught.value) == 401
     assert caught.value.code == "invalid_signature"
     return caught.value.flaw
 

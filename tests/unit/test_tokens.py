@@ -13,6 +13,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from server.auth.principal import Principal, Role
 from server.auth.tokens import OWN_ISSUER, issue_token, verify_token
 from server.errors import Forbidden, Unauthorized
+from server.http.problems import status_of
 from server.settings import DEV_SECRET, Settings
 
 SECRET = "production-signing-secret-0123456789abcdef"
@@ -75,7 +76,7 @@ def test_junk_is_invalid_token(token: str) -> None:
     with pytest.raises(Unauthorized) as raised:
         verify_token(settings(), token)
     assert raised.value.code == "invalid_token"
-    assert raised.value.status == 401
+    assert status_of(raised.value) == 401
 
 
 @pytest.mark.parametrize(

@@ -9,6 +9,7 @@ from sqlalchemy.engine import Connection
 
 from server.db import (
     banking,  # noqa: F401  (registers the banking tables)
+    outbox,  # noqa: F401  (registers the outbox tables)
     staff,  # noqa: F401  (registers the staff sessions table)
 )
 from server.db.engine import make_engine

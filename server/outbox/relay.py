@@ -1,0 +1,240 @@
+"""The outbox: the writer the services append events with, and the relay that
+delivers them after the commit.
+
+Guarantee: every event committed to the outbox reaches every handler that takes
+its kind **at least once**, also after the process died between the commit and
+the delivery (pending events are read from the table at start and on every
+pass). Handlers must therefore be idempotent. For each handler, the events of
+one call are delivered in the order they were written: a later event of a call
+waits while an earlier one is failing for that handler. Handlers are isolated:
+one that fails (or overruns its bound) is logged with the event id and retried
+with exponential backoff, and never keeps another handler from its delivery.
+
+The relay is owned by :class:`Outbox`: :meth:`Outbox.start` begins the delivery
+task, :meth:`Outbox.stop` cancels and awaits it. :meth:`Outbox.flush` delivers a
+call's pending events at once, in the caller's task (used right after a commit so
+that effects follow the change as promptly as before the outbox existed).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+
+import structlog
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from server.failures import dependency_failure
+from server.tasks import cancel_and_wait
+
+from . import store
+from .events import Event, decode
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass(frozen=True)
+class Handler:
+    """What reacts to events of ``kinds``. ``name`` is stored with each delivery:
+    keep it stable, or events already handled are handled again."""
+
+    name: str
+    kinds: frozenset[str]
+    handle: Callable[[Event], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class RelayTiming:
+    poll_s: float = 1.0  # a pass at least this often (retries, adopted events)
+    handler_timeout_s: float = 30.0  # one handler call's bound
+    retry_base_s: float = 0.5  # first retry after this; doubles per failure
+    retry_cap_s: float = 60.0
+    adopt_after_s: float = 60.0  # another node's undelivered event is taken over after this
+    batch: int = 200
+    keep_delivered_s: float = 7 * 86400.0  # delivered events are kept this long (for audit)
+    prune_every_s: float = 3600.0
+
+
+class Outbox:
+    """Appends events in the caller's transaction and delivers them (see module doc)."""
+
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        node_id: str,
+        timing: RelayTiming | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.sessions = sessions
+        self.node_id = node_id
+        self.timing = timing or RelayTiming()
+        self.clock = clock
+        self._handlers: tuple[Handler, ...] = ()
+        self._task: asyncio.Task[None] | None = None
+        self._wake = asyncio.Event()
+        # One pass at a time, so a flush and the loop never deliver the same event twice.
+        self._delivering = asyncio.Lock()
+        # (event id, handler) -> (failures so far, not before this clock reading)
+        self._retries: dict[tuple[str, str], tuple[int, float]] = {}
+        self._last_prune = float("-inf")
+
+    # -- writing -----------------------------------------------------------------
+    def append(self, session: AsyncSession, event: Event) -> str:
+        """Write ``event`` in the caller's transaction (delivered once it commits)."""
+        return store.append(session, event, self.node_id)
+
+    # -- delivering --------------------------------------------------------------
+    @property
+    def handlers(self) -> tuple[Handler, ...]:
+        return self._handlers
+
+    def start(self, handlers: Sequence[Handler]) -> None:
+        """Deliver to ``handlers`` (in this order, per event) from now on."""
+        if self._task is not None:
+            raise RuntimeError("the outbox relay is already running")
+        names = [handler.name for handler in handlers]
+        if len(set(names)) != len(names):
+            raise ValueError(f"outbox handler names must be unique: {names}")
+        self._handlers = tuple(handlers)
+        self._task = asyncio.create_task(self._run(), name="outbox-relay")
+
+    async def stop(self) -> None:
+        """Cancel the relay and wait for it; safe to call twice. Undelivered events
+        stay in the table and are delivered by the next start."""
+        task, self._task = self._task, None
+        if task is not None:
+            await cancel_and_wait(task)
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def flush(self, call_id: str) -> int:
+        """Deliver ``call_id``'s pending events now; failures are left to the relay.
+        Returns how many events were completely delivered."""
+        if not self._handlers:
+            return 0
+        try:
+            return await self.deliver_pending(call_id=call_id)
+        except Exception as exc:
+            # The change has committed; the relay delivers once the database is back.
+            log.warning(
+                "outbox.flush_failed",
+                call_id=call_id,
+                error=type(exc).__name__,
+                dependency=dependency_failure(exc) is not None,
+            )
+            self.wake()
+            return 0
+
+    async def deliver_pending(self, call_id: str | None = None) -> int:
+        """One pass over pending events (all, or ``call_id``'s)."""
+        async with self._delivering:
+            now = self.clock()
+            async with self.sessions() as session:
+                rows = await store.pending(
+                    session,
+                    node_id=self.node_id,
+                    adopt_before=now - self.timing.adopt_after_s,
+                    call_id=call_id,
+                    limit=self.timing.batch,
+                )
+                events = [(row.event_id, row.call_id, row.kind, dict(row.payload)) for row in rows]
+                done = await store.delivered_handlers(session, [e[0] for e in events])
+            delivered = 0
+            # (call id or event id, handler) whose earlier event is still pending:
+            # that handler gets none of the call's later events in this pass.
+            blocked: set[tuple[str, str]] = set()
+            for event_id, event_call, kind, payload in events:
+                complete = await self._deliver_one(
+                    event_id, event_call, kind, payload, done, blocked
+                )
+                if complete:
+                    async with self.sessions() as session:
+                        await store.mark_delivered(session, event_id, self.clock())
+                        await session.commit()
+                    delivered += 1
+            return delivered
+
+    async def _deliver_one(
+        self,
+        event_id: str,
+        event_call: str | None,
+        kind: str,
+        payload: dict[str, object],
+        done: set[tuple[str, str]],
+        blocked: set[tuple[str, str]],
+    ) -> bool:
+        try:
+            event = decode(kind, payload)
+        except (KeyError, TypeError):
+            log.error("outbox.unknown_event", event_id=event_id, kind=kind)
+            return False
+        complete = True
+        for handler in self._handlers:
+            if kind not in handler.kinds or (event_id, handler.name) in done:
+                continue
+            order_key = (event_call or event_id, handler.name)
+            retry = self._retries.get((event_id, handler.name))
+            if order_key in blocked or (retry is not None and retry[1] > self.clock()):
+                blocked.add(order_key)
+                complete = False
+                continue
+            if not await self._call(handler, event, event_id, retry[0] if retry else 0):
+                blocked.add(order_key)
+                complete = False
+        return complete
+
+    async def _call(self, handler: Handler, event: Event, event_id: str, failures: int) -> bool:
+        key = (event_id, handler.name)
+        try:
+            async with asyncio.timeout(self.timing.handler_timeout_s):
+                await handler.handle(event)
+        except Exception as exc:
+            failures += 1
+            delay = min(self.timing.retry_base_s * 2 ** (failures - 1), self.timing.retry_cap_s)
+            self._retries[key] = (failures, self.clock() + delay)
+            log.warning(
+                "outbox.handler_failed",
+                event_id=event_id,
+                kind=event.kind,
+                call_id=event.call_id,
+                handler=handler.name,
+                failures=failures,
+                retry_in_s=delay,
+                error=type(exc).__name__,
+                exc_info=dependency_failure(exc) is None,
+            )
+            return False
+        self._retries.pop(key, None)
+        async with self.sessions() as session:
+            await store.mark_handled(session, event_id, handler.name, self.clock(), failures)
+            await session.commit()
+        return True
+
+    async def prune(self) -> int:
+        """Delete events delivered longer ago than ``keep_delivered_s``; how many."""
+        self._last_prune = self.clock()
+        async with self.sessions() as session:
+            pruned = await store.prune(session, self._last_prune - self.timing.keep_delivered_s)
+            await session.commit()
+        return pruned
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                await self.deliver_pending()
+                if self.clock() - self._last_prune >= self.timing.prune_every_s:
+                    await self.prune()
+            except Exception as exc:
+                if dependency_failure(exc) is None:
+                    log.exception("outbox.pass_failed")
+                else:
+                    log.warning("outbox.pass_failed", error=type(exc).__name__)
+            try:
+                async with asyncio.timeout(self.timing.poll_s):
+                    await self._wake.wait()
+            except TimeoutError:
+                pass
+            self._wake.clear()

@@ -1,0 +1,100 @@
+"""The outbox tables' queries (server/db/outbox.py): append, read pending, mark."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import UTC, datetime
+
+from sqlalchemy import delete, or_, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from server.db.outbox import OutboxDelivery, OutboxEvent
+
+from .events import Event, encode
+
+
+def utc(at: float) -> datetime:
+    return datetime.fromtimestamp(at, UTC)
+
+
+def append(session: AsyncSession, event: Event, node_id: str) -> str:
+    """Add ``event`` to the caller's transaction; it is written when the caller
+    commits, and never if the caller rolls back. Returns the event's id."""
+    event_id = uuid.uuid4().hex
+    session.add(
+        OutboxEvent(
+            event_id=event_id,
+            kind=event.kind,
+            call_id=event.call_id,
+            node_id=node_id,
+            payload=encode(event),
+            created_at=utc(event.at),
+            delivered_at=None,
+        )
+    )
+    return event_id
+
+
+async def pending(
+    session: AsyncSession,
+    *,
+    node_id: str,
+    adopt_before: float,
+    call_id: str | None,
+    limit: int,
+) -> Sequence[OutboxEvent]:
+    """Undelivered events in order: this node's, and other nodes' older than
+    ``adopt_before`` (their node may be gone); only ``call_id``'s when given."""
+    query = select(OutboxEvent).where(OutboxEvent.delivered_at.is_(None))
+    query = query.where(
+        or_(OutboxEvent.node_id == node_id, OutboxEvent.created_at < utc(adopt_before))
+    )
+    if call_id is not None:
+        query = query.where(OutboxEvent.call_id == call_id)
+    return (await session.execute(query.order_by(OutboxEvent.id).limit(limit))).scalars().all()
+
+
+async def delivered_handlers(session: AsyncSession, event_ids: list[str]) -> set[tuple[str, str]]:
+    """(event id, handler) pairs already delivered among ``event_ids``."""
+    if not event_ids:
+        return set()
+    rows = await session.execute(
+        select(OutboxDelivery.event_id, OutboxDelivery.handler).where(
+            OutboxDelivery.event_id.in_(event_ids)
+        )
+    )
+    return {(event_id, handler) for event_id, handler in rows.all()}
+
+
+async def mark_handled(
+    session: AsyncSession, event_id: str, handler: str, at: float, failures: int
+) -> None:
+    """Record that ``handler`` has handled the event (a second record is a no-op)."""
+    try:
+        async with session.begin_nested():
+            session.add(
+                OutboxDelivery(
+                    event_id=event_id, handler=handler, delivered_at=utc(at), failures=failures
+                )
+            )
+    except IntegrityError:
+        pass  # another relay (or an earlier try) recorded it first
+
+
+async def mark_delivered(session: AsyncSession, event_id: str, at: float) -> None:
+    await session.execute(
+        update(OutboxEvent).where(OutboxEvent.event_id == event_id).values(delivered_at=utc(at))
+    )
+
+
+async def prune(session: AsyncSession, delivered_before: float) -> int:
+    """Delete events delivered before ``delivered_before``, with their deliveries."""
+    old = select(OutboxEvent.event_id).where(OutboxEvent.delivered_at < utc(delivered_before))
+    event_ids = list((await session.execute(old)).scalars().all())
+    if not event_ids:
+        return 0
+    await session.execute(delete(OutboxDelivery).where(OutboxDelivery.event_id.in_(event_ids)))
+    await session.execute(delete(OutboxEvent).where(OutboxEvent.event_id.in_(event_ids)))
+    return len(event_ids)
