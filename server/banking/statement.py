@@ -107,7 +107,7 @@ _KIND_ZH = {"current": "活期", "passbook": "存折", "savings": "储蓄"}
 def _draw(content: CertificateContent, font: Path) -> bytes:
     from fpdf import FPDF
 
-    from server.operations.words import chinese_amount
+    from server.banking.amount_words import chinese_amount
 
     pdf = FPDF(format="A4")
     pdf.set_creator("Cloud Branch")

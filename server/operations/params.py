@@ -13,13 +13,13 @@ from pydantic import (
     ValidationError,
 )
 
+from server.banking.amount_words import chinese_amount, english_amount
 from server.errors import ValidationFailed
 from server.validation import describe
 
 from .counter_params import COUNTER_PARAMS, counter_summary
 from .params_base import Params as _Params
 from .state import Kind
-from .words import chinese_amount, english_amount
 
 _MONEY_TEXT = re.compile(r"[0-9]{1,12}(?:\.[0-9]{1,2})?")
 

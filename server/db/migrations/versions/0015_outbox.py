@@ -13,7 +13,7 @@ from alembic import op
 import server.db.types
 
 revision = "0015"
-down_revision = "0010"
+down_revision = "0011"
 branch_labels = None
 depends_on = None
 
