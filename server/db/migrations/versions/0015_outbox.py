@@ -1,7 +1,7 @@
 """outbox: domain events and their deliveries per handler
 
 Revision ID: 0015
-Revises: 0010
+Revises: 0011
 Create Date: 2026-12-01 23:00:00
 """
 
