@@ -118,6 +118,22 @@ class RecentEvent:
 
 
 @dataclass(frozen=True)
+class VideoIntegrity:
+    """What the media node's analysis says of the customer's video in this call.
+
+    ``status`` is ``ok``, ``suspect`` or ``unknown`` (analysis not running, or
+    direct media). ``signals`` are the active signal codes (``video_frozen``,
+    ``video_looped``, ``frame_timing_anomaly``, ``face_absent``,
+    ``multiple_faces``). ``liveness`` is the latest liveness challenge result in
+    the call: ``passed``, ``failed``, or None when none has run.
+    """
+
+    status: str
+    signals: tuple[str, ...] = ()
+    liveness: str | None = None
+
+
+@dataclass(frozen=True)
 class CustomerProfile:
     """What the bank knows about the customer at evaluation time."""
 
@@ -174,6 +190,7 @@ class CallSession:
     stated_reason: str | None = None
     local_time: datetime | None = None
     contact_phones: tuple[str, ...] = ()
+    video_integrity: VideoIntegrity | None = None
 
 
 @dataclass(frozen=True)
