@@ -42,6 +42,7 @@ from risk.model import (
     RiskLists,
     RuleSnooze,
     ShadowResult,
+    VideoIntegrity,
 )
 from risk.ruleset import (
     Ruleset,
@@ -76,6 +77,7 @@ __all__ = [
     "RulesetError",
     "ShadowResult",
     "Transaction",
+    "VideoIntegrity",
     "build_ruleset",
     "evaluate_ruleset",
     "load_default_ruleset",

@@ -15,6 +15,8 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
 from server.callbacks.messages import CallbackRingEnded, CallbackRinging
 from signaling.messages import (
+    LivenessChallenge,
+    LivenessResult,
     MediaNotice,
     MediaRestart,
     MediaStart,
@@ -23,6 +25,7 @@ from signaling.messages import (
     WebRtcIce,
     WebRtcOffer,
 )
+from signaling.messages import VideoIntegrityNotice as VideoIntegrity
 
 from .messages import Hello, Ping
 
@@ -182,6 +185,9 @@ ServerMessage = Annotated[
     | MediaStart
     | MediaRestart
     | MediaNotice
+    | VideoIntegrity
+    | LivenessChallenge
+    | LivenessResult
     | WebRtcOffer
     | WebRtcAnswer
     | WebRtcIce,
