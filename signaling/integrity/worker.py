@@ -245,7 +245,8 @@ class AnalysisPool:
 
     @property
     def running(self) -> bool:
-        return bool(self._workers) and not self._closed
+        """A worker is up and analysing (before that, samples are not queued at all)."""
+        return bool(self._workers) and self._ready.is_set() and not self._closed
 
     async def start(self) -> None:
         """Start the workers (once); returns when the first is ready to analyse."""

@@ -62,11 +62,14 @@ class AnalysedNode:
             if state is not None and check(state):
                 return state
             if time.monotonic() > deadline:
+                tap = self.taps.taps.get(call_id)
                 raise AssertionError(
                     f"{call_id}: condition not met in {timeout} s; "
                     f"status {state.key() if state else None}, "
                     f"analysed {state.analysed if state else 0}, "
-                    f"pool dropped {self.taps.pool.dropped}, errors {self.taps.pool.errors}"
+                    f"pool dropped {self.taps.pool.dropped}, errors {self.taps.pool.errors}, "
+                    f"tap {tap.counters if tap else None}, "
+                    f"signals {[e.view() for e in state.episodes] if state else None}"
                 )
             await asyncio.sleep(0.2)
 
@@ -102,8 +105,15 @@ async def customer_call(
     analysed: AnalysedNode, camera: SyntheticCamera, call_id: str = "call-1"
 ) -> AsyncIterator[RelayedCall]:
     node, router = analysed.node, analysed.router
+    # The desk's own video is not analysed: a small, slow picture keeps the test cheap.
     desk = MediaPeer(
-        "offerer", [], peer_sender(router, node, call_id, "specialist"), name=f"desk-{call_id}"
+        "offerer",
+        [],
+        peer_sender(router, node, call_id, "specialist"),
+        name=f"desk-{call_id}",
+        width=160,
+        height=120,
+        fps=5,
     )
     app = MediaPeer(
         "answerer",

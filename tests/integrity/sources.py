@@ -75,7 +75,10 @@ class SyntheticCamera(MediaStreamTrack):
         self._recent: deque[np.ndarray] = deque(maxlen=round(6 * fps))
         self._replay: list[np.ndarray] = []
         y, x = np.mgrid[0:height, 0:width]
-        self._room = np.stack([x * 0.3 + 60, y * 0.3 + 70, (x + y) * 0.15 + 80], axis=-1)
+        self._room = np.stack(
+            [x * 0.3 + 60, y * 0.3 + 70, (x + y) * 0.15 + 80], axis=-1
+        ).astype(np.float32)
+        self._noise = self._rng.normal(0.0, 2.5, (32, height, width, 3)).astype(np.float32)
 
     def set_mode(self, mode: Mode) -> None:
         if mode == "looped":
@@ -86,7 +89,10 @@ class SyntheticCamera(MediaStreamTrack):
 
     def _picture(self, index: int, t: float) -> np.ndarray:
         drift = 8.0 * np.sin(t * 0.7)
-        image = self._room + drift + self._rng.normal(0.0, 2.5, self._room.shape)
+        # Sensor noise, new in every frame (drawn from a bank: cheaper than fresh noise,
+        # and a random pick per frame never repeats as a sequence).
+        noise = self._noise[int(self._rng.integers(len(self._noise)))]
+        image = self._room + drift + noise
         fh, fw = self._face.shape[:2]
         # A person's small movements: a bounded random walk, never periodic.
         self._sway = [0.9 * s + float(self._rng.normal(0.0, 1.2)) for s in self._sway]
