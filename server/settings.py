@@ -236,8 +236,8 @@ class Settings(BaseSettings):
     liveness_kinds: list[LivenessKind] = Field(
         default_factory=lambda: list[LivenessKind](["colour", "head_turn"]), min_length=1
     )
-    # Seconds the app and the video path may lag behind a challenge step.
-    liveness_latency_s: float = Field(default=0.5, ge=0, le=5)
+    # Seconds the app and the video path may lag behind a challenge's deadline.
+    liveness_latency_s: float = Field(default=2.0, ge=0, le=10)
     # colour: how far (grey levels) the requested channel must rise above the others.
     liveness_colour_shift: float = Field(default=6.0, gt=0, le=255)
     # head_turn: how far the face must move sideways (fraction of the picture's width).

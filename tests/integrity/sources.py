@@ -21,7 +21,7 @@ import fractions
 import random
 import time
 from collections import deque
-from typing import Literal
+from typing import Any, Literal
 
 import av
 import cv2
@@ -75,9 +75,9 @@ class SyntheticCamera(MediaStreamTrack):
         self._recent: deque[np.ndarray] = deque(maxlen=round(6 * fps))
         self._replay: list[np.ndarray] = []
         y, x = np.mgrid[0:height, 0:width]
-        self._room = np.stack(
-            [x * 0.3 + 60, y * 0.3 + 70, (x + y) * 0.15 + 80], axis=-1
-        ).astype(np.float32)
+        self._room = np.stack([x * 0.3 + 60, y * 0.3 + 70, (x + y) * 0.15 + 80], axis=-1).astype(
+            np.float32
+        )
         self._noise = self._rng.normal(0.0, 2.5, (32, height, width, 3)).astype(np.float32)
 
     def set_mode(self, mode: Mode) -> None:
@@ -98,7 +98,10 @@ class SyntheticCamera(MediaStreamTrack):
         self._sway = [0.9 * s + float(self._rng.normal(0.0, 1.2)) for s in self._sway]
         for n in range(self.faces):
             sway = int(self._sway[n])
-            left = (16 if n == 0 else self.width - fw - 16) + sway
+            if self.faces == 1:
+                left = (self.width - fw) // 2 + sway  # one face: in the middle, room to turn
+            else:
+                left = (16 if n == 0 else self.width - fw - 16) + sway
             if n == 0:
                 left += int(self.face_shift * self.width)
             left = max(0, min(self.width - fw, left))
@@ -142,3 +145,19 @@ class SyntheticCamera(MediaStreamTrack):
             self._metronome_pts = frame.pts
         frame.time_base = fractions.Fraction(1, CLOCK)
         return frame
+
+
+async def follow(camera: SyntheticCamera, challenge: dict[str, Any]) -> None:
+    """Do what a ``liveness.challenge`` asks, as the app and the customer would:
+    the screen's colour shows on the face, the head turns the way the arrow says."""
+    started = time.monotonic()
+    for step in challenge["steps"]:
+        due = started + float(step["at_s"]) - time.monotonic()
+        if due > 0:
+            await asyncio.sleep(due)
+        if "colour" in step:
+            camera.tint = str(step["colour"])
+        else:
+            camera.face_shift = -0.18 if step["direction"] == "left" else 0.18
+        await asyncio.sleep(float(step["duration_s"]))
+        camera.tint, camera.face_shift = None, 0.0
