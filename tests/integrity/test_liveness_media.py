@@ -17,7 +17,7 @@ from signaling.integrity.liveness import new_challenge, verify
 from tests.integrity.harness import analysed_node, customer_call
 from tests.integrity.sources import SyntheticCamera, follow
 
-pytestmark = [pytest.mark.media, pytest.mark.slow]
+pytestmark = [pytest.mark.media, pytest.mark.slow, pytest.mark.timeout(300)]
 
 
 async def _challenge_and_verify(kind: str, replay: bool, seed: int) -> tuple[bool, str]:

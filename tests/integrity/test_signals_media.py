@@ -18,7 +18,7 @@ from signaling.integrity.state import CallIntegrity
 from tests.integrity.harness import AnalysedNode, analysed_node, customer_call
 from tests.integrity.sources import SyntheticCamera
 
-pytestmark = [pytest.mark.media, pytest.mark.slow]
+pytestmark = [pytest.mark.media, pytest.mark.slow, pytest.mark.timeout(300)]
 
 #: Seconds of live video each scenario starts with, and must pass without a signal.
 LIVE_S = 6.0
