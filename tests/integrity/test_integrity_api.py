@@ -160,8 +160,7 @@ async def test_a_password_reset_asks_for_liveness_bound_to_it(
         )
         state = server.app[INTEGRITY].state(call_id)
         assert result["passed"] is True, (
-            f"{result['reason']}; steps {challenge['steps']}; samples "
-            f"{[(round(x.at - time.time(), 1), len(x.faces), x.colour and [round(c) for c in x.colour]) for x in list(state.samples)[-40:]] if state else None}"
+            f"{result['reason']}; steps {challenge['steps']}; samples {_recent(state)}"
         )
         assert result["operation_id"] == operation_id and result["reason"] == "followed"
         assert server.app[INTEGRITY].view(call_id)["liveness"] == "passed"
@@ -223,6 +222,13 @@ async def test_a_transfer_after_a_failed_challenge(api: Api, server: RunningServ
         operations.engine.evaluate = evaluate  # type: ignore[method-assign]
         await desk.close()
         await customer.close()
+
+
+def _recent(state: Any) -> list[Any]:
+    """The last samples, for a failure message: (seconds ago, faces, mean colour)."""
+    now = time.time()
+    samples = list(state.samples)[-40:] if state is not None else []
+    return [(round(x.at - now, 1), len(x.faces), x.colour) for x in samples]
 
 
 def _rules_know(code: str) -> bool:
