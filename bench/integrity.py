@@ -213,13 +213,14 @@ def main() -> None:
         flat = [d for ds in delays.values() for d in ds]  # type: ignore[union-attr]
         worst = max((d for d in flat if d is not None), default=None)
         missed = sum(d is None for d in flat)
+        delays_met = worst is not None and worst <= DELAY_TARGET_S and not missed
         print(
             f"{tracks:>2} tracks: worker CPU {cpu * 100:.2f}% of a core per track "
             f"({cpu / floor:.1f}x the decode floor) -> {'met' if cpu <= CPU_TARGET else 'missed'}; "
             f"samples analysed {r['analysed']}, dropped {r['dropped']}; "
             f"detection delay frozen {_rounded(delays['frozen'])} "  # type: ignore[index]
             f"looped {_rounded(delays['looped'])} s "  # type: ignore[index]
-            f"-> {'met' if worst is not None and worst <= DELAY_TARGET_S and not missed else 'missed'}"
+            f"-> {'met' if delays_met else 'missed'}"
         )
 
 
