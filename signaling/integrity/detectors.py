@@ -163,7 +163,7 @@ class TrackDetectors:
         )
         self._episodes["video_frozen"].set(
             active,
-            self._still_since or m.at,
+            self._still_since if self._still_since is not None else m.at,
             confidence,
             f"the picture has not changed for {still_for:.1f} s while frames keep arriving",
         )

@@ -466,8 +466,9 @@ class MediaPeer:
     def _build_connection(self) -> _Connection:
         pc = RTCPeerConnection(rtc_configuration(self.ice_servers))
         width, height, fps = self._video
+        video = self._video_factory
         tracks: list[MediaStreamTrack] = [
-            self._video_factory() if self._video_factory else MovingPatternTrack(width, height, fps),
+            video() if video is not None else MovingPatternTrack(width, height, fps),
             SineToneTrack(self._tone_hz),
         ]
         stats = ConnectionStats(generation=len(self.connections) + 1, created_at=time.monotonic())
