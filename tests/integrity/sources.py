@@ -49,9 +49,9 @@ class SyntheticCamera(MediaStreamTrack):
         self,
         *,
         faces: int = 1,
-        width: int = 240,
-        height: int = 180,
-        fps: float = 10.0,
+        width: int = 320,
+        height: int = 240,
+        fps: float = 15.0,
         jitter_ms: float = 2.0,
         seed: int = 1,
     ) -> None:
