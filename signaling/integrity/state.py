@@ -72,8 +72,12 @@ class CallIntegrity:
         return "ok"
 
     def key(self) -> tuple[str, tuple[str, ...]]:
-        """What a change is: the status, or which signals are active."""
-        return self.status, tuple(sorted(e.code for e in self.active))
+        """What a change is: the status, or which signals are active (a failed
+        liveness check counts as one)."""
+        codes = {e.code for e in self.active}
+        if self.liveness == "failed":
+            codes.add("liveness_failed")
+        return self.status, tuple(sorted(codes))
 
     def update(
         self,
