@@ -12,6 +12,7 @@ from server.http import (  # noqa: F401  (importing a routes module registers it
     routes_callbacks,
     routes_calls,
     routes_documents,
+    routes_integrity,
     routes_operations,
     routes_ops,
     routes_recordings,
@@ -25,6 +26,7 @@ from server.http.problems import problem_middleware
 from server.http.registry import registry
 from server.http.routes_web import install_web
 from server.hub.ws import install_ws
+from server.integrity.wiring import install_integrity, install_integrity_hooks
 from server.logging import configure_logging
 from server.recordings.wiring import install_recording_hooks, install_recordings
 from server.settings import Settings
@@ -49,9 +51,11 @@ def create_app(settings: Settings) -> web.Application:
     registry.install(app)
     install_ws(app)
     recordings = install_recordings(app, components)  # the media node's taps, sweeper, API
+    integrity = install_integrity(app, components)  # the video analyser, composed into the taps
     components.install_media(app)
     install_recording_hooks(components, recordings)  # notice after media.start; close at end
-    components.install_operations(app)
+    operations = components.install_operations(app)
+    install_integrity_hooks(components, integrity, operations)  # risk input, liveness
     routes_redirects.install(app, components)  # scenario redirects: ticket desk + resolver
     install_openapi(app)
     install_web(app)  # the desk, supervisor and senior-app pages (server/web/)

@@ -23,6 +23,9 @@ _MIN_SECRET = 32
 _SECRETS = ("jwt_secret", "redirect_secret", "turn_secret", "customer_jwt_secret", "metrics_token")
 
 
+LivenessKind = Literal["colour", "head_turn"]
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="CLOUDBRANCH_", extra="ignore", frozen=True)
 
@@ -252,6 +255,62 @@ class Settings(BaseSettings):
                 "use a random secret of at least 32 bytes outside development mode"
             )
         return self
+
+    # -- video integrity (signaling/integrity, server/integrity) -----------------------------
+    # Analyse the customer's video on the media node (relay mode only; direct: unknown).
+    integrity_enabled: bool = True
+    # Samples per second of the customer's video sent to the analysis worker.
+    integrity_sample_fps: float = Field(default=3.0, ge=0.5, le=10)
+    # Analysis worker processes per media node (each call's video is pinned to one).
+    integrity_workers: int = Field(default=1, ge=1, le=32)
+    # Samples a worker's queue holds; beyond that samples are dropped and counted.
+    integrity_queue_samples: int = Field(default=8, ge=1, le=1000)
+    # Width in pixels the face detector looks at (smaller is cheaper, misses small faces).
+    integrity_face_width: int = Field(default=240, ge=80, le=1280)
+    # video_frozen: the picture is unchanged for longer than this while frames keep coming.
+    integrity_frozen_after_s: float = Field(default=2.5, gt=0, le=600)
+    # video_frozen: largest perceptual-hash distance (bits of 64) still counted as unchanged.
+    integrity_frozen_hash_distance: int = Field(default=3, ge=0, le=32)
+    # video_frozen: largest mean grey-level difference of a thumbnail counted as unchanged.
+    integrity_frozen_pixel_delta: float = Field(default=0.6, ge=0, le=50)
+    # video_looped: frames in the run matched against the track's history.
+    integrity_loop_run_frames: int = Field(default=12, ge=2, le=300)
+    # video_looped: a match's distance over the run's own frame-to-frame change, at most.
+    integrity_loop_distance_ratio: float = Field(default=0.5, gt=0, le=1)
+    # video_looped: a repeat must be at least this far back (seconds).
+    integrity_loop_min_lag_s: float = Field(default=1.0, gt=0, le=600)
+    # video_looped: how much of the track's history (seconds) a run is matched against.
+    integrity_loop_history_s: float = Field(default=30.0, gt=0, le=600)
+    # video_looped: runs changing less than this (grey levels, RMS) are not judged.
+    integrity_loop_min_change: float = Field(default=0.5, ge=0, le=50)
+    # frame_timing_anomaly: frames over which the RTP interval jitter is measured.
+    integrity_timing_window_frames: int = Field(default=45, ge=3, le=1000)
+    # frame_timing_anomaly: interval jitter (ms, standard deviation) below which a feed
+    # is a metronome, as no camera is.
+    integrity_timing_min_jitter_ms: float = Field(default=0.05, ge=0, le=10)
+    # frame_timing_anomaly: RTP timestamps running this far (s) ahead of arrival are a jump.
+    integrity_timing_jump_s: float = Field(default=2.0, gt=0, le=600)
+    # face_absent: no face in the picture for longer than this.
+    integrity_face_absent_after_s: float = Field(default=4.0, gt=0, le=600)
+    # multiple_faces: consecutive samples with two or more faces before it is raised.
+    integrity_multiple_faces_samples: int = Field(default=3, ge=1, le=100)
+    # Liveness challenge before these operations: a kind, or kind:large for amounts at or
+    # above the risk ruleset's large-amount threshold (transfer amount, new limit).
+    liveness_before: list[str] = Field(
+        default_factory=lambda: ["transfer:large", "limit_change:large", "password_reset"]
+    )
+    # Mean seconds between liveness challenges at unpredictable moments of a call; 0: none.
+    liveness_random_interval_s: float = Field(default=0.0, ge=0, le=86_400)
+    # Kinds of challenge drawn from: colour (screen colours), head_turn.
+    liveness_kinds: list[LivenessKind] = Field(
+        default_factory=lambda: list[LivenessKind](["colour", "head_turn"]), min_length=1
+    )
+    # Seconds the app and the video path may lag behind a challenge's deadline.
+    liveness_latency_s: float = Field(default=2.0, ge=0, le=10)
+    # colour: how far (grey levels) the requested channel must rise above the others.
+    liveness_colour_shift: float = Field(default=6.0, gt=0, le=255)
+    # head_turn: how far the face must move sideways (fraction of the picture's width).
+    liveness_turn_shift: float = Field(default=0.06, gt=0, le=1)
 
     @model_validator(mode="after")
     def _branch_timezone_known(self) -> Settings:

@@ -41,6 +41,9 @@ __all__ = [
     "ClientMediaMessage",
     "IceCandidate",
     "IceServer",
+    "IntegritySignal",
+    "LivenessChallenge",
+    "LivenessResult",
     "MediaRestart",
     "MediaRole",
     "MediaStart",
@@ -48,6 +51,7 @@ __all__ = [
     "MediaStateValue",
     "PartyRole",
     "ServerMediaMessage",
+    "VideoIntegrityNotice",
     "WebRtcAnswer",
     "WebRtcIce",
     "WebRtcOffer",
@@ -238,6 +242,66 @@ class MediaNotice(_ServerMessage):
     call_id: CallId
     recording: bool
     message: NoticeWords
+
+
+# -- video integrity (signaling/integrity; server/integrity) ----------------------------
+IntegrityStatus: TypeAlias = Literal["ok", "suspect", "unknown"]
+SignalCode: TypeAlias = Literal[
+    "video_frozen",
+    "video_looped",
+    "frame_timing_anomaly",
+    "face_absent",
+    "multiple_faces",
+    "liveness_failed",
+]
+
+
+class IntegritySignal(BaseModel):
+    """One signal episode: since when, until when (absent while active), and why."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+    code: SignalCode
+    since: str  # RFC 3339
+    until: str | None = None
+    detail: Annotated[str, StringConstraints(max_length=500)]
+    confidence: float | None = None
+
+
+class VideoIntegrityNotice(_ServerMessage):
+    """Server → specialist whenever the status of the customer's video changes."""
+
+    type: Literal["video.integrity"] = "video.integrity"
+    call_id: CallId
+    status: IntegrityStatus
+    signals: Annotated[list[IntegritySignal], Field(max_length=200)]
+
+
+class LivenessChallenge(_ServerMessage):
+    """Server → customer: show the steps (screen colours, or head-turn arrows) now.
+
+    ``steps`` are ``{"colour", "at_s", "duration_s"}`` (fill the screen with that
+    colour from ``at_s`` seconds after receipt, for ``duration_s``) or
+    ``{"direction": "left"|"right", "at_s", "duration_s"}`` (show the arrow).
+    """
+
+    type: Literal["liveness.challenge"] = "liveness.challenge"
+    call_id: CallId
+    challenge_id: Annotated[str, StringConstraints(min_length=1, max_length=64)]
+    kind: Literal["colour", "head_turn"]
+    steps: Annotated[list[dict[str, Any]], Field(max_length=10)]
+    deadline_s: float
+    message: NoticeWords | None = None
+
+
+class LivenessResult(_ServerMessage):
+    """Server → specialist: whether the video followed the challenge, bound to its operation."""
+
+    type: Literal["liveness.result"] = "liveness.result"
+    call_id: CallId
+    challenge_id: Annotated[str, StringConstraints(min_length=1, max_length=64)]
+    passed: bool
+    reason: Literal["followed", "colour_not_seen", "face_did_not_move", "no_face", "no_video"]
+    operation_id: Annotated[str, StringConstraints(max_length=64)] | None = None
 
 
 class WebRtcOffer(_ClientMessage):

@@ -14,6 +14,8 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
 from signaling.messages import (
+    LivenessChallenge,
+    LivenessResult,
     MediaNotice,
     MediaRestart,
     MediaStart,
@@ -22,6 +24,7 @@ from signaling.messages import (
     WebRtcIce,
     WebRtcOffer,
 )
+from signaling.messages import VideoIntegrityNotice as VideoIntegrity
 
 from .callback_messages import CallbackRingEnded, CallbackRinging
 from .messages import Hello, Ping
@@ -182,6 +185,9 @@ ServerMessage = Annotated[
     | MediaStart
     | MediaRestart
     | MediaNotice
+    | VideoIntegrity
+    | LivenessChallenge
+    | LivenessResult
     | WebRtcOffer
     | WebRtcAnswer
     | WebRtcIce,

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from decimal import Decimal
-from typing import Any
+from typing import Any, Protocol
 
 import risk
 
@@ -92,3 +92,24 @@ def risk_operation(kind: str, params: Mapping[str, Any]) -> risk.Operation:
     except (KeyError, ValueError):
         fields = {}
     return risk.Operation(kind=kind, **fields)
+
+
+class IntegritySource(Protocol):
+    """The call's video integrity (server/integrity/service.py: IntegrityService)."""
+
+    def risk_input(self, call_id: str) -> risk.VideoIntegrity | None: ...
+
+    async def before_operation(
+        self, call_id: str, kind: str, params: dict[str, Any], operation_id: str
+    ) -> str | None: ...
+
+
+def video_integrity(source: IntegritySource | None, call_id: str) -> risk.VideoIntegrity | None:
+    """What the engine is told of the customer's video: None (unknown) when nothing
+    analyses it (direct media, analysis off or not started, the leg gone)."""
+    if source is None:
+        return None
+    try:
+        return source.risk_input(call_id)
+    except Exception:  # the engine's fail-safe rules then treat it as unknown
+        return None

@@ -40,7 +40,7 @@ from server.hub.hub import Hub
 from server.recordings.hooks import mark_operation_event, require_recording
 from server.settings import Settings
 
-from .assessment import risk_operation
+from .assessment import IntegritySource, risk_operation, video_integrity
 from .evidence import execution_params
 from .locks import in_live_call, lock_in_order
 from .params import parse_params, summary
@@ -80,6 +80,8 @@ class OperationService:
         self.core = core
         self.clock = clock
         self.zone = ZoneInfo(settings.branch_timezone)
+        # The call's video integrity (server/integrity); None: not analysed, unknown.
+        self.integrity: IntegritySource | None = None
 
     # -- reading -------------------------------------------------------------------
     async def get(self, principal: Principal, operation_id: str) -> dict[str, Any]:
@@ -138,6 +140,8 @@ class OperationService:
             await session.commit()
             await session.refresh(op)
         await self._announce(op, now)
+        if self.integrity is not None:
+            await self.integrity.before_operation(call_id, op.kind, op.params, op.operation_id)
         return operation_view(op, Role.SPECIALIST)
 
     async def start_from_redirect(self, call: Call, transfer: dict[str, Any]) -> str | None:
@@ -260,8 +264,7 @@ class OperationService:
             earlier_operations=earlier,
             stated_reason=op.customer_statement,
             local_time=when.astimezone(self.zone),
-            # Unknown until the media node's analysis feeds the call's integrity in.
-            video_integrity=None,
+            video_integrity=video_integrity(self.integrity, call.call_id),
         )
         try:
             facts = await self.core.operation_facts(

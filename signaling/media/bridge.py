@@ -338,6 +338,10 @@ class CallBridge:
             )
         )
 
+    def request_keyframe(self, party: Party) -> None:
+        """Ask ``party``'s sender for a keyframe (rate-limited), e.g. for the video analyser."""
+        self._want_keyframe(party)
+
     def _want_keyframe(self, source: Party) -> None:
         """Ask ``source``'s leg for a keyframe, at most once per interval."""
         now = time.monotonic()

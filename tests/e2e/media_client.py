@@ -10,9 +10,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+from collections.abc import Callable
 from typing import Any
 
 import aiohttp
+from aiortc import MediaStreamTrack
 
 from server.hub.protocol import server_messages
 from tests.api.harness import Party
@@ -22,8 +24,14 @@ MEDIA_TYPES = {"media.start", "media.restart", "webrtc.offer", "webrtc.answer", 
 
 
 class MediaClient:
-    def __init__(self, party: Party, base_url: str | None = None) -> None:
+    def __init__(
+        self,
+        party: Party,
+        base_url: str | None = None,
+        video: Callable[[], MediaStreamTrack] | None = None,
+    ) -> None:
         self.party = party
+        self.video = video  # the camera of each new peer connection (default: moving pattern)
         self.base_url = base_url or party.api.base_url
         self.role = "offerer" if party.role == "specialist" else "answerer"
         self.peer: MediaPeer | None = None
@@ -35,7 +43,13 @@ class MediaClient:
         self._reader: asyncio.Task[None] | None = None
 
     async def connect(self) -> dict[str, Any]:
-        self.peer = MediaPeer(self.role, [], self._send, name=self.party.role)  # type: ignore[arg-type]
+        self.peer = MediaPeer(
+            self.role,  # type: ignore[arg-type]
+            [],
+            self._send,
+            name=self.party.role,
+            video=self.video,
+        )
         self.ws = await self.party.api.session.ws_connect(
             self.base_url + "/api/v1/ws", heartbeat=None
         )

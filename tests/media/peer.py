@@ -260,8 +260,11 @@ class MediaPeer:
         fps: float = 15.0,
         tone_hz: float = 440.0,
         send_queue_size: int = 64,
+        video: Callable[[], MediaStreamTrack] | None = None,
     ) -> None:
         self.role: MediaRole = role
+        # Builds the video track of each new connection (default: the moving pattern).
+        self._video_factory = video
         self.name = name or role
         self.trickle = trickle
         self.call_id: str | None = None
@@ -463,8 +466,9 @@ class MediaPeer:
     def _build_connection(self) -> _Connection:
         pc = RTCPeerConnection(rtc_configuration(self.ice_servers))
         width, height, fps = self._video
+        video = self._video_factory
         tracks: list[MediaStreamTrack] = [
-            MovingPatternTrack(width, height, fps),
+            video() if video is not None else MovingPatternTrack(width, height, fps),
             SineToneTrack(self._tone_hz),
         ]
         stats = ConnectionStats(generation=len(self.connections) + 1, created_at=time.monotonic())

@@ -14,6 +14,7 @@ import { Channel } from "/common/socket.js";
 import { MediaLink, localStream } from "/common/rtc.js";
 import { byId, say, sayWords } from "/common/words.js";
 import { amountInFigures, amountInWords } from "/app/amount.js";
+import { runChallenge, stopChallenge } from "/app/liveness.js";
 
 const END_WORDS = {
   completed: ["通话已结束，感谢您的来电。", "The call has ended. Thank you for calling."],
@@ -212,7 +213,10 @@ function onMessage(message) {
     case "callback.ring_ended":
       byId("ringing").hidden = true;
       return covered();
+    case "liveness.challenge":
+      return runChallenge(message);
     case "call.ended":
+      stopChallenge();
       return ended(message);
     default:
       return undefined;

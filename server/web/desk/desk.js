@@ -6,6 +6,7 @@ import { Channel } from "/common/socket.js";
 import { MediaLink, localStream } from "/common/rtc.js";
 import { byId, say, sayWords } from "/common/words.js";
 import { installRiskPopup, openPopup, syncPopup } from "/desk/risk-popup.js";
+import { clearIntegrity, showIntegrity, showLiveness } from "/desk/integrity.js";
 
 const SOCKET_WORDS = {
   offline: ["未连接", "Not connected"],
@@ -153,9 +154,14 @@ function onMessage(message) {
       return undefined;
     case "risk.popup":
       return openPopup(message);
+    case "video.integrity":
+      return showIntegrity(message);
+    case "liveness.result":
+      return showLiveness(message);
     case "operation.updated":
       return showOperation(message.operation);
     case "call.ended":
+      clearIntegrity();
       return callEnded(message);
     default:
       return undefined;

@@ -1,0 +1,61 @@
+"""``GET /api/v1/calls/{call_id}/integrity``: what the analysis says of the customer's video."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from aiohttp import web
+from pydantic import BaseModel
+
+from server.appkeys import CALLS
+from server.auth.principal import Role
+from server.errors import NotFound
+from server.integrity.wiring import INTEGRITY
+
+from .auth import require
+from .registry import registry
+from .respond import json_response
+
+
+class SignalOut(BaseModel):
+    code: Literal[
+        "video_frozen",
+        "video_looped",
+        "frame_timing_anomaly",
+        "face_absent",
+        "multiple_faces",
+        "liveness_failed",
+    ]
+    since: str
+    until: str | None = None
+    detail: str
+    confidence: float | None = None
+
+
+class IntegrityResponse(BaseModel):
+    call_id: str
+    status: Literal["ok", "suspect", "unknown"]
+    signals: list[SignalOut]
+    liveness: Literal["passed", "failed"] | None = None
+
+
+@registry.route(
+    "GET",
+    "/api/v1/calls/{call_id}/integrity",
+    "The customer's video integrity in this call: status and signals (unknown when the "
+    "video is not analysed, e.g. direct media)",
+    roles=(Role.SPECIALIST.value, Role.SUPERVISOR.value),
+    response=IntegrityResponse,
+    errors=(401, 403, 404),
+    tag="calls",
+)
+async def get_integrity(request: web.Request) -> web.Response:
+    principal = require(request, Role.SPECIALIST, Role.SUPERVISOR)
+    call_id = request.match_info["call_id"]
+    calls = request.app[CALLS]
+    async with calls.sessions() as session:
+        call = await calls.load_visible(session, principal, call_id)
+        if principal.role is Role.SPECIALIST and call.specialist_id != principal.subject:
+            # Offered, not held: the picture of the customer is not this desk's yet.
+            raise NotFound(f"no call {call_id!r} held by you", code="call_not_found")
+    return json_response(request.app[INTEGRITY].view(call.call_id))

@@ -1,0 +1,1 @@
+"""Video integrity in the server: status per call, the desk's notices, liveness challenges."""

@@ -1,0 +1,28 @@
+"""Integrity end-to-end fixtures: the API harness's server (SQLite), media through its node."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.api.conftest import (  # noqa: F401  (fixtures used by these tests)
+    api,
+    postgres_template,
+    server,
+    server_settings,
+    sqlite_template,
+)
+from tests.api.harness import clone_sqlite
+
+
+@pytest.fixture
+def default_media_mode() -> str:
+    """End to end, media goes through the server's media node, as in production."""
+    return "relay"
+
+
+@pytest.fixture
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    template: Path = request.getfixturevalue("sqlite_template")
+    return clone_sqlite(template, tmp_path / "cb.db")
