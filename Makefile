@@ -147,15 +147,17 @@ lint: $(INSTALLED) ## ruff on all code, mypy (strict) on the packages, the impor
 	$(VENV)/bin/mypy $(TYPED_PATHS)
 	$(VENV)/bin/lint-imports --no-logo  # the contracts in pyproject.toml ([tool.importlinter])
 
-bench: $(INSTALLED) ## Run every bench/*.py script, in name order
-	@shopt -s nullglob; export LC_ALL=C; ran=0; \
+bench: $(INSTALLED) ## Run every bench/*.py script to the end; fails at the end if one missed a target
+	@shopt -s nullglob; export LC_ALL=C; ran=0; missed=""; \
 	for script in bench/*.py; do \
 	  case "$${script##*/}" in _*) continue ;; esac; \
 	  echo "== $$script"; \
-	  $(VPY) "$$script"; \
+	  $(VPY) "$$script" || missed="$$missed $$script"; \
 	  ran=$$((ran + 1)); \
 	done; \
-	if [ "$$ran" -eq 0 ]; then echo "No bench/*.py scripts yet."; fi
+	if [ "$$ran" -eq 0 ]; then echo "No bench/*.py scripts yet."; fi; \
+	if [ -n "$$missed" ]; then echo "== bench: missed a target (or failed):$$missed"; exit 1; fi; \
+	echo "== bench: every target met ($$ran scripts)"
 
 clean: ## Remove caches and build output (keeps .venv and var/)
 	rm -rf build dist ./*.egg-info .pytest_cache .mypy_cache .ruff_cache .hypothesis

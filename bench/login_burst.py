@@ -138,6 +138,7 @@ async def main() -> None:
             url = f"sqlite+aiosqlite:///{tmp}/{name}.db"
             await prepare_template(url)
             await run(name, url, args.logins, extra)
+    print("(no target: these figures are for information)")
 
 
 if __name__ == "__main__":

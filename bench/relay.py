@@ -401,7 +401,9 @@ def report(results: dict[str, Result], calls: int, seconds: float) -> None:
     relay, floor, naive = results["relay"], results["p2p"], results["transcode"]
 
     def verdict(ok: bool) -> str:
-        return "met" if ok else "MISSED"
+        if not ok:
+            MISSED.append(1)
+        return "met" if ok else "missed"
 
     if relay.cpu_ms_per_call_s and relay.fps:
         # CPU per call-second counts only if the calls got their frames; a starved
@@ -468,6 +470,9 @@ async def main(calls: int, seconds: float, backend: str = "aiortc") -> None:
     report(results, calls, seconds)
 
 
+# One entry per target missed in this run: the exit status says whether any was.
+MISSED: list[int] = []
+
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--calls", type=int, default=4)
@@ -475,3 +480,4 @@ if __name__ == "__main__":
     parser.add_argument("--backend", choices=("aiortc", "janus"), default="aiortc")
     args = parser.parse_args()
     asyncio.run(main(args.calls, args.seconds, args.backend))
+    sys.exit(1 if MISSED else 0)
