@@ -44,6 +44,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 from _verdict import Verdicts  # bench/_verdict.py, beside this script
+
 from server.routing.backend import QueueBackend
 from server.routing.memory import MemoryQueueBackend
 from server.routing.model import (
@@ -254,8 +255,10 @@ def report(results: list[Result]) -> Verdicts:
         )
         if not r.floor_ms:
             verdicts.check(
-                f"{r.backend} assignment latency p99", f"{p99:.3f} ms",
-                f"< {MEMORY_P99_MS:g} ms", p99 < MEMORY_P99_MS,
+                f"{r.backend} assignment latency p99",
+                f"{p99:.3f} ms",
+                f"< {MEMORY_P99_MS:g} ms",
+                p99 < MEMORY_P99_MS,
             )
             continue
         f50, f99 = pct(r.floor_ms, 50), pct(r.floor_ms, 99)
@@ -272,8 +275,10 @@ def report(results: list[Result]) -> Verdicts:
             f"beside its floor's p99 {f99:.3f} ms: information)"
         )
         verdicts.check(
-            f"{r.backend} assignment p99 / floor p99", f"{ratio99:.2f}x",
-            f"<= {REDIS_FLOOR_RATIO:g}x", ratio99 <= REDIS_FLOOR_RATIO,
+            f"{r.backend} assignment p99 / floor p99",
+            f"{ratio99:.2f}x",
+            f"<= {REDIS_FLOOR_RATIO:g}x",
+            ratio99 <= REDIS_FLOOR_RATIO,
         )
     for r in results:
         s50, smax = statistics.median(r.snapshot_ms), max(r.snapshot_ms)

@@ -33,6 +33,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from _verdict import Verdicts  # noqa: E402  (bench/_verdict.py, beside this script)
+
 from tests.api.harness import Api, prepare_template  # noqa: E402
 from tests.api.nodes import nodes  # noqa: E402
 from tests.e2e.media_client import MediaClient  # noqa: E402
@@ -227,16 +228,24 @@ async def main() -> int:
     ratio = f"{med_s / med_f:>10.2f} {p95_s / p95_f:>10.2f}"
     print(f"  {'ratio server/floor':24} {ratio}")
     verdicts = Verdicts()
-    verdicts.check("media set-up, median ratio server/floor", f"{med_s / med_f:.2f}x", "<= 1.5x",
-                   med_s / med_f <= 1.5)
+    verdicts.check(
+        "media set-up, median ratio server/floor",
+        f"{med_s / med_f:.2f}x",
+        "<= 1.5x",
+        med_s / med_f <= 1.5,
+    )
     print(f"idle customer sockets in the queue: {idle['sockets']}")
     print(f"  all welcomed and told their place {idle['connect_s']:.1f} s after the last hello")
     print(
         f"  server RSS {idle['rss_before_mib']:.1f} MiB -> {idle['rss_after_mib']:.1f} MiB: "
         f"{idle['kib_per_socket']:.1f} KiB per socket"
     )
-    verdicts.check("idle queued socket memory", f"{idle['kib_per_socket']:.1f} KiB", "< 50 KiB",
-                   idle["kib_per_socket"] < 50)
+    verdicts.check(
+        "idle queued socket memory",
+        f"{idle['kib_per_socket']:.1f} KiB",
+        "< 50 KiB",
+        idle["kib_per_socket"] < 50,
+    )
     print(
         f"  one queue.update to all (call 1 leaves, all others move up): "
         f"{idle['fanout_s'] * 1000:.0f} ms"

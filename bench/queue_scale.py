@@ -1,0 +1,230 @@
+"""A large queue on Redis: what one change costs, and what doing nothing costs.
+
+10,000 calls wait (Redis + PostgreSQL); the customers of the first 1,000 have a
+socket open on the server. Measured on the server process:
+
+- idle: server CPU per second while nothing happens, as a share of one core;
+- enqueue: server CPU per new call (``POST /api/v1/calls``, one at a time, with
+  what the dispatcher does for it), against a floor of the bare handler's CPU
+  for one INSERT (``bench/_floor.py``) plus one ZADD + ZRANK round trip on a
+  10,000-member sorted set;
+- cancel at the head: server CPU per ``DELETE`` of the first call until each of
+  the other sockets has been told its new place, against a floor of one ZREM +
+  ZRANK round trip plus the bare server sending one small message to each of the
+  same number of sockets.
+
+Targets: idle <= 1% of a core; enqueue <= 5x its floor; cancel <= 2x its floor.
+
+    .venv/bin/python bench/queue_scale.py [--waiting 10000] [--sockets 1000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+import tempfile
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import _fleet
+from _verdict import Verdicts, with_services
+
+IDLE_S = 10.0
+ENQUEUES = 50
+CANCELS = 5
+
+
+async def add_waiting_calls(url: str, customers: list[str]) -> list[str]:
+    """Queued calls in SQL, oldest first; the server's start-up rebuild queues them."""
+    from sqlalchemy import insert
+
+    from server.db.engine import make_engine
+    from server.db.models import Call
+
+    start = datetime.now(tz=UTC) - timedelta(seconds=len(customers) * 0.01 + 60)
+    ids = [uuid.uuid4().hex for _ in customers]
+    engine = make_engine(url)
+    try:
+        async with engine.begin() as conn:
+            rows = []
+            for index, (call_id, customer) in enumerate(zip(ids, customers, strict=True)):
+                at = start + timedelta(seconds=index * 0.01)
+                rows.append(
+                    {
+                        "call_id": call_id,
+                        "customer_id": customer,
+                        "state": "queued",
+                        "dialect": "cmn",
+                        "priority": "normal",
+                        "callback_allowed": False,
+                        "context": {},
+                        "created_at": at,
+                        "enqueued_at": at,
+                        "customer_seen_at": at,
+                        "media_version": 0,
+                    }
+                )
+            for chunk in range(0, len(rows), 1000):
+                await conn.execute(insert(Call), rows[chunk : chunk + 1000])
+    finally:
+        await engine.dispose()
+    return ids
+
+
+async def redis_floor(url: str, waiting: int) -> tuple[float, float]:
+    """(ZADD + ZRANK, ZREM + ZRANK) round trips on a ``waiting``-member zset, in seconds."""
+    import redis.asyncio as redis
+
+    client = redis.Redis.from_url(url)
+    key = f"bench:floor:{uuid.uuid4().hex[:8]}"
+    try:
+        for chunk in range(0, waiting, 1000):
+            await client.zadd(
+                key, {f"m{i:08d}": i for i in range(chunk, min(waiting, chunk + 1000))}
+            )
+        adds, removes = [], []
+        for n in range(200):
+            member = f"x{n:08d}"
+            started = time.perf_counter()
+            await client.zadd(key, {member: waiting + n})
+            await client.zrank(key, member)
+            adds.append(time.perf_counter() - started)
+            started = time.perf_counter()
+            await client.zrem(key, f"m{n:08d}")
+            await client.zrank(key, f"m{n + 1:08d}")
+            removes.append(time.perf_counter() - started)
+        return sorted(adds)[len(adds) // 2], sorted(removes)[len(removes) // 2]
+    finally:
+        await client.delete(key)
+        await client.aclose()
+
+
+async def wait_for(seen: list[int], target: int, timeout_s: float = 60) -> None:
+    deadline = time.monotonic() + timeout_s
+    while seen[0] < target:
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"only {seen[0]} of {target} updates arrived")
+        await asyncio.sleep(0.01)
+
+
+async def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--waiting", type=int, default=10_000)
+    parser.add_argument("--sockets", type=int, default=1_000)
+    args = parser.parse_args()
+    verdicts = Verdicts()
+    with tempfile.TemporaryDirectory() as tmp_name:
+        tmp = Path(tmp_name)
+        db = await _fleet.database("redis+postgres", tmp)
+        assert db.redis_url is not None
+        customers = await _fleet.add_customers(db.url, args.waiting + ENQUEUES)
+        call_ids = await add_waiting_calls(db.url, customers[: args.waiting])
+        socket_tokens = [_fleet.customer_token(c) for c in customers[: args.sockets]]
+        new_tokens = [_fleet.customer_token(c) for c in customers[args.waiting :]]
+        add_floor, remove_floor = await redis_floor(db.redis_url, args.waiting)
+        moved = args.sockets - 1
+        async with _fleet.session() as http:
+            # The floor: one INSERT per create, one small send per moved socket.
+            async with _fleet.floor(db, tmp) as node:
+                ws_url = node.base_url.replace("http://", "ws://") + "/ws"
+                seen = [0]
+                result = await _fleet.storm(
+                    http, ws_url, node.process.pid, socket_tokens, seen=seen
+                )
+                pid = node.process.pid
+                before = _fleet.cpu_s(pid)
+                for token in new_tokens:
+                    async with http.post(
+                        node.base_url + "/calls",
+                        json={},
+                        headers={"Authorization": f"Bearer {token}"},
+                    ) as r:
+                        await r.read()
+                floor_create_cpu = (_fleet.cpu_s(pid) - before) / len(new_tokens)
+                before, target = _fleet.cpu_s(pid), seen[0]
+                for _ in range(CANCELS):
+                    async with http.post(node.base_url + "/broadcast") as r:
+                        await r.read()
+                    target += args.sockets
+                    await wait_for(seen, target)
+                floor_send_cpu = (_fleet.cpu_s(pid) - before) / CANCELS
+                await _fleet.close_all(result)
+            # The server.
+            async with _fleet.server(db, tmp, log_level="WARNING") as node:
+                pid = node.process.pid
+                ws_url = node.base_url.replace("http://", "ws://") + "/api/v1/ws"
+                seen = [0]
+                result = await _fleet.storm(http, ws_url, pid, socket_tokens, seen=seen)
+                print(
+                    f"  server: {result.answered} sockets answered, {result.dropped} dropped "
+                    f"in {result.wall_s:.1f} s",
+                    flush=True,
+                )
+                await asyncio.sleep(3.0)
+                before, started = _fleet.cpu_s(pid), time.perf_counter()
+                await asyncio.sleep(IDLE_S)
+                idle_share = (_fleet.cpu_s(pid) - before) / (time.perf_counter() - started)
+
+                before, started = _fleet.cpu_s(pid), time.perf_counter()
+                for token in new_tokens:
+                    async with http.post(
+                        node.base_url + "/api/v1/calls",
+                        json={},
+                        headers={"Authorization": f"Bearer {token}"},
+                    ) as r:
+                        await r.read()
+                        assert r.status == 201, await r.text()
+                await asyncio.sleep(2.0)  # what the dispatcher does for them
+                spent = _fleet.cpu_s(pid) - before - idle_share * (time.perf_counter() - started)
+                create_cpu = spent / len(new_tokens)
+
+                before, started = _fleet.cpu_s(pid), time.perf_counter()
+                for n in range(CANCELS):
+                    # The head's customer leaves; the sockets behind it move up.
+                    target = seen[0] + moved - n
+                    async with http.delete(
+                        node.base_url + f"/api/v1/calls/{call_ids[n]}",
+                        headers={"Authorization": f"Bearer {socket_tokens[n]}"},
+                    ) as r:
+                        assert r.status == 204, await r.text()
+                    await wait_for(seen, target)
+                spent = _fleet.cpu_s(pid) - before - idle_share * (time.perf_counter() - started)
+                cancel_cpu = spent / CANCELS
+                await _fleet.close_all(result)
+
+    enqueue_floor = floor_create_cpu + add_floor
+    cancel_floor = remove_floor + floor_send_cpu * moved / args.sockets
+    print(f"{args.waiting:,} calls waiting on Redis, {args.sockets:,} sockets on the server")
+    print(f"  idle: {idle_share * 100:.2f}% of a core")
+    print(
+        f"  enqueue: {create_cpu * 1000:.2f} ms server CPU per call; floor "
+        f"{enqueue_floor * 1000:.2f} ms (INSERT handler {floor_create_cpu * 1000:.2f} ms CPU "
+        f"+ ZADD+ZRANK {add_floor * 1000:.3f} ms)"
+    )
+    print(
+        f"  cancel at the head: {cancel_cpu * 1000:.2f} ms server CPU until {moved} sockets "
+        f"were told; floor {cancel_floor * 1000:.2f} ms (ZREM+ZRANK {remove_floor * 1000:.3f} ms "
+        f"+ {moved} small sends {floor_send_cpu * moved / args.sockets * 1000:.2f} ms CPU)"
+    )
+    verdicts.check("idle CPU", f"{idle_share * 100:.2f}% of a core", "<= 1%", idle_share <= 0.01)
+    verdicts.check(
+        "enqueue CPU / floor",
+        f"{_fleet.ratio(create_cpu, enqueue_floor):.2f}x",
+        "<= 5x",
+        _fleet.ratio(create_cpu, enqueue_floor) <= 5,
+    )
+    verdicts.check(
+        "cancel at the head CPU / floor",
+        f"{_fleet.ratio(cancel_cpu, cancel_floor):.2f}x",
+        "<= 2x",
+        _fleet.ratio(cancel_cpu, cancel_floor) <= 2,
+    )
+    return verdicts.exit_code()
+
+
+if __name__ == "__main__":
+    with_services()
+    sys.exit(asyncio.run(main()))
