@@ -41,10 +41,8 @@ async def run_config(
     results: dict[str, list[_fleet.Storm]] = {"server": [], "floor": []}
     async with _fleet.session() as http:
         async with _fleet.server(db, tmp) as node:
-            took, statuses = await _fleet.create_calls(
-                http, node.base_url + "/api/v1/calls", tokens
-            )
-            print(f"  {name}: {sockets} calls queued in {took:.1f} s {statuses}", flush=True)
+            statuses = await _fleet.queue_all(http, node.base_url + "/api/v1/calls", tokens)
+            print(f"  {name}: {sockets} calls queued {statuses}", flush=True)
         for round_no in range(rounds):
             for side in ("floor", "server"):
                 # A fresh process each time: memory per socket is read from a
