@@ -36,6 +36,9 @@ FLOOR_CALLS = Table(
 
 def build(database_url: str, secret: str) -> web.Application:
     engine = make_engine(database_url)
+    # Callers wait for one of the pool's connections here rather than time out
+    # in the pool: a storm is served late, never refused.
+    pool_slots = asyncio.Semaphore(10)
     open_call = text(
         # The predicate of the open-call index (uq_calls_open_customer).
         "SELECT call_id, state FROM calls WHERE customer_id = :customer "
@@ -55,7 +58,7 @@ def build(database_url: str, secret: str) -> web.Application:
         if msg.type is not WSMsgType.TEXT:
             return sock
         customer = subject(json.loads(msg.data)["token"])
-        async with engine.connect() as conn:
+        async with pool_slots, engine.connect() as conn:
             row = (await conn.execute(open_call, {"customer": customer})).first()
         await sock.send_json({"type": "welcome", "role": "customer", "subject": customer})
         if row is not None:
@@ -87,7 +90,7 @@ def build(database_url: str, secret: str) -> web.Application:
         customer = subject(header.removeprefix("Bearer "))
         await request.read()
         call_id = uuid.uuid4().hex
-        async with engine.begin() as conn:
+        async with pool_slots, engine.begin() as conn:
             await conn.execute(
                 insert(FLOOR_CALLS).values(
                     call_id=call_id,

@@ -148,7 +148,7 @@ async def main() -> int:
                 for _ in range(CANCELS):
                     async with http.post(node.base_url + "/broadcast") as r:
                         await r.read()
-                    target += args.sockets
+                    target += result.answered
                     await wait_for(seen, target)
                 floor_send_cpu = (_fleet.cpu_s(pid) - before) / CANCELS
                 await _fleet.close_all(result)
@@ -184,7 +184,7 @@ async def main() -> int:
                 before, started = _fleet.cpu_s(pid), time.perf_counter()
                 for n in range(CANCELS):
                     # The head's customer leaves; the sockets behind it move up.
-                    target = seen[0] + moved - n
+                    target = seen[0] + result.answered - 1 - n
                     async with http.delete(
                         node.base_url + f"/api/v1/calls/{call_ids[n]}",
                         headers={"Authorization": f"Bearer {socket_tokens[n]}"},
