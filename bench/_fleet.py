@@ -276,9 +276,13 @@ async def create_calls(
 
     async def one(token: str) -> None:
         headers = {"Authorization": f"Bearer {token}"}
-        async with semaphore, http.post(url, json={}, headers=headers) as r:
-            await r.read()
-            statuses[r.status] = statuses.get(r.status, 0) + 1
+        try:
+            async with semaphore, http.post(url, json={}, headers=headers) as r:
+                await r.read()
+                status = r.status
+        except (aiohttp.ClientError, OSError):
+            status = 0  # the connection failed (counted: 0)
+        statuses[status] = statuses.get(status, 0) + 1
 
     started = time.perf_counter()
     await asyncio.gather(*(one(t) for t in tokens))
