@@ -2,7 +2,8 @@
 
 Each track is the synthetic customer camera of the integrity tests
 (tests/integrity/sources.py: one face, sensor noise, jittered capture times),
-320x240 at 10 fps, VP8-encoded once beforehand (a keyframe every second) so that encoding does not count.
+320x240 at 10 fps, VP8-encoded once beforehand (a keyframe every second) so
+that encoding does not count.
 Every track then plays, in real time, ``--live`` seconds of live video and then
 an attack: one repeated frame (frozen) or its last 3 s again and again (looped),
 alternately across tracks. Frames go through the real path: the media node's
