@@ -303,7 +303,11 @@ class CallBridge:
         party = leg.party
 
         def on_frame(codec: Any, frame: JitterFrame) -> None:
-            self._forward(party, kind, codec.name, frame)
+            # A replaced leg can still hand over frames while it closes; they
+            # belong to a connection that is gone and must reach neither the
+            # other party (their timestamps would jump back) nor the recording.
+            if self._legs.get(party) is leg:
+                self._forward(party, kind, codec.name, frame)
 
         leg.incoming[kind] = divert_receiver(transceiver.receiver, kind, on_frame)
         on_keyframe_request(transceiver.sender, lambda: leg.outgoing["video"].request_keyframe())

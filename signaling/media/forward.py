@@ -8,8 +8,16 @@ on the other leg, and the sender takes them out in order.
 Bounded: a sender that falls behind (congested leg) loses the oldest frames,
 never slows the leg the media comes from. For video, a loss means the picture
 would be broken until the next keyframe, so the track then drops delta frames
-until a keyframe arrives and asks for one (``want_keyframe``); a fresh track
-starts in that state too, so a newly connected receiver starts on a keyframe.
+until a keyframe arrives, asking for one (``want_keyframe``) with every delta
+frame it drops: a request can be lost, or answered by a keyframe that was itself
+dropped, and the sender's own encoder sends a keyframe only every few minutes,
+so a single request would leave the picture frozen. ``want_keyframe`` is rate
+limited by its owner.
+
+A fresh track starts in that state too, and takes no frames until its sender
+first asks for one (aiortc starts a sender once the leg's DTLS is up): frames
+pushed while the leg is still connecting would only reach the receiver late, as
+a burst of stale picture, and then overflow the queue.
 """
 
 from __future__ import annotations
@@ -63,6 +71,7 @@ class ForwardTrack(MediaStreamTrack):
         self._ready = asyncio.Event()
         self._want_keyframe = want_keyframe
         self._waiting_for_keyframe = kind == "video"
+        self._sending = False  # set by the sender's first recv()
         self.pushed = 0
         self.dropped = 0
 
@@ -74,9 +83,13 @@ class ForwardTrack(MediaStreamTrack):
         """Queue one encoded frame (``timestamp`` in the track's clock rate)."""
         if self.readyState != "live":
             return
+        if not self._sending:
+            self.dropped += 1
+            return
         if self._waiting_for_keyframe:
             if not keyframe:
                 self.dropped += 1
+                self.request_keyframe()
                 return
             self._waiting_for_keyframe = False
         if len(self._frames) == self._frames.maxlen:
@@ -103,7 +116,15 @@ class ForwardTrack(MediaStreamTrack):
         if self.kind == "video" and self._want_keyframe is not None:
             self._want_keyframe()
 
+    @property
+    def sending(self) -> bool:
+        """Whether the leg's sender has started taking frames."""
+        return self._sending
+
     async def recv(self) -> av.Packet[Any]:
+        if not self._sending:
+            self._sending = True
+            self.request_keyframe()  # the receiver starts on a keyframe
         while not self._frames:
             if self.readyState != "live":
                 raise MediaStreamError

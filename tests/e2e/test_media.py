@@ -19,16 +19,6 @@ def server_settings() -> dict[str, Any]:
     return {"media_grace_s": 3.0}
 
 
-@pytest.fixture
-def default_media_mode() -> str:
-    # Peer to peer: through the media node these reconnection stories are not yet
-    # reliable (a restart after a quick return sometimes never connects, and after
-    # a party's return forwarding sometimes stalls: a known defect of the relay,
-    # not yet found). The relay's own reconnection is covered by
-    # tests/e2e/test_media_relay.py, tests/media and the browser tests.
-    return "direct"
-
-
 async def _connected_call(
     api: Api, customer_id: str = "C1001"
 ) -> tuple[MediaClient, MediaClient, str]:
