@@ -4,8 +4,8 @@
 from           transition                                   to
 =============  ===========================================  ==============
 idle           ``start`` (media.start sent to both)         negotiating
-negotiating,   ``offer_relayed``, ``answer_relayed``        (unchanged)
-restarting
+negotiating,   ``offer_relayed``, ``answer_relayed``,       (unchanged)
+restarting     ``description_refused``
 negotiating,   ``reported(connected)`` by both parties      connected
 restarting,
 interrupted
@@ -43,7 +43,7 @@ from __future__ import annotations
 import enum
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Final
+from typing import Final, Literal
 
 from signaling.messages import MediaStateValue, PartyRole
 
@@ -169,6 +169,34 @@ class MediaSession:
             )
         self.answer_relayed_at = now
         return self._record(now, "answer_relayed")
+
+    def description_refused(
+        self, kind: Literal["offer", "answer"], generation: int, now: float
+    ) -> bool:
+        """An offer or answer counted by :meth:`offer_relayed` or
+        :meth:`answer_relayed` was then refused by the peer it went to (the
+        media node): it no longer counts, so the party may send a good one.
+
+        Only within ``generation`` (the one it was counted in) and while its
+        counterpart has not followed: a restart in between already cleared it,
+        and an answer relayed after an offer means the offer was taken. Returns
+        whether anything changed.
+        """
+        if self.generation != generation or self.state not in (
+            MediaSessionState.NEGOTIATING,
+            MediaSessionState.RESTARTING,
+        ):
+            return False
+        if kind == "offer":
+            if self.offer_relayed_at is None or self.answer_relayed_at is not None:
+                return False
+            self.offer_relayed_at = None
+        else:
+            if self.answer_relayed_at is None:
+                return False
+            self.answer_relayed_at = None
+        self._record(now, f"{kind}_refused")
+        return True
 
     def reported(self, party: PartyRole, state: MediaStateValue, now: float) -> MediaSessionState:
         """A party sent ``media.state``.

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any
+from typing import Any, Literal
 
 import structlog
 from pydantic import ValidationError
@@ -214,27 +214,35 @@ class MediaCoordinator:
         except RelayRefused as exc:
             raise Conflict(exc.detail, code=exc.code) from exc
         conn_id = connection.conn_id
-        note: Callable[[MediaRecord], None] | None = None
+        note: Callable[[MediaRecord], int] | None = None
+        kind: Literal["offer", "answer"] | None = None
         if isinstance(message, WebRtcOffer | WebRtcAnswer):
             now = self.clock()
             kind = "offer" if isinstance(message, WebRtcOffer) else "answer"
 
-            def note(record: MediaRecord) -> None:
+            def note(record: MediaRecord) -> int:
                 record.connections.setdefault(party, conn_id)
                 if kind == "offer":
                     record.session.offer_relayed(now)
                 else:
                     record.session.answer_relayed(now)
+                return record.session.generation
 
-        if self.media is not None:
-            await self._to_node(call, parties, party, message, note)
-            return
+        generation: int | None = None
         if note is not None:
             try:
-                await self.store.change(call.call_id, note)
+                generation = await self.store.change(call.call_id, note)
             except IllegalTransition as exc:
                 raise Conflict(str(exc), code="illegal_state") from exc
-        await self.hub.send(Role(target.role), target.subject, message.model_dump(mode="json"))
+        if self.media is None:
+            await self.hub.send(Role(target.role), target.subject, message.model_dump(mode="json"))
+            return
+        try:
+            await self._to_node(call, parties, party, message)
+        except (Conflict, ServiceUnavailable):
+            if kind is not None and generation is not None:
+                await self._description_refused(call.call_id, kind, generation)
+            raise
 
     async def _to_node(
         self,
@@ -242,24 +250,16 @@ class MediaCoordinator:
         parties: CallParties,
         party: PartyRole,
         message: WebRtcOffer | WebRtcAnswer | WebRtcIce,
-        note: Callable[[MediaRecord], None] | None,
     ) -> None:
         """Relay mode: the server is the party's peer; the call's media node answers.
 
-        An offer or answer counts in the media session only once the node took it
-        (a refused one leaves the party free to send a good one); whether it is
-        allowed now is checked on a copy first, so the node never sees one that
-        the session would refuse.
+        An offer or answer is counted in the media session *before* it reaches
+        the node: the node answers the desk's offer by offering the app, whose
+        answer can come back while this step is still under way, and that
+        answer must find the offer counted. One the node refuses is uncounted
+        again by the caller (see :meth:`_description_refused`).
         """
         assert self.media is not None
-        if note is not None:
-            record = await self.store.read(call.call_id)
-            if record is None:
-                raise Conflict("media has not started for this call", code="no_media")
-            try:
-                note(record)  # a dry run: this copy is not written back
-            except IllegalTransition as exc:
-                raise Conflict(str(exc), code="illegal_state") from exc
         try:
             await self.media.signal(
                 CallRef(call.call_id, parties.customer_id, parties.specialist_id),
@@ -270,11 +270,18 @@ class MediaCoordinator:
             raise Conflict(exc.detail, code=exc.code) from exc
         except NoMediaNode as exc:
             raise ServiceUnavailable(str(exc), code="media_unavailable") from exc
-        if note is not None:
-            try:
-                await self.store.change(call.call_id, note)
-            except IllegalTransition as exc:
-                raise Conflict(str(exc), code="illegal_state") from exc
+
+    async def _description_refused(
+        self, call_id: str, kind: Literal["offer", "answer"], generation: int
+    ) -> None:
+        """The node refused an offer or answer: the party may send a good one."""
+        now = self.clock()
+        try:
+            await self.store.change(
+                call_id, lambda r: r.session.description_refused(kind, generation, now)
+            )
+        except Conflict as exc:
+            log.warning("media.refusal_not_recorded", call_id=call_id, reason=str(exc))
 
     async def _report(self, call: Call, party: PartyRole, state: str, conn_id: str) -> None:
         now = self.clock()

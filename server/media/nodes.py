@@ -76,6 +76,7 @@ class NodeHost:
         address: str = "in-process",
         redis: Redis | None = None,
         node_factory: MediaNodeFactory = MediaNode,
+        on_call_closed: Callable[[str], Awaitable[None]] | None = None,
     ) -> None:
         self.node_id = node_id
         self._directory = directory
@@ -84,6 +85,9 @@ class NodeHost:
         self._heartbeat_s = heartbeat_s
         self._address = address
         self._redis = redis
+        # What else lets go of a call when its media closes here (its recorder).
+        self._on_call_closed = on_call_closed
+        self._listening = False
         self._calls: dict[str, CallRef] = {}
         self._tasks: list[asyncio.Task[None]] = []
         # One worker per call with control messages queued (remote control only).
@@ -116,6 +120,13 @@ class NodeHost:
         elif op == "close":
             self._calls.pop(call.call_id, None)
             await self.node.close_call(call.call_id)
+            if self._on_call_closed is not None:
+                await self._on_call_closed(call.call_id)
+
+    @property
+    def listening(self) -> bool:
+        """Whether control messages reach this node (always, in-process)."""
+        return self._redis is None or self._listening
 
     async def close(self) -> None:
         """Stop taking messages, close every call's media, deregister; safe twice."""
@@ -172,11 +183,13 @@ class NodeHost:
             try:
                 async with self._redis.pubsub() as pubsub:
                     await pubsub.subscribe(control_channel(self.node_id))
+                    self._listening = True
                     ready.set()
                     async for item in pubsub.listen():
                         if item.get("type") == "message":
                             self._queue_control(json.loads(item["data"]))
             except (ConnectionError, OSError) as exc:
+                self._listening = False
                 log.warning("media.node_control_reconnect", error=str(exc))
                 await asyncio.sleep(1.0)
 

@@ -68,6 +68,18 @@ class RecordingIndex:
             else:
                 if row.deleted_at is not None:
                     raise Conflict("this call's recording was deleted", code="recording_deleted")
+                if row.state == "recording" and row.node_id != node_id:
+                    # Still open: the node that recorded it died (its open segment
+                    # is lost with it). The gap is part of the record.
+                    row.was_interrupted = True
+                    session.add(
+                        RecordingMarker(
+                            call_id=call_id,
+                            at_s=max(started_at - row.started_at.timestamp(), 0.0),
+                            kind="node_lost",
+                            data={"node_id": row.node_id},
+                        )
+                    )
                 row.state = "recording"
                 row.healthy = True
                 row.problem = None

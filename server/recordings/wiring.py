@@ -67,3 +67,6 @@ def install_recording_hooks(components: Components, service: RecordingService) -
     Runs after ``install_media``, so the notice follows ``media.start``.
     """
     components.calls.observers.append(RecordingObserver(service, components))
+    if components.media_host is not None:
+        # Video segments end at a keyframe; the embedded node asks the sender for one.
+        service.request_keyframe = components.media_host.node.request_keyframe

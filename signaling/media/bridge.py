@@ -113,6 +113,7 @@ class CallBridge:
         self._lock = asyncio.Lock()
         self._legs: dict[Party, Leg] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._retiring: set[asyncio.Task[Any]] = set()  # legs closing after a restart
         self._last_keyframe_request: dict[Party, float] = {}
         # The one codec of each kind both legs use (set by the desk's offer).
         self._codecs: dict[str, list[Any]] | None = None
@@ -233,7 +234,7 @@ class CallBridge:
     async def restart(self) -> None:
         """Both parties build new peer connections: drop the current legs."""
         async with self._lock:
-            await self._close_legs()
+            self._retire(self._detach_legs())
             self._codecs = None
 
     async def party_left(self, party: Party) -> None:
@@ -241,8 +242,9 @@ class CallBridge:
         async with self._lock:
             leg = self._legs.pop(party, None)
             if leg is not None:
+                self._decoded_closed += leg.decoded
                 self._report_gap(leg)
-                await leg.close()
+                self._retire([leg])
 
     # -- stats -------------------------------------------------------------------------
     @property
@@ -268,7 +270,7 @@ class CallBridge:
         tasks, self._tasks = self._tasks, set()
         for task in tasks:
             task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await asyncio.gather(*tasks, *self._retiring, return_exceptions=True)
         await self.tap.close()
 
     # -- internals -------------------------------------------------------------------------
@@ -303,7 +305,11 @@ class CallBridge:
         party = leg.party
 
         def on_frame(codec: Any, frame: JitterFrame) -> None:
-            self._forward(party, kind, codec.name, frame)
+            # A replaced leg can still hand over frames while it closes; they
+            # belong to a connection that is gone and must reach neither the
+            # other party (their timestamps would jump back) nor the recording.
+            if self._legs.get(party) is leg:
+                self._forward(party, kind, codec.name, frame)
 
         leg.incoming[kind] = divert_receiver(transceiver.receiver, kind, on_frame)
         on_keyframe_request(transceiver.sender, lambda: leg.outgoing["video"].request_keyframe())
@@ -338,9 +344,10 @@ class CallBridge:
             )
         )
 
-    def request_keyframe(self, party: Party) -> None:
-        """Ask ``party``'s sender for a keyframe (rate-limited), e.g. for the video analyser."""
-        self._want_keyframe(party)
+    def request_keyframe(self, source: Party) -> None:
+        """Ask ``source``'s sender for a keyframe (rate-limited): for the recording's
+        segments and the video analyser."""
+        self._want_keyframe(source)
 
     def _want_keyframe(self, source: Party) -> None:
         """Ask ``source``'s leg for a keyframe, at most once per interval."""
@@ -362,18 +369,38 @@ class CallBridge:
             leg.gap_reported = True
             self.tap.track_gap(leg.party, since=self._clock())
 
-    async def _close_legs(self) -> None:
+    def _detach_legs(self) -> list[Leg]:
+        """Take every leg out of the call (its frames go nowhere from now on)."""
         legs, self._legs = list(self._legs.values()), {}
         for leg in legs:
             self._decoded_closed += leg.decoded
             self._report_gap(leg)
+        return legs
+
+    async def _close_legs(self) -> None:
+        legs = self._detach_legs()
         await asyncio.gather(*(leg.close() for leg in legs), return_exceptions=True)
+
+    def _retire(self, legs: list[Leg]) -> None:
+        """Close detached legs in the background: a restart or a party's drop is
+        answered at once (the returning client waits for it before its
+        ``welcome``), while their ICE and DTLS transports shut down meanwhile.
+        :meth:`close` waits for them."""
+        if not legs:
+            return
+        task = asyncio.create_task(_close_all(legs), name="media-leg-close")
+        self._retiring.add(task)
+        task.add_done_callback(self._retiring.discard)
 
     async def _flush_candidates(self, leg: Leg) -> None:
         pending, leg.pending_candidates = leg.pending_candidates, []
         for candidate in pending:
             with contextlib.suppress(Exception):  # one bad candidate must not end the leg
                 await leg.pc.addIceCandidate(candidate)
+
+
+async def _close_all(legs: list[Leg]) -> None:
+    await asyncio.gather(*(leg.close() for leg in legs), return_exceptions=True)
 
 
 def _checked_offer(sdp: str) -> dict[str, Any]:

@@ -8,14 +8,25 @@ on the other leg, and the sender takes them out in order.
 Bounded: a sender that falls behind (congested leg) loses the oldest frames,
 never slows the leg the media comes from. For video, a loss means the picture
 would be broken until the next keyframe, so the track then drops delta frames
-until a keyframe arrives and asks for one (``want_keyframe``); a fresh track
-starts in that state too, so a newly connected receiver starts on a keyframe.
+until a keyframe arrives and asks for one (``want_keyframe``). It asks again,
+at most every :data:`KEYFRAME_RETRY_S`, for as long as it keeps dropping delta
+frames: a request can be lost, or answered by a keyframe that was itself lost,
+and the sender's own encoder sends a keyframe only every few minutes, so a single
+request could leave the picture frozen. Not more often: each request makes the
+sender encode a large keyframe, and asking again while one is on its way only
+costs the leg bandwidth.
+
+A fresh track starts in that state too, and takes no frames until its sender
+first asks for one (aiortc starts a sender once the leg's DTLS is up): frames
+pushed while the leg is still connecting would only reach the receiver late, as
+a burst of stale picture, and then overflow the queue.
 """
 
 from __future__ import annotations
 
 import asyncio
 import fractions
+import time
 from collections import deque
 from collections.abc import Callable
 from typing import Any
@@ -27,6 +38,7 @@ from aiortc.mediastreams import MediaStreamError
 __all__ = ["ForwardTrack", "is_keyframe"]
 
 VIDEO_QUEUE_FRAMES = 60  # 2 s at 30 fps
+KEYFRAME_RETRY_S = 1.0
 AUDIO_QUEUE_FRAMES = 100  # 2 s of 20 ms Opus frames
 
 
@@ -52,7 +64,11 @@ class ForwardTrack(MediaStreamTrack):
     """Encoded frames of one kind, to be sent as they are on one leg."""
 
     def __init__(
-        self, kind: str, clock_rate: int, want_keyframe: Callable[[], None] | None = None
+        self,
+        kind: str,
+        clock_rate: int,
+        want_keyframe: Callable[[], None] | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         super().__init__()
         self.kind = kind
@@ -63,6 +79,9 @@ class ForwardTrack(MediaStreamTrack):
         self._ready = asyncio.Event()
         self._want_keyframe = want_keyframe
         self._waiting_for_keyframe = kind == "video"
+        self._sending = False  # set by the sender's first recv()
+        self._clock = clock
+        self._asked_at = -1e9
         self.pushed = 0
         self.dropped = 0
 
@@ -74,9 +93,14 @@ class ForwardTrack(MediaStreamTrack):
         """Queue one encoded frame (``timestamp`` in the track's clock rate)."""
         if self.readyState != "live":
             return
+        if not self._sending:
+            self.dropped += 1
+            return
         if self._waiting_for_keyframe:
             if not keyframe:
                 self.dropped += 1
+                if self._clock() - self._asked_at >= KEYFRAME_RETRY_S:
+                    self.request_keyframe()
                 return
             self._waiting_for_keyframe = False
         if len(self._frames) == self._frames.maxlen:
@@ -101,9 +125,18 @@ class ForwardTrack(MediaStreamTrack):
     def request_keyframe(self) -> None:
         """The receiving end of this track's leg needs a keyframe."""
         if self.kind == "video" and self._want_keyframe is not None:
+            self._asked_at = self._clock()
             self._want_keyframe()
 
+    @property
+    def sending(self) -> bool:
+        """Whether the leg's sender has started taking frames."""
+        return self._sending
+
     async def recv(self) -> av.Packet[Any]:
+        if not self._sending:
+            self._sending = True
+            self.request_keyframe()  # the receiver starts on a keyframe
         while not self._frames:
             if self.readyState != "live":
                 raise MediaStreamError

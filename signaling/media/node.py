@@ -110,6 +110,13 @@ class MediaNode:
         if bridge is not None:
             await bridge.restart()
 
+    def request_keyframe(self, call_id: str, party: Party) -> None:
+        """Ask ``party``'s sender in that call for a keyframe (the recorder wants
+        its video segments to end on time at one); rate limited per call."""
+        bridge = self._calls.get(call_id)
+        if bridge is not None:
+            bridge.request_keyframe(party)
+
     async def party_left(self, call_id: str, party: Party) -> None:
         bridge = self._calls.get(call_id)
         if bridge is not None:

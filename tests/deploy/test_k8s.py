@@ -27,8 +27,7 @@ APP_IMAGE = "cloudbranch"
 SETTINGS = {f"CLOUDBRANCH_{name.upper()}" for name in Settings.model_fields}
 # Set per pod (its name), not in the ConfigMap.
 PER_POD = {"CLOUDBRANCH_NODE_ID"}
-# Commands the manifests run that the application does not have yet: the media
-# node's (see deploy/k8s/media.yaml, which keeps replicas at 0 until it exists).
+# Commands the manifests run that the application does not have yet.
 PENDING_COMMANDS: set[str] = set()
 DRAIN_BOUND_S = 30
 
@@ -215,6 +214,30 @@ def test_media_and_turn_use_host_networking_one_per_host() -> None:
         ]
         >= DRAIN_BOUND_S + 10
     )
+
+
+def test_media_nodes_run_recording_and_probed_while_the_api_pods_relay_nothing() -> None:
+    """The media Deployment carries every relayed call: at least two nodes (a dead
+    one's calls move to the other), probed where the node serves its probes, with
+    writable recording folders; the API pods run no embedded node beside them."""
+    media = _named("Deployment", "cloudbranch-media")
+    assert media["spec"]["replicas"] >= 2
+    [container] = media["spec"]["template"]["spec"]["containers"]
+    assert container["command"] == ["cloudbranch", "media-node"]
+    port = int(next(e["value"] for e in container["env"] if e["name"] == "CLOUDBRANCH_PORT"))
+    assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": port}
+    assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": port}
+    mounted = {m["mountPath"] for m in container["volumeMounts"]}
+    config = _config()
+    assert config["CLOUDBRANCH_MEDIA_MODE"] == "relay"
+    assert config["CLOUDBRANCH_RECORDING_ENABLED"] == "true"
+    # The root filesystem is read-only: the spool and the local store must be mounts.
+    assert config["CLOUDBRANCH_RECORDING_SPOOL_DIR"] in mounted
+    assert config["CLOUDBRANCH_RECORDING_DIR"] in mounted
+    assert config["CLOUDBRANCH_MEDIA_EMBEDDED_NODE"] == "false"
+    # The node records into the API's database: it gets the same secret.
+    refs = {ref["secretRef"]["name"] for ref in container["envFrom"] if "secretRef" in ref}
+    assert refs == {"cloudbranch-secrets"} and "CLOUDBRANCH_DATABASE_URL" in _secrets()
 
 
 def test_coturn_runs_the_repository_configuration_with_the_shared_secret() -> None:

@@ -54,7 +54,8 @@ class MediaClient:
             self.base_url + "/api/v1/ws", heartbeat=None
         )
         await self.ws.send_json({"type": "hello", "token": self.party.token})
-        welcome: dict[str, Any] = json.loads((await self.ws.receive(timeout=5)).data)
+        # Generous: the server welcomes only once the media session is claimed.
+        welcome: dict[str, Any] = json.loads((await self.ws.receive(timeout=15)).data)
         assert welcome["type"] == "welcome", welcome
         self._reader = asyncio.create_task(self._read(self.ws, self.peer))
         return welcome

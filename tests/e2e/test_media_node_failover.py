@@ -1,6 +1,9 @@
 """Media nodes as their own processes (``cloudbranch media-node``), two of them
-behind one Redis: a call goes to one, that one is SIGKILLed mid-call, and the
-call resumes on the other after ``media.restart`` to both parties.
+behind one Redis and the server's database: a call goes to one, that one is
+SIGKILLed mid-call, and the call resumes on the other after ``media.restart`` to
+both parties. Each node records what it relays, into the shared database (index,
+audit chain) and recordings folder: the recording is interrupted, the gap is
+marked, and every closed segment verifies. Each node answers its probes.
 
 Bound: about 20 s on a quiet machine (two node processes start, one call,
 one failover); the deadlines below are generous for a loaded one.
@@ -17,32 +20,49 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 from redis.asyncio import Redis
 
 from tests.api.harness import Api
+from tests.api.nodes import free_port
 from tests.e2e.media_client import MediaClient
 from tests.e2e.test_media import _connected_call
 
 pytestmark = [pytest.mark.media, pytest.mark.redis, pytest.mark.slow]
 
-NODE_SETTINGS = {"media_node_heartbeat_s": "0.3", "media_node_ttl_s": "1.5"}
+NODE_SETTINGS = {
+    "media_node_heartbeat_s": "0.3",
+    "media_node_ttl_s": "1.5",
+    "recording_segment_s": "1.0",
+}
 
 
 @pytest.fixture
-def server_settings(redis_url: str, redis_client: Redis) -> dict[str, Any]:
+def server_settings(redis_url: str, redis_client: Redis, tmp_path: Path) -> dict[str, Any]:
     # This server runs no media node of its own: all media goes to the node processes.
     return {
         "redis_url": redis_url,
         "media_embedded_node": False,
         "media_grace_s": 30.0,
+        "recording_dir": str(tmp_path / "recordings"),
+        "recording_spool_dir": str(tmp_path / "spool-api"),
         **{k: float(v) for k, v in NODE_SETTINGS.items()},
     }
 
 
 @pytest.fixture
+def probe_ports() -> dict[str, int]:
+    return {"mn1-media": free_port(), "mn2-media": free_port()}
+
+
+@pytest.fixture
 async def media_nodes(
-    redis_url: str, redis_client: Redis, tmp_path: Path
+    redis_url: str,
+    redis_client: Redis,
+    tmp_path: Path,
+    database_url: str,
+    probe_ports: dict[str, int],
 ) -> AsyncIterator[dict[str, subprocess.Popen[bytes]]]:
     processes: dict[str, subprocess.Popen[bytes]] = {}
     try:
@@ -50,6 +70,11 @@ async def media_nodes(
             env = {
                 **os.environ,
                 "CLOUDBRANCH_REDIS_URL": redis_url,
+                "CLOUDBRANCH_DATABASE_URL": database_url,  # the server's: one index
+                "CLOUDBRANCH_RECORDING_DIR": str(tmp_path / "recordings"),
+                "CLOUDBRANCH_RECORDING_SPOOL_DIR": str(tmp_path / f"spool-{name}"),
+                "CLOUDBRANCH_HOST": "127.0.0.1",
+                "CLOUDBRANCH_PORT": str(probe_ports[f"{name}-media"]),
                 "CLOUDBRANCH_DEV_MODE": "1",
                 "CLOUDBRANCH_NODE_ID": name,
                 "CLOUDBRANCH_LOG_FORMAT": "json",
@@ -85,15 +110,45 @@ async def _restarts(client: MediaClient, reason: str) -> int:
     )
 
 
+async def _probe(port: int, path: str) -> tuple[int, dict[str, Any]]:
+    async with (
+        aiohttp.ClientSession() as session,
+        session.get(f"http://127.0.0.1:{port}{path}") as response,
+    ):
+        return response.status, await response.json(content_type=None)
+
+
+async def _recording(api: Api, call_id: str, min_segments: int) -> dict[str, Any]:
+    """The call's recording once every track has ``min_segments`` segments."""
+    supervisor = await api.supervisor()
+    async with asyncio.timeout(30):
+        while True:
+            view = (await supervisor.get(f"/api/v1/calls/{call_id}/recording")).body
+            tracks = {(t["party"], t["kind"]): t["segments"] for t in view["tracks"]}
+            if len(tracks) == 4 and min(tracks.values()) >= min_segments:
+                return dict(view)
+            await asyncio.sleep(0.2)
+
+
 async def test_a_killed_media_node_hands_its_call_to_another(
-    api: Api, media_nodes: dict[str, subprocess.Popen[bytes]], redis_client: Redis
+    api: Api,
+    media_nodes: dict[str, subprocess.Popen[bytes]],
+    redis_client: Redis,
+    probe_ports: dict[str, int],
 ) -> None:
+    for port in probe_ports.values():
+        assert await _probe(port, "/healthz") == (200, {"status": "ok"})
+        status, ready = await _probe(port, "/readyz")
+        assert status == 200 and set(ready["checks"]) == {"database", "redis", "control"}, ready
     desk, customer, call_id = await _connected_call(api)
     try:
         await desk.frames(10)
         await customer.frames(10)
         first = (await redis_client.get(f"cb:media:call:{call_id}")).decode()
         assert first in media_nodes
+        # The node process records: closed segments of all four tracks are indexed.
+        before = await _recording(api, call_id, 1)
+        assert before["state"] == "recording"
         generations = (desk.generation(), customer.generation())
 
         media_nodes[first].send_signal(signal.SIGKILL)
@@ -111,6 +166,23 @@ async def test_a_killed_media_node_hands_its_call_to_another(
         assert media_nodes[second].poll() is None
         view = await customer.party.get(f"/api/v1/calls/{call_id}")
         assert view.body["state"] == "active" and view.body["call_id"] == call_id
+
+        # The other node goes on recording the call, after a marked gap.
+        counts = {(t["party"], t["kind"]): t["segments"] for t in before["tracks"]}
+        after = await _recording(api, call_id, max(counts.values()) + 1)
+        assert any(m["kind"] == "node_lost" for m in after["markers"]), after["markers"]
+        ended = await desk.party.post(f"/api/v1/calls/{call_id}/end", {})
+        assert ended.status == 200, ended
+        supervisor = await api.supervisor()
+        async with asyncio.timeout(30):
+            while (await supervisor.get(f"/api/v1/calls/{call_id}/recording")).body[
+                "state"
+            ] == "recording":
+                await asyncio.sleep(0.2)
+        final = (await supervisor.get(f"/api/v1/calls/{call_id}/recording")).body
+        assert final["state"] == "interrupted", final
+        verdict = (await supervisor.get(f"/api/v1/calls/{call_id}/recording/verify")).body
+        assert verdict["ok"] is True and verdict["segments"] >= 8, verdict
     finally:
         await desk.close()
         await customer.close()

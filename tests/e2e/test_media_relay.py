@@ -4,12 +4,15 @@ connects the parties to each other."""
 
 from __future__ import annotations
 
-from typing import Any
+import asyncio
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import pytest
 from aiortc.sdp import SessionDescription
 
 from server.appkeys import COMPONENTS
+from server.media.store import MediaRecord, MediaStore
 from tests.api.harness import Api, RunningServer
 from tests.e2e.media_client import MediaClient
 from tests.e2e.test_media import _connected_call
@@ -74,6 +77,41 @@ async def test_media_restart_schema_carries_role_and_ice_servers(api: Api) -> No
     assert {"call_id", "role", "ice_servers", "reason"} <= set(restart["properties"])
 
 
+T = TypeVar("T")
+
+
+async def test_the_apps_answer_may_overtake_the_desks_offer_step(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The node answers the desk's offer by offering the app at once, so the app's
+    answer can arrive while the server is still busy with the desk's offer (here,
+    every media-session write is slow, as on a loaded database). The answer must
+    find the offer counted, at the start and after a restart."""
+    change = MediaStore.change
+
+    async def slow_change(self: MediaStore, call_id: str, step: Callable[[MediaRecord], T]) -> T:
+        await asyncio.sleep(0.3)
+        return await change(self, call_id, step)
+
+    monkeypatch.setattr(MediaStore, "change", slow_change)
+    desk, customer, _ = await _connected_call(api, "C1003")
+    try:
+        await desk.frames(5)
+        await customer.frames(5)
+        back = MediaClient(customer.party)
+        await back.connect()  # a new socket: media.restart for both
+        await customer.drop()
+        await back.frames(5)
+        await desk.frames(5)
+        assert not desk.errors and not customer.errors and not back.errors, (
+            desk.errors + customer.errors + back.errors
+        )
+        await back.close()
+    finally:
+        await desk.close()
+        await customer.close()
+
+
 class TestDirectMode:
     @pytest.fixture
     def server_settings(self) -> dict[str, Any]:
@@ -127,6 +165,13 @@ async def test_an_offer_the_node_cannot_use_gets_an_error(api: Api) -> None:
         error = await desk.expect("error", timeout=10)
         assert error["code"] == "no_common_codec", error
         assert not any(m.get("type") == "webrtc.offer" for m in customer.seen)
+        # Refused offers do not count: the desk's next, good offer connects.
+        desk.peer.role = "offerer"
+        start = {"type": "media.start", "call_id": call_id, "role": "offerer", "ice_servers": []}
+        await desk.peer.handle(start)
+        await desk.frames(5)
+        await customer.frames(5)
+        assert len(desk.errors) == 2, desk.errors
     finally:
         desk.failures.clear()  # the desk's peer was told it is the answerer on purpose
         await desk.close()

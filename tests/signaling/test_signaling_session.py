@@ -342,3 +342,35 @@ def test_random_sequences_keep_the_invariants(steps: list[tuple[str, str, str, f
             assert session.closed_at is not None and session.grace_deadline is None
         if session.first_connected_at is not None and session.connected_at is not None:
             assert session.first_connected_at <= session.connected_at
+
+
+def test_a_refused_offer_no_longer_counts_and_a_good_one_follows() -> None:
+    """Relay mode counts an offer before the media node sees it; one the node
+    refuses is uncounted, within its generation only."""
+    session = MediaSession(call_id="c-1")
+    session.start(0.0)
+    session.offer_relayed(0.1)
+    assert session.description_refused("offer", session.generation, 0.2) is True
+    assert session.offer_relayed_at is None
+    session.offer_relayed(0.3)  # the party's next, good offer
+    session.answer_relayed(0.4)
+    # The answer followed: the offer was taken and stays counted.
+    assert session.description_refused("offer", session.generation, 0.5) is False
+    assert session.description_refused("answer", session.generation, 0.5) is True
+    assert session.answer_relayed_at is None and session.offer_relayed_at == 0.3
+    events = [e.event for e in session.history]
+    assert events.count("offer_refused") == 1 and events[-1] == "answer_refused"
+
+
+def test_a_refusal_from_an_older_generation_changes_nothing() -> None:
+    session = MediaSession(call_id="c-1")
+    session.start(0.0)
+    session.offer_relayed(0.1)
+    counted_in = session.generation
+    session.restart(1.0)
+    session.offer_relayed(1.1)
+    assert session.description_refused("offer", counted_in, 1.2) is False
+    assert session.offer_relayed_at == 1.1
+    connected = connected_session()
+    assert connected.description_refused("offer", connected.generation, 101.0) is False
+    assert connected.state is S.CONNECTED and connected.offer_relayed_at == 100.1
