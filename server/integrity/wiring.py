@@ -59,9 +59,7 @@ def install_integrity_hooks(
         node = host.node
 
         def keyframe(call_id: str) -> None:
-            bridge = node.bridge(call_id)
-            if bridge is not None:
-                bridge.request_keyframe("customer")
+            node.request_keyframe(call_id, "customer")
 
         service.taps.request_keyframe = keyframe
     service.large_amount = float(operations.engine.ruleset.large_amount_cny)

@@ -54,6 +54,10 @@ class MediaNodeBackend(Protocol):
     async def close_call(self, call_id: str) -> None:
         """The call's conversation ended: close its legs and its tap."""
 
+    def request_keyframe(self, call_id: str, party: Party) -> None:
+        """Ask ``party``'s sender in that call for a keyframe (rate limited): the
+        recorder's video segments and the integrity analyser start on one."""
+
     def stats(self) -> Any:
         """A :class:`~signaling.media.node.NodeStats`."""
 

@@ -129,6 +129,11 @@ class JanusMediaNode:
     def call(self, call_id: str) -> _JanusCall | None:
         return self._calls.get(call_id)
 
+    def request_keyframe(self, call_id: str, party: Party) -> None:
+        call = self._calls.get(call_id)
+        if call is not None and call.rtp is not None:
+            call.rtp.request_keyframe(party)
+
     def call_ids(self) -> list[str]:
         return list(self._calls)
 
