@@ -297,7 +297,12 @@ class Settings(BaseSettings):
     # Liveness challenge before these operations: a kind, or kind:large for amounts at or
     # above the risk ruleset's large-amount threshold (transfer amount, new limit).
     liveness_before: list[str] = Field(
-        default_factory=lambda: ["transfer:large", "limit_change:large", "password_reset"]
+        default_factory=lambda: [
+            "transfer:large",
+            "limit_change:large",
+            "password_reset",
+            "pension_certification",
+        ]
     )
     # Mean seconds between liveness challenges at unpredictable moments of a call; 0: none.
     liveness_random_interval_s: float = Field(default=0.0, ge=0, le=86_400)

@@ -539,7 +539,9 @@ class OperationService:
                 },
                 live_call=True,
             )
-            params = await execution_params(session, op, now)
+            integrity = video_integrity(self.integrity, op.call_id)
+            liveness = integrity.liveness if integrity is not None else None
+            params = await execution_params(session, op, now, liveness)
             result = await self.core.execute(
                 session, operation_id, op.customer_id, op.kind, params, _now_dt(now)
             )
