@@ -6,13 +6,6 @@ from pathlib import Path
 
 import pytest
 
-from tests.api.conftest import (  # noqa: F401  (fixtures used by these tests)
-    api,
-    postgres_template,
-    server,
-    server_settings,
-    sqlite_template,
-)
 from tests.api.harness import clone_sqlite
 
 
@@ -20,6 +13,12 @@ from tests.api.harness import clone_sqlite
 def default_media_mode() -> str:
     """End to end, media goes through the server's media node, as in production."""
     return "relay"
+
+
+@pytest.fixture
+def default_integrity_enabled() -> bool:
+    """These tests are about the analysis: on, as in production."""
+    return True
 
 
 @pytest.fixture

@@ -28,10 +28,27 @@ def default_media_mode() -> str:
 
 
 @pytest.fixture
+def default_integrity_enabled() -> bool:
+    """The customer video of most tests is a test pattern or Chromium's fake camera:
+    no face and a metronome clock, which the video analysis rightly calls suspect,
+    so the risk engine would review every transfer they make. Tests about other
+    things run with the analysis off; tests/integrity, whose synthetic camera shows
+    a face with camera-like jitter, turns it on (the production default)."""
+    return False
+
+
+@pytest.fixture
 async def server(
-    database_url: str, server_settings: dict[str, Any], default_media_mode: str
+    database_url: str,
+    server_settings: dict[str, Any],
+    default_media_mode: str,
+    default_integrity_enabled: bool,
 ) -> AsyncIterator[RunningServer]:
-    settings = {"media_mode": default_media_mode, **server_settings}
+    settings = {
+        "media_mode": default_media_mode,
+        "integrity_enabled": default_integrity_enabled,
+        **server_settings,
+    }
     async with running_server(database_url=database_url, **settings) as handle:
         yield handle
 
