@@ -74,6 +74,8 @@ class Outbox:
         self._handlers: tuple[Handler, ...] = ()
         self._task: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
+        # Set while the relay waits between passes (none running).
+        self._between_passes = asyncio.Event()
         # One pass at a time, so a flush and the loop never deliver the same event twice.
         self._delivering = asyncio.Lock()
         # (event id, handler) -> (failures so far, not before this clock reading)
@@ -109,6 +111,10 @@ class Outbox:
 
     def wake(self) -> None:
         self._wake.set()
+
+    async def between_passes(self) -> None:
+        """Return once the relay has finished a pass and waits for the next."""
+        await self._between_passes.wait()
 
     async def flush(self, call_id: str) -> int:
         """Deliver ``call_id``'s pending events now; failures are left to the relay.
@@ -232,9 +238,11 @@ class Outbox:
                     log.exception("outbox.pass_failed")
                 else:
                     log.warning("outbox.pass_failed", error=type(exc).__name__)
+            self._between_passes.set()
             try:
                 async with asyncio.timeout(self.timing.poll_s):
                     await self._wake.wait()
             except TimeoutError:
                 pass
+            self._between_passes.clear()
             self._wake.clear()

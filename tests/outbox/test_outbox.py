@@ -187,7 +187,8 @@ async def test_flush_delivers_a_calls_events_in_the_callers_task(
     seen: list[str] = []
     outbox.start([Handler("now", KINDS, recording(seen))])
     try:
-        await asyncio.sleep(0)  # the relay's first pass finds nothing
+        # The relay's first pass is over (it found nothing), so only flush can deliver.
+        await asyncio.wait_for(outbox.between_passes(), 20)
         await commit_events(outbox, ConversationEnded("call-f", 5.0, "completed"))
         assert await outbox.flush("call-f") == 1
         assert seen == ["call-f:conversation_ended:5.0"]
