@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -123,26 +124,26 @@ class Verification:
 
 
 async def verify(session: AsyncSession) -> Verification:
-    """Recompute the whole chain, in order, and compare it with what is stored."""
+    """Recompute the whole chain, in order, and compare it with what is stored.
+
+    The head is read once the entries run out, and entries appended meanwhile are
+    read on to it: reads need not share one snapshot (on SQLite each SELECT
+    outside a write sees the latest commit), and an entry commits together with
+    the head that counts it, so everything up to that head read is there."""
     prev_hash = GENESIS
     expected_seq = 1
     count = 0
     last_seq = 0
+    head: tuple[int, str] | None = None
     while True:
-        rows = (
-            (
-                await session.execute(
-                    select(AuditEntry)
-                    .where(AuditEntry.seq > last_seq)
-                    .order_by(AuditEntry.seq)
-                    .limit(_BATCH)
-                )
-            )
-            .scalars()
-            .all()
-        )
+        rows = await _entries_after(session, last_seq)
         if not rows:
-            break
+            head = await _head(session)
+            if head is None or head[0] <= count:
+                break
+            rows = await _entries_after(session, last_seq)
+            if not rows:
+                break
         for entry in rows:
             problem = _check(entry, expected_seq, prev_hash)
             if problem is not None:
@@ -151,12 +152,30 @@ async def verify(session: AsyncSession) -> Verification:
             expected_seq += 1
             count += 1
             last_seq = entry.seq
-    head = await session.get(AuditHead, 1)
-    if head is not None and (head.last_seq != count or head.last_hash != prev_hash):
+    if head is not None and head[0] < count:
+        return Verification(
+            False, count, head[0] + 1, f"entry {head[0] + 1} is past the chain's head"
+        )
+    if head is not None and (head[0] != count or head[1] != prev_hash):
         return Verification(
             False, count, count + 1, "entries after the last stored one are missing"
         )
     return Verification(True, count)
+
+
+async def _entries_after(session: AsyncSession, seq: int) -> Sequence[AuditEntry]:
+    query = select(AuditEntry).where(AuditEntry.seq > seq).order_by(AuditEntry.seq)
+    return (await session.execute(query.limit(_BATCH))).scalars().all()
+
+
+async def _head(session: AsyncSession) -> tuple[int, str] | None:
+    """The head as stored now (a column read, not the session's cached object)."""
+    row = (
+        await session.execute(
+            select(AuditHead.last_seq, AuditHead.last_hash).where(AuditHead.head_id == 1)
+        )
+    ).one_or_none()
+    return None if row is None else (int(row[0]), str(row[1]))
 
 
 def _check(entry: AuditEntry, expected_seq: int, prev_hash: str) -> str | None:
