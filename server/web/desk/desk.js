@@ -4,6 +4,7 @@
 import { api, problemWords } from "/common/api.js";
 import { Channel } from "/common/socket.js";
 import { MediaLink, localStream } from "/common/rtc.js";
+import { staffLogin } from "/common/login.js";
 import { byId, say, sayWords } from "/common/words.js";
 import { installRiskPopup, openPopup, syncPopup } from "/desk/risk-popup.js";
 import { clearIntegrity, showIntegrity, showLiveness } from "/desk/integrity.js";
@@ -79,35 +80,23 @@ function showLogin() {
 }
 
 async function login(event) {
-  event.preventDefault();
-  const error = byId("login-error");
-  error.replaceChildren();
-  const username = byId("login-username").value.trim();
-  const password = byId("login-password").value;
-  if (!username || !password) {
-    say(error, "请输入用户名和密码。", "Enter your username and password.");
-    return;
-  }
-  byId("login-submit").disabled = true;
-  try {
-    const answer = await api("POST", "/api/v1/desk/login", { body: { username, password } });
-    if (answer.role && answer.role !== "specialist") {
-      say(error, "这是主管账号，请使用主管看板。", "This is a supervisor account; use the supervisor wallboard.");
-      return;
-    }
-    state.token = answer.token;
-    state.me = answer;
-    byId("login-view").hidden = true;
-    byId("desk-view").hidden = false;
-    say(byId("who"), `${answer.display_name}（${username}）`, "");
-    showPresence();
-    state.channel = new Channel({ token: state.token, onMessage, onState: setSocket });
-    state.channel.start();
-  } catch (failure) {
-    sayWords(error, problemWords(failure));
-  } finally {
-    byId("login-submit").disabled = false;
-  }
+  const done = await staffLogin(event, {
+    accepts: (role) => !role || role === "specialist",
+    wrongRole: {
+      zh: "这是主管账号，请使用主管看板。",
+      en: "This is a supervisor account; use the supervisor wallboard.",
+    },
+  });
+  if (!done) return;
+  const { answer, username } = done;
+  state.token = answer.token;
+  state.me = answer;
+  byId("login-view").hidden = true;
+  byId("desk-view").hidden = false;
+  say(byId("who"), `${answer.display_name}（${username}）`, "");
+  showPresence();
+  state.channel = new Channel({ token: state.token, onMessage, onState: setSocket });
+  state.channel.start();
 }
 
 function showPresence() {

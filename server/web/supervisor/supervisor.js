@@ -3,6 +3,7 @@
 // A short poll of the public API (every 2 s) keeps it live.
 
 import { api, problemWords } from "/common/api.js";
+import { staffLogin } from "/common/login.js";
 import { byId, make, say, sayWords } from "/common/words.js";
 
 const POLL_MS = 2000;
@@ -26,28 +27,15 @@ const CALL_STATE_WORDS = {
 const state = { token: null, timer: null, timelineCall: null, staff: new Map() };
 
 async function login(event) {
-  event.preventDefault();
-  const error = byId("login-error");
-  error.replaceChildren();
-  const username = byId("login-username").value.trim();
-  const password = byId("login-password").value;
-  if (!username || !password) {
-    say(error, "请输入用户名和密码。", "Enter your username and password.");
-    return;
-  }
-  try {
-    const answer = await api("POST", "/api/v1/desk/login", { body: { username, password } });
-    if (answer.role !== "supervisor") {
-      say(error, "这个账号不是主管账号。", "This account is not a supervisor account.");
-      return;
-    }
-    state.token = answer.token;
-    byId("login-view").hidden = true;
-    byId("board").hidden = false;
-    refresh();
-  } catch (failure) {
-    sayWords(error, problemWords(failure));
-  }
+  const done = await staffLogin(event, {
+    accepts: (role) => role === "supervisor",
+    wrongRole: { zh: "这个账号不是主管账号。", en: "This account is not a supervisor account." },
+  });
+  if (!done) return;
+  state.token = done.answer.token;
+  byId("login-view").hidden = true;
+  byId("board").hidden = false;
+  refresh();
 }
 
 function cell(row, text, { stateName } = {}) {
