@@ -55,24 +55,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 import risk
 from server.errors import Conflict
 
-#: The operation kinds of the API contract.
-OPERATION_KINDS: Final = frozenset(
-    {
-        "balance_inquiry",
-        "time_deposit",
-        "password_reset",
-        "transfer",
-        "limit_change",
-        "card_activation",
-        "passbook_statement",
-        "loss_report",
-        "replacement",
-        "contact_change",
-        "pension_certification",
-        "certificate",
-    }
-)
-
 #: The ledger's currency. Accounts, limits and habit statistics are in CNY.
 HOME_CURRENCY: Final = "CNY"
 

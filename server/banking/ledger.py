@@ -170,6 +170,11 @@ class SqlLedger:
             **self.counter.handlers(),
         }
 
+    @property
+    def kinds(self) -> frozenset[str]:
+        """The operation kinds this ledger executes (any other is ``unsupported_kind``)."""
+        return frozenset(self._handlers)
+
     # ----------------------------------------------------------------- protocol
 
     async def execute(
