@@ -91,7 +91,7 @@ class CounterDesk:
             if not named:
                 raise ExecutionFailed("medium_not_found", f"the customer has no passbook {ref!r}")
             media = named
-        book = choose_medium(media, "passbook", None, lost=False)
+        book = choose_medium(media, "passbook", None)
         await account_usable(session, book.account_id)
         return book
 
@@ -138,7 +138,7 @@ class CounterDesk:
                 if (
                     report is not None
                     and report.medium_id == m.medium_id
-                    and (ref is None or ref in (m.medium_id, m.account_id, m.last4))
+                    and (ref is None or m.named_by(ref))
                 ):
                     if report.stage == "formal":
                         raise ExecutionFailed(
@@ -146,14 +146,12 @@ class CounterDesk:
                         )
                     return m, report
         wanted = ref if isinstance(ref, str) else None
-        named = [
-            m for m in media if wanted is None or wanted in (m.medium_id, m.account_id, m.last4)
-        ]
+        named = [m for m in media if wanted is None or m.named_by(wanted)]
         if named and all(m.lost for m in named):
             raise ExecutionFailed(
                 "already_reported", f"the {named[0].label()} is already reported lost"
             )
-        target = choose_medium(media, medium, wanted, lost=False)
+        target = choose_medium(media, medium, wanted)
         return target, None
 
     async def loss_report(self, session: AsyncSession, req: Request) -> Outcome:
@@ -217,9 +215,7 @@ class CounterDesk:
             if report is not None and report.medium_id == m.medium_id:
                 open_reports.append((m, report))
         if isinstance(ref, str):
-            open_reports = [
-                (m, r) for m, r in open_reports if ref in (m.medium_id, m.account_id, m.last4)
-            ]
+            open_reports = [(m, r) for m, r in open_reports if m.named_by(ref)]
         what = "bank card" if medium == "card" else "passbook"
         if not open_reports:
             raise ExecutionFailed("not_reported", f"no {what} of the customer is reported lost")
@@ -295,9 +291,7 @@ class CounterDesk:
             return None
         media = await customer_media(session, customer_id, str(channel))
         ref = params.get("account")
-        target = choose_medium(
-            media, str(channel), ref if isinstance(ref, str) else None, lost=False
-        )
+        target = choose_medium(media, str(channel), ref if isinstance(ref, str) else None)
         if target.lost:
             report = await open_loss_report(session, target.account_id)
             detail = f"the {target.label()} is reported lost; reset the password of its replacement"
