@@ -64,12 +64,10 @@ class CertificateDesk:
         )
         return start, end
 
-    async def _statement_account(
-        self, session: AsyncSession, customer_id: str, ref: Any
-    ) -> Account:
-        accounts = [
-            a
-            for a in (
+    async def _accounts(self, session: AsyncSession, customer_id: str, ref: Any) -> list[Account]:
+        """The customer's accounts, oldest first; only the one ``ref`` names, if it names one."""
+        accounts = list(
+            (
                 await session.execute(
                     select(Account)
                     .where(Account.customer_id == customer_id, Account.kind.in_(SOURCE_KINDS))
@@ -77,11 +75,17 @@ class CertificateDesk:
                     .execution_options(populate_existing=True)
                 )
             ).scalars()
-        ]
+        )
         if isinstance(ref, str):
             accounts = [a for a in accounts if a.account_id == ref]
             if not accounts:
                 raise ExecutionFailed("unknown_account", "the customer has no such account")
+        return accounts
+
+    async def _statement_account(
+        self, session: AsyncSession, customer_id: str, ref: Any
+    ) -> Account:
+        accounts = await self._accounts(session, customer_id, ref)
         if not accounts:
             raise ExecutionFailed("unknown_account", "the customer has no accounts")
         if len(accounts) > 1:
@@ -181,22 +185,8 @@ class CertificateDesk:
     async def _deposit_content(
         self, session: AsyncSession, req: Request, customer: Customer, end: date, until: datetime
     ) -> CertificateContent:
-        accounts = (
-            (
-                await session.execute(
-                    select(Account)
-                    .where(Account.customer_id == req.customer_id, Account.kind.in_(SOURCE_KINDS))
-                    .order_by(Account.opened_at, Account.account_id)
-                )
-            )
-            .scalars()
-            .all()
-        )
         ref = req.params.get("account")
-        if isinstance(ref, str):
-            accounts = [a for a in accounts if a.account_id == ref]
-            if not accounts:
-                raise ExecutionFailed("unknown_account", "the customer has no such account")
+        accounts = await self._accounts(session, req.customer_id, ref)
         balances = []
         for account in accounts:
             balances.append(
