@@ -12,7 +12,6 @@ referenced by any row; a repeated execution returns the first one's document.
 from __future__ import annotations
 
 import hashlib
-import uuid
 from collections.abc import Mapping
 from datetime import date, datetime, time, timedelta, tzinfo
 from decimal import Decimal
@@ -25,7 +24,7 @@ from server import audit
 from server.db.banking import Account, Document, TimeDeposit
 from server.db.models import Customer
 
-from .core import SOURCE_KINDS, ExecutionFailed, money_str
+from .core import SOURCE_KINDS, ExecutionFailed, money_str, new_id
 from .documents import DocumentStore
 from .entries import account_entries, balance_at
 from .handling import Outcome, Request
@@ -132,7 +131,7 @@ class CertificateDesk:
             )
         pdf = await render_pdf(content)
         digest = hashlib.sha256(pdf).hexdigest()
-        document_id = f"DC{uuid.uuid4().hex[:24]}"
+        document_id = new_id("DC")
         key = f"{req.customer_id}/{document_id}.pdf"
         filename = f"{'deposit-certificate' if kind == 'deposit' else 'statement'}-{end}.pdf"
         try:

@@ -45,6 +45,7 @@ The counter's everyday kinds (:mod:`server.banking.counter`):
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta, timezone
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
@@ -247,3 +248,8 @@ def local_day_start(now: datetime) -> datetime:
 def iso(at: datetime) -> str:
     """RFC 3339 in UTC, as the API writes times."""
     return at.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def new_id(prefix: str) -> str:
+    """A fresh identifier with a readable prefix (fits the 32-character columns)."""
+    return f"{prefix}{uuid.uuid4().hex[:24]}"

@@ -24,16 +24,12 @@ from server.db.banking import Account, Card, CustomerEvent, LossReport, Passbook
 from server.db.models import Customer
 
 from .certificates import CertificateDesk
-from .core import ExecutionFailed, iso, money_str
+from .core import ExecutionFailed, iso, money_str, new_id
 from .documents import DocumentStore
 from .entries import account_entries
 from .handling import Outcome, Request
 from .media import Medium, account_usable, choose_medium, customer_media, open_loss_report
 from .statement import passbook_lines
-
-
-def _new_id(prefix: str) -> str:
-    return f"{prefix}{uuid.uuid4().hex[:24]}"
 
 
 class CounterDesk:
@@ -159,7 +155,7 @@ class CounterDesk:
         stage = str(req.params.get("stage"))
         if report is None:
             report = LossReport(
-                report_id=_new_id("LR"),
+                report_id=new_id("LR"),
                 customer_id=req.customer_id,
                 medium=target.medium,
                 medium_id=target.medium_id,
@@ -237,10 +233,10 @@ class CounterDesk:
         target, report = await self._replacement_target(session, req.customer_id, req.params)
         if target.medium == "card":
             digits = str(int(uuid.uuid4().hex[:8], 16) % 10_000).rjust(4, "0")
-            new_id = f"CD{req.customer_id}{uuid.uuid4().hex[:6]}"
+            new_medium_id = f"CD{req.customer_id}{uuid.uuid4().hex[:6]}"
             session.add(
                 Card(
-                    card_id=new_id,
+                    card_id=new_medium_id,
                     customer_id=req.customer_id,
                     last4=digits,
                     state="issued",
@@ -249,10 +245,10 @@ class CounterDesk:
             )
             new_state, new_last4 = "issued", digits
         else:
-            new_id = _new_id("PB")
+            new_medium_id = new_id("PB")
             session.add(
                 Passbook(
-                    passbook_id=new_id,
+                    passbook_id=new_medium_id,
                     account_id=target.account_id,
                     customer_id=req.customer_id,
                     state="active",
@@ -261,7 +257,7 @@ class CounterDesk:
                 )
             )
             new_state, new_last4 = "active", target.account_id[-4:]
-        report.state, report.replaced_at, report.replacement_id = "replaced", req.now, new_id
+        report.state, report.replaced_at, report.replacement_id = "replaced", req.now, new_medium_id
         self._event(session, req, "replacement", {"medium": target.medium})
         await session.flush()
         return Outcome(
@@ -269,7 +265,7 @@ class CounterDesk:
                 "medium": target.medium,
                 "old_medium_id": target.medium_id,
                 "old_state": "lost",
-                "new_medium_id": new_id,
+                "new_medium_id": new_medium_id,
                 "new_state": new_state,
                 "last4": new_last4,
                 "report_id": report.report_id,
