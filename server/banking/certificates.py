@@ -32,6 +32,9 @@ from .statement import CertificateContent, render_pdf
 
 #: A statement covers three months unless the customer asks for another period.
 DEFAULT_STATEMENT_DAYS = 90
+#: The longest period a statement covers (the request's own check sees only
+#: periods with both ends given; this one also sees those ending today).
+MAX_STATEMENT_DAYS = 366
 #: The most entries a statement prints.
 MAX_STATEMENT_ENTRIES = 500
 
@@ -61,6 +64,10 @@ class CertificateDesk:
             if params.get("from")
             else end - timedelta(days=DEFAULT_STATEMENT_DAYS)
         )
+        if (end - start).days > MAX_STATEMENT_DAYS:
+            raise ExecutionFailed(
+                "invalid_params", f"a statement covers at most {MAX_STATEMENT_DAYS} days"
+            )
         return start, end
 
     async def _accounts(self, session: AsyncSession, customer_id: str, ref: Any) -> list[Account]:
