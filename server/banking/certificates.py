@@ -12,7 +12,6 @@ referenced by any row; a repeated execution returns the first one's document.
 from __future__ import annotations
 
 import hashlib
-import uuid
 from collections.abc import Mapping
 from datetime import date, datetime, time, timedelta, tzinfo
 from decimal import Decimal
@@ -25,7 +24,7 @@ from server import audit
 from server.db.banking import Account, Document, TimeDeposit
 from server.db.models import Customer
 
-from .core import SOURCE_KINDS, ExecutionFailed, money_str
+from .core import SOURCE_KINDS, ExecutionFailed, money_str, new_id
 from .documents import DocumentStore
 from .entries import account_entries, balance_at
 from .handling import Outcome, Request
@@ -33,6 +32,9 @@ from .statement import CertificateContent, render_pdf
 
 #: A statement covers three months unless the customer asks for another period.
 DEFAULT_STATEMENT_DAYS = 90
+#: The longest period a statement covers (the request's own check sees only
+#: periods with both ends given; this one also sees those ending today).
+MAX_STATEMENT_DAYS = 366
 #: The most entries a statement prints.
 MAX_STATEMENT_ENTRIES = 500
 
@@ -62,14 +64,16 @@ class CertificateDesk:
             if params.get("from")
             else end - timedelta(days=DEFAULT_STATEMENT_DAYS)
         )
+        if (end - start).days > MAX_STATEMENT_DAYS:
+            raise ExecutionFailed(
+                "invalid_params", f"a statement covers at most {MAX_STATEMENT_DAYS} days"
+            )
         return start, end
 
-    async def _statement_account(
-        self, session: AsyncSession, customer_id: str, ref: Any
-    ) -> Account:
-        accounts = [
-            a
-            for a in (
+    async def _accounts(self, session: AsyncSession, customer_id: str, ref: Any) -> list[Account]:
+        """The customer's accounts, oldest first; only the one ``ref`` names, if it names one."""
+        accounts = list(
+            (
                 await session.execute(
                     select(Account)
                     .where(Account.customer_id == customer_id, Account.kind.in_(SOURCE_KINDS))
@@ -77,11 +81,17 @@ class CertificateDesk:
                     .execution_options(populate_existing=True)
                 )
             ).scalars()
-        ]
+        )
         if isinstance(ref, str):
             accounts = [a for a in accounts if a.account_id == ref]
             if not accounts:
                 raise ExecutionFailed("unknown_account", "the customer has no such account")
+        return accounts
+
+    async def _statement_account(
+        self, session: AsyncSession, customer_id: str, ref: Any
+    ) -> Account:
+        accounts = await self._accounts(session, customer_id, ref)
         if not accounts:
             raise ExecutionFailed("unknown_account", "the customer has no accounts")
         if len(accounts) > 1:
@@ -128,7 +138,7 @@ class CertificateDesk:
             )
         pdf = await render_pdf(content)
         digest = hashlib.sha256(pdf).hexdigest()
-        document_id = f"DC{uuid.uuid4().hex[:24]}"
+        document_id = new_id("DC")
         key = f"{req.customer_id}/{document_id}.pdf"
         filename = f"{'deposit-certificate' if kind == 'deposit' else 'statement'}-{end}.pdf"
         try:
@@ -181,22 +191,8 @@ class CertificateDesk:
     async def _deposit_content(
         self, session: AsyncSession, req: Request, customer: Customer, end: date, until: datetime
     ) -> CertificateContent:
-        accounts = (
-            (
-                await session.execute(
-                    select(Account)
-                    .where(Account.customer_id == req.customer_id, Account.kind.in_(SOURCE_KINDS))
-                    .order_by(Account.opened_at, Account.account_id)
-                )
-            )
-            .scalars()
-            .all()
-        )
         ref = req.params.get("account")
-        if isinstance(ref, str):
-            accounts = [a for a in accounts if a.account_id == ref]
-            if not accounts:
-                raise ExecutionFailed("unknown_account", "the customer has no such account")
+        accounts = await self._accounts(session, req.customer_id, ref)
         balances = []
         for account in accounts:
             balances.append(

@@ -45,6 +45,7 @@ The counter's everyday kinds (:mod:`server.banking.counter`):
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta, timezone
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
@@ -54,24 +55,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 import risk
 from server.errors import Conflict
-
-#: The operation kinds of the API contract.
-OPERATION_KINDS: Final = frozenset(
-    {
-        "balance_inquiry",
-        "time_deposit",
-        "password_reset",
-        "transfer",
-        "limit_change",
-        "card_activation",
-        "passbook_statement",
-        "loss_report",
-        "replacement",
-        "contact_change",
-        "pension_certification",
-        "certificate",
-    }
-)
 
 #: The ledger's currency. Accounts, limits and habit statistics are in CNY.
 HOME_CURRENCY: Final = "CNY"
@@ -265,3 +248,8 @@ def local_day_start(now: datetime) -> datetime:
 def iso(at: datetime) -> str:
     """RFC 3339 in UTC, as the API writes times."""
     return at.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def new_id(prefix: str) -> str:
+    """A fresh identifier with a readable prefix (fits the 32-character columns)."""
+    return f"{prefix}{uuid.uuid4().hex[:24]}"

@@ -24,16 +24,12 @@ from server.db.banking import Account, Card, CustomerEvent, LossReport, Passbook
 from server.db.models import Customer
 
 from .certificates import CertificateDesk
-from .core import ExecutionFailed, iso, money_str
+from .core import ExecutionFailed, iso, money_str, new_id
 from .documents import DocumentStore
 from .entries import account_entries
 from .handling import Outcome, Request
 from .media import Medium, account_usable, choose_medium, customer_media, open_loss_report
 from .statement import passbook_lines
-
-
-def _new_id(prefix: str) -> str:
-    return f"{prefix}{uuid.uuid4().hex[:24]}"
 
 
 class CounterDesk:
@@ -91,7 +87,7 @@ class CounterDesk:
             if not named:
                 raise ExecutionFailed("medium_not_found", f"the customer has no passbook {ref!r}")
             media = named
-        book = choose_medium(media, "passbook", None, lost=False)
+        book = choose_medium(media, "passbook", None)
         await account_usable(session, book.account_id)
         return book
 
@@ -138,7 +134,7 @@ class CounterDesk:
                 if (
                     report is not None
                     and report.medium_id == m.medium_id
-                    and (ref is None or ref in (m.medium_id, m.account_id, m.last4))
+                    and (ref is None or m.named_by(ref))
                 ):
                     if report.stage == "formal":
                         raise ExecutionFailed(
@@ -146,14 +142,12 @@ class CounterDesk:
                         )
                     return m, report
         wanted = ref if isinstance(ref, str) else None
-        named = [
-            m for m in media if wanted is None or wanted in (m.medium_id, m.account_id, m.last4)
-        ]
+        named = [m for m in media if wanted is None or m.named_by(wanted)]
         if named and all(m.lost for m in named):
             raise ExecutionFailed(
                 "already_reported", f"the {named[0].label()} is already reported lost"
             )
-        target = choose_medium(media, medium, wanted, lost=False)
+        target = choose_medium(media, medium, wanted)
         return target, None
 
     async def loss_report(self, session: AsyncSession, req: Request) -> Outcome:
@@ -161,7 +155,7 @@ class CounterDesk:
         stage = str(req.params.get("stage"))
         if report is None:
             report = LossReport(
-                report_id=_new_id("LR"),
+                report_id=new_id("LR"),
                 customer_id=req.customer_id,
                 medium=target.medium,
                 medium_id=target.medium_id,
@@ -217,9 +211,7 @@ class CounterDesk:
             if report is not None and report.medium_id == m.medium_id:
                 open_reports.append((m, report))
         if isinstance(ref, str):
-            open_reports = [
-                (m, r) for m, r in open_reports if ref in (m.medium_id, m.account_id, m.last4)
-            ]
+            open_reports = [(m, r) for m, r in open_reports if m.named_by(ref)]
         what = "bank card" if medium == "card" else "passbook"
         if not open_reports:
             raise ExecutionFailed("not_reported", f"no {what} of the customer is reported lost")
@@ -241,10 +233,10 @@ class CounterDesk:
         target, report = await self._replacement_target(session, req.customer_id, req.params)
         if target.medium == "card":
             digits = str(int(uuid.uuid4().hex[:8], 16) % 10_000).rjust(4, "0")
-            new_id = f"CD{req.customer_id}{uuid.uuid4().hex[:6]}"
+            new_medium_id = f"CD{req.customer_id}{uuid.uuid4().hex[:6]}"
             session.add(
                 Card(
-                    card_id=new_id,
+                    card_id=new_medium_id,
                     customer_id=req.customer_id,
                     last4=digits,
                     state="issued",
@@ -253,10 +245,10 @@ class CounterDesk:
             )
             new_state, new_last4 = "issued", digits
         else:
-            new_id = _new_id("PB")
+            new_medium_id = new_id("PB")
             session.add(
                 Passbook(
-                    passbook_id=new_id,
+                    passbook_id=new_medium_id,
                     account_id=target.account_id,
                     customer_id=req.customer_id,
                     state="active",
@@ -265,7 +257,7 @@ class CounterDesk:
                 )
             )
             new_state, new_last4 = "active", target.account_id[-4:]
-        report.state, report.replaced_at, report.replacement_id = "replaced", req.now, new_id
+        report.state, report.replaced_at, report.replacement_id = "replaced", req.now, new_medium_id
         self._event(session, req, "replacement", {"medium": target.medium})
         await session.flush()
         return Outcome(
@@ -273,7 +265,7 @@ class CounterDesk:
                 "medium": target.medium,
                 "old_medium_id": target.medium_id,
                 "old_state": "lost",
-                "new_medium_id": new_id,
+                "new_medium_id": new_medium_id,
                 "new_state": new_state,
                 "last4": new_last4,
                 "report_id": report.report_id,
@@ -295,9 +287,7 @@ class CounterDesk:
             return None
         media = await customer_media(session, customer_id, str(channel))
         ref = params.get("account")
-        target = choose_medium(
-            media, str(channel), ref if isinstance(ref, str) else None, lost=False
-        )
+        target = choose_medium(media, str(channel), ref if isinstance(ref, str) else None)
         if target.lost:
             report = await open_loss_report(session, target.account_id)
             detail = f"the {target.label()} is reported lost; reset the password of its replacement"

@@ -48,7 +48,6 @@ How one execution stays atomic, idempotent and race-free on both databases:
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import date, datetime, timedelta, tzinfo
 from decimal import Decimal
@@ -89,6 +88,7 @@ from .core import (
     cents,
     iso,
     money_str,
+    new_id,
     optional_text,
     parse_currency,
     parse_money,
@@ -123,11 +123,6 @@ MIN_DEPOSIT: Final = Decimal("50.00")
 #: How long a password-reset ticket can be redeemed in the app.
 TICKET_TTL: Final = timedelta(minutes=30)
 RESET_CHANNELS: Final = frozenset({"mobile", "card", "passbook"})
-
-
-def new_id(prefix: str) -> str:
-    """A fresh identifier with a readable prefix (fits the 32-character columns)."""
-    return f"{prefix}{uuid.uuid4().hex[:24]}"
 
 
 def add_months(at: datetime, months: int, tz: tzinfo = LOCAL_TZ) -> datetime:
@@ -169,6 +164,11 @@ class SqlLedger:
             "card_activation": self._card_activation,
             **self.counter.handlers(),
         }
+
+    @property
+    def kinds(self) -> frozenset[str]:
+        """The operation kinds this ledger executes (any other is ``unsupported_kind``)."""
+        return frozenset(self._handlers)
 
     # ----------------------------------------------------------------- protocol
 

@@ -35,6 +35,10 @@ class Medium:
     def label(self) -> str:
         return f"{self.medium} ending {self.last4}"
 
+    def named_by(self, ref: str) -> bool:
+        """Whether ``ref`` (a medium id, an account number or last four digits) names it."""
+        return ref in (self.medium_id, self.account_id, self.last4)
+
 
 async def customer_media(session: AsyncSession, customer_id: str, medium: str) -> list[Medium]:
     """Every card or passbook of the customer, oldest first (lost ones included)."""
@@ -83,30 +87,20 @@ async def customer_media(session: AsyncSession, customer_id: str, medium: str) -
     return media
 
 
-def _matches(m: Medium, ref: str) -> bool:
-    return ref in (m.medium_id, m.account_id, m.last4)
-
-
-def choose_medium(media: Sequence[Medium], medium: str, ref: str | None, *, lost: bool) -> Medium:
-    """The medium an operation means: ``ref`` names it, else the only candidate.
-
-    ``lost`` True looks among reported media (a replacement), False among the
-    others (a new loss report). Refusals name the choices by their last digits.
-    """
+def choose_medium(media: Sequence[Medium], medium: str, ref: str | None) -> Medium:
+    """The medium an operation means: ``ref`` names it, else the only one not
+    reported lost. Refusals name the choices by their last digits."""
     what = "bank card" if medium == "card" else "passbook"
     if not media:
         raise ExecutionFailed("medium_not_found", f"the customer has no {what}")
     if ref is not None:
-        named = [m for m in media if _matches(m, ref)]
+        named = [m for m in media if m.named_by(ref)]
         if not named:
             raise ExecutionFailed("medium_not_found", f"the customer has no {what} {ref!r}")
-        candidates = [m for m in named if m.lost == lost] or named
+        candidates = [m for m in named if not m.lost] or named
     else:
-        candidates = [m for m in media if m.lost == lost]
+        candidates = [m for m in media if not m.lost]
         if not candidates:
-            state = "reported lost" if not lost else "reported lost and waiting for replacement"
-            if lost:
-                raise ExecutionFailed("not_reported", f"no {what} of the customer is {state}")
             raise ExecutionFailed(
                 "medium_reported_lost",
                 f"every {what} of the customer is reported lost; it can be replaced",

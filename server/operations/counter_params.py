@@ -19,14 +19,14 @@ from typing import Annotated, Any, Literal
 
 from pydantic import ConfigDict, Field, StringConstraints, field_validator, model_validator
 
+from server.banking.certificates import MAX_STATEMENT_DAYS
+
 from .params_base import Params
 from .state import Kind
 
 #: An account number, card id, or a card's last four digits.
 MediumRef = Annotated[str, StringConstraints(pattern=r"^[0-9A-Za-z]{4,34}$")]
 AccountNo = Annotated[str, StringConstraints(pattern=r"^[0-9]{6,34}$")]
-#: A statement covers at most this many days.
-MAX_STATEMENT_DAYS = 366
 _MOBILE = re.compile(r"^(?:\+?86)?(1[3-9][0-9]{9})$")
 
 

@@ -327,6 +327,13 @@ async def test_certificates_are_stored_hashed_audited_and_fetched_by_whom_they_c
         409,
         "invalid_params",
     )
+    # A period ending today (no "to") is held to the same longest statement.
+    long_ago = (today - timedelta(days=400)).isoformat()
+    assert_problem(
+        await start(desk, call_id, "certificate", {"type": "statement", "from": long_ago}),
+        409,
+        "invalid_params",
+    )
 
     start_day = (today - timedelta(days=60)).isoformat()
     issued = await run(

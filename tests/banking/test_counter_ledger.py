@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from server.banking import ExecutionFailed, SqlLedger
 from server.banking.documents import DocumentStore
 from server.db.banking import Document, LossReport, Passbook
+from server.operations.state import Kind
 
 from .helpers import op_id
 
@@ -70,3 +71,7 @@ async def test_a_certificate_is_stored_once_per_operation(
     assert await _count(sessions, Document) == 1
     assert len(await asyncio.to_thread(lambda: list(tmp_path.rglob("*.pdf")))) == 1
     assert float(first["total"]) > 0
+
+
+def test_the_ledger_executes_every_operation_kind_of_the_api() -> None:
+    assert SqlLedger().kinds == {kind.value for kind in Kind}
