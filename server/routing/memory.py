@@ -52,6 +52,8 @@ class _Specialist:
     profile: SpecialistProfile
     fluent: frozenset[str]
     skill_keys: frozenset[str] = frozenset()
+    #: the intents the profile's skills cover (derived once, read by every snapshot)
+    intents: frozenset[str] = frozenset()
     desired: DesiredPresence = DesiredPresence.AWAY
     connected: bool = False
     connection: str = ""
@@ -231,9 +233,10 @@ class MemoryQueueBackend:
         spec = self._specialists.get(profile.specialist_id)
         fluent = profile.fluent_dialects(self.policy)
         keys = profile.skill_keys(self.policy)
+        intents = profile.intents()
         if spec is None:
             self._specialists[profile.specialist_id] = _Specialist(
-                profile=profile, fluent=fluent, skill_keys=keys
+                profile=profile, fluent=fluent, skill_keys=keys, intents=intents
             )
             return
         was_idle = spec.idle_entry is not None
@@ -246,6 +249,7 @@ class MemoryQueueBackend:
             self._logged_in_by_skill.subtract(old_keys)
             self._logged_in_by_skill.update(keys)
         spec.profile, spec.fluent, spec.skill_keys = profile, fluent, keys
+        spec.intents = intents
         if was_idle:
             self._add_idle(spec)
         if spec.connected:
@@ -514,5 +518,5 @@ class MemoryQueueBackend:
             fluent_dialects=spec.fluent,
             call_id=spec.call_id,
             misses=spec.misses,
-            intents=spec.profile.intents(),
+            intents=spec.intents,
         )
