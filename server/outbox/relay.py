@@ -148,20 +148,21 @@ class Outbox:
                 )
                 events = [(row.event_id, row.call_id, row.kind, dict(row.payload)) for row in rows]
                 done = await store.delivered_handlers(session, [e[0] for e in events])
-            delivered = 0
             # (call id or event id, handler) whose earlier event is still pending:
             # that handler gets none of the call's later events in this pass.
             blocked: set[tuple[str, str]] = set()
+            complete: list[str] = []
             for event_id, event_call, kind, payload in events:
-                complete = await self._deliver_one(
-                    event_id, event_call, kind, payload, done, blocked
-                )
-                if complete:
-                    async with self.sessions() as session:
-                        await store.mark_delivered(session, event_id, self.clock())
-                        await session.commit()
-                    delivered += 1
-            return delivered
+                if await self._deliver_one(event_id, event_call, kind, payload, done, blocked):
+                    complete.append(event_id)
+            # One statement for the pass. Each handler's delivery is already recorded,
+            # so an event left unmarked (the process died first) is marked by the
+            # next pass without calling its handlers again.
+            if complete:
+                async with self.sessions() as session:
+                    await store.mark_delivered(session, complete, self.clock())
+                    await session.commit()
+            return len(complete)
 
     async def _deliver_one(
         self,

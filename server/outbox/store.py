@@ -83,9 +83,10 @@ async def mark_handled(
         pass  # another relay (or an earlier try) recorded it first
 
 
-async def mark_delivered(session: AsyncSession, event_id: str, at: float) -> None:
+async def mark_delivered(session: AsyncSession, event_ids: Sequence[str], at: float) -> None:
+    """Mark the events delivered (every handler that takes them has)."""
     await session.execute(
-        update(OutboxEvent).where(OutboxEvent.event_id == event_id).values(delivered_at=utc(at))
+        update(OutboxEvent).where(OutboxEvent.event_id.in_(event_ids)).values(delivered_at=utc(at))
     )
 
 

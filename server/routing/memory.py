@@ -47,11 +47,22 @@ class _Waiting:
     offer_id: str | None = None
 
 
+@dataclass(slots=True)
+class _Candidate:
+    """An unoffered queue in one dispatch run, its head and its idle pool."""
+
+    head: _RankTuple
+    queue: SortedList
+    pool: SortedList
+
+
 @dataclass
 class _Specialist:
     profile: SpecialistProfile
     fluent: frozenset[str]
     skill_keys: frozenset[str] = frozenset()
+    #: the intents the profile's skills cover (derived once, read by every snapshot)
+    intents: frozenset[str] = frozenset()
     desired: DesiredPresence = DesiredPresence.AWAY
     connected: bool = False
     connection: str = ""
@@ -231,9 +242,10 @@ class MemoryQueueBackend:
         spec = self._specialists.get(profile.specialist_id)
         fluent = profile.fluent_dialects(self.policy)
         keys = profile.skill_keys(self.policy)
+        intents = profile.intents()
         if spec is None:
             self._specialists[profile.specialist_id] = _Specialist(
-                profile=profile, fluent=fluent, skill_keys=keys
+                profile=profile, fluent=fluent, skill_keys=keys, intents=intents
             )
             return
         was_idle = spec.idle_entry is not None
@@ -246,6 +258,7 @@ class MemoryQueueBackend:
             self._logged_in_by_skill.subtract(old_keys)
             self._logged_in_by_skill.update(keys)
         spec.profile, spec.fluent, spec.skill_keys = profile, fluent, keys
+        spec.intents = intents
         if was_idle:
             self._add_idle(spec)
         if spec.connected:
@@ -386,22 +399,29 @@ class MemoryQueueBackend:
     async def dispatch(self, now: float) -> list[Offer]:
         self._promote_due(now)
         made: list[Offer] = []
+        # Each unoffered queue with someone idle in its pool, as in the Redis
+        # script: while dispatching, queues and pools only lose members, so a head
+        # changes only when its call is offered and an emptied pool stays empty.
+        pairs = [(q, self._idle_by_skill.get(k)) for k, q in self._skill_queues.items()]
+        pairs += [(q, self._idle_by_dialect.get(d)) for d, q in self._dialect_queues.items()]
+        pairs.append((self._any_queue, self._idle_any))
+        candidates = [_Candidate(queue[0], queue, pool) for queue, pool in pairs if queue and pool]
         while True:
-            best: _RankTuple | None = None
-            best_pool: SortedList | None = None
-            for key, queue in self._skill_queues.items():
-                pool = self._idle_by_skill.get(key)
-                if queue and pool and (best is None or queue[0] < best):
-                    best, best_pool = queue[0], pool
-            for dialect, queue in self._dialect_queues.items():
-                pool = self._idle_by_dialect.get(dialect)
-                if queue and pool and (best is None or queue[0] < best):
-                    best, best_pool = queue[0], pool
-            if self._any_queue and self._idle_any and (best is None or self._any_queue[0] < best):
-                best, best_pool = self._any_queue[0], self._idle_any
-            if best is None or best_pool is None:
+            best: _Candidate | None = None
+            live = []
+            for candidate in candidates:
+                if candidate.pool:
+                    live.append(candidate)
+                    if best is None or candidate.head < best.head:
+                        best = candidate
+            candidates = live
+            if best is None:
                 return made
-            made.append(self._reserve(self._calls[best[2]], best_pool[0][1], now))
+            made.append(self._reserve(self._calls[best.head[2]], best.pool[0][1], now))
+            if best.queue:
+                best.head = best.queue[0]
+            else:
+                candidates.remove(best)
 
     def _reserve(self, entry: _Waiting, specialist_id: str, now: float) -> Offer:
         spec = self._specialists[specialist_id]
@@ -514,5 +534,5 @@ class MemoryQueueBackend:
             fluent_dialects=spec.fluent,
             call_id=spec.call_id,
             misses=spec.misses,
-            intents=spec.profile.intents(),
+            intents=spec.intents,
         )

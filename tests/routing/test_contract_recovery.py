@@ -93,3 +93,21 @@ async def test_desks_of_a_node_that_stopped_renewing_are_logged_out(
     assert await backend.position("c1") == 1
     # The node was only slow: its next heartbeat for that connection says "lost".
     assert await backend.heartbeat("s1", 5.0, "node1/a") is False
+
+
+async def test_every_desk_of_a_dead_node_is_logged_out_and_only_those(
+    backend: QueueBackend,
+) -> None:
+    if isinstance(backend, MemoryQueueBackend):
+        return  # one process: its desks live and die with it
+    for spec, conn in (("s1", "node1/a"), ("s2", "node2/b"), ("s3", "node1/c")):
+        await backend.register(SpecialistProfile(spec, {"cmn": 5}))
+        await backend.connect(spec, 1.0, conn)
+    await backend.node_alive("node1", 0.001)
+    await backend.node_alive("node2", 60.0)
+    await asyncio.sleep(0.05)
+    assert await backend.reap_dead_nodes(2.0) == []  # nobody held an offer
+    states = {s: await backend.specialist(s) for s in ("s1", "s2", "s3")}
+    assert states["s1"] is not None and states["s1"].state is SpecialistState.OFFLINE
+    assert states["s3"] is not None and states["s3"].state is SpecialistState.OFFLINE
+    assert states["s2"] is not None and states["s2"].state is not SpecialistState.OFFLINE

@@ -217,6 +217,12 @@ async def test_specialist_views_name_the_intents_their_skills_cover(
     assert view.state is SpecialistState.AVAILABLE
     [snapshot_view] = (await backend.snapshot(0)).specialists
     assert snapshot_view == view
+    # Registering again with other skills: the views follow.
+    await backend.register(SpecialistProfile("s1", {"cmn": 5}, frozenset({"transfer"})))
+    view = await backend.specialist("s1")
+    assert view is not None and view.intents == {"transfer"}
+    [snapshot_view] = (await backend.snapshot(1)).specialists
+    assert snapshot_view == view
 
 
 async def test_snapshots_carry_the_intent_and_estimates_count_skilled_specialists(

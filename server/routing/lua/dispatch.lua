@@ -2,8 +2,10 @@
 -- each round takes the best-ranked head among the skill queues that have an idle
 -- specialist in their pool, the dialect queues that have an idle fluent
 -- specialist and the "any" queue (if anyone is idle), and offers it to the
--- longest-idle specialist of that pool. O((#skill pools + #dialects) * log n) per
--- offer.
+-- longest-idle specialist of that pool. Within one run pools and queues only
+-- lose members, so each queue's head is read once, and again only after its call
+-- is offered, and a queue or pool found empty is not looked at again: a round
+-- costs one ZCARD per pool still in the running, not a head read per queue.
 -- ARGV: [1] prefix, [2] now, [3] lease end (now + lease), [4] offer id prefix
 --       (random, 16 hex), [5] most offers to make in this run (bounds the time
 --       Redis is blocked; the caller runs the script again if the bound was hit)
@@ -27,29 +29,32 @@ local function better(a, b)
   return a[3] < b[3]
 end
 
+-- The queues still in the running, as {queue key, pool key, head}.
+local candidates = {}
+local function consider(queue, pool)
+  if redis.call('ZCARD', pool) > 0 then
+    local h = head(queue)
+    if h then candidates[#candidates + 1] = { queue, pool, h } end
+  end
+end
+-- Pools first: usually few specialists are idle, so most queues are skipped
+-- without reading their heads.
+for _, k in ipairs(skill_keys) do consider(sq_key(k), sidle_key(k)) end
+for _, d in ipairs(dialects) do consider(dq_key(d), idle_key(d)) end
+consider(K_ANYQ, K_IDLE)
+
 while made < limit do
-  local best, best_pool = nil, nil
-  -- Pools first: usually few specialists are idle, so most queues are skipped
-  -- without reading their heads.
-  for _, k in ipairs(skill_keys) do
-    local pool = sidle_key(k)
-    if redis.call('ZCARD', pool) > 0 then
-      local h = head(sq_key(k))
-      if h and better(h, best) then best, best_pool = h, pool end
+  local best, best_at = nil, nil
+  local live = {}
+  for _, cand in ipairs(candidates) do
+    if redis.call('ZCARD', cand[2]) > 0 then
+      live[#live + 1] = cand
+      if better(cand[3], best) then best, best_at = cand[3], #live end
     end
   end
-  for _, d in ipairs(dialects) do
-    local pool = idle_key(d)
-    if redis.call('ZCARD', pool) > 0 then
-      local h = head(dq_key(d))
-      if h and better(h, best) then best, best_pool = h, pool end
-    end
-  end
-  if redis.call('ZCARD', K_IDLE) > 0 then
-    local h = head(K_ANYQ)
-    if h and better(h, best) then best, best_pool = h, K_IDLE end
-  end
+  candidates = live
   if not best then break end
+  local best_pool = candidates[best_at][2]
 
   local c = load_call(member_call_id(best[1]))
   local s = load_spec(redis.call('ZRANGE', best_pool, 0, 0)[1])
@@ -66,5 +71,9 @@ while made < limit do
     out[#out + 1] = field
   end
   made = made + 1
+  -- Only the queue the call left has a new head.
+  local taken = candidates[best_at]
+  taken[3] = head(taken[1])
+  if not taken[3] then table.remove(candidates, best_at) end
 end
 return out

@@ -6,12 +6,18 @@
 -- ARGV: [1] prefix, [2] now
 -- Reply: flat list of withdrawn offers, six fields each.
 local out = {}
+-- node -> its liveness key exists; each node is looked up once per run (a node
+-- holds many desks).
+local alive = {}
 for _, id in ipairs(redis.call('ZRANGE', K_ONLINE, 0, -1)) do
   local conn = redis.call('HGET', spec_key(id), 'conn') or ''
   local sep = string.find(conn, '/', 1, true)
   if sep then
     local node = string.sub(conn, 1, sep - 1)
-    if redis.call('EXISTS', P .. 'node:' .. node) == 0 then
+    if alive[node] == nil then
+      alive[node] = redis.call('EXISTS', P .. 'node:' .. node) == 1
+    end
+    if not alive[node] then
       local s = load_spec(id)
       if s and s.connected == '1' then
         local o = disconnect_spec(s)
