@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from tests.api.harness import prepare_template  # noqa: E402
-from tests.api.nodes import Node, free_port  # noqa: E402
+from tests.api.nodes import Node, free_port, wait_ready  # noqa: E402
 
 SECRET = "bench-secret-" + "x" * 40
 # What every benchmarked server runs with: the shipped defaults, except what a
@@ -159,31 +159,10 @@ async def server(db: Database, log_dir: Path, **extra: str) -> AsyncIterator[Nod
         )
     node = Node("server", f"http://127.0.0.1:{port}", process, log_path)
     try:
-        await _ready(node, 300)
+        await wait_ready(node, 300)
         yield node
     finally:
-        process.terminate()
-        try:
-            await asyncio.to_thread(process.wait, 30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            await asyncio.to_thread(process.wait)
-
-
-async def _ready(node: Node, timeout_s: float) -> None:
-    deadline = time.monotonic() + timeout_s
-    async with aiohttp.ClientSession() as http:
-        while time.monotonic() < deadline:
-            if node.process.poll() is not None:
-                raise RuntimeError(f"{node.name} exited:\n{node.log()}")
-            try:
-                async with http.get(node.base_url + "/readyz") as reply:
-                    if reply.status == 200:
-                        return
-            except aiohttp.ClientError:
-                pass
-            await asyncio.sleep(0.2)
-    raise TimeoutError(f"{node.name} not ready in {timeout_s} s:\n{node.log()}")
+        await _stop(process, 30)
 
 
 @asynccontextmanager
@@ -207,25 +186,20 @@ async def floor(db: Database, log_dir: Path) -> AsyncIterator[Node]:
         )
     node = Node("floor", f"http://127.0.0.1:{port}", process, log_path)
     try:
-        async with aiohttp.ClientSession() as http:
-            for _ in range(300):
-                if process.poll() is not None:
-                    raise RuntimeError(f"floor exited:\n{node.log()}")
-                try:
-                    async with http.get(node.base_url + "/readyz") as reply:
-                        if reply.status == 200:
-                            break
-                except aiohttp.ClientError:
-                    pass
-                await asyncio.sleep(0.1)
+        await wait_ready(node, 60)
         yield node
     finally:
-        process.terminate()
-        try:
-            await asyncio.to_thread(process.wait, 15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            await asyncio.to_thread(process.wait)
+        await _stop(process, 15)
+
+
+async def _stop(process: subprocess.Popen[bytes], timeout_s: float) -> None:
+    """Terminate, then kill what is still running after ``timeout_s``."""
+    process.terminate()
+    try:
+        await asyncio.to_thread(process.wait, timeout_s)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        await asyncio.to_thread(process.wait)
 
 
 def cpu_s(pid: int) -> float:

@@ -33,7 +33,7 @@ class Node:
         return self.log_path.read_text(errors="replace")
 
 
-async def _wait_ready(node: Node, timeout: float = 30.0) -> None:
+async def wait_ready(node: Node, timeout: float = 30.0) -> None:
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
     async with aiohttp.ClientSession() as session:
@@ -80,7 +80,7 @@ async def nodes(
                     stderr=subprocess.STDOUT,
                 )
             started.append(Node(name, f"http://127.0.0.1:{port}", process, log_path))
-        await asyncio.gather(*(_wait_ready(node) for node in started))
+        await asyncio.gather(*(wait_ready(node) for node in started))
         yield started
     finally:
         for node in started:
