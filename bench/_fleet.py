@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from tests.api.harness import prepare_template  # noqa: E402
-from tests.api.nodes import Node, free_port, wait_ready  # noqa: E402
+from tests.api.nodes import Node, free_port, nodes, wait_ready  # noqa: E402
 
 SECRET = "bench-secret-" + "x" * 40
 # What every benchmarked server runs with: the shipped defaults, except what a
@@ -135,34 +135,11 @@ def customer_token(subject: str) -> str:
 
 @asynccontextmanager
 async def server(db: Database, log_dir: Path, **extra: str) -> AsyncIterator[Node]:
-    """One ``cloudbranch serve`` process; on a loaded machine (or rebuilding a
-    large queue) it may take minutes to be ready."""
+    """One ``cloudbranch serve`` process (the multi-node tests' start-up); on a
+    loaded machine (or rebuilding a large queue) it may take minutes to be ready."""
     settings = {**SERVER_SETTINGS, **extra}
-    port = free_port()
-    env = {
-        **os.environ,
-        "CLOUDBRANCH_DATABASE_URL": db.url,
-        **({"CLOUDBRANCH_REDIS_URL": db.redis_url} if db.redis_url else {}),
-        "CLOUDBRANCH_DEV_MODE": "1",
-        "CLOUDBRANCH_NODE_ID": "bench",
-        "CLOUDBRANCH_LOG_FORMAT": "json",
-        **{f"CLOUDBRANCH_{k.upper()}": v for k, v in settings.items()},
-    }
-    log_path = log_dir / f"server-{port}.log"
-    with log_path.open("wb") as log_file:
-        process = subprocess.Popen(  # noqa: ASYNC220
-            [sys.executable, "-m", "server.cli", "serve", "--port", str(port)],
-            env=env,
-            cwd=ROOT,
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
-        )
-    node = Node("server", f"http://127.0.0.1:{port}", process, log_path)
-    try:
-        await wait_ready(node, 300)
+    async with nodes(1, db.url, db.redis_url, log_dir, ready_timeout_s=300, **settings) as (node,):
         yield node
-    finally:
-        await _stop(process, 30)
 
 
 @asynccontextmanager
