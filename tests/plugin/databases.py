@@ -26,8 +26,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 T = TypeVar("T")
 
 # ``_run_async`` and ``_admin`` are imported by tests that manage databases of
-# their own (tests/conftest.py re-exports them for older imports); keep their
-# signatures stable.
+# their own (tests/faults, tests/recording, tests/deploy); keep their signatures
+# stable.
 
 
 def _run_async(coro: Coroutine[Any, Any, T]) -> T:
