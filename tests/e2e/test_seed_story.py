@@ -64,12 +64,12 @@ async def test_protection_plan_scam_is_blocked_and_no_money_moves(
         assert warning["text"]["zh"] and warning["text"]["en"]
         await customer.send_raw({"type": "risk.warning_shown", "operation_id": op_id})
 
-        # The customer cannot confirm past a review or a hold.
+        # The customer cannot confirm past a review, a hold or a block.
         confirm = await customer.party.post(
             f"/api/v1/operations/{op_id}/confirm", {"confirmed": True}
         )
+        assert confirm.status == 409, confirm
         if operation["state"] != "blocked":
-            assert confirm.status == 409, confirm
             blocked = await desk.party.post(
                 f"/api/v1/operations/{op_id}/review",
                 {"action": "block", "note": "protection plan call: telecom fraud; 96110 informed"},
