@@ -19,7 +19,6 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import aiohttp
 import psutil
@@ -28,7 +27,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from tests.api.harness import prepare_template  # noqa: E402
-from tests.api.nodes import Node, free_port  # noqa: E402
+from tests.api.nodes import Node, free_port, nodes, wait_ready  # noqa: E402
 
 SECRET = "bench-secret-" + "x" * 40
 # What every benchmarked server runs with: the shipped defaults, except what a
@@ -135,55 +134,11 @@ def customer_token(subject: str) -> str:
 
 @asynccontextmanager
 async def server(db: Database, log_dir: Path, **extra: str) -> AsyncIterator[Node]:
-    """One ``cloudbranch serve`` process; on a loaded machine (or rebuilding a
-    large queue) it may take minutes to be ready."""
+    """One ``cloudbranch serve`` process (the multi-node tests' start-up); on a
+    loaded machine (or rebuilding a large queue) it may take minutes to be ready."""
     settings = {**SERVER_SETTINGS, **extra}
-    port = free_port()
-    env = {
-        **os.environ,
-        "CLOUDBRANCH_DATABASE_URL": db.url,
-        **({"CLOUDBRANCH_REDIS_URL": db.redis_url} if db.redis_url else {}),
-        "CLOUDBRANCH_DEV_MODE": "1",
-        "CLOUDBRANCH_NODE_ID": "bench",
-        "CLOUDBRANCH_LOG_FORMAT": "json",
-        **{f"CLOUDBRANCH_{k.upper()}": v for k, v in settings.items()},
-    }
-    log_path = log_dir / f"server-{port}.log"
-    with log_path.open("wb") as log_file:
-        process = subprocess.Popen(  # noqa: ASYNC220
-            [sys.executable, "-m", "server.cli", "serve", "--port", str(port)],
-            env=env,
-            cwd=ROOT,
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
-        )
-    node = Node("server", f"http://127.0.0.1:{port}", process, log_path)
-    try:
-        await _ready(node, 300)
+    async with nodes(1, db.url, db.redis_url, log_dir, ready_timeout_s=300, **settings) as (node,):
         yield node
-    finally:
-        process.terminate()
-        try:
-            await asyncio.to_thread(process.wait, 30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            await asyncio.to_thread(process.wait)
-
-
-async def _ready(node: Node, timeout_s: float) -> None:
-    deadline = time.monotonic() + timeout_s
-    async with aiohttp.ClientSession() as http:
-        while time.monotonic() < deadline:
-            if node.process.poll() is not None:
-                raise RuntimeError(f"{node.name} exited:\n{node.log()}")
-            try:
-                async with http.get(node.base_url + "/readyz") as reply:
-                    if reply.status == 200:
-                        return
-            except aiohttp.ClientError:
-                pass
-            await asyncio.sleep(0.2)
-    raise TimeoutError(f"{node.name} not ready in {timeout_s} s:\n{node.log()}")
 
 
 @asynccontextmanager
@@ -207,25 +162,20 @@ async def floor(db: Database, log_dir: Path) -> AsyncIterator[Node]:
         )
     node = Node("floor", f"http://127.0.0.1:{port}", process, log_path)
     try:
-        async with aiohttp.ClientSession() as http:
-            for _ in range(300):
-                if process.poll() is not None:
-                    raise RuntimeError(f"floor exited:\n{node.log()}")
-                try:
-                    async with http.get(node.base_url + "/readyz") as reply:
-                        if reply.status == 200:
-                            break
-                except aiohttp.ClientError:
-                    pass
-                await asyncio.sleep(0.1)
+        await wait_ready(node, 60)
         yield node
     finally:
-        process.terminate()
-        try:
-            await asyncio.to_thread(process.wait, 15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            await asyncio.to_thread(process.wait)
+        await _stop(process, 15)
+
+
+async def _stop(process: subprocess.Popen[bytes], timeout_s: float) -> None:
+    """Terminate, then kill what is still running after ``timeout_s``."""
+    process.terminate()
+    try:
+        await asyncio.to_thread(process.wait, timeout_s)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        await asyncio.to_thread(process.wait)
 
 
 def cpu_s(pid: int) -> float:
@@ -353,6 +303,3 @@ def ratio(value: float, floor_value: float) -> float:
 
 def session() -> aiohttp.ClientSession:
     return aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0))
-
-
-__all__ = ["Any"]

@@ -39,6 +39,8 @@ import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from _verdict import Verdicts  # bench/_verdict.py, beside this script
+
 from signaling.integrity.detectors import Thresholds
 from signaling.integrity.state import CallIntegrity
 from signaling.integrity.tap import AnalyserTap
@@ -166,7 +168,7 @@ async def run(
     }
 
 
-async def false_alarm(seconds: float) -> None:
+async def false_alarm(seconds: float, verdicts: Verdicts) -> None:
     clip = encode(seconds, 0.0, "frozen", seed=11)
     pool = AnalysisPool(Thresholds(), workers=1)
     await pool.start()
@@ -179,10 +181,11 @@ async def false_alarm(seconds: float) -> None:
     await tap.close()
     await pool.close()
     raised = [e.view() for e in state.episodes]
-    verdict = "met" if not raised else "missed"
-    print(
-        f"false alarms over {seconds:.0f} s live: {len(raised)} signals raised "
-        f"({state.analysed} samples analysed, {pool.dropped} dropped): {verdict}"
+    verdicts.check(
+        f"false alarms over {seconds:.0f} s live",
+        f"{len(raised)} signals raised ({state.analysed} samples analysed, {pool.dropped} dropped)",
+        "none",
+        not raised,
     )
     for episode in raised:
         print("   ", episode)
@@ -192,7 +195,7 @@ def _rounded(values: list[float | None]) -> list[float | None]:
     return [None if v is None else round(v, 1) for v in values]
 
 
-def main() -> None:
+def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--tracks", type=int, nargs="+", default=[1, 5, 10])
     parser.add_argument("--live", type=float, default=10.0, help="live seconds before the attack")
@@ -201,9 +204,10 @@ def main() -> None:
         "--false-alarm", type=float, default=0.0, help="only: N s live, count signals"
     )
     args = parser.parse_args()
+    verdicts = Verdicts()
     if args.false_alarm:
-        asyncio.run(false_alarm(args.false_alarm))
-        return
+        asyncio.run(false_alarm(args.false_alarm, verdicts))
+        return verdicts.exit_code()
     clips = {a: encode(args.live, args.attack, a, seed=3) for a in ("frozen", "looped")}
     floor = decode_floor(clips["frozen"]) / (args.live + args.attack)
     print(f"floor: decoding alone {floor * 100:.2f}% of a core per track (this process)")
@@ -214,16 +218,25 @@ def main() -> None:
         flat = [d for ds in delays.values() for d in ds]  # type: ignore[union-attr]
         worst = max((d for d in flat if d is not None), default=None)
         missed = sum(d is None for d in flat)
-        delays_met = worst is not None and worst <= DELAY_TARGET_S and not missed
         print(
-            f"{tracks:>2} tracks: worker CPU {cpu * 100:.2f}% of a core per track "
-            f"({cpu / floor:.1f}x the decode floor) -> {'met' if cpu <= CPU_TARGET else 'missed'}; "
-            f"samples analysed {r['analysed']}, dropped {r['dropped']}; "
-            f"detection delay frozen {_rounded(delays['frozen'])} "  # type: ignore[index]
-            f"looped {_rounded(delays['looped'])} s "  # type: ignore[index]
-            f"-> {'met' if delays_met else 'missed'}"
+            f"{tracks:>2} tracks: samples analysed {r['analysed']}, dropped {r['dropped']}",
+            flush=True,
         )
+        verdicts.check(
+            f"{tracks} tracks, worker CPU per track",
+            f"{cpu * 100:.2f}% of a core ({cpu / floor:.1f}x the decode floor)",
+            f"<= {CPU_TARGET:.0%}",
+            cpu <= CPU_TARGET,
+        )
+        verdicts.check(
+            f"{tracks} tracks, detection delay",
+            f"frozen {_rounded(delays['frozen'])} looped {_rounded(delays['looped'])} s"  # type: ignore[index]
+            + (f", {missed} not detected" if missed else ""),
+            f"every attack within {DELAY_TARGET_S:.0f} s",
+            worst is not None and worst <= DELAY_TARGET_S and not missed,
+        )
+    return verdicts.exit_code()
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

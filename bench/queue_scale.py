@@ -30,6 +30,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import _fleet
+import aiohttp
 from _verdict import Verdicts, with_services
 
 IDLE_S = 10.0
@@ -110,6 +111,14 @@ async def wait_for(seen: list[int], target: int, timeout_s: float = 60) -> None:
         await asyncio.sleep(0.01)
 
 
+async def create_one_by_one(http: aiohttp.ClientSession, url: str, tokens: list[str]) -> None:
+    """POST a call for each token in turn; each must be created (201)."""
+    for token in tokens:
+        headers = {"Authorization": f"Bearer {token}"}
+        async with http.post(url, json={}, headers=headers) as r:
+            assert r.status == 201, await r.text()
+
+
 async def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--waiting", type=int, default=10_000)
@@ -136,13 +145,7 @@ async def main() -> int:
                 )
                 pid = node.process.pid
                 before = _fleet.cpu_s(pid)
-                for token in new_tokens:
-                    async with http.post(
-                        node.base_url + "/calls",
-                        json={},
-                        headers={"Authorization": f"Bearer {token}"},
-                    ) as r:
-                        await r.read()
+                await create_one_by_one(http, node.base_url + "/calls", new_tokens)
                 floor_create_cpu = (_fleet.cpu_s(pid) - before) / len(new_tokens)
                 before, target = _fleet.cpu_s(pid), seen[0]
                 for _ in range(CANCELS):
@@ -169,14 +172,7 @@ async def main() -> int:
                 idle_share = (_fleet.cpu_s(pid) - before) / (time.perf_counter() - started)
 
                 before, started = _fleet.cpu_s(pid), time.perf_counter()
-                for token in new_tokens:
-                    async with http.post(
-                        node.base_url + "/api/v1/calls",
-                        json={},
-                        headers={"Authorization": f"Bearer {token}"},
-                    ) as r:
-                        await r.read()
-                        assert r.status == 201, await r.text()
+                await create_one_by_one(http, node.base_url + "/api/v1/calls", new_tokens)
                 await asyncio.sleep(2.0)  # what the dispatcher does for them
                 spent = _fleet.cpu_s(pid) - before - idle_share * (time.perf_counter() - started)
                 create_cpu = spent / len(new_tokens)

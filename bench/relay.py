@@ -393,17 +393,18 @@ def report(results: dict[str, Result], calls: int, seconds: float) -> None:
         print(
             f"{r.name:<10} {cpu:>19} {per_core:>11} {fps:>16} {lat:>11} {setup:>13} {r.missing:>9}"
         )
-    if "janus" in results:
-        from bench._janus_report import report_backends
-
-        report_backends(results, FPS)
-        return
-    relay, floor, naive = results["relay"], results["p2p"], results["transcode"]
 
     def verdict(ok: bool) -> str:
         if not ok:
             MISSED.append(1)
         return "met" if ok else "missed"
+
+    if "janus" in results:
+        from bench._janus_report import report_backends
+
+        report_backends(results, FPS, verdict)
+        return
+    relay, floor, naive = results["relay"], results["p2p"], results["transcode"]
 
     if relay.cpu_ms_per_call_s and relay.fps:
         # CPU per call-second counts only if the calls got their frames; a starved

@@ -63,8 +63,14 @@ from risk import (
     load_default_ruleset,
 )
 from risk.language.reading import Reader, Reading
+from risk.ruleset import OPERATION_KINDS
 
 NOW = datetime(2025, 3, 10, 2, 0, tzinfo=UTC)
+# Every operation kind the rules know except those built with fields of their own
+# below (transfers, limit changes, time deposits); sorted, so a seed picks the same.
+FIELD_FREE_KINDS = sorted(
+    OPERATION_KINDS - {"transfer", "limit_change", "time_deposit", "time_deposit_break"}
+)
 LOCAL = timedelta(hours=8)
 BANKS = ["ICBC", "CCB", "ABC", "BOC", "BOCOM", "CMB", "PSBC", "CIB", "SPDB", "CEB"]
 SURNAMES = "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗"
@@ -185,21 +191,7 @@ def make_operation(
             new_limit=Decimal(rng.choice(["5000", "20000", "50000", "200000"])),
         )
     elif roll < 0.12:
-        op = Operation(
-            kind=rng.choice(
-                [
-                    "balance_inquiry",
-                    "card_activation",
-                    "password_reset",
-                    "passbook_statement",
-                    "loss_report",
-                    "replacement",
-                    "contact_change",
-                    "pension_certification",
-                    "certificate",
-                ]
-            )
-        )
+        op = Operation(kind=rng.choice(FIELD_FREE_KINDS))
     elif roll < 0.15:
         action = rng.choice(["open", "break"])
         principal = Decimal(rng.choice(["20000", "50000", "150000"]))

@@ -9,13 +9,8 @@ from __future__ import annotations
 
 import pytest
 
-# The plugin's modules are imported below, before pytest would load them: have
-# their asserts rewritten all the same.
+# The plugin's modules are also imported by tests (for helpers) before pytest
+# would load them: have their asserts rewritten all the same.
 pytest.register_assert_rewrite("tests.plugin")
-
-# Kept for tests that imported these helpers from here; new code imports them
-# from tests.plugin.databases.
-from tests.plugin.databases import _admin as _admin  # noqa: E402
-from tests.plugin.databases import _run_async as _run_async  # noqa: E402
 
 pytest_plugins = ["tests.plugin.services", "tests.plugin.databases", "tests.plugin.servers"]

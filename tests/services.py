@@ -382,7 +382,11 @@ class Postgres:
             self._fail("initdb timed out", str(exc.output or ""))
         if result.returncode != 0:
             self._fail(f"initdb failed with exit code {result.returncode}", result.stdout)
+        self.start_server()
 
+    def start_server(self) -> None:
+        """Start the initialised cluster and wait until it answers on TCP (also how
+        the fault tests bring a stopped cluster back)."""
         options = " ".join(
             [
                 f"-p {self.port}",

@@ -33,7 +33,7 @@ class Node:
         return self.log_path.read_text(errors="replace")
 
 
-async def _wait_ready(node: Node, timeout: float = 30.0) -> None:
+async def wait_ready(node: Node, timeout: float = 30.0) -> None:
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
     async with aiohttp.ClientSession() as session:
@@ -52,7 +52,13 @@ async def _wait_ready(node: Node, timeout: float = 30.0) -> None:
 
 @asynccontextmanager
 async def nodes(
-    count: int, database_url: str, redis_url: str | None, log_dir: Path, **settings: str
+    count: int,
+    database_url: str,
+    redis_url: str | None,
+    log_dir: Path,
+    *,
+    ready_timeout_s: float = 30.0,
+    **settings: str,
 ) -> AsyncIterator[list[Node]]:
     """Start ``count`` server processes sharing one database and one Redis."""
     started: list[Node] = []
@@ -80,7 +86,7 @@ async def nodes(
                     stderr=subprocess.STDOUT,
                 )
             started.append(Node(name, f"http://127.0.0.1:{port}", process, log_path))
-        await asyncio.gather(*(_wait_ready(node) for node in started))
+        await asyncio.gather(*(wait_ready(node, ready_timeout_s) for node in started))
         yield started
     finally:
         for node in started:

@@ -4,8 +4,9 @@ an entry slipped in past the head (real databases: SQLite and PostgreSQL)."""
 from __future__ import annotations
 
 import time
+from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import Select, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from server import audit
@@ -23,25 +24,25 @@ async def _append(sessions: Sessions, kind: str) -> None:
 async def test_an_entry_committed_during_a_check_is_not_a_break(sessions: Sessions) -> None:
     for n in range(3):
         await _append(sessions, f"before.{n}")
-    async with sessions() as reader:
-        # The checker has read the entries once and found no more; an append
-        # commits before it reads the head. It reads on to that head.
-        original = audit._entries_after
-        appended = False
+    appended = False
 
-        async def entries_then_append(session: AsyncSession, seq: int):  # type: ignore[no-untyped-def]
+    class AppendsBeforeTheHeadRead(AsyncSession):
+        """The checker's session: just before its first read of the chain's head
+        (it has read the entries and found no more), another session commits an
+        append. The checker reads on to that head."""
+
+        async def execute(self, statement: Any, *args: Any, **kwargs: Any) -> Any:
             nonlocal appended
-            rows = await original(session, seq)
-            if not rows and not appended:
+            reads_head = isinstance(statement, Select) and (
+                AuditHead.__table__ in statement.get_final_froms()
+            )
+            if reads_head and not appended:
                 appended = True
                 await _append(sessions, "during")
-            return rows
+            return await super().execute(statement, *args, **kwargs)
 
-        audit._entries_after = entries_then_append  # type: ignore[assignment]
-        try:
-            verdict = await audit.verify(reader)
-        finally:
-            audit._entries_after = original  # type: ignore[assignment]
+    async with AppendsBeforeTheHeadRead(bind=sessions.kw["bind"]) as reader:
+        verdict = await audit.verify(reader)
     assert appended
     assert verdict.ok, verdict
     assert verdict.entries >= 4

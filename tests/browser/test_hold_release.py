@@ -12,7 +12,7 @@ from tests.api.harness import RunningServer
 from tests.api.test_operations import pin_morning
 from tests.browser.conftest import new_context
 from tests.browser.pages import accept_offer, app_as, desk_login, go_available, no_page_errors, tid
-from tests.e2e.test_seed_story import _balances
+from tests.e2e.stories import balances
 
 pytestmark = pytest.mark.media
 
@@ -42,7 +42,7 @@ async def test_hold_then_release_then_the_customer_refuses(
     desk = await desk_login(desk_context, "chen.li")
     await go_available(desk)
     app = await app_as(app_context, "C1001")
-    before = await _balances(server, "C1001")
+    before = await balances(server, "C1001")
     await tid(app, "call-button").click()
     await accept_offer(desk)
 
@@ -74,7 +74,7 @@ async def test_hold_then_release_then_the_customer_refuses(
     await tid(app, "confirm-no").click()
     await expect(tid(app, "confirm-dialog")).to_be_hidden()
     await expect(tid(desk, "op-state")).to_have_attribute("data-state", "rejected")
-    assert await _balances(server, "C1001") == before
+    assert await balances(server, "C1001") == before
     no_page_errors(desk)
     no_page_errors(app)
     await desk_context.close()

@@ -37,7 +37,7 @@ from tests.browser.pages import (
     tid,
     wait_frames,
 )
-from tests.e2e.test_seed_story import _balances, _rows
+from tests.e2e.stories import balances, db_rows
 
 pytestmark = pytest.mark.media
 
@@ -112,7 +112,7 @@ async def test_grandma_li_safe_account_transfer_is_blocked(
     desk = await desk_login(desk_context, "chen.li")
     await go_available(desk)
     app = await app_as(app_context, "C1001")
-    before = await _balances(server, "C1001")
+    before = await balances(server, "C1001")
 
     await tid(app, "call-button").click()
     await expect(tid(desk, "offer-card")).to_contain_text("78")
@@ -166,9 +166,9 @@ async def test_grandma_li_safe_account_transfer_is_blocked(
     await _referral_and_blocked_list(desk, "desk-4-blocked")
     await expect(tid(desk, "op-state")).to_have_attribute("data-state", "blocked")
 
-    assert await _balances(server, "C1001") == before, "no money moved"
-    assert not await _rows(server, select(Transfer).where(Transfer.operation_id == op_id))
-    shown = await _rows(
+    assert await balances(server, "C1001") == before, "no money moved"
+    assert not await db_rows(server, select(Transfer).where(Transfer.operation_id == op_id))
+    shown = await db_rows(
         server, select(WarningShown.shown_at).where(WarningShown.operation_id == op_id)
     )
     assert shown and any(row[0] is not None for row in shown), "acknowledged warning recorded"
@@ -189,7 +189,7 @@ async def test_grandpa_wu_transfer_with_drop_and_resume_and_the_wallboard(
     browser: Browser, server: RunningServer
 ) -> None:
     son = (
-        await _rows(
+        await db_rows(
             server,
             select(Payee.account_no, Payee.name, Payee.bank).where(
                 Payee.customer_id == "C1002", Payee.relation == "family"
@@ -211,7 +211,7 @@ async def test_grandpa_wu_transfer_with_drop_and_resume_and_the_wallboard(
 
     desk = await desk_login(desk_context, "zhou.min")  # away until the call is queued
     app = await app_as(app_context, "C1002")
-    before = await _balances(server, "C1002")
+    before = await balances(server, "C1002")
     await tid(app, "call-button").click()
     await expect(tid(app, "queue-message")).not_to_be_empty()
     await snap(app, "app-2-queued")
@@ -268,7 +268,7 @@ async def test_grandpa_wu_transfer_with_drop_and_resume_and_the_wallboard(
     await tid(app, "confirm-yes").click()
     await expect(dialog).to_be_hidden()
     await expect(tid(desk, "op-state")).to_have_attribute("data-state", "executed")
-    after = await _balances(server, "C1002")
+    after = await balances(server, "C1002")
     moved = {k: before[k] - after[k] for k in before if before[k] != after[k]}
     assert list(moved.values()) == [Decimal("20000.00")], moved
 

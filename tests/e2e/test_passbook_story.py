@@ -18,7 +18,7 @@ from server.recordings.models import RecordingMarker
 from tests.api.counter_support import run, start
 from tests.api.harness import Api, RunningServer
 from tests.api.test_operations import pin_morning
-from tests.e2e.test_seed_story import _active_call, _rows
+from tests.e2e.stories import active_call, db_rows
 
 pytestmark = pytest.mark.media
 
@@ -35,7 +35,7 @@ async def test_passbook_only_customer_reports_her_passbook_lost_and_gets_a_new_o
     api: Api, server: RunningServer
 ) -> None:
     pin_morning(server)
-    desk, customer, call_id = await _active_call(api, "zhou.min", "C1021")
+    desk, customer, call_id = await active_call(api, "zhou.min", "C1021")
     try:
         args = (desk.party, customer.party, customer, call_id)
         statement = await run(*args, "passbook_statement", {"entries": 3})
@@ -55,13 +55,13 @@ async def test_passbook_only_customer_reports_her_passbook_lost_and_gets_a_new_o
         new_book = replaced["result"]["new_medium_id"]
 
         books = dict(
-            await _rows(
+            await db_rows(
                 server,
                 select(Passbook.passbook_id, Passbook.state).where(Passbook.account_id == account),
             )
         )
         assert books == {old_book: "lost", new_book: "active"}, books
-        reports = await _rows(
+        reports = await db_rows(
             server, select(LossReport.state, LossReport.replacement_id, LossReport.stage)
         )
         assert [tuple(r) for r in reports] == [("replaced", new_book, "formal")]
@@ -82,7 +82,7 @@ async def test_passbook_only_customer_reports_her_passbook_lost_and_gets_a_new_o
             assert evidence["method"] == "attestation_with_liveness", evidence
         assert evidence["recording"] is not None, evidence
         assert evidence["recording"]["marker"] == "pension_attested", evidence
-        markers = await _rows(
+        markers = await db_rows(
             server,
             select(RecordingMarker.kind).where(
                 RecordingMarker.call_id == call_id,

@@ -13,76 +13,25 @@ balance moves by exactly the amount.
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Any
 
 import pytest
 from sqlalchemy import select
 
-from server.db.banking import Account, Payee, Posting, Transfer, WarningShown
-from server.db.engine import make_engine
+from server.db.banking import Payee, Posting, Transfer, WarningShown
 from tests.api.harness import Api, RunningServer
 from tests.api.test_operations import pin_morning
-from tests.e2e.media_client import MediaClient
+from tests.e2e.stories import active_call, balances, db_rows
 
 pytestmark = pytest.mark.media
-
-
-async def _active_call(
-    api: Api, username: str, customer_id: str
-) -> tuple[MediaClient, MediaClient, str]:
-    desk_party = await api.specialist(username)
-    desk = MediaClient(desk_party)
-    await desk.connect()
-    assert (await desk_party.put("/api/v1/desk/presence", {"state": "available"})).status == 200
-    customer = MediaClient(await api.customer(customer_id))
-    await customer.connect()
-    call_id = (await customer.party.post("/api/v1/calls", {"intent": "transfer"})).body["call_id"]
-    offer = await desk.expect("call.offered", call_id=call_id)
-    accepted = await desk_party.post(
-        f"/api/v1/calls/{call_id}/accept", {"offer_id": offer["offer_id"]}
-    )
-    assert accepted.status == 200, accepted
-    await desk.frames(5)
-    await customer.frames(5)
-    for _ in range(100):
-        if (await customer.party.get(f"/api/v1/calls/{call_id}")).body["state"] == "active":
-            break
-        await desk.peer.wait_for_frames(1, timeout=1)  # type: ignore[union-attr]
-    else:
-        raise AssertionError("call never became active")
-    return desk, customer, call_id
-
-
-async def _balances(server: RunningServer, customer_id: str) -> dict[str, Decimal]:
-    engine = make_engine(server.settings.database_url)
-    try:
-        async with engine.connect() as conn:
-            rows = await conn.execute(
-                select(Account.account_id, Account.balance).where(
-                    Account.customer_id == customer_id
-                )
-            )
-            return {account: Decimal(balance) for account, balance in rows}
-    finally:
-        await engine.dispose()
-
-
-async def _rows(server: RunningServer, statement: Any) -> list[Any]:
-    engine = make_engine(server.settings.database_url)
-    try:
-        async with engine.connect() as conn:
-            return list(await conn.execute(statement))
-    finally:
-        await engine.dispose()
 
 
 async def test_protection_plan_scam_is_blocked_and_no_money_moves(
     api: Api, server: RunningServer
 ) -> None:
     pin_morning(server)
-    desk, customer, call_id = await _active_call(api, "chen.li", "C1001")
+    desk, customer, call_id = await active_call(api, "chen.li", "C1001")
     try:
-        before = await _balances(server, "C1001")
+        before = await balances(server, "C1001")
         started = await desk.party.post(
             f"/api/v1/calls/{call_id}/operations",
             {
@@ -115,12 +64,12 @@ async def test_protection_plan_scam_is_blocked_and_no_money_moves(
         assert warning["text"]["zh"] and warning["text"]["en"]
         await customer.send_raw({"type": "risk.warning_shown", "operation_id": op_id})
 
-        # The customer cannot confirm past a review or a hold.
+        # The customer cannot confirm past a review, a hold or a block.
         confirm = await customer.party.post(
             f"/api/v1/operations/{op_id}/confirm", {"confirmed": True}
         )
+        assert confirm.status == 409, confirm
         if operation["state"] != "blocked":
-            assert confirm.status == 409, confirm
             blocked = await desk.party.post(
                 f"/api/v1/operations/{op_id}/review",
                 {"action": "block", "note": "protection plan call: telecom fraud; 96110 informed"},
@@ -138,9 +87,9 @@ async def test_protection_plan_scam_is_blocked_and_no_money_moves(
         )
         assert listed.status == 201, listed
 
-        assert await _balances(server, "C1001") == before, "no money moved"
-        assert not await _rows(server, select(Transfer).where(Transfer.operation_id == op_id))
-        shown = await _rows(
+        assert await balances(server, "C1001") == before, "no money moved"
+        assert not await db_rows(server, select(Transfer).where(Transfer.operation_id == op_id))
+        shown = await db_rows(
             server,
             select(WarningShown.text, WarningShown.shown_at).where(
                 WarningShown.operation_id == op_id
@@ -157,7 +106,7 @@ async def test_protection_plan_scam_is_blocked_and_no_money_moves(
         for _ in range(50):
             if any(
                 row[1] is not None
-                for row in await _rows(
+                for row in await db_rows(
                     server,
                     select(WarningShown.text, WarningShown.shown_at).where(
                         WarningShown.operation_id == op_id
@@ -177,7 +126,7 @@ async def test_pension_day_transfer_to_a_long_known_son_executes(
     api: Api, server: RunningServer
 ) -> None:
     son = (
-        await _rows(
+        await db_rows(
             server,
             select(Payee.account_no, Payee.name, Payee.bank).where(
                 Payee.customer_id == "C1002", Payee.relation == "family"
@@ -185,9 +134,9 @@ async def test_pension_day_transfer_to_a_long_known_son_executes(
         )
     )[0]
     pin_morning(server)
-    desk, customer, call_id = await _active_call(api, "zhou.min", "C1002")
+    desk, customer, call_id = await active_call(api, "zhou.min", "C1002")
     try:
-        before = await _balances(server, "C1002")
+        before = await balances(server, "C1002")
         started = await desk.party.post(
             f"/api/v1/calls/{call_id}/operations",
             {
@@ -217,10 +166,10 @@ async def test_pension_day_transfer_to_a_long_known_son_executes(
         updated = await desk.expect("operation.updated")
         assert updated["operation"]["operation_id"] == op_id
 
-        after = await _balances(server, "C1002")
+        after = await balances(server, "C1002")
         moved = {k: before[k] - after[k] for k in before if before[k] != after[k]}
         assert list(moved.values()) == [Decimal("20000.00")], moved
-        postings = await _rows(
+        postings = await db_rows(
             server,
             select(Posting.amount)
             .join(Transfer, Transfer.transfer_id == Posting.transfer_id)
@@ -233,7 +182,7 @@ async def test_pension_day_transfer_to_a_long_known_son_executes(
             f"/api/v1/operations/{op_id}/confirm", {"confirmed": True}
         )
         assert again.status == 409
-        assert await _balances(server, "C1002") == after
+        assert await balances(server, "C1002") == after
 
         supervisor = await api.supervisor()
         assert (await supervisor.get("/api/v1/audit/verify")).body["ok"] is True

@@ -15,7 +15,7 @@ import pytest
 from tests.api.counter_support import run
 from tests.api.harness import Api, RunningServer
 from tests.api.test_operations import pin_morning
-from tests.e2e.test_seed_story import _active_call
+from tests.e2e.stories import active_call
 
 pytestmark = [pytest.mark.media]
 
@@ -24,7 +24,7 @@ async def test_phone_change_then_large_transfer_to_a_new_payee_is_held(
     api: Api, server: RunningServer
 ) -> None:
     pin_morning(server)
-    desk, customer, call_id = await _active_call(api, "chen.li", "C1001")
+    desk, customer, call_id = await active_call(api, "chen.li", "C1001")
     try:
         changed = await run(
             desk.party,

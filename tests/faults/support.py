@@ -12,8 +12,6 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
-import shlex
-import subprocess
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -56,26 +54,7 @@ class FaultPostgres(Postgres):
             raise ServiceError(f"pg_ctl stop failed:\n{result.stdout}")
 
     def start_again(self) -> None:
-        options = " ".join(
-            [
-                f"-p {self.port}",
-                f"-k {shlex.quote(str(self.dir))}",
-                "-c listen_addresses=127.0.0.1",
-                "-c fsync=off",
-                "-c synchronous_commit=off",
-                "-c full_page_writes=off",
-            ]
-        )
-        try:
-            result = self._run(
-                "pg_ctl", "start", "-D", str(self.data), "-l", str(self.log_path),
-                "-o", options, "-w", "-t", str(int(START_TIMEOUT_S)),
-                timeout=START_TIMEOUT_S + 10,
-            )  # fmt: skip
-        except subprocess.TimeoutExpired as exc:
-            raise ServiceError("pg_ctl start timed out") from exc
-        if result.returncode != 0:
-            raise ServiceError(f"pg_ctl start failed:\n{result.stdout}")
+        self.start_server()
 
 
 @dataclass

@@ -77,6 +77,21 @@ async def _serve(
         assert wrapped.status == 200, wrapped
 
 
+async def _serve_every_call(
+    desks: list[tuple[Party, Socket]], call_ids: list[str]
+) -> tuple[collections.Counter[str], list[str]]:
+    """The desks answer offers until every call is served, within 60 s: (calls
+    answered per desk, calls in the order served). Each call is served once."""
+    answered: collections.Counter[str] = collections.Counter()
+    served: list[str] = []
+    await asyncio.wait_for(
+        asyncio.gather(*(_serve(d, s, answered, served, len(call_ids)) for d, s in desks)),
+        timeout=60,
+    )
+    assert sorted(served) == sorted(call_ids), "every call answered exactly once"
+    return answered, served
+
+
 async def _exited(node: Node) -> bool:
     return node.process.poll() is not None
 
@@ -121,14 +136,8 @@ async def test_sigterm_drains_within_the_bound_and_loses_nothing(
         desks = [await _reconnect(staying, d) for d, _ in on_draining]
         assert (await spare.put("/api/v1/desk/presence", {"state": "available"})).status == 200
         desks.append((spare, spare_ws))
-        answered: collections.Counter[str] = collections.Counter()
-        served: list[str] = []
-        await asyncio.wait_for(
-            asyncio.gather(*(_serve(d, s, answered, served, len(call_ids)) for d, s in desks)),
-            timeout=60,
-        )
+        _, served = await _serve_every_call(desks, call_ids)
         recovered_s = time.monotonic() - signalled
-        assert sorted(served) == sorted(call_ids), "every call answered exactly once"
         supervisor = await staying.supervisor()
         kinds_by_call = await timeline_kinds(supervisor, call_ids)
         expired = withdrawn = 0
@@ -191,14 +200,8 @@ async def test_sigkill_mid_call_resumes_on_the_other_node_and_spreads_offers(
         comes_back, back_ws = await _reconnect(staying, comes_back)
 
         desks = [(talking, talking_ws), (comes_back, back_ws), *others]
-        answered: collections.Counter[str] = collections.Counter()
-        served: list[str] = []
-        await asyncio.wait_for(
-            asyncio.gather(*(_serve(d, s, answered, served, len(call_ids)) for d, s in desks)),
-            timeout=60,
-        )
+        answered, served = await _serve_every_call(desks, call_ids)
         recovered_s = time.monotonic() - killed_at
-        assert sorted(served) == sorted(call_ids), "every call answered exactly once"
         supervisor = await staying.supervisor()
 
         async def ghost_offline() -> bool:

@@ -9,14 +9,13 @@ import os
 import signal
 import sys
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from server.db.engine import make_engine, make_sessionmaker
 from server.db.outbox import OutboxDelivery, OutboxEvent
 from server.outbox.events import CallAccepted, ConversationEnded, Event
 from server.outbox.relay import Handler, Outbox, RelayTiming
@@ -24,15 +23,6 @@ from server.outbox.relay import Handler, Outbox, RelayTiming
 ROOT = Path(__file__).parents[2]
 FAST = RelayTiming(poll_s=0.05, retry_base_s=0.05, retry_cap_s=0.2, handler_timeout_s=5.0)
 KINDS = frozenset({ConversationEnded.kind, CallAccepted.kind})
-
-
-@pytest.fixture
-async def sessions(database_url: str) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
-    engine = make_engine(database_url)
-    try:
-        yield make_sessionmaker(engine)
-    finally:
-        await engine.dispose()
 
 
 async def commit_events(outbox: Outbox, *events: Event) -> list[str]:

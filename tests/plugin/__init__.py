@@ -4,7 +4,8 @@
   ``tests/services.py`` starts (``redis_url``, ``redis_client``, ``postgres_url``)
   and the rule that a test needing one fails, never skips, without it;
 - :mod:`tests.plugin.databases`: migrated and seeded databases (``sqlite_template``,
-  ``postgres_template``, ``database_url`` on both, ``fresh_postgres_db``) and the
+  ``postgres_template``, ``database_url`` on both, ``sessions`` on it,
+  ``fresh_postgres_db``) and the
   one PostgreSQL template clone (:func:`tests.plugin.databases.postgres_clone`);
 - :mod:`tests.plugin.servers`: a real server on loopback and a client for it
   (``server_settings``, ``default_media_mode``, ``server``, ``api``).

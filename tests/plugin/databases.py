@@ -1,7 +1,8 @@
 """Migrated, seeded databases: SQLite files and PostgreSQL clones of one template.
 
 ``database_url`` runs a test twice, on a fresh SQLite copy and on a fresh
-PostgreSQL clone, both of the session's migrated and seeded templates. Folders
+PostgreSQL clone, both of the session's migrated and seeded templates;
+``sessions`` is a sessionmaker on it. Folders
 that want SQLite only (end to end, browser, recording) override it in their
 conftest.py. :func:`postgres_clone` is the one place a PostgreSQL database is
 cloned from a template and dropped afterwards.
@@ -13,19 +14,20 @@ import asyncio
 import itertools
 import re
 import uuid
-from collections.abc import Coroutine, Iterator
+from collections.abc import AsyncIterator, Coroutine, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 T = TypeVar("T")
 
 # ``_run_async`` and ``_admin`` are imported by tests that manage databases of
-# their own (tests/conftest.py re-exports them for older imports); keep their
-# signatures stable.
+# their own (tests/faults, tests/recording, tests/deploy); keep their signatures
+# stable.
 
 
 def _run_async(coro: Coroutine[Any, Any, T]) -> T:
@@ -126,6 +128,18 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
     template: str = request.getfixturevalue("postgres_template")
     with postgres_clone(postgres_url, template, clone_name("cb_test", tmp_path.name)) as url:
         yield url
+
+
+@pytest.fixture
+async def sessions(database_url: str) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
+    """Sessions on ``database_url`` through the server's own engine settings."""
+    from server.db.engine import make_engine, make_sessionmaker
+
+    engine = make_engine(database_url)
+    try:
+        yield make_sessionmaker(engine)
+    finally:
+        await engine.dispose()
 
 
 @pytest.fixture(scope="module")
