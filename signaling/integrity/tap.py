@@ -105,7 +105,11 @@ class AnalyserTap:
             self._waiting_for_keyframe, self._restart = True, True
             return
         sample = EncodedSample(
-            self.call_id, self._codec or "VP8", tuple(self._batch), self._restart
+            self.call_id,
+            self._codec or "VP8",
+            tuple(self._batch),
+            restart=self._restart,
+            new_clock=self._new_clock,
         )
         self._batch = []
         self._last_submit = now
