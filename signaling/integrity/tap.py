@@ -218,8 +218,9 @@ class AnalysingTaps:
         self.pool = pool
         self.sample_interval_s = sample_interval_s
         self.listener = listener
-        #: Set by whoever runs the media node: ask a call's customer leg for a keyframe.
-        self.request_keyframe: Callable[[str], None] | None = None
+        #: Set by whoever runs the media node, as for the recorder: its
+        #: ``request_keyframe(call_id, party)`` (the analyser asks for the customer's).
+        self.request_keyframe: Callable[[str, Party], None] | None = None
         self.calls: dict[str, CallIntegrity] = {}
         self.taps: dict[str, AnalyserTap] = {}
         self._starting: asyncio.Task[None] | None = None
@@ -265,7 +266,7 @@ class AnalysingTaps:
 
     def _keyframe(self, call_id: str) -> None:
         if self.request_keyframe is not None:
-            self.request_keyframe(call_id)
+            self.request_keyframe(call_id, "customer")
 
     def _changed(self, call_id: str, state: CallIntegrity) -> None:
         if self.listener is not None:
