@@ -125,7 +125,6 @@ class IntegrityService:
         self._notifier: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._random: dict[str, asyncio.Task[None]] = {}
-        self._challenges: dict[str, tuple[Challenge, str | None]] = {}
         self._closed = False
 
     # -- the media node's tap factory ------------------------------------------------------
@@ -259,7 +258,6 @@ class IntegrityService:
         kind = self.rng.choice(list(self.settings.liveness_kinds))
         now = self.clock()
         challenge = new_challenge(kind, uuid.uuid4().hex, now, self.rng)
-        self._challenges[challenge.challenge_id] = (challenge, operation_id)
         data = {"challenge_id": challenge.challenge_id, "kind": kind, "why": why}
         self._enqueue(
             _Notice(
@@ -284,7 +282,6 @@ class IntegrityService:
         self, call_id: str, challenge: Challenge, operation_id: str | None, wait: float
     ) -> None:
         await asyncio.sleep(wait)
-        self._challenges.pop(challenge.challenge_id, None)
         state = self.state(call_id)
         s = self.settings
         verdict = verify(
