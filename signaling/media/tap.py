@@ -74,3 +74,10 @@ class NullTap:
 
     async def close(self) -> None:
         return None
+
+
+class NullTaps:
+    """A tap factory whose taps keep nothing: a node given no recorder or analyser."""
+
+    async def open(self, call_id: str, *, started_at: float) -> MediaTap:
+        return NullTap()
