@@ -81,6 +81,12 @@ class AnalyserTap:
         if self._closed or frame.party != "customer" or frame.kind != "video":
             return
         self.counters.frames += 1
+        if not self._pool.running:
+            # Analysis not running (yet, or at all): nothing to keep for it, and
+            # no keyframe to ask the customer's sender for (each one costs it).
+            self._batch = []
+            self._waiting_for_keyframe = self._restart = True
+            return
         if self._waiting_for_keyframe:
             if not frame.keyframe:
                 self.counters.waiting += 1
@@ -100,10 +106,6 @@ class AnalyserTap:
             self._submit(frame.arrival)
 
     def _submit(self, now: float) -> None:
-        if not self._pool.running:
-            self._batch = []  # analysis not running (yet): nothing to keep for it
-            self._waiting_for_keyframe, self._restart = True, True
-            return
         sample = EncodedSample(
             self.call_id,
             self._codec or "VP8",

@@ -34,7 +34,7 @@ def _video(at: float, timestamp: int, *, keyframe: bool) -> EncodedFrame:
     return EncodedFrame("customer", "video", "VP8", b"\x00", timestamp, 90_000, keyframe, at)
 
 
-def _tap(pool: RecordingPool) -> AnalyserTap:
+def _tap(pool: RecordingPool, keyframes: list[float] | None = None) -> AnalyserTap:
     def changed(call_id: str, state: CallIntegrity) -> None:
         return None
 
@@ -44,6 +44,7 @@ def _tap(pool: RecordingPool) -> AnalyserTap:
         CallIntegrity(),
         sample_interval_s=1.0,
         changed=changed,
+        request_keyframe=None if keyframes is None else lambda: keyframes.append(0.0),
     )
 
 
@@ -61,3 +62,18 @@ def test_a_new_leg_tells_the_worker_its_rtp_clock_starts_afresh() -> None:
     tap.write(_video(2.0, 3_000_000_000, keyframe=True))
     third = pool.samples[2]
     assert third.restart and third.new_clock
+
+
+def test_no_keyframe_is_asked_for_while_the_analysis_is_not_running() -> None:
+    pool = RecordingPool()
+    pool.running = False  # the workers are starting, or failed to
+    asked: list[float] = []
+    tap = _tap(pool, asked)
+    for index in range(50):
+        tap.write(_video(index * 0.1, index * 9000, keyframe=index % 10 == 0))
+    assert pool.samples == [] and asked == []
+    pool.running = True
+    tap.write(_video(5.0, 50 * 9000, keyframe=False))
+    assert len(asked) == 1  # now the decoder needs one to start on
+    tap.write(_video(5.1, 51 * 9000, keyframe=True))
+    assert len(pool.samples) == 1 and pool.samples[0].restart
