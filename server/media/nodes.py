@@ -259,12 +259,12 @@ class MediaRelay:
     async def lost(self, call_ids: Sequence[str]) -> list[str]:
         """Calls among ``call_ids`` whose media node is no longer alive."""
         live = {n.node_id for n in await self.directory.live_nodes()}
-        lost: list[str] = []
-        for call_id in call_ids:
-            node_id = await self.directory.node_of(call_id)
-            if node_id is not None and node_id not in live:
-                lost.append(call_id)
-        return lost
+        nodes = await self.directory.nodes_of(call_ids)
+        return [
+            call_id
+            for call_id, node_id in zip(call_ids, nodes, strict=True)
+            if node_id is not None and node_id not in live
+        ]
 
     async def reassign(self, call_id: str) -> bool:
         """Move a call off its dead node; True for the one server that moved it."""
