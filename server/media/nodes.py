@@ -133,6 +133,12 @@ class NodeHost:
         never live, so that servers move them (media.restart) as off a dead node."""
         task = asyncio.create_task(self._park(call_ids), name="media-node-lost-calls")
         self._tasks.append(task)
+        task.add_done_callback(self._forget_task)
+
+    def _forget_task(self, task: asyncio.Task[None]) -> None:
+        """A finished one-off task leaves the list (each loss of the engine adds one)."""
+        if task in self._tasks:
+            self._tasks.remove(task)
 
     async def _park(self, call_ids: list[str]) -> None:
         for call_id in call_ids:
