@@ -11,31 +11,17 @@ from server.appkeys import CALLS
 from server.auth.principal import Role
 from server.errors import NotFound
 from server.integrity.wiring import INTEGRITY
+from signaling.messages import IntegritySignal, IntegrityStatus
 
 from .auth import require
 from .registry import registry
 from .respond import json_response
 
 
-class SignalOut(BaseModel):
-    code: Literal[
-        "video_frozen",
-        "video_looped",
-        "frame_timing_anomaly",
-        "face_absent",
-        "multiple_faces",
-        "liveness_failed",
-    ]
-    since: str
-    until: str | None = None
-    detail: str
-    confidence: float | None = None
-
-
 class IntegrityResponse(BaseModel):
     call_id: str
-    status: Literal["ok", "suspect", "unknown"]
-    signals: list[SignalOut]
+    status: IntegrityStatus
+    signals: list[IntegritySignal]  # as in the desk's ``video.integrity`` notice
     liveness: Literal["passed", "failed"] | None = None
 
 

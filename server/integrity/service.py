@@ -19,7 +19,7 @@ import contextlib
 import random
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -123,9 +123,10 @@ class IntegrityService:
         self.notices_lost = 0
         self._queue: asyncio.Queue[_Notice] = asyncio.Queue(NOTICE_QUEUE)
         self._notifier: asyncio.Task[None] | None = None
-        self._tasks: set[asyncio.Task[None]] = set()
+        # Pending challenge verifications, by call: a call's end cancels its own
+        # (its samples are dropped then: a late check would read none and fail).
+        self._verifying: dict[str, set[asyncio.Task[None]]] = {}
         self._random: dict[str, asyncio.Task[None]] = {}
-        self._challenges: dict[str, tuple[Challenge, str | None]] = {}
         self._closed = False
 
     # -- the media node's tap factory ------------------------------------------------------
@@ -259,7 +260,6 @@ class IntegrityService:
         kind = self.rng.choice(list(self.settings.liveness_kinds))
         now = self.clock()
         challenge = new_challenge(kind, uuid.uuid4().hex, now, self.rng)
-        self._challenges[challenge.challenge_id] = (challenge, operation_id)
         data = {"challenge_id": challenge.challenge_id, "kind": kind, "why": why}
         self._enqueue(
             _Notice(
@@ -277,14 +277,13 @@ class IntegrityService:
             + self.settings.liveness_latency_s
             + 1.0 / max(self.settings.integrity_sample_fps, 0.1)
         )
-        self._spawn(self._verify_later(call_id, challenge, operation_id, wait))
+        self._spawn(call_id, self._verify_later(call_id, challenge, operation_id, wait))
         return challenge.challenge_id
 
     async def _verify_later(
         self, call_id: str, challenge: Challenge, operation_id: str | None, wait: float
     ) -> None:
         await asyncio.sleep(wait)
-        self._challenges.pop(challenge.challenge_id, None)
         state = self.state(call_id)
         s = self.settings
         verdict = verify(
@@ -331,14 +330,23 @@ class IntegrityService:
 
     async def call_ended(self, call_id: str) -> None:
         await cancel_and_wait(self._random.pop(call_id, None))
+        for task in list(self._verifying.pop(call_id, ())):
+            await cancel_and_wait(task)
         if self.taps is not None:
             self.taps.forget(call_id)
 
     # -- lifecycle ------------------------------------------------------------------------------
-    def _spawn(self, work: Any) -> None:
-        task: asyncio.Task[None] = asyncio.create_task(work, name="liveness-verify")
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+    def _spawn(self, call_id: str, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(work, name="liveness-verify")
+        tasks = self._verifying.setdefault(call_id, set())
+        tasks.add(task)
+
+        def done(finished: asyncio.Task[None]) -> None:
+            tasks.discard(finished)
+            if not tasks and self._verifying.get(call_id) is tasks:
+                del self._verifying[call_id]
+
+        task.add_done_callback(done)
 
     async def start(self) -> None:
         if self._notifier is None:
@@ -347,11 +355,12 @@ class IntegrityService:
     async def stop(self) -> None:
         """Stop the challenges, the notices and the analysis workers; safe twice."""
         self._closed = True
-        for task in [*self._random.values(), *self._tasks]:
+        tasks = [*self._random.values(), *(t for ts in self._verifying.values() for t in ts)]
+        for task in tasks:
             task.cancel()
-        await asyncio.gather(*self._random.values(), *self._tasks, return_exceptions=True)
+        await asyncio.gather(*tasks, return_exceptions=True)
         self._random.clear()
-        self._tasks.clear()
+        self._verifying.clear()
         await cancel_and_wait(self._notifier)
         self._notifier = None
         if self.taps is not None:

@@ -54,14 +54,8 @@ def install_integrity_hooks(
     components: Components, service: IntegrityService, operations: OperationService
 ) -> None:
     """After the media node and the operations exist: keyframes, risk input, challenges."""
-    host = components.media_host
-    if service.taps is not None and host is not None:
-        node = host.node
-
-        def keyframe(call_id: str) -> None:
-            node.request_keyframe(call_id, "customer")
-
-        service.taps.request_keyframe = keyframe
+    if service.taps is not None and components.media_host is not None:
+        service.taps.request_keyframe = components.media_host.node.request_keyframe
     service.large_amount = float(operations.engine.ruleset.large_amount_cny)
     operations.integrity = service
     components.calls.observers.append(IntegrityObserver(service))

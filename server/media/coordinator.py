@@ -51,7 +51,7 @@ from signaling.relay import CallParties, RelayRefused, relay_target
 from signaling.session import IllegalTransition, MediaSessionState
 
 from .directory import NoMediaNode
-from .nodes import CallRef, MediaRelay
+from .nodes import MediaRelay
 from .store import MediaRecord, MediaStore
 
 log = structlog.get_logger(__name__)
@@ -262,7 +262,7 @@ class MediaCoordinator:
         assert self.media is not None
         try:
             await self.media.signal(
-                CallRef(call.call_id, parties.customer_id, parties.specialist_id),
+                parties,
                 party,
                 message.model_dump(mode="json"),
             )
@@ -506,10 +506,10 @@ class MediaCoordinator:
         ]
 
 
-def _ref(call: Call) -> CallRef | None:
+def _ref(call: Call) -> CallParties | None:
     if call.specialist_id is None:
         return None
-    return CallRef(call.call_id, call.customer_id, call.specialist_id)
+    return CallParties(call.call_id, call.customer_id, call.specialist_id)
 
 
 async def _node_call(step: Awaitable[None], call_id: str) -> None:

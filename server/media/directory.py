@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -75,6 +75,11 @@ class MediaDirectory(Protocol):
 
     async def node_of(self, call_id: str) -> str | None: ...
 
+    async def nodes_of(self, call_ids: Sequence[str]) -> list[str | None]:
+        """:meth:`node_of` for each call, in one lookup (every server's sweep asks
+        this of every call in conversation)."""
+        ...
+
     async def release(self, call_id: str) -> None: ...
 
     async def reassign(self, call_id: str, dead: str) -> bool:
@@ -125,6 +130,9 @@ class LocalDirectory:
 
     async def node_of(self, call_id: str) -> str | None:
         return self._calls.get(call_id)
+
+    async def nodes_of(self, call_ids: Sequence[str]) -> list[str | None]:
+        return [self._calls.get(call_id) for call_id in call_ids]
 
     async def release(self, call_id: str) -> None:
         self._calls.pop(call_id, None)
@@ -201,6 +209,12 @@ class RedisDirectory:
     async def node_of(self, call_id: str) -> str | None:
         value = await self._redis.get(self._call_key(call_id))
         return None if value is None else _text(value)
+
+    async def nodes_of(self, call_ids: Sequence[str]) -> list[str | None]:
+        if not call_ids:
+            return []
+        values = await self._redis.mget([self._call_key(call_id) for call_id in call_ids])
+        return [None if value is None else _text(value) for value in values]
 
     async def release(self, call_id: str) -> None:
         await self._redis.delete(self._call_key(call_id))

@@ -17,7 +17,6 @@ import asyncio
 import json
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import structlog
@@ -28,10 +27,11 @@ from signaling.media.bridge import BridgeRefused
 from signaling.media.interface import MediaNodeBackend, MediaNodeFactory
 from signaling.media.node import MediaNode
 from signaling.media.tap import MediaTapFactory, Party
+from signaling.relay import CallParties
 
 from .directory import MediaDirectory, NodeEntry
 
-__all__ = ["CallRef", "MediaRelay", "NodeHost", "control_channel"]
+__all__ = ["MediaRelay", "NodeHost", "control_channel"]
 
 log = structlog.get_logger(__name__)
 
@@ -46,18 +46,6 @@ CALL_WORKER_IDLE_S = 30.0
 
 def control_channel(node_id: str) -> str:
     return f"cb:media:ctl:{node_id}"
-
-
-@dataclass(frozen=True, slots=True)
-class CallRef:
-    """A call as a media node needs it: who to send each party's messages to."""
-
-    call_id: str
-    customer_id: str
-    specialist_id: str
-
-    def subject_of(self, party: Party) -> str:
-        return self.customer_id if party == "customer" else self.specialist_id
 
 
 class NodeHost:
@@ -88,7 +76,7 @@ class NodeHost:
         # What else lets go of a call when its media closes here (its recorder).
         self._on_call_closed = on_call_closed
         self._listening = False
-        self._calls: dict[str, CallRef] = {}
+        self._calls: dict[str, CallParties] = {}
         self._tasks: list[asyncio.Task[None]] = []
         # One worker per call with control messages queued (remote control only).
         self._workers: dict[str, tuple[asyncio.Queue[dict[str, Any]], asyncio.Task[None]]] = {}
@@ -107,7 +95,7 @@ class NodeHost:
         log.info("media.node_started", node_id=self.node_id, capacity=self._capacity)
 
     async def handle(
-        self, op: str, call: CallRef, party: Party | None, message: Mapping[str, Any] | None
+        self, op: str, call: CallParties, party: Party | None, message: Mapping[str, Any] | None
     ) -> None:
         """One control message for a call of this node; BridgeRefused when refused."""
         self._calls[call.call_id] = call
@@ -145,6 +133,12 @@ class NodeHost:
         never live, so that servers move them (media.restart) as off a dead node."""
         task = asyncio.create_task(self._park(call_ids), name="media-node-lost-calls")
         self._tasks.append(task)
+        task.add_done_callback(self._forget_task)
+
+    def _forget_task(self, task: asyncio.Task[None]) -> None:
+        """A finished one-off task leaves the list (each loss of the engine adds one)."""
+        if task in self._tasks:
+            self._tasks.remove(task)
 
     async def _park(self, call_ids: list[str]) -> None:
         for call_id in call_ids:
@@ -223,7 +217,7 @@ class NodeHost:
                 del self._workers[call_id]
 
     async def _on_control(self, data: dict[str, Any]) -> None:
-        call = CallRef(**data["call"])
+        call = CallParties(**data["call"])
         party = data.get("party")
         try:
             await self.handle(data["op"], call, party, data.get("message"))
@@ -255,28 +249,28 @@ class MediaRelay:
     async def assign(self, call_id: str) -> str:
         return await self.directory.assign(call_id)
 
-    async def signal(self, call: CallRef, party: Party, message: Mapping[str, Any]) -> None:
+    async def signal(self, call: CallParties, party: Party, message: Mapping[str, Any]) -> None:
         await self._to_node("signal", call, party, message)
 
-    async def restart(self, call: CallRef) -> None:
+    async def restart(self, call: CallParties) -> None:
         await self._to_node("restart", call, None, None)
 
-    async def party_left(self, call: CallRef, party: Party) -> None:
+    async def party_left(self, call: CallParties, party: Party) -> None:
         await self._to_node("party_left", call, party, None)
 
-    async def close_call(self, call: CallRef) -> None:
+    async def close_call(self, call: CallParties) -> None:
         await self._to_node("close", call, None, None)
         await self.directory.release(call.call_id)
 
     async def lost(self, call_ids: Sequence[str]) -> list[str]:
         """Calls among ``call_ids`` whose media node is no longer alive."""
         live = {n.node_id for n in await self.directory.live_nodes()}
-        lost: list[str] = []
-        for call_id in call_ids:
-            node_id = await self.directory.node_of(call_id)
-            if node_id is not None and node_id not in live:
-                lost.append(call_id)
-        return lost
+        nodes = await self.directory.nodes_of(call_ids)
+        return [
+            call_id
+            for call_id, node_id in zip(call_ids, nodes, strict=True)
+            if node_id is not None and node_id not in live
+        ]
 
     async def reassign(self, call_id: str) -> bool:
         """Move a call off its dead node; True for the one server that moved it."""
@@ -284,7 +278,7 @@ class MediaRelay:
         return dead is not None and await self.directory.reassign(call_id, dead)
 
     async def _to_node(
-        self, op: str, call: CallRef, party: Party | None, message: Mapping[str, Any] | None
+        self, op: str, call: CallParties, party: Party | None, message: Mapping[str, Any] | None
     ) -> None:
         node_id = await self.directory.node_of(call.call_id)
         if node_id is None:

@@ -81,6 +81,12 @@ class AnalyserTap:
         if self._closed or frame.party != "customer" or frame.kind != "video":
             return
         self.counters.frames += 1
+        if not self._pool.running:
+            # Analysis not running (yet, or at all): nothing to keep for it, and
+            # no keyframe to ask the customer's sender for (each one costs it).
+            self._batch = []
+            self._waiting_for_keyframe = self._restart = True
+            return
         if self._waiting_for_keyframe:
             if not frame.keyframe:
                 self.counters.waiting += 1
@@ -100,12 +106,12 @@ class AnalyserTap:
             self._submit(frame.arrival)
 
     def _submit(self, now: float) -> None:
-        if not self._pool.running:
-            self._batch = []  # analysis not running (yet): nothing to keep for it
-            self._waiting_for_keyframe, self._restart = True, True
-            return
         sample = EncodedSample(
-            self.call_id, self._codec or "VP8", tuple(self._batch), self._restart
+            self.call_id,
+            self._codec or "VP8",
+            tuple(self._batch),
+            restart=self._restart,
+            new_clock=self._new_clock,
         )
         self._batch = []
         self._last_submit = now
@@ -214,8 +220,9 @@ class AnalysingTaps:
         self.pool = pool
         self.sample_interval_s = sample_interval_s
         self.listener = listener
-        #: Set by whoever runs the media node: ask a call's customer leg for a keyframe.
-        self.request_keyframe: Callable[[str], None] | None = None
+        #: Set by whoever runs the media node, as for the recorder: its
+        #: ``request_keyframe(call_id, party)`` (the analyser asks for the customer's).
+        self.request_keyframe: Callable[[str, Party], None] | None = None
         self.calls: dict[str, CallIntegrity] = {}
         self.taps: dict[str, AnalyserTap] = {}
         self._starting: asyncio.Task[None] | None = None
@@ -261,7 +268,7 @@ class AnalysingTaps:
 
     def _keyframe(self, call_id: str) -> None:
         if self.request_keyframe is not None:
-            self.request_keyframe(call_id)
+            self.request_keyframe(call_id, "customer")
 
     def _changed(self, call_id: str, state: CallIntegrity) -> None:
         if self.listener is not None:

@@ -20,16 +20,11 @@ import structlog
 
 from .bridge import BridgeRefused, CallBridge, Outbound
 from .passthrough import check_internals
-from .tap import MediaTapFactory, NullTap, Party
+from .tap import MediaTapFactory, NullTaps, Party
 
 __all__ = ["MediaNode", "NodeStats"]
 
 log = structlog.get_logger(__name__)
-
-
-class _NullTaps:
-    async def open(self, call_id: str, *, started_at: float) -> NullTap:
-        return NullTap()
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,7 +54,7 @@ class MediaNode:
         self.on_calls_lost: Callable[[list[str]], None] | None = None
         self._send = send
         self._ice_servers = ice_servers
-        self._taps: MediaTapFactory = taps or _NullTaps()
+        self._taps: MediaTapFactory = taps or NullTaps()
         self._calls: dict[str, CallBridge] = {}
         self._opening: dict[str, asyncio.Lock] = {}
         self._closed = False

@@ -2,9 +2,10 @@
 
 The relay forwards each party's encoded media to the other party without
 transcoding and, for every frame it forwards, hands an :class:`EncodedFrame` to
-the call's :class:`MediaTap` (the compliance recorder; later the integrity
-analyser). A tap must never slow the call down: :meth:`MediaTap.write` is called
-on the event loop, does no I/O and never blocks; a tap that cannot keep up drops
+the call's :class:`MediaTap` (the compliance recorder, with the integrity
+analyser composed after it: :mod:`signaling.integrity.tap`). A tap must never
+slow the call down: :meth:`MediaTap.write` is called on the event loop, does no
+I/O and never blocks; a tap that cannot keep up drops
 and says so (``healthy`` turns false and the gap is recorded), it never
 back-pressures the relay.
 """
@@ -74,3 +75,10 @@ class NullTap:
 
     async def close(self) -> None:
         return None
+
+
+class NullTaps:
+    """A tap factory whose taps keep nothing: a node given no recorder or analyser."""
+
+    async def open(self, call_id: str, *, started_at: float) -> MediaTap:
+        return NullTap()

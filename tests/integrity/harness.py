@@ -86,13 +86,7 @@ async def analysed_node(
     pool = AnalysisPool(thresholds or Thresholds(), workers=workers, queue_samples=queue_samples)
     taps = AnalysingTaps(None, pool, sample_interval_s=SAMPLE_INTERVAL_S, listener=changes)
     node = MediaNode("integrity-test", router.send, lambda _call: [], taps)
-
-    def keyframe(call_id: str) -> None:
-        bridge = node.bridge(call_id)
-        if bridge is not None:
-            bridge.request_keyframe("customer")
-
-    taps.request_keyframe = keyframe
+    taps.request_keyframe = node.request_keyframe
     try:
         yield AnalysedNode(node, taps, router, changes)
     finally:

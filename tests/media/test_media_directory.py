@@ -45,8 +45,10 @@ async def test_a_call_goes_to_the_least_loaded_live_node(directory: MediaDirecto
     assert await directory.node_of("call-1") == "b"
     await directory.heartbeat(entry("b", load=10))  # full now
     assert await directory.assign("call-2") == "a"
+    assert await directory.nodes_of(["call-2", "call-0", "call-1"]) == ["a", None, "b"]
     await directory.release("call-1")
     assert await directory.node_of("call-1") is None
+    assert await directory.nodes_of([]) == []
 
 
 async def test_no_node_with_room_is_an_error(directory: MediaDirectory) -> None:

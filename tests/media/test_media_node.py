@@ -13,7 +13,6 @@ import pytest
 from aiortc.sdp import SessionDescription
 
 from signaling.media.node import MediaNode
-from signaling.media.passthrough import on_keyframe_request, request_keyframe
 from signaling.media.tap import EncodedFrame, NullTap, Party
 from tests.media.node_harness import NodeRouter, RelayedCall, relayed_calls
 from tests.media.peer import MediaPeer
@@ -151,35 +150,6 @@ async def test_reconnected_receiver_gets_a_keyframe_within_a_second() -> None:
         assert ("customer", pytest.approx(time.time(), abs=30)) in [
             (p, t) for p, t in taps.taps[call.call_id].gaps
         ]
-    await node.close()
-
-
-async def test_a_receivers_picture_loss_request_reaches_the_sender() -> None:
-    """A PLI from the app's receiver makes the desk's sender produce a keyframe."""
-    router = NodeRouter()
-    node = MediaNode("n1", router.send, lambda call_id: [])
-    async with relayed_calls(node, router) as (call,):
-        await _flowing(call, 5)
-        assert call.desk._conn is not None and call.app._conn is not None
-        desk_video = next(
-            t.sender for t in call.desk._conn.pc.getTransceivers() if t.kind == "video"
-        )
-        original = desk_video._send_keyframe
-        asked: list[float] = []
-
-        def spy() -> None:
-            asked.append(time.monotonic())
-            original()
-
-        on_keyframe_request(desk_video, spy)
-        app_video = next(
-            t.receiver for t in call.app._conn.pc.getTransceivers() if t.kind == "video"
-        )
-        assert await request_keyframe(app_video)
-        deadline = time.monotonic() + 10
-        while not asked and time.monotonic() < deadline:
-            await call.app.wait_for_frames(call.app.stats.video_frames + 1, timeout=5)  # type: ignore[union-attr]
-        assert asked, "the desk was never asked for a keyframe"
     await node.close()
 
 

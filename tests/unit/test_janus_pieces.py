@@ -147,3 +147,43 @@ def test_the_fast_vp8_descriptor_strip_agrees_with_aiortcs() -> None:
         packet = descriptor + b"frame-bytes"
         _, rest = VpxPayloadDescriptor.parse(packet)
         assert _vp8_payload(packet) == rest == b"frame-bytes"
+
+
+def test_rtp_header_extensions_and_padding_are_cut_off_the_tapped_frame() -> None:
+    import struct
+
+    from aiortc.rtcrtpparameters import RTCRtpCodecParameters
+
+    from server.media.janus.rtp import CallRtp, LegSockets
+    from signaling.media.tap import EncodedFrame
+
+    class Frames:
+        healthy = True
+
+        def __init__(self) -> None:
+            self.frames: list[EncodedFrame] = []
+
+        def write(self, frame: EncodedFrame) -> None:
+            self.frames.append(frame)
+
+    tap = Frames()
+    vp8, opus = Codec(97, "VP8", 90000), Codec(96, "opus", 48000, 2)
+    rtp = CallRtp("call-1", tap, {"video": vp8, "audio": opus}, "127.0.0.1")  # type: ignore[arg-type]
+    rtp._assemblers["customer"] = _Assembler(
+        RTCRtpCodecParameters(mimeType="video/VP8", clockRate=90000, payloadType=97)
+    )
+    leg = LegSockets("customer", "127.0.0.1")
+
+    def packet(marker: bool, seq: int, payload: bytes) -> bytes:
+        # V=2, P and X set; one 32-bit word of header extension; 3 bytes of padding.
+        header = struct.pack("!BBHII", 0xB0, (0x80 if marker else 0) | 97, seq, 9000, 0x1234)
+        extension = struct.pack("!HH", 0xBEDE, 1) + b"\x10\xaa\x00\x00"
+        return header + extension + payload + b"\x00\x00\x03"
+
+    rtp._tap(leg, "video", packet(False, 1, _vp8(b"key-", True)))
+    rtp._tap(leg, "video", packet(True, 2, _vp8(b"frame", False)))
+    rtp._tap(leg, "audio", packet(True, 3, b"opus-bytes"))
+    video, audio = tap.frames
+    assert (video.kind, video.data, video.timestamp) == ("video", b"key-frame", 9000)
+    assert (audio.kind, audio.data) == ("audio", b"opus-bytes")
+    assert leg.media_ssrc == {"video": 0x1234, "audio": 0x1234}

@@ -11,8 +11,9 @@ from collections.abc import Callable
 from typing import Any
 
 from server.media.directory import LocalDirectory, lost_node
-from server.media.nodes import CallRef, MediaRelay, NodeHost
+from server.media.nodes import MediaRelay, NodeHost
 from signaling.media.node import NodeStats
+from signaling.relay import CallParties
 
 
 class FakeEngine:
@@ -86,5 +87,5 @@ async def test_an_unhealthy_engine_stops_the_heartbeat_and_lost_calls_are_moved(
     clock[0] = time.time()
     await host._beat()
     assert [n.node_id for n in await directory.live_nodes()] == ["n1"]
-    await host.handle("close", CallRef("call-1", "C1", "S1"), None, None)
+    await host.handle("close", CallParties("call-1", "C1", "S1"), None, None)
     await host.close()

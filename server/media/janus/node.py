@@ -30,7 +30,7 @@ import structlog
 
 from signaling.media.bridge import BridgeRefused, Outbound
 from signaling.media.node import NodeStats
-from signaling.media.tap import MediaTap, MediaTapFactory, NullTap, Party
+from signaling.media.tap import MediaTap, MediaTapFactory, NullTaps, Party
 
 from .client import JanusError, JanusHandle, JanusUnavailable
 from .connection import JanusLink
@@ -42,11 +42,6 @@ __all__ = ["NOSIP", "JanusMediaNode"]
 log = structlog.get_logger(__name__)
 
 NOSIP = "janus.plugin.nosip"
-
-
-class _NullTaps:
-    async def open(self, call_id: str, *, started_at: float) -> NullTap:
-        return NullTap()
 
 
 @dataclass
@@ -102,7 +97,7 @@ class JanusMediaNode:
         self.capacity = capacity
         self._send = send
         self._ice_servers = ice_servers
-        self._taps: MediaTapFactory = taps or _NullTaps()
+        self._taps: MediaTapFactory = taps or NullTaps()
         self.link = link
         self._rtp_host = rtp_host
         self._calls: dict[str, _JanusCall] = {}

@@ -37,6 +37,7 @@ log = structlog.get_logger(__name__)
 PLI_INTERVAL_S = 0.25
 _BIND_ATTEMPTS = 50
 _RTP_HEADER = struct.Struct("!BBHII")
+_EXTENSION_LENGTH = struct.Struct("!2xH")  # after the profile: length in 32-bit words
 _PLI = struct.Struct("!BBHII")
 
 
@@ -72,23 +73,26 @@ class _Endpoint(asyncio.DatagramProtocol):
         self._on_packet(data, addr)
 
 
-def _vp8_payload(payload: bytes) -> bytes:
-    """The VP8 payload after its RFC 7741 descriptor (without building objects: this
-    runs for every video packet of every call)."""
-    size = len(payload)
-    offset = 1
-    if payload[0] & 0x80:  # X: extension flags follow
-        flags = payload[1]
-        offset = 2
+def _vp8_payload(packet: bytes, start: int = 0, end: int | None = None) -> bytes:
+    """The VP8 payload in ``packet[start:end]`` after its RFC 7741 descriptor.
+
+    Read in place and cut out with one slice (no descriptor objects, no copy of
+    the RTP payload first): this runs for every video packet of every call."""
+    if end is None:
+        end = len(packet)
+    offset = start + 1
+    if packet[start] & 0x80:  # X: extension flags follow
+        flags = packet[start + 1]
+        offset = start + 2
         if flags & 0x80:  # I: picture id, 7 or 15 bits
-            offset += 2 if payload[offset] & 0x80 else 1
+            offset += 2 if packet[offset] & 0x80 else 1
         if flags & 0x40:  # L: TL0PICIDX
             offset += 1
         if flags & 0x30:  # T or K: TID/KEYIDX
             offset += 1
-    if offset >= size:
+    if offset >= end:
         raise ValueError("VP8 descriptor longer than the packet")
-    return payload[offset:]
+    return packet[offset:end]
 
 
 @dataclass
@@ -100,9 +104,22 @@ class _Assembler:
     timestamp: int | None = None
     next_seq: int | None = None
     broken: bool = False
+    _vp8: bool = field(init=False, default=False)
 
-    def add(self, seq: int, timestamp: int, marker: bool, payload: bytes) -> bytes | bool | None:
-        """The frame this packet completes, None if none yet, False if a frame was lost."""
+    def __post_init__(self) -> None:
+        self._vp8 = self.codec.mimeType == "video/VP8"
+
+    def add(
+        self,
+        seq: int,
+        timestamp: int,
+        marker: bool,
+        packet: bytes,
+        start: int = 0,
+        end: int | None = None,
+    ) -> bytes | bool | None:
+        """The frame this packet (its payload: ``packet[start:end]``) completes, None if
+        none yet, False if a frame was lost."""
         lost = self.next_seq is not None and seq != self.next_seq
         self.next_seq = (seq + 1) & 0xFFFF
         if timestamp != self.timestamp:
@@ -112,10 +129,10 @@ class _Assembler:
         if lost:
             self.broken = True
         try:
-            if self.codec.mimeType == "video/VP8":
-                self.parts.append(_vp8_payload(payload))
+            if self._vp8:
+                self.parts.append(_vp8_payload(packet, start, end))
             else:
-                self.parts.append(depayload(self.codec, payload))
+                self.parts.append(depayload(self.codec, packet[start:end]))
         except (ValueError, IndexError, struct.error):
             self.broken = True
         if not marker:
@@ -132,9 +149,24 @@ class LegSockets:
         self.party = party
         self.host = host
         self.ports: dict[str, int] = {}
-        self.remote: dict[str, PlainMedia] = {}
+        self._remote: dict[str, PlainMedia] = {}
+        # The leg's Janus address per (kind, channel), from ``remote``: looked up per packet.
+        self._peers: dict[tuple[str, str], tuple[str, int]] = {}
         self._transports: dict[tuple[str, str], asyncio.DatagramTransport] = {}
         self.media_ssrc: dict[str, int] = {}
+
+    @property
+    def remote(self) -> dict[str, PlainMedia]:
+        """Where the leg's Janus sends from and receives on, per kind (its plain SDP)."""
+        return self._remote
+
+    @remote.setter
+    def remote(self, media: dict[str, PlainMedia]) -> None:
+        self._remote = media
+        self._peers = {}
+        for kind, plain in media.items():
+            self._peers[(kind, "rtp")] = (plain.host, plain.port)
+            self._peers[(kind, "rtcp")] = (plain.host, plain.rtcp_port)
 
     async def open(
         self,
@@ -159,19 +191,16 @@ class LegSockets:
 
     def from_janus(self, kind: str, channel: str, addr: tuple[str, int]) -> bool:
         """Only the leg's own Janus ports may feed it (nothing else on the host)."""
-        remote = self.remote.get(kind)
-        if remote is None:
-            return False
-        return addr[0] == remote.host and addr[1] == (
-            remote.port if channel == "rtp" else remote.rtcp_port
-        )
+        peer = self._peers.get((kind, channel))
+        return peer is not None and addr[0] == peer[0] and addr[1] == peer[1]
 
     def send(self, kind: str, channel: str, data: bytes) -> bool:
-        remote = self.remote.get(kind)
-        transport = self._transports.get((kind, channel))
-        if remote is None or transport is None or transport.is_closing():
+        key = (kind, channel)
+        peer = self._peers.get(key)
+        transport = self._transports.get(key)
+        if peer is None or transport is None or transport.is_closing():
             return False
-        transport.sendto(data, (remote.host, remote.port if channel == "rtp" else remote.rtcp_port))
+        transport.sendto(data, peer)
         return True
 
     def close(self) -> None:
@@ -275,22 +304,22 @@ class CallRtp:
         if first & 0x10:  # header extension
             if len(data) < offset + 4:
                 return
-            (length,) = struct.unpack_from("!H", data, offset + 2)
+            (length,) = _EXTENSION_LENGTH.unpack_from(data, offset)
             offset += 4 + 4 * length
         end = len(data)
         if first & 0x20 and end > offset:  # padding
             end -= data[-1]
-        payload = data[offset:end]
-        if not payload:
+        if end <= offset:
             return
         codec = self.codecs[kind]
         if kind == "audio":
-            self._write(leg.party, kind, codec, payload, timestamp, True)
+            self._write(leg.party, kind, codec, data[offset:end], timestamp, True)
             return
         assembler = self._assemblers.get(leg.party)
         if assembler is None:
             return
-        frame = assembler.add(seq, timestamp, bool(second & 0x80), payload)
+        # The payload is cut out once, by the assembler, after the codec's descriptor.
+        frame = assembler.add(seq, timestamp, bool(second & 0x80), data, offset, end)
         if frame is False:
             self.request_keyframe(leg.party)
         elif isinstance(frame, bytes) and frame:
