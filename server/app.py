@@ -93,12 +93,17 @@ _SHUTDOWN_STEP_S = 10.0
 def create_app(settings: Settings) -> web.Application:
     """Wire the service from ``settings``. Nothing connects until the app starts."""
     configure_logging(settings.effective_log_format, settings.log_level)
+    return app_of(build(settings))
+
+
+def app_of(container: Container) -> web.Application:
+    """The application serving ``container`` (which it starts and stops)."""
+    settings = container.settings
     app = web.Application(
         middlewares=[problem_middleware],
         client_max_size=settings.max_body_bytes,
         handler_args=handler_args(settings),
     )
-    container = build(settings)
     _put_services(app, container)
     registry.install(app)
     app.router.add_get("/api/v1/ws", socket_endpoint(socket_routes(container)))
