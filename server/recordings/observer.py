@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 import time
+from typing import TYPE_CHECKING
 
 from server.db.models import Call
-from server.hub.hub import Hub
 
 from .hooks import send_notice
 from .service import RecordingService, recording_applies
+
+if TYPE_CHECKING:
+    from server.ports import Notifier
 
 
 class RecordingObserver:
     """The recording notice at media start; the tap closes with the call."""
 
-    def __init__(self, service: RecordingService, hub: Hub) -> None:
+    def __init__(self, service: RecordingService, hub: Notifier) -> None:
         self.service = service
         self.hub = hub
 
