@@ -42,9 +42,9 @@ FORCED_EXIT_STATUS = 70
 async def drain(app: web.Application) -> None:
     """Steps 1 to 3 above; safe to call twice."""
     components = app[COMPONENTS]
-    if components.draining:
+    if components.state.draining:
         return
-    components.draining = True
+    components.state.draining = True
     components.calls.draining = True
     components.dispatcher.paused = True
     hub, calls = components.hub, components.calls

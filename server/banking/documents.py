@@ -45,5 +45,5 @@ class DocumentStore:
         return await asyncio.to_thread(self._path(key).read_bytes)
 
 
-#: The application's document store (set by ``Components.install_operations``).
+#: The application's document store (made by ``server/bootstrap.py``).
 DOCUMENTS = web.AppKey("documents", DocumentStore)

@@ -7,5 +7,5 @@
   one callback cannot both act on it.
 - :mod:`.service`: converting a call, ringing, answering, declining, cancelling,
   consent, and the sweeper the dispatcher runs every few seconds.
-- :mod:`.wiring`: installs the service into the application.
+- :mod:`.offers`: the callback option in ``queue.update`` (a call service hook).
 """

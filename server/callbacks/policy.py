@@ -104,7 +104,7 @@ def give_up_at(requested_at: float, zone: ZoneInfo, days: int) -> float:
 
 @dataclass(frozen=True)
 class CallbackPolicy:
-    """The tunable rules (built from settings by :func:`server.callbacks.wiring.policy_from`)."""
+    """The tunable rules (built from settings by :func:`server.bootstrap.callback_policy`)."""
 
     threshold_s: float
     hours: LocalHours

@@ -39,7 +39,6 @@ from .messages import (
     CallbackRingEnded,
     CallbackRinging,
     RingEndReason,
-    offer_words,
 )
 from .policy import (
     CallbackPolicy,
@@ -81,31 +80,6 @@ class CallbackService:
         self.sessions = calls.sessions
         self.hub = calls.hub
         self.clock = calls.clock
-        self._offer_words = offer_words(policy.hours).model_dump()
-
-    # -- the option while waiting --------------------------------------------------------
-    async def annotate_queue_updates(self, updates: dict[str, dict[str, Any]]) -> None:
-        """Add ``callback_available`` (and the words offering it) to ``queue.update``s."""
-        if not updates:
-            return
-        async with self.sessions() as session:
-            facts = await repo.offer_facts(session, updates.keys())
-        for call_id, message in updates.items():
-            found = facts.get(call_id)
-            available = found is not None and (
-                why_not_offered(
-                    queued=found[0] == CallState.QUEUED.value,
-                    callback_allowed=found[1],
-                    consent=found[2],
-                    do_not_call=found[3],
-                    estimated_wait_s=message.get("estimated_wait_s"),
-                    threshold_s=self.policy.threshold_s,
-                )
-                is None
-            )
-            message["callback_available"] = available
-            if available:
-                message["callback_message"] = self._offer_words
 
     # -- customer ------------------------------------------------------------------------
     async def request(self, principal: Principal, call_id: str) -> tuple[dict[str, Any], bool]:

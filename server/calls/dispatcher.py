@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import structlog
@@ -25,6 +25,9 @@ from . import repository as repo
 from .repair import LiveStateRepair, PendingOperationCalls
 from .service import CallService, queue_update
 from .state import WAITING, CallAction, CallState, EndReason
+
+# A housekeeping pass at ``now`` (the dispatcher's clock).
+Sweeper = Callable[[float], Awaitable[None]]
 
 log = structlog.get_logger(__name__)
 
@@ -41,7 +44,10 @@ class Dispatcher:
     """Owns the dispatch task; :meth:`stop` cancels and awaits it."""
 
     def __init__(
-        self, service: CallService, pending_operation_calls: PendingOperationCalls
+        self,
+        service: CallService,
+        pending_operation_calls: PendingOperationCalls,
+        sweepers: Sequence[Sweeper] = (),
     ) -> None:
         self.service = service
         self.settings = service.settings
@@ -52,8 +58,9 @@ class Dispatcher:
         self._updates_pending = False
         # call_id -> (position last sent, when it was sent)
         self._sent: dict[str, tuple[int, float]] = {}
-        # Extra housekeeping passes (media grace windows), run with the others.
-        self.sweepers: list[Callable[[float], Awaitable[None]]] = []
+        # Extra housekeeping passes (media grace windows, callbacks), run in order
+        # with the others; fixed here (server/bootstrap.py decides them).
+        self.sweepers: tuple[Sweeper, ...] = tuple(sweepers)
         self.repair = LiveStateRepair(
             service,
             self.settings.node_id,

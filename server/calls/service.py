@@ -26,9 +26,9 @@ import asyncio
 import statistics
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 import structlog
 from sqlalchemy.exc import IntegrityError
@@ -57,6 +57,9 @@ from . import repository as repo
 from .state import HELD, IN_CONVERSATION, WAITING, CallAction, CallState, EndReason
 from .views import call_view, customer_for_desk, specialist_public
 
+if TYPE_CHECKING:
+    from server.ports import Clock
+
 log = structlog.get_logger(__name__)
 
 T = TypeVar("T")
@@ -81,6 +84,8 @@ class TicketGrant:
 
 
 QueueUpdateHook = Callable[[dict[str, dict[str, Any]]], Awaitable[None]]
+# Redeems a redirect ticket: (session, customer_id, ticket, now) -> its grant.
+TicketResolver = Callable[[AsyncSession, str, str, float], Awaitable[TicketGrant]]
 
 
 class CallObserver(Protocol):
@@ -102,7 +107,13 @@ def profile_of(specialist: Specialist) -> SpecialistProfile:
 
 
 class CallService:
-    """Everything that changes a call, and the messages each change sends."""
+    """Everything that changes a call, and the messages each change sends.
+
+    Every collaborator is given here and fixed for the service's life (the
+    bootstrap, ``server/bootstrap.py``, decides them): ``observers`` are told of
+    lifecycle steps in order, ``ticket_resolver`` redeems redirect tickets,
+    ``queue_update_hooks`` add fields to ``queue.update`` messages.
+    """
 
     def __init__(
         self,
@@ -111,8 +122,12 @@ class CallService:
         backend: QueueBackend,
         hub: Hub,
         metrics: Metrics,
-        clock: Callable[[], float] = time.time,
+        clock: Clock = time.time,
         outbox: Outbox | None = None,
+        *,
+        observers: Sequence[CallObserver] = (),
+        ticket_resolver: TicketResolver | None = None,
+        queue_update_hooks: Sequence[QueueUpdateHook] = (),
     ) -> None:
         self.settings = settings
         self.sessions = sessions
@@ -123,14 +138,13 @@ class CallService:
         # Where the effects of a change outside its transaction are recorded
         # (server/outbox): without one, observers are called directly.
         self.outbox = outbox
+        self.observers: tuple[CallObserver, ...] = tuple(observers)
+        # Without a resolver every ticket is unknown (redirects not wired).
+        self.ticket_resolver = ticket_resolver
+        self.queue_update_hooks: tuple[QueueUpdateHook, ...] = tuple(queue_update_hooks)
         self.wake = asyncio.Event()
         self._aht: tuple[float, float | None] = (0.0, None)
         self._estimates: tuple[float, dict[str, WaitEstimate] | None] = (0.0, None)
-        self.observers: list[CallObserver] = []
-        # Redeems a redirect ticket: (session, customer_id, ticket, now) -> TicketGrant.
-        self.ticket_resolver: Any = None
-        # Add fields to queue.update messages before they go out (callbacks).
-        self.queue_update_hooks: list[QueueUpdateHook] = []
         # Set while the node drains (server/drain.py): new calls go to another node.
         self.draining = False
 
@@ -304,8 +318,7 @@ class CallService:
     ) -> TicketGrant:
         if self.ticket_resolver is None:
             raise NotFound("unknown or expired ticket", code="ticket_not_found")
-        grant: TicketGrant = await self.ticket_resolver(session, customer_id, ticket, now)
-        return grant
+        return await self.ticket_resolver(session, customer_id, ticket, now)
 
     async def _enqueue(self, call: Call, now: float) -> int:
         return await self.backend.enqueue(
@@ -569,7 +582,7 @@ class CallService:
         # SQL has committed: every step below runs whatever the others do.
         # Pending operations go first: money moves only inside a live call.
         if self.outbox is not None:
-            # Its handlers (the list in server/wiring.py), each isolated and retried.
+            # Its handlers (the list in server/bootstrap.py), each isolated and retried.
             await self.outbox.flush(call_id)
         else:
             await self.on_conversation_ended(call)
@@ -581,14 +594,6 @@ class CallService:
             await self.hub.send(Role.SPECIALIST, call.specialist_id, ended)
         await self.hub.send(Role.CUSTOMER, call.customer_id, ended)
         return True
-
-    async def on_active(self, call_id: str) -> None:
-        """Media is up for the first time: the call is active."""
-        async with self.sessions() as session:
-            call = await repo.get_call(session, call_id)
-        if call is not None:
-            for observer in self.observers:
-                await observer.call_active(call)
 
     async def on_conversation_ended(self, call: Call) -> None:
         # One observer failing (media, a database blip) never skips the others:

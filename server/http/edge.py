@@ -1,6 +1,6 @@
 """The HTTP edge: staff access on every request, throttles, security headers, /metrics.
 
-``install_edge(app, components)`` adds, in this order of effect:
+``install_edge(app)`` adds, in this order of effect:
 
 - a middleware that, for every request carrying a staff bearer token, asks
   :class:`server.auth.staff.StaffAccess` whether the account is active and the
@@ -18,27 +18,21 @@ and ``http_body_timeout_s`` (server/http/body.py).
 from __future__ import annotations
 
 import hmac
-from collections.abc import AsyncIterator
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from server.appkeys import HUB, SETTINGS
-from server.auth.login import LOGIN_GUARD, LoginGuard
+from server.appkeys import SETTINGS
 from server.auth.principal import Principal
-from server.auth.staff import STAFF_ACCESS, STAFF_ROLES, StaffAccess, StaffSocketWatch
-from server.auth.throttle import THROTTLE, TooManyAttempts, login_throttle, make_storage
+from server.auth.staff import STAFF_ACCESS, STAFF_ROLES
+from server.auth.throttle import TooManyAttempts
 from server.auth.tokens import verify_token
 from server.errors import CloudBranchError, Unauthorized
 from server.settings import Settings
 
 from .auth import is_public
 from .problems import problem, status_of
-
-if TYPE_CHECKING:
-    from server.wiring import Components
-
 
 _CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
@@ -152,25 +146,9 @@ def _no_version_banner() -> None:
     web_response.SERVER_SOFTWARE = SERVER_NAME  # type: ignore[attr-defined]
 
 
-def install_edge(app: web.Application, components: Components) -> None:
-    settings = components.settings
+def install_edge(app: web.Application) -> None:
+    """The middleware and response headers above; the staff checks, throttles and
+    socket watch themselves are built by the bootstrap and started by ``create_app``."""
     _no_version_banner()
-    access = StaffAccess(settings, components.sessions, components.calls.clock)
-    app[STAFF_ACCESS] = access
-    app[THROTTLE] = login_throttle(settings, make_storage(settings))
-    app[LOGIN_GUARD] = LoginGuard(settings.login_audit_per_minute)
     app.middlewares.append(staff_access_middleware)
     app.on_response_prepare.append(security_headers)
-
-    async def socket_watch(app_: web.Application) -> AsyncIterator[None]:
-        hub = app_[HUB]
-        watch = StaffSocketWatch(
-            access,
-            lambda: list(hub.connections()),
-            interval_s=max(settings.staff_check_cache_s, 0.5),
-        )
-        watch.start()
-        yield
-        await watch.stop()
-
-    app.cleanup_ctx.append(socket_watch)

@@ -14,9 +14,8 @@ from typing import Literal
 from aiohttp import web
 from pydantic import BaseModel, Field
 
-from server.appkeys import COMPONENTS
+from server.appkeys import CALLBACKS, COMPONENTS
 from server.auth.principal import Role
-from server.callbacks.wiring import CALLBACKS
 from server.errors import NotFound
 
 from .auth import require

@@ -7,10 +7,9 @@ from typing import Literal
 from aiohttp import web
 from pydantic import BaseModel
 
-from server.appkeys import CALLS
+from server.appkeys import CALLS, INTEGRITY
 from server.auth.principal import Role
 from server.errors import NotFound
-from server.integrity.wiring import INTEGRITY
 from signaling.messages import IntegritySignal, IntegrityStatus
 
 from .auth import require

@@ -10,8 +10,8 @@ from typing import Any, Literal
 from aiohttp import web
 from pydantic import BaseModel, Field
 
+from server.appkeys import RECORDINGS
 from server.auth.principal import Role
-from server.recordings.wiring import RECORDINGS
 
 from .auth import require
 from .body import read_json

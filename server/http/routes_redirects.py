@@ -17,9 +17,6 @@ signature instead. Order matters, and is why the body is read by hand here:
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
-import structlog
 from aiohttp import web
 
 from server.appkeys import SETTINGS
@@ -41,22 +38,7 @@ from .edge import client_address
 from .registry import registry
 from .respond import json_response
 
-if TYPE_CHECKING:
-    from server.wiring import Components
-
-log = structlog.get_logger(__name__)
-
 TICKET_DESK: web.AppKey[TicketDesk] = web.AppKey("ticket_desk", TicketDesk)
-
-
-def install(app: web.Application, components: Components) -> TicketDesk:
-    """Create the ticket desk, serve redirects with it, and let calls redeem its tickets."""
-    desk = TicketDesk(components.settings, components.sessions, components.calls.clock)
-    components.calls.ticket_resolver = desk.redeem
-    app[TICKET_DESK] = desk
-    if components.settings.redirect_secret is None:
-        log.info("redirects.not_configured", hint="set CLOUDBRANCH_REDIRECT_SECRET")
-    return desk
 
 
 def parse_event(content_type: str, raw: bytes) -> RedirectEvent:

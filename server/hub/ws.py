@@ -10,15 +10,17 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Any
 
 import structlog
 from aiohttp import WSMsgType, web
 from pydantic import ValidationError
 
-from server.appkeys import CALLS, HUB, METRICS, SETTINGS
-from server.auth.principal import Principal, Role
+from server.appkeys import HUB, METRICS, SETTINGS
+from server.auth.principal import Principal
 from server.auth.staff import STAFF_ACCESS
 from server.auth.tokens import verify_token
 from server.errors import CloudBranchError
@@ -31,10 +33,54 @@ from .messages import Hello, error
 log = structlog.get_logger(__name__)
 
 MessageHandler = Callable[[ClientConnection, dict[str, Any]], Awaitable[None]]
-WS_HANDLERS: web.AppKey[dict[str, MessageHandler]] = web.AppKey("ws_handlers")
+ConnectHook = Callable[[ClientConnection], Awaitable[list[dict[str, Any]]]]
+DisconnectHook = Callable[[ClientConnection], Awaitable[None]]
 
 
-async def websocket(request: web.Request) -> web.WebSocketResponse:
+@dataclass(frozen=True)
+class SocketRoutes:
+    """What a socket does, fixed when the application is built (``server/app.py``).
+
+    ``handlers``: message ``type`` -> its handler (read-only). ``connect_hooks``, in
+    order: what each returns is replayed to a new socket after ``welcome``.
+    ``disconnect_hooks``, in order: run when a socket ends, each whatever the
+    others do.
+    """
+
+    handlers: Mapping[str, MessageHandler]
+    connect_hooks: tuple[ConnectHook, ...]
+    disconnect_hooks: tuple[DisconnectHook, ...]
+
+    @classmethod
+    def of(
+        cls,
+        handlers: Iterable[tuple[str, MessageHandler]],
+        connect_hooks: Iterable[ConnectHook] = (),
+        disconnect_hooks: Iterable[DisconnectHook] = (),
+    ) -> SocketRoutes:
+        """Routes from (type, handler) pairs; a type given twice is a wiring error."""
+        table: dict[str, MessageHandler] = {}
+        for kind, handler in handlers:
+            if kind in table or kind in _BUILT_IN:
+                raise ValueError(f"socket message type {kind!r} has two handlers")
+            table[kind] = handler
+        return cls(MappingProxyType(table), tuple(connect_hooks), tuple(disconnect_hooks))
+
+
+# Answered by the socket itself, never by a route.
+_BUILT_IN = frozenset({"hello", "ping"})
+
+
+def socket_endpoint(routes: SocketRoutes) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+    """The ``GET /api/v1/ws`` handler for ``routes``."""
+
+    async def websocket(request: web.Request) -> web.StreamResponse:
+        return await _serve(request, routes)
+
+    return websocket
+
+
+async def _serve(request: web.Request, routes: SocketRoutes) -> web.WebSocketResponse:
     settings = request.app[SETTINGS]
     ws = web.WebSocketResponse(
         heartbeat=settings.ws_heartbeat_s,
@@ -46,7 +92,6 @@ async def websocket(request: web.Request) -> web.WebSocketResponse:
     if principal is None:
         return ws
     hub = request.app[HUB]
-    service = request.app[CALLS]
     connection = ClientConnection(ws, principal, settings.ws_send_queue, settings.node_id)
     displaced = hub.add(connection)
     gauge = request.app[METRICS].ws_clients.labels(principal.role.value)
@@ -56,7 +101,7 @@ async def websocket(request: web.Request) -> web.WebSocketResponse:
         connection.send(
             {"type": "welcome", "role": principal.role.value, "subject": principal.subject}
         )
-        for message in await _replay_or_error(request, connection):
+        for message in await _replay_or_error(routes, connection):
             connection.send(message)
         for older in displaced:
             older.close_soon(CLOSE_REPLACED, "replaced by a newer connection")
@@ -64,29 +109,17 @@ async def websocket(request: web.Request) -> web.WebSocketResponse:
         # over (media session claimed, older sockets displaced), so nothing the
         # client does on welcome can race with that.
         connection.start()
-        await _read_loop(request, connection)
+        await _read_loop(request, routes, connection)
     finally:
         hub.discard(connection)
         gauge.dec()
         await connection.stop()
         if not ws.closed:
             await ws.close()
-        if principal.role is Role.SPECIALIST and not hub.is_connected_here(
-            Role.SPECIALIST, principal.subject
-        ):
-            await _guarded_close_step(
-                service.desk_disconnected(principal.subject, connection.conn_id)
-            )
-        for hook in request.app[DISCONNECT_HOOKS]:
+        for hook in routes.disconnect_hooks:
             await _guarded_close_step(hook(connection))
         bound.info("ws.closed", code=ws.close_code)
     return ws
-
-
-ConnectHook = Callable[[ClientConnection], Awaitable[list[dict[str, Any]]]]
-DisconnectHook = Callable[[ClientConnection], Awaitable[None]]
-CONNECT_HOOKS: web.AppKey[list[ConnectHook]] = web.AppKey("ws_connect_hooks")
-DISCONNECT_HOOKS: web.AppKey[list[DisconnectHook]] = web.AppKey("ws_disconnect_hooks")
 
 
 async def _await_hello(ws: web.WebSocketResponse, request: web.Request) -> Principal | None:
@@ -113,13 +146,13 @@ async def _await_hello(ws: web.WebSocketResponse, request: web.Request) -> Princ
 
 
 async def _replay_or_error(
-    request: web.Request, connection: ClientConnection
+    routes: SocketRoutes, connection: ClientConnection
 ) -> list[dict[str, Any]]:
     """What to replay to a new socket; if Redis or the database is down, an
     ``error`` instead, and the socket stays open (a desk's next heartbeat logs it
     in to routing once the dependency is back)."""
     try:
-        return await _on_connect(request, connection)
+        return await _on_connect(routes, connection)
     except Exception as exc:
         unavailable = dependency_failure(exc)
         if unavailable is None:
@@ -140,24 +173,17 @@ async def _guarded_close_step(step: Awaitable[None]) -> None:
             log.warning("ws.close_step_deferred", error=type(exc).__name__)
 
 
-async def _on_connect(request: web.Request, connection: ClientConnection) -> list[dict[str, Any]]:
-    service = request.app[CALLS]
-    principal = connection.principal
+async def _on_connect(routes: SocketRoutes, connection: ClientConnection) -> list[dict[str, Any]]:
     replay: list[dict[str, Any]] = []
-    if principal.role is Role.SPECIALIST:
-        try:
-            replay += await service.desk_connected(principal.subject, connection.conn_id)
-        except CloudBranchError as exc:
-            replay.append(error(exc.code, exc.detail))
-    elif principal.role is Role.CUSTOMER:
-        replay += await service.customer_connected(principal.subject)
-    for hook in request.app[CONNECT_HOOKS]:
+    for hook in routes.connect_hooks:
         replay += await hook(connection)
     return replay
 
 
-async def _read_loop(request: web.Request, connection: ClientConnection) -> None:
-    handlers = request.app[WS_HANDLERS]
+async def _read_loop(
+    request: web.Request, routes: SocketRoutes, connection: ClientConnection
+) -> None:
+    handlers = routes.handlers
     ws = connection.ws
     budget = MessageBudget.from_settings(request.app[SETTINGS])
     async for msg in ws:
@@ -170,7 +196,7 @@ async def _read_loop(request: web.Request, connection: ClientConnection) -> None
 
 
 async def _handle_text(
-    handlers: dict[str, MessageHandler],
+    handlers: Mapping[str, MessageHandler],
     connection: ClientConnection,
     text: str,
     budget: MessageBudget | None = None,
@@ -225,10 +251,3 @@ def _over_budget(connection: ClientConnection, budget: MessageBudget | None, kin
     connection.send(error("rate_limited", over))
     connection.close_soon(CLOSE_RATE_LIMITED, "message budget exceeded")
     return True
-
-
-def install_ws(app: web.Application) -> None:
-    app[WS_HANDLERS] = {}
-    app[CONNECT_HOOKS] = []
-    app[DISCONNECT_HOOKS] = []
-    app.router.add_get("/api/v1/ws", websocket)

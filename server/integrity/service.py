@@ -22,7 +22,7 @@ import uuid
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import structlog
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -31,7 +31,6 @@ import risk
 from server import audit
 from server.auth.principal import Role
 from server.calls import repository as repo
-from server.hub.hub import Hub
 from server.recordings.index import add_marker
 from server.settings import Settings
 from server.tasks import cancel_and_wait
@@ -40,7 +39,13 @@ from signaling.integrity.liveness import Challenge, new_challenge, verify
 from signaling.integrity.state import CallIntegrity
 from signaling.integrity.tap import AnalysingTaps
 from signaling.integrity.worker import AnalysisPool
-from signaling.media.tap import MediaTapFactory
+from signaling.media.tap import MediaTapFactory, Party
+
+if TYPE_CHECKING:
+    from server.ports import Notifier
+
+# Asks the media node for a party's keyframe: (call_id, party).
+KeyframeRequest = Callable[[str, Party], None]
 
 log = structlog.get_logger(__name__)
 
@@ -109,17 +114,27 @@ class IntegrityService:
         self,
         settings: Settings,
         sessions: async_sessionmaker[AsyncSession],
-        hub: Hub,
+        hub: Notifier,
         clock: Callable[[], float] = time.time,
         rng: random.Random | None = None,
+        *,
+        large_amount: float = 50_000.0,
+        recorder: MediaTapFactory | None = None,
+        request_keyframe: KeyframeRequest | None = None,
     ) -> None:
+        """``large_amount``: the risk ruleset's large transfer (a liveness challenge
+        before one); ``recorder``: the media node's other taps, which the analyser
+        is composed with; ``request_keyframe``: asks the node for a keyframe."""
         self.settings = settings
         self.sessions = sessions
         self.hub = hub
         self.clock = clock
         self.rng = rng or random.SystemRandom()
-        self.taps: AnalysingTaps | None = None
-        self.large_amount: float = 50_000.0  # replaced by the risk ruleset's, when wired
+        self.large_amount = large_amount
+        self.taps: AnalysingTaps | None = self._analysing(recorder, request_keyframe)
+        # What the media node hands each forwarded frame to: the analyser composed
+        # with the recorder when analysis applies, the recorder alone otherwise.
+        self.tap_factory: MediaTapFactory | None = self.taps if self.taps is not None else recorder
         self.notices_lost = 0
         self._queue: asyncio.Queue[_Notice] = asyncio.Queue(NOTICE_QUEUE)
         self._notifier: asyncio.Task[None] | None = None
@@ -130,10 +145,12 @@ class IntegrityService:
         self._closed = False
 
     # -- the media node's tap factory ------------------------------------------------------
-    def wrap(self, inner: MediaTapFactory | None) -> MediaTapFactory | None:
-        """The node's tap factory with the analyser composed in (relay mode, enabled)."""
+    def _analysing(
+        self, inner: MediaTapFactory | None, request_keyframe: KeyframeRequest | None
+    ) -> AnalysingTaps | None:
+        """The analyser composed with ``inner`` (relay mode, enabled); else None."""
         if not integrity_applies(self.settings):
-            return inner
+            return None
         s = self.settings
         pool = AnalysisPool(
             thresholds_from(s),
@@ -141,10 +158,13 @@ class IntegrityService:
             queue_samples=s.integrity_queue_samples,
             face_width=s.integrity_face_width,
         )
-        self.taps = AnalysingTaps(
-            inner, pool, sample_interval_s=1.0 / s.integrity_sample_fps, listener=self
+        return AnalysingTaps(
+            inner,
+            pool,
+            sample_interval_s=1.0 / s.integrity_sample_fps,
+            listener=self,
+            request_keyframe=request_keyframe,
         )
-        return self.taps
 
     # -- reading ----------------------------------------------------------------------------
     def state(self, call_id: str) -> CallIntegrity | None:

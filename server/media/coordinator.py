@@ -24,15 +24,15 @@ from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import structlog
 from pydantic import ValidationError
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from server.auth.principal import Principal, Role
 from server.calls import repository as repo
-from server.calls.service import CallService
 from server.calls.state import IN_CONVERSATION, CallAction, CallState, EndReason
 from server.db.models import Call
 from server.errors import Conflict, ServiceUnavailable, ValidationFailed
@@ -53,6 +53,9 @@ from signaling.session import IllegalTransition, MediaSessionState
 from .directory import NoMediaNode
 from .nodes import MediaRelay
 from .store import MediaRecord, MediaStore
+
+if TYPE_CHECKING:
+    from server.ports import Clock, Notifier
 
 log = structlog.get_logger(__name__)
 
@@ -76,22 +79,36 @@ def party_of(principal: Principal) -> PartyRole | None:
     return None
 
 
+# Ends a call's conversation: (call_id, reason, now) -> whether it ended now.
+EndConversation = Callable[[str, EndReason, float], Awaitable[bool]]
+# Media is up for the first time: the call is active (told to the call's observers).
+CallActivated = Callable[[str], Awaitable[None]]
+
+
 class MediaCoordinator:
+    """Media of accepted calls. It holds no call service: the call service tells it
+    of lifecycle steps (it is one of the call's observers), and what it does to a
+    call in return is given to it, ``activated`` here and ``end_conversation`` with
+    each :meth:`sweep`, so that the two are built one after the other."""
+
     def __init__(
         self,
-        service: CallService,
         store: MediaStore,
         ice_servers: Callable[[str], list[dict[str, Any]]],
         media: MediaRelay | None = None,
+        *,
+        sessions: async_sessionmaker[AsyncSession],
+        hub: Notifier,
+        clock: Clock,
+        activated: CallActivated,
     ) -> None:
-        self.service = service
         self.store = store
         self.ice_servers = ice_servers
-        self.hub = service.hub
         self.media = media  # None: direct (peer-to-peer) mode
-
-    def clock(self) -> float:
-        return self.service.clock()
+        self.sessions = sessions
+        self.hub = hub
+        self.clock = clock
+        self.activated = activated
 
     # -- call lifecycle hooks --------------------------------------------------
     async def call_accepted(self, call: Call) -> None:
@@ -147,7 +164,7 @@ class MediaCoordinator:
         except (IllegalTransition, Conflict) as exc:
             log.info("media.resume_refused", call_id=call.call_id, reason=str(exc))
             return []
-        async with self.service.sessions() as session:
+        async with self.sessions() as session:
             kind = "party_returned" if was_absent else "party_reconnected"
             await repo.add_event(session, call.call_id, now, kind, party)
             if restarted:
@@ -186,7 +203,7 @@ class MediaCoordinator:
         if dropped and self.media is not None and ref is not None:
             await _node_call(self.media.party_left(ref, party), call.call_id)
         if dropped:
-            async with self.service.sessions() as session:
+            async with self.sessions() as session:
                 await repo.add_event(session, call.call_id, now, "party_dropped", party)
                 await session.commit()
 
@@ -301,7 +318,7 @@ class MediaCoordinator:
             before, after, first = await self.store.change(call.call_id, apply)
         except IllegalTransition as exc:
             raise Conflict(str(exc), code="illegal_state") from exc
-        async with self.service.sessions() as session:
+        async with self.sessions() as session:
             if after is MediaSessionState.CONNECTED and before is not MediaSessionState.CONNECTED:
                 if first:
                     await repo.transition(
@@ -319,7 +336,7 @@ class MediaCoordinator:
                 )
             await session.commit()
         if after is MediaSessionState.CONNECTED and before is not after and first:
-            await self.service.on_active(call.call_id)
+            await self.activated(call.call_id)
         if state == "failed":
             await self._restart_if_present(call, now, "failed")
 
@@ -336,16 +353,16 @@ class MediaCoordinator:
         except (IllegalTransition, Conflict):
             return False
         if restarted:
-            async with self.service.sessions() as session:
+            async with self.sessions() as session:
                 await repo.add_event(session, call.call_id, now, "media_restarted", reason=reason)
                 await session.commit()
             await self._send_media(call, "media.restart", reason=reason)
         return restarted
 
     # -- housekeeping ----------------------------------------------------------------
-    async def sweep(self, now: float) -> None:
+    async def sweep(self, now: float, end_conversation: EndConversation) -> None:
         """End calls whose grace window ran out; restart stuck interruptions."""
-        async with self.service.sessions() as session:
+        async with self.sessions() as session:
             calls = await repo.calls_in_states(session, set(IN_CONVERSATION))
         if self.media is not None:
             await self._move_off_dead_nodes(calls, now)
@@ -357,7 +374,7 @@ class MediaCoordinator:
             if media.state not in (MediaSessionState.INTERRUPTED, MediaSessionState.RESTARTING):
                 continue
             if media.grace_deadline is not None and now >= media.grace_deadline:
-                await self._expire(call, now)
+                await self._expire(call, now, end_conversation)
             elif (
                 media.state is MediaSessionState.INTERRUPTED
                 and media.interrupted_at is not None
@@ -365,14 +382,14 @@ class MediaCoordinator:
             ):
                 await self._restart_if_present(call, now, "no_recovery")
 
-    async def _expire(self, call: Call, now: float) -> None:
+    async def _expire(self, call: Call, now: float, end_conversation: EndConversation) -> None:
         try:
             expired = await self.store.change(call.call_id, lambda r: r.session.grace_expired(now))
         except Conflict:
             return
         if expired:
             log.info("media.grace_expired", call_id=call.call_id)
-            await self.service.end_conversation(call.call_id, EndReason.FAILED, now)
+            await end_conversation(call.call_id, EndReason.FAILED, now)
 
     # -- helpers -----------------------------------------------------------------------
     async def _assign_node(self, call: Call) -> None:
@@ -418,7 +435,7 @@ class MediaCoordinator:
             except (IllegalTransition, Conflict):
                 continue
             if restarted:
-                async with self.service.sessions() as session:
+                async with self.sessions() as session:
                     await repo.add_event(
                         session, call.call_id, now, "media_restarted", reason="media_node_lost"
                     )
@@ -448,7 +465,7 @@ class MediaCoordinator:
             await self.hub.send(role, subject, message)
 
     async def _call(self, call_id: str) -> Call | None:
-        async with self.service.sessions() as session:
+        async with self.sessions() as session:
             return await repo.get_call(session, call_id)
 
     @staticmethod
@@ -459,7 +476,7 @@ class MediaCoordinator:
 
     async def _call_in_conversation(self, principal: Principal) -> Call | None:
         column = Call.customer_id if principal.role is Role.CUSTOMER else Call.specialist_id
-        async with self.service.sessions() as session:
+        async with self.sessions() as session:
             result = await session.execute(
                 select(Call).where(
                     column == principal.subject,
@@ -473,7 +490,7 @@ class MediaCoordinator:
         if principal.role is not Role.CUSTOMER:
             return []
         since = repo.utc(time.time() - FAILED_NOTICE_WINDOW_S)
-        async with self.service.sessions() as session:
+        async with self.sessions() as session:
             result = await session.execute(
                 select(Call)
                 .where(

@@ -47,6 +47,7 @@ from signaling.ice import ice_servers_for_call
 
 from .directory import RedisDirectory
 from .janus.factory import media_node_factory
+from .keyframes import KeyframeLine
 from .nodes import NodeHost
 
 PROBE_TIMEOUT_S = 2.0
@@ -97,7 +98,8 @@ async def _serve(settings: Settings) -> None:
         lock_timeout_s=settings.db_lock_timeout_s,
         pool_timeout_s=settings.db_pool_timeout_s,
     )
-    recordings = RecordingService(settings, make_sessionmaker(engine))
+    keyframes = KeyframeLine()  # the node below connects to it
+    recordings = RecordingService(settings, make_sessionmaker(engine), request_keyframe=keyframes)
     node_id = f"{settings.node_id}-media"
     bus = RedisBus(redis, node_id)  # publish only: this process has no client sockets
     host = NodeHost(
@@ -112,8 +114,8 @@ async def _serve(settings: Settings) -> None:
         redis=redis,
         node_factory=media_node_factory(settings),
         on_call_closed=recordings.close_call,
+        keyframes=keyframes,
     )
-    recordings.request_keyframe = host.node.request_keyframe
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):

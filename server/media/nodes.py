@@ -30,6 +30,7 @@ from signaling.media.tap import MediaTapFactory, Party
 from signaling.relay import CallParties
 
 from .directory import MediaDirectory, NodeEntry
+from .keyframes import KeyframeLine
 
 __all__ = ["MediaRelay", "NodeHost", "control_channel"]
 
@@ -65,6 +66,7 @@ class NodeHost:
         redis: Redis | None = None,
         node_factory: MediaNodeFactory = MediaNode,
         on_call_closed: Callable[[str], Awaitable[None]] | None = None,
+        keyframes: KeyframeLine | None = None,
     ) -> None:
         self.node_id = node_id
         self._directory = directory
@@ -83,6 +85,8 @@ class NodeHost:
         # The media engine behind the node (CLOUDBRANCH_MEDIA_BACKEND): aiortc or Janus.
         self.node: MediaNodeBackend = node_factory(node_id, self._send, ice_servers, taps, capacity)
         self.node.on_calls_lost = self._calls_lost
+        if keyframes is not None:
+            keyframes.connect(self.node)  # the taps' keyframe requests reach this node
 
     async def start(self) -> None:
         await self.node.start()  # a Janus backend starts or reaches its Janus here

@@ -20,7 +20,7 @@ import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 import structlog
@@ -36,7 +36,6 @@ from server.calls.state import CallState
 from server.db.banking import BlockedPayee, Operation, WarningShown
 from server.db.models import Call
 from server.errors import Conflict, Forbidden, NotFound, ValidationFailed
-from server.hub.hub import Hub
 from server.recordings.hooks import mark_operation_event, require_recording
 from server.settings import Settings
 
@@ -56,6 +55,9 @@ from .state import (
 )
 from .views import REFERRAL_STEPS, operation_view
 
+if TYPE_CHECKING:
+    from server.ports import Notifier
+
 log = structlog.get_logger(__name__)
 
 
@@ -68,10 +70,11 @@ class OperationService:
         self,
         settings: Settings,
         sessions: async_sessionmaker[AsyncSession],
-        hub: Hub,
+        hub: Notifier,
         engine: risk.RiskEngine,
         core: CoreBanking,
         clock: Callable[[], float] = time.time,
+        integrity: IntegritySource | None = None,
     ) -> None:
         self.settings = settings
         self.sessions = sessions
@@ -81,7 +84,7 @@ class OperationService:
         self.clock = clock
         self.zone = ZoneInfo(settings.branch_timezone)
         # The call's video integrity (server/integrity); None: not analysed, unknown.
-        self.integrity: IntegritySource | None = None
+        self.integrity = integrity
 
     # -- reading -------------------------------------------------------------------
     async def get(self, principal: Principal, operation_id: str) -> dict[str, Any]:

@@ -6,7 +6,7 @@ one into the JSON the outbox keeps and back.
 
 Written to the outbox today: :class:`ConversationEnded` (server/calls/service.py).
 The other kinds are the vocabulary the relay and its tests use; a change that
-starts writing one adds its handlers to the list in server/wiring.py.
+starts writing one adds its handlers to the list in server/bootstrap.py.
 """
 
 from __future__ import annotations

@@ -66,12 +66,18 @@ class Outbox:
         node_id: str,
         timing: RelayTiming | None = None,
         clock: Callable[[], float] = time.time,
+        handlers: Sequence[Handler] = (),
     ) -> None:
+        """``handlers``: every handler of the events, in delivery order (per event);
+        fixed for the outbox's life. Without any, events are written and kept."""
+        names = [handler.name for handler in handlers]
+        if len(set(names)) != len(names):
+            raise ValueError(f"outbox handler names must be unique: {names}")
         self.sessions = sessions
         self.node_id = node_id
         self.timing = timing or RelayTiming()
         self.clock = clock
-        self._handlers: tuple[Handler, ...] = ()
+        self._handlers: tuple[Handler, ...] = tuple(handlers)
         self._task: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
         # Set while the relay waits between passes (none running).
@@ -92,14 +98,10 @@ class Outbox:
     def handlers(self) -> tuple[Handler, ...]:
         return self._handlers
 
-    def start(self, handlers: Sequence[Handler]) -> None:
-        """Deliver to ``handlers`` (in this order, per event) from now on."""
+    def start(self) -> None:
+        """Deliver to the handlers from now on (also what an earlier run left)."""
         if self._task is not None:
             raise RuntimeError("the outbox relay is already running")
-        names = [handler.name for handler in handlers]
-        if len(set(names)) != len(names):
-            raise ValueError(f"outbox handler names must be unique: {names}")
-        self._handlers = tuple(handlers)
         self._task = asyncio.create_task(self._run(), name="outbox-relay")
 
     async def stop(self) -> None:

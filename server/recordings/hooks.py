@@ -10,7 +10,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -18,12 +18,14 @@ from server import audit
 from server.auth.principal import Role
 from server.db.models import Call
 from server.errors import Conflict
-from server.hub.hub import Hub
 from server.settings import Settings
 
 from .index import add_marker
 from .models import Recording
 from .service import recording_applies
+
+if TYPE_CHECKING:
+    from server.ports import Notifier
 
 NOTICE = {
     "zh": "温馨提示：为保障您的资金安全，本次视频通话将全程录音录像，并加密保存。",
@@ -85,7 +87,7 @@ async def mark_operation_event(
 
 
 async def send_notice(
-    hub: Hub, sessions: async_sessionmaker[AsyncSession], call: Call, now: float
+    hub: Notifier, sessions: async_sessionmaker[AsyncSession], call: Call, now: float
 ) -> None:
     """``media.notice`` to both parties at media start; the sending is recorded."""
     message = {

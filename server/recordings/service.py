@@ -2,7 +2,7 @@
 answers the supervisor's questions, and sweeps expired recordings.
 
 :class:`RecordingService` is the :class:`signaling.media.tap.MediaTapFactory`
-the media node takes (see ``server/wiring.py``).
+the media node takes (see ``server/bootstrap.py``).
 """
 
 from __future__ import annotations
@@ -69,6 +69,7 @@ class RecordingService:
         settings: Settings,
         sessions: async_sessionmaker[AsyncSession],
         storage: RecordingStorage | None = None,
+        request_keyframe: Callable[[str, Party], None] | None = None,
     ) -> None:
         self.settings = settings
         self.sessions = sessions
@@ -80,9 +81,9 @@ class RecordingService:
         )
         self.limits = SegmentLimits(target_s=min(settings.recording_segment_s, 10.0))
         self.open_taps: dict[str, CallRecorder] = {}
-        # Set by the media node: ask a party's sender for a keyframe (a PLI), so that
+        # The media node's: ask a party's sender for a keyframe (a PLI), so that
         # video segments can end on time at a keyframe. Called on the event loop.
-        self.request_keyframe: Callable[[str, Party], None] | None = None
+        self.request_keyframe = request_keyframe
         self._sweeper: asyncio.Task[None] | None = None
         if recording_applies(settings) and self.public_key is None:
             if not settings.dev_mode:

@@ -215,14 +215,15 @@ class AnalysingTaps:
         *,
         sample_interval_s: float,
         listener: IntegrityListener | None = None,
+        request_keyframe: Callable[[str, Party], None] | None = None,
     ) -> None:
         self.inner = inner
         self.pool = pool
         self.sample_interval_s = sample_interval_s
         self.listener = listener
-        #: Set by whoever runs the media node, as for the recorder: its
-        #: ``request_keyframe(call_id, party)`` (the analyser asks for the customer's).
-        self.request_keyframe: Callable[[str, Party], None] | None = None
+        #: The media node's ``request_keyframe(call_id, party)`` (the analyser asks
+        #: for the customer's), given by whoever runs the node.
+        self.request_keyframe = request_keyframe
         self.calls: dict[str, CallIntegrity] = {}
         self.taps: dict[str, AnalyserTap] = {}
         self._starting: asyncio.Task[None] | None = None

@@ -21,8 +21,7 @@ import aiohttp
 import pytest
 from sqlalchemy import select, update
 
-from server.appkeys import COMPONENTS
-from server.callbacks.wiring import CALLBACKS
+from server.appkeys import CALLBACKS, COMPONENTS
 from server.db.banking import AuditEntry
 from server.db.models import Call, Customer
 from tests.api.harness import Api, Party, Reply, RunningServer, Socket

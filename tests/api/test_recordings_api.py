@@ -19,8 +19,8 @@ from aiohttp import web
 from sqlalchemy import func, select
 
 from server.app import create_app
+from server.appkeys import RECORDINGS
 from server.db.banking import AuditEntry
-from server.recordings.wiring import RECORDINGS
 from tests.api.harness import TEST_SETTINGS, Api, RunningServer
 from tests.api.helpers import assert_problem
 from tests.api.test_operations import SCAM_TRANSFER, STATEMENT, active_call, pin_morning

@@ -17,9 +17,8 @@ import pytest
 from sqlalchemy import select
 
 import risk
-from server.appkeys import COMPONENTS, OPERATIONS
+from server.appkeys import COMPONENTS, INTEGRITY, OPERATIONS
 from server.db.banking import AuditEntry
-from server.integrity.wiring import INTEGRITY
 from tests.api.harness import Api, RunningServer
 from tests.e2e.media_client import MediaClient
 from tests.integrity.sources import SyntheticCamera, follow

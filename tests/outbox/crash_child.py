@@ -19,15 +19,19 @@ from server.outbox.relay import Handler, Outbox
 
 async def main(database_url: str, node_id: str, call_id: str) -> None:
     engine = make_engine(database_url)
-    outbox = Outbox(make_sessionmaker(engine), node_id)
+    async def hang(_event: Event) -> None:
+        await asyncio.Event().wait()
+
+    outbox = Outbox(
+        make_sessionmaker(engine),
+        node_id,
+        handlers=[Handler("probe", frozenset({ConversationEnded.kind}), hang)],
+    )
     async with outbox.sessions() as session:
         outbox.append(session, ConversationEnded(call_id, 1_700_000_000.0, "completed"))
         await session.commit()
 
-    async def hang(_event: Event) -> None:
-        await asyncio.Event().wait()
-
-    outbox.start([Handler("probe", frozenset({ConversationEnded.kind}), hang)])
+    outbox.start()
     print("committed", flush=True)
     await asyncio.Event().wait()
 

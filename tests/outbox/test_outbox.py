@@ -83,13 +83,20 @@ async def test_a_handler_failing_twice_is_retried_and_delivered_once_without_hol
         calls += 1
         await flaky(event)
 
-    outbox.start(
-        [Handler("flaky", KINDS, counted), Handler("steady", KINDS, recording(steady_seen))]
+    relay = Outbox(
+        sessions,
+        "node-a",
+        FAST,
+        handlers=[
+            Handler("flaky", KINDS, counted),
+            Handler("steady", KINDS, recording(steady_seen)),
+        ],
     )
+    relay.start()
     try:
         await until(lambda: _is_delivered(sessions, event_id), "the event to be delivered")
     finally:
-        await outbox.stop()
+        await relay.stop()
     assert calls == 3
     assert flaky_seen == ["call-1:conversation_ended:100.0"]
     # The steady handler was not held back by the failing one, nor run again.
@@ -102,8 +109,13 @@ async def test_a_handler_failing_twice_is_retried_and_delivered_once_without_hol
         }
     assert marks == {"flaky": 2, "steady": 0}
     # A second relay on the same table finds nothing left to deliver.
-    again = Outbox(sessions, "node-a", FAST)
-    again.start([Handler("flaky", KINDS, counted), Handler("steady", KINDS, counted)])
+    again = Outbox(
+        sessions,
+        "node-a",
+        FAST,
+        handlers=[Handler("flaky", KINDS, counted), Handler("steady", KINDS, counted)],
+    )
+    again.start()
     try:
         assert await again.deliver_pending() == 0
     finally:
@@ -130,11 +142,17 @@ async def test_events_of_a_call_are_delivered_in_order_while_another_call_goes_o
     await commit_events(outbox, *events)
     seen: list[str] = []
     # Fails call-a's first event twice: call-a's later events must wait for it.
-    outbox.start([Handler("ordered", KINDS, failing_for("call-a", 2, seen))])
+    relay = Outbox(
+        sessions,
+        "node-a",
+        FAST,
+        handlers=[Handler("ordered", KINDS, failing_for("call-a", 2, seen))],
+    )
+    relay.start()
     try:
         await until(lambda: _none_left(sessions), "every event to be delivered")
     finally:
-        await outbox.stop()
+        await relay.stop()
     a = [entry for entry in seen if entry.startswith("call-a")]
     b = [entry for entry in seen if entry.startswith("call-b")]
     assert a == [f"call-a:call_accepted:{float(step)}" for step in range(4)]
@@ -173,9 +191,14 @@ async def test_an_event_written_in_a_rolled_back_transaction_is_never_delivered(
 async def test_flush_delivers_a_calls_events_in_the_callers_task(
     sessions: async_sessionmaker[AsyncSession],
 ) -> None:
-    outbox = Outbox(sessions, "node-a", RelayTiming(poll_s=30.0))
     seen: list[str] = []
-    outbox.start([Handler("now", KINDS, recording(seen))])
+    outbox = Outbox(
+        sessions,
+        "node-a",
+        RelayTiming(poll_s=30.0),
+        handlers=[Handler("now", KINDS, recording(seen))],
+    )
+    outbox.start()
     try:
         # The relay's first pass is over (it found nothing), so only flush can deliver.
         await asyncio.wait_for(outbox.between_passes(), 20)
@@ -214,8 +237,11 @@ async def test_a_node_killed_between_commit_and_delivery_delivers_after_restart(
     assert child.returncode == -signal.SIGKILL
     assert await undelivered(sessions) == 1
     seen: list[str] = []
-    restarted = Outbox(sessions, "node-k", FAST)  # the same node, started again
-    restarted.start([Handler("probe", KINDS, recording(seen))])
+    # The same node, started again.
+    restarted = Outbox(
+        sessions, "node-k", FAST, handlers=[Handler("probe", KINDS, recording(seen))]
+    )
+    restarted.start()
     try:
         await until(lambda: _none_left(sessions), "the event to be delivered after restart")
     finally:
@@ -227,11 +253,17 @@ async def test_delivered_events_are_pruned_after_the_keeping_time_and_pending_on
     sessions: async_sessionmaker[AsyncSession],
 ) -> None:
     now = [1_700_000_000.0]
-    outbox = Outbox(sessions, "node-a", RelayTiming(keep_delivered_s=100.0), clock=lambda: now[0])
     seen: list[str] = []
-    await commit_events(outbox, ConversationEnded("call-p", now[0], "completed"))
     # call-q's event keeps failing: it stays pending however old it gets.
-    outbox.start([Handler("probe", KINDS, failing_for("call-q", 1_000, seen))])
+    outbox = Outbox(
+        sessions,
+        "node-a",
+        RelayTiming(keep_delivered_s=100.0),
+        clock=lambda: now[0],
+        handlers=[Handler("probe", KINDS, failing_for("call-q", 1_000, seen))],
+    )
+    await commit_events(outbox, ConversationEnded("call-p", now[0], "completed"))
+    outbox.start()
     try:
         assert await outbox.flush("call-p") == 1
         await commit_events(outbox, CallAccepted("call-q", now[0], "chen.li"))

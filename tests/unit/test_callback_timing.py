@@ -8,8 +8,8 @@ Asia/Shanghai) and only moves when the test says so.
 from __future__ import annotations
 
 from server.auth.principal import Principal, Role
+from server.bootstrap import callback_policy
 from server.callbacks.service import CallbackService
-from server.callbacks.wiring import policy_from
 from tests.unit.fakes import Branch, branch
 
 CALLBACK_SETTINGS = {
@@ -31,7 +31,7 @@ async def waiting_callback(b: Branch) -> tuple[CallbackService, str]:
     await b.calls.accept(Principal(Role.SPECIALIST, "S06"), busy_call, offer["offer_id"])
     call_id = await b.customer_calls("C1003", callback_allowed=True)
     await b.tick()
-    callbacks = CallbackService(b.calls, policy_from(b.settings))
+    callbacks = CallbackService(b.calls, callback_policy(b.settings))
     view, created = await callbacks.request(Principal(Role.CUSTOMER, "C1003"), call_id)
     assert created
     return callbacks, view["callback_id"]

@@ -1,0 +1,50 @@
+"""The callback option while a customer waits: fields added to ``queue.update``.
+
+A hook of the call service (``CallService(queue_update_hooks=...)``), so it needs
+no call service itself: the database and the policy are enough, and the call
+service can be built with it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from server.calls.state import CallState
+
+from . import repository as repo
+from .messages import offer_words
+from .policy import CallbackPolicy, why_not_offered
+
+
+class CallbackOffers:
+    """Says, in each ``queue.update``, whether the customer may ask to be called back."""
+
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], policy: CallbackPolicy) -> None:
+        self.sessions = sessions
+        self.policy = policy
+        self._offer_words = offer_words(policy.hours).model_dump()
+
+    async def annotate_queue_updates(self, updates: dict[str, dict[str, Any]]) -> None:
+        """Add ``callback_available`` (and the words offering it) to ``queue.update``s."""
+        if not updates:
+            return
+        async with self.sessions() as session:
+            facts = await repo.offer_facts(session, updates.keys())
+        for call_id, message in updates.items():
+            found = facts.get(call_id)
+            available = found is not None and (
+                why_not_offered(
+                    queued=found[0] == CallState.QUEUED.value,
+                    callback_allowed=found[1],
+                    consent=found[2],
+                    do_not_call=found[3],
+                    estimated_wait_s=message.get("estimated_wait_s"),
+                    threshold_s=self.policy.threshold_s,
+                )
+                is None
+            )
+            message["callback_available"] = available
+            if available:
+                message["callback_message"] = self._offer_words
