@@ -10,9 +10,7 @@ from pydantic import BaseModel, Field
 from server.appkeys import OPERATIONS
 from server.auth.principal import Role
 
-from .auth import require
-from .body import read_json
-from .registry import registry
+from .registry import RouteContext, registry
 from .respond import json_response
 from .schemas import Request
 
@@ -92,11 +90,10 @@ class BlockedPayeeResponse(BaseModel):
     errors=(401, 403, 404, 409, 422),
     tag="operations",
 )
-async def start_operation(request: web.Request) -> web.Response:
-    principal = require(request, Role.SPECIALIST)
-    body = await read_json(request, StartOperationRequest)
-    view = await request.app[OPERATIONS].start(
-        principal, request.match_info["call_id"], body.kind, body.params, body.customer_statement
+async def start_operation(ctx: RouteContext[StartOperationRequest]) -> web.Response:
+    body = ctx.body
+    view = await ctx.app[OPERATIONS].start(
+        ctx.principal, ctx.path("call_id"), body.kind, body.params, body.customer_statement
     )
     return json_response(view, status=201)
 
@@ -111,11 +108,10 @@ async def start_operation(request: web.Request) -> web.Response:
     errors=(401, 403, 404, 409, 422),
     tag="operations",
 )
-async def review_operation(request: web.Request) -> web.Response:
-    principal = require(request, Role.SPECIALIST)
-    body = await read_json(request, ReviewRequest)
-    view = await request.app[OPERATIONS].review(
-        principal, request.match_info["operation_id"], body.action, body.answers, body.note
+async def review_operation(ctx: RouteContext[ReviewRequest]) -> web.Response:
+    body = ctx.body
+    view = await ctx.app[OPERATIONS].review(
+        ctx.principal, ctx.path("operation_id"), body.action, body.answers, body.note
     )
     return json_response(view)
 
@@ -130,11 +126,9 @@ async def review_operation(request: web.Request) -> web.Response:
     errors=(401, 403, 404, 409, 422),
     tag="operations",
 )
-async def confirm_operation(request: web.Request) -> web.Response:
-    principal = require(request, Role.CUSTOMER)
-    body = await read_json(request, ConfirmRequest)
-    view = await request.app[OPERATIONS].confirm(
-        principal, request.match_info["operation_id"], body.confirmed
+async def confirm_operation(ctx: RouteContext[ConfirmRequest]) -> web.Response:
+    view = await ctx.app[OPERATIONS].confirm(
+        ctx.principal, ctx.path("operation_id"), ctx.body.confirmed
     )
     return json_response(view)
 
@@ -148,9 +142,8 @@ async def confirm_operation(request: web.Request) -> web.Response:
     errors=(401, 404),
     tag="operations",
 )
-async def get_operation(request: web.Request) -> web.Response:
-    principal = require(request, Role.CUSTOMER, Role.SPECIALIST, Role.SUPERVISOR)
-    view = await request.app[OPERATIONS].get(principal, request.match_info["operation_id"])
+async def get_operation(ctx: RouteContext[None]) -> web.Response:
+    view = await ctx.app[OPERATIONS].get(ctx.principal, ctx.path("operation_id"))
     return json_response(view)
 
 
@@ -165,10 +158,9 @@ async def get_operation(request: web.Request) -> web.Response:
     errors=(401, 403, 404, 422),
     tag="operations",
 )
-async def block_payee(request: web.Request) -> web.Response:
-    principal = require(request, Role.SPECIALIST, Role.SUPERVISOR)
-    body = await read_json(request, BlockPayeeRequest)
-    view = await request.app[OPERATIONS].block_payee(
-        principal, body.account_no, body.reason, body.operation_id
+async def block_payee(ctx: RouteContext[BlockPayeeRequest]) -> web.Response:
+    body = ctx.body
+    view = await ctx.app[OPERATIONS].block_payee(
+        ctx.principal, body.account_no, body.reason, body.operation_id
     )
     return json_response(view, status=201)

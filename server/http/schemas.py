@@ -163,6 +163,9 @@ class StatsResponse(BaseModel):
     abandonment: float | None = Field(description="share of calls today that left unanswered")
     answered_today: int
     average_handle_time_s: float | None
+    median_wait_today_s: float | None = Field(
+        description="median wait of the calls answered today (s)"
+    )
 
 
 class Problem(BaseModel):
@@ -178,3 +181,14 @@ class AuditVerifyResponse(BaseModel):
     entries: int
     first_bad_seq: int | None = None
     problem: str | None = None
+
+
+class HealthResponse(BaseModel):
+    status: Literal["ok"]
+
+
+class ReadyResponse(BaseModel):
+    status: Literal["ready"]
+    checks: dict[str, Literal["ok"]] = Field(
+        description="database, and with Redis: redis and bus (the 503 problem names the failing)"
+    )
