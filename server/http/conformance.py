@@ -70,7 +70,8 @@ def response_mismatch(endpoint: Endpoint, response: web.Response) -> str | None:
         data, error = _parse(response)
         if error is not None:
             return error
-        found = _validate(Problem, False, response, data)
+        # Problem details are extensible (RFC 9457): members beyond the model are allowed.
+        found = _validate(Problem, False, response, data, closed=False)
         if found is None and isinstance(data, dict) and data.get("status") != status:
             found = f"problem member status {data.get('status')!r} is not the HTTP status"
         return found
@@ -105,15 +106,19 @@ def _adapter(model: type[BaseModel], many: bool) -> TypeAdapter[Any]:
     return TypeAdapter(list[model] if many else model)  # type: ignore[valid-type]
 
 
-def _validate(model: type[BaseModel], many: bool, response: web.Response, data: Any) -> str | None:
+def _validate(
+    model: type[BaseModel], many: bool, response: web.Response, data: Any, *, closed: bool = True
+) -> str | None:
     try:
         # Strict, from the JSON as sent: "1" is not an int and 1 is not a bool, as a
         # client's typed decoder would see them.
         value = _adapter(model, many).validate_json(response.body, strict=True)  # type: ignore[arg-type]
     except ValidationError as exc:
         return describe(exc)
+    if not closed:
+        return None
     where = _undeclared(value, data, "")
-    return None if where is None else f"{where}: not a field of the declared model"
+    return None if where is None else f"{where}: not declared by {model.__name__}"
 
 
 def _undeclared(value: Any, data: Any, where: str) -> str | None:
@@ -126,7 +131,7 @@ def _undeclared(value: Any, data: Any, where: str) -> str | None:
         fields = {info.alias or name: name for name, info in type(value).model_fields.items()}
         extra = sorted(key for key in data if key not in fields)
         if extra and type(value).model_config.get("extra") != "allow":
-            return _at(where, extra[0])
+            return ", ".join(_at(where, key) for key in extra)
         for key, name in fields.items():
             if key in data:
                 found = _undeclared(getattr(value, name), data[key], _at(where, key))

@@ -51,6 +51,22 @@ class RiskOut(BaseModel):
     score: int | None = None
     reasons: list[RiskReasonOut]
     ruleset_version: str | None = None
+    mitigations: list[str] | None = Field(
+        default=None, description="staff only: the codes of the rules that lowered the score"
+    )
+    unknown_features: list[str] | None = Field(
+        default=None, description="staff only: inputs the ruleset did not know"
+    )
+    typology: str | None = Field(default=None, description="staff only: the fraud pattern named")
+
+
+class ReferralStep(BaseModel):
+    number: str
+    zh: str
+    en: str
+
+
+_STAFF = "staff only (specialists and supervisors)"
 
 
 class OperationResponse(BaseModel):
@@ -71,6 +87,15 @@ class OperationResponse(BaseModel):
     result: dict[str, Any] | None = None
     failure_reason: str | None = None
     hold_until: str | None = None
+    created_at: str
+    updated_at: str
+    origin: str = Field(description="specialist, or redirect: started by a scenario redirect")
+    customer_statement: str | None = Field(default=None, description=_STAFF)
+    review: dict[str, Any] | None = Field(default=None, description=_STAFF)
+    confirmation: dict[str, Any] | None = Field(default=None, description=_STAFF)
+    referral: list[ReferralStep] | None = Field(
+        default=None, description="staff only, when blocked: where to refer the customer"
+    )
 
 
 class BlockedPayeeResponse(BaseModel):

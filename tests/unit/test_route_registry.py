@@ -72,7 +72,7 @@ def build_registry(answer: Answer) -> Registry:
     @routes.route("GET", "/nested", "nested", response=Wrapper, errors=(409,))
     async def nested(ctx: RouteContext[None]) -> web.Response:
         if answer.raise_conflict:
-            raise Conflict("not now", code="busy")
+            raise Conflict("not now", code="busy", extra={"choices": ["a", "b"]})
         return json_response(answer.data, status=answer.status)
 
     @routes.route(
@@ -241,8 +241,9 @@ async def test_json_from_a_route_without_a_model_is_caught(checked: Served) -> N
 async def test_problems_are_checked_against_the_documented_statuses(checked: Served) -> None:
     # 409 is documented for /nested: the problem passes, with its shape checked.
     checked.answer.raise_conflict = True
+    # An extension member (RFC 9457) is allowed beside the Problem fields.
     status, body = await checked.call("GET", "/nested", role=None)
-    assert (status, body["code"]) == (409, "busy"), body
+    assert (status, body["code"], body["choices"]) == (409, "busy", ["a", "b"]), body
     # /one documents no 409.
     mismatch(await checked.call("GET", "/one"), "GET /one", "409")
 
