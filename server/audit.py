@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -121,6 +121,12 @@ class Verification:
             result["first_bad_seq"] = self.first_bad_seq
             result["problem"] = self.problem
         return result
+
+
+async def verify_stored(sessions: Callable[[], AsyncSession]) -> Verification:
+    """Verify the stored chain in a session of its own (``GET /api/v1/audit/verify``)."""
+    async with sessions() as session:
+        return await verify(session)
 
 
 async def verify(session: AsyncSession) -> Verification:

@@ -101,6 +101,12 @@ class Settings(BaseSettings):
     ws_max_message_bytes: int = Field(default=96 * 1024, ge=1024)
     max_body_bytes: int = Field(default=64 * 1024, ge=1024)
 
+    # -- HTTP answer checks (server/http/conformance.py) ---------------------------------
+    # Check every answer of a registered route against the model, status and problem
+    # shape it declares; a mismatch answers 500 response_mismatch naming the route and
+    # field. The test servers switch it on; off in production (it validates each answer).
+    check_responses: bool = False
+
     # -- media ---------------------------------------------------------------------------
     stun_urls: list[str] = Field(default_factory=list)
     turn_urls: list[str] = Field(default_factory=list)

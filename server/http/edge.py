@@ -32,6 +32,7 @@ from server.errors import CloudBranchError, Unauthorized
 from server.settings import Settings
 
 from .auth import is_public
+from .endpoints import endpoint_of
 from .problems import problem, status_of
 
 _CSP = (
@@ -85,7 +86,7 @@ def _bearer(request: web.Request) -> str | None:
 @web.middleware
 async def staff_access_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     token = _bearer(request)
-    if token is not None and not is_public(request.path):
+    if token is not None and not is_public(endpoint_of(request)):
         try:
             principal: Principal | None = verify_token(request.app[SETTINGS], token)
         except CloudBranchError:

@@ -9,7 +9,7 @@ from aiohttp import web
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
-from .registry import Endpoint, registry
+from .registry import registry, statuses_of
 from .respond import json_response
 from .schemas import Problem
 
@@ -30,19 +30,6 @@ _PROBLEMS = {
     429: "Too many failed attempts; wait Retry-After seconds (too_many_attempts)",
     503: "A dependency is unavailable; retry after Retry-After (service_unavailable)",
 }
-
-
-def statuses_of(endpoint: Endpoint) -> set[int]:
-    """Every problem status a route can answer: its own, and those of the layers
-    every request goes through (auth, body reading, path ids, dependencies)."""
-    statuses = set(endpoint.errors) | {503}
-    if endpoint.roles:
-        statuses |= {401, 403}
-    if endpoint.body is not None:
-        statuses |= {400, 408, 413, 415, 422}
-    if "{" in endpoint.path:
-        statuses.add(404)
-    return statuses
 
 
 @cache
@@ -66,7 +53,7 @@ def openapi_document() -> dict[str, Any]:
             operation["x-roles"] = list(endpoint.roles)
         if endpoint.body is not None:
             operation["requestBody"] = {
-                "required": True,
+                "required": not endpoint.body_optional,
                 "content": {"application/json": {"schema": {"$ref": _ref(endpoint.body)}}},
             }
         success: dict[str, Any] = {"description": "OK" if endpoint.status != 204 else "Done"}

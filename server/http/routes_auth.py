@@ -4,20 +4,16 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from server import audit
 from server.appkeys import CALLS, SETTINGS
+from server.auth.desk_login import DeskLogin
 from server.auth.login import LOGIN_GUARD
 from server.auth.principal import Role
 from server.auth.staff import STAFF_ACCESS
 from server.auth.throttle import THROTTLE
 from server.auth.tokens import issue_token
-from server.calls import repository as repo
-from server.errors import NotFound, Unauthorized
 
-from .auth import require
-from .body import read_json
 from .edge import client_address
-from .registry import registry
+from .registry import RouteContext, registry
 from .respond import json_response
 from .schemas import (
     DevTokenRequest,
@@ -40,58 +36,16 @@ from .schemas import (
     errors=(401, 422, 429),
     tag="auth",
 )
-async def login(request: web.Request) -> web.Response:
-    body = await read_json(request, LoginRequest)
-    service = request.app[CALLS]
-    guard = request.app[LOGIN_GUARD]
-    keys = {
-        "login:account": body.username.strip().lower(),
-        "login:address": client_address(request),
-    }
-    throttle = request.app[THROTTLE]
-    async with guard.slot():
-        # Before any lookup, hashing or audit row: a locked account or address costs
-        # nothing. Inside the slot, so attempts sent at once are counted one by one.
-        await throttle.check(keys)
-        async with service.sessions() as session:
-            specialist = await repo.specialist_by_username(session, body.username)
-        password_hash = specialist.password_hash if specialist and specialist.active else None
-        ok = await guard.verify(password_hash, body.password) and specialist is not None
-        if not ok:
-            await throttle.failed(keys)
-    if not ok or specialist is None:
-        await guard.record_failure(service, specialist.specialist_id if specialist else None)
-        raise Unauthorized("wrong username or password", code="invalid_credentials")
-    await request.app[THROTTLE].forgive("login:account", keys["login:account"])
-    access = request.app[STAFF_ACCESS]
-    # Staff rows that carry a role (supervisors) get a session of that role.
-    role = staff_role(specialist.role)
-    async with service.sessions() as session:
-        issued = await access.open_session(session, specialist.specialist_id, role)
-        await audit.record(
-            session,
-            "auth.login",
-            at=service.clock(),
-            actor_role=role.value,
-            actor_id=specialist.specialist_id,
-            data={"session_id": issued.session_id},
-        )
-        await session.commit()
-    return json_response(
-        {
-            "token": issued.token,
-            "specialist_id": specialist.specialist_id,
-            "display_name": specialist.display_name,
-            "role": role.value,
-            "refresh_token": issued.refresh_token,
-            "expires_in_s": issued.expires_in_s,
-        }
+async def login(ctx: RouteContext[LoginRequest]) -> web.Response:
+    body = ctx.body
+    done = await _desk_login(ctx.app).login(
+        body.username, body.password, client_address(ctx.request)
     )
+    return json_response(done.as_dict())
 
 
-def staff_role(stored: str | None) -> Role:
-    """The token role of a staff account: supervisor when stored so, else specialist."""
-    return Role.SUPERVISOR if stored == Role.SUPERVISOR.value else Role.SPECIALIST
+def _desk_login(app: web.Application) -> DeskLogin:
+    return DeskLogin(app[CALLS], app[LOGIN_GUARD], app[THROTTLE], app[STAFF_ACCESS])
 
 
 @registry.route(
@@ -103,9 +57,8 @@ def staff_role(stored: str | None) -> Role:
     errors=(401, 422),
     tag="auth",
 )
-async def refresh(request: web.Request) -> web.Response:
-    body = await read_json(request, RefreshRequest)
-    issued, staff_id = await request.app[STAFF_ACCESS].refresh(body.refresh_token)
+async def refresh(ctx: RouteContext[RefreshRequest]) -> web.Response:
+    issued, staff_id = await ctx.app[STAFF_ACCESS].refresh(ctx.body.refresh_token)
     return json_response(
         {
             "token": issued.token,
@@ -125,21 +78,8 @@ async def refresh(request: web.Request) -> web.Response:
     errors=(401, 403),
     tag="auth",
 )
-async def logout(request: web.Request) -> web.Response:
-    principal = require(request, Role.SPECIALIST, Role.SUPERVISOR)
-    service = request.app[CALLS]
-    if principal.session_id is not None:
-        async with service.sessions() as session:
-            await request.app[STAFF_ACCESS].revoke_session(session, principal.session_id, "logout")
-            await audit.record(
-                session,
-                "auth.logout",
-                at=service.clock(),
-                actor_role=principal.role.value,
-                actor_id=principal.subject,
-                data={"session_id": principal.session_id},
-            )
-            await session.commit()
+async def logout(ctx: RouteContext[None]) -> web.Response:
+    await _desk_login(ctx.app).logout(ctx.principal)
     return web.Response(status=204)
 
 
@@ -152,10 +92,8 @@ async def logout(request: web.Request) -> web.Response:
     status=201,
     errors=(404, 422),
     tag="auth",
+    dev_only=True,
 )
-async def dev_token(request: web.Request) -> web.Response:
-    settings = request.app[SETTINGS]
-    if not settings.dev_mode:
-        raise NotFound("not found", code="not_found")
-    body = await read_json(request, DevTokenRequest)
-    return json_response({"token": issue_token(settings, body.role, body.subject)}, status=201)
+async def dev_token(ctx: RouteContext[DevTokenRequest]) -> web.Response:
+    token = issue_token(ctx.app[SETTINGS], ctx.body.role, ctx.body.subject)
+    return json_response({"token": token}, status=201)

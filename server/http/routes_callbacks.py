@@ -18,9 +18,7 @@ from server.appkeys import CALLBACKS, COMPONENTS
 from server.auth.principal import Role
 from server.errors import NotFound
 
-from .auth import require
-from .body import read_json
-from .registry import registry
+from .registry import RouteContext, registry
 from .respond import json_response
 from .schemas import CallResponse, Request
 
@@ -92,9 +90,8 @@ class ContactResponse(BaseModel):
     tag="callbacks",
     also=(200,),
 )
-async def request_callback(request: web.Request) -> web.Response:
-    principal = require(request, Role.CUSTOMER)
-    view, created = await request.app[CALLBACKS].request(principal, request.match_info["call_id"])
+async def request_callback(ctx: RouteContext[None]) -> web.Response:
+    view, created = await ctx.app[CALLBACKS].request(ctx.principal, ctx.path("call_id"))
     return json_response(view, status=201 if created else 200)
 
 
@@ -107,9 +104,8 @@ async def request_callback(request: web.Request) -> web.Response:
     errors=(401, 403, 404),
     tag="callbacks",
 )
-async def get_callback(request: web.Request) -> web.Response:
-    principal = require(request, Role.CUSTOMER, Role.SUPERVISOR)
-    view = await request.app[CALLBACKS].get(principal, request.match_info["callback_id"])
+async def get_callback(ctx: RouteContext[None]) -> web.Response:
+    view = await ctx.app[CALLBACKS].get(ctx.principal, ctx.path("callback_id"))
     return json_response(view)
 
 
@@ -123,9 +119,8 @@ async def get_callback(request: web.Request) -> web.Response:
     tag="callbacks",
     many=True,
 )
-async def my_callbacks(request: web.Request) -> web.Response:
-    principal = require(request, Role.CUSTOMER)
-    return json_response(await request.app[CALLBACKS].list_own(principal))
+async def my_callbacks(ctx: RouteContext[None]) -> web.Response:
+    return json_response(await ctx.app[CALLBACKS].list_own(ctx.principal))
 
 
 @registry.route(
@@ -137,9 +132,8 @@ async def my_callbacks(request: web.Request) -> web.Response:
     errors=(401, 403, 404, 409),
     tag="callbacks",
 )
-async def cancel_callback(request: web.Request) -> web.Response:
-    principal = require(request, Role.CUSTOMER)
-    await request.app[CALLBACKS].cancel(principal, request.match_info["callback_id"])
+async def cancel_callback(ctx: RouteContext[None]) -> web.Response:
+    await ctx.app[CALLBACKS].cancel(ctx.principal, ctx.path("callback_id"))
     return web.Response(status=204)
 
 
@@ -155,12 +149,9 @@ async def cancel_callback(request: web.Request) -> web.Response:
     tag="callbacks",
     also=(200,),
 )
-async def answer_callback(request: web.Request) -> web.Response:
-    principal = require(request, Role.CUSTOMER)
-    view, created = await request.app[CALLBACKS].answer(
-        principal, request.match_info["callback_id"]
-    )
-    view["ice_servers"] = request.app[COMPONENTS].ice_servers(view["call_id"])
+async def answer_callback(ctx: RouteContext[None]) -> web.Response:
+    view, created = await ctx.app[CALLBACKS].answer(ctx.principal, ctx.path("callback_id"))
+    view["ice_servers"] = ctx.app[COMPONENTS].ice_servers(view["call_id"])
     return json_response(view, status=201 if created else 200)
 
 
@@ -173,9 +164,8 @@ async def answer_callback(request: web.Request) -> web.Response:
     errors=(401, 403, 404, 409),
     tag="callbacks",
 )
-async def decline_callback(request: web.Request) -> web.Response:
-    principal = require(request, Role.CUSTOMER)
-    view = await request.app[CALLBACKS].decline(principal, request.match_info["callback_id"])
+async def decline_callback(ctx: RouteContext[None]) -> web.Response:
+    view = await ctx.app[CALLBACKS].decline(ctx.principal, ctx.path("callback_id"))
     return json_response(view)
 
 
@@ -189,10 +179,8 @@ async def decline_callback(request: web.Request) -> web.Response:
     errors=(401, 403, 404, 422),
     tag="callbacks",
 )
-async def put_contact(request: web.Request) -> web.Response:
-    principal = require(request, Role.CUSTOMER)
-    body = await read_json(request, ConsentRequest)
-    return json_response(await request.app[CALLBACKS].set_consent(principal, body.consent))
+async def put_contact(ctx: RouteContext[ConsentRequest]) -> web.Response:
+    return json_response(await ctx.app[CALLBACKS].set_consent(ctx.principal, ctx.body.consent))
 
 
 @registry.route(
@@ -206,13 +194,12 @@ async def put_contact(request: web.Request) -> web.Response:
     errors=(401, 403, 404, 422),
     tag="callbacks",
 )
-async def put_do_not_call(request: web.Request) -> web.Response:
-    principal = require(request, Role.SUPERVISOR)
-    customer_id = request.match_info["customer_id"]
-    body = await read_json(request, DoNotCallRequest)
+async def put_do_not_call(ctx: RouteContext[DoNotCallRequest]) -> web.Response:
+    customer_id = ctx.path("customer_id")
     if not _CUSTOMER_ID.fullmatch(customer_id):
         raise NotFound("this customer is not known to the branch", code="customer_not_found")
-    view = await request.app[CALLBACKS].set_do_not_call(
-        principal, customer_id, body.do_not_call, body.reason
+    body = ctx.body
+    view = await ctx.app[CALLBACKS].set_do_not_call(
+        ctx.principal, customer_id, body.do_not_call, body.reason
     )
     return json_response(view)

@@ -10,9 +10,7 @@ from server.calls.service import CallRequest
 from server.errors import Conflict, ValidationFailed
 from server.routing.intents import INTENTS
 
-from .auth import require
-from .body import read_json
-from .registry import registry
+from .registry import RouteContext, registry
 from .respond import json_response
 from .schemas import (
     CallResponse,
@@ -42,14 +40,13 @@ def _offer_expired() -> Conflict:
     status=201,
     errors=(401, 403, 404, 422),
     also=(200,),
+    body_optional=True,
 )
-async def create_call(request: web.Request) -> web.Response:
-    principal = require(request, Role.CUSTOMER)
-    body = await read_json(request, CreateCallRequest, optional=True)
+async def create_call(ctx: RouteContext[CreateCallRequest]) -> web.Response:
+    body = ctx.body
     _check_intent(body.intent)
-    service = request.app[CALLS]
-    view, created = await service.create_call(
-        principal,
+    view, created = await ctx.app[CALLS].create_call(
+        ctx.principal,
         CallRequest(
             dialect=body.dialect,
             intent=body.intent,
@@ -57,7 +54,7 @@ async def create_call(request: web.Request) -> web.Response:
             callback_allowed=body.callback_allowed,
         ),
     )
-    view["ice_servers"] = request.app[COMPONENTS].ice_servers(view["call_id"])
+    view["ice_servers"] = ctx.app[COMPONENTS].ice_servers(view["call_id"])
     return json_response(view, status=201 if created else 200)
 
 
@@ -78,10 +75,8 @@ def _check_intent(intent: str | None) -> None:
     response=CallResponse,
     errors=(401, 404),
 )
-async def get_call(request: web.Request) -> web.Response:
-    principal = require(request, Role.CUSTOMER, Role.SPECIALIST, Role.SUPERVISOR)
-    view = await request.app[CALLS].get_call(principal, request.match_info["call_id"])
-    return json_response(view)
+async def get_call(ctx: RouteContext[None]) -> web.Response:
+    return json_response(await ctx.app[CALLS].get_call(ctx.principal, ctx.path("call_id")))
 
 
 @registry.route(
@@ -92,9 +87,8 @@ async def get_call(request: web.Request) -> web.Response:
     status=204,
     errors=(401, 403, 404),
 )
-async def delete_call(request: web.Request) -> web.Response:
-    principal = require(request, Role.CUSTOMER)
-    await request.app[CALLS].hang_up(principal, request.match_info["call_id"])
+async def delete_call(ctx: RouteContext[None]) -> web.Response:
+    await ctx.app[CALLS].hang_up(ctx.principal, ctx.path("call_id"))
     return web.Response(status=204)
 
 
@@ -108,10 +102,8 @@ async def delete_call(request: web.Request) -> web.Response:
     errors=(401, 403, 422),
     tag="desk",
 )
-async def put_presence(request: web.Request) -> web.Response:
-    principal = require(request, Role.SPECIALIST)
-    body = await read_json(request, PresenceRequest)
-    return json_response(await request.app[CALLS].set_presence(principal, body.state))
+async def put_presence(ctx: RouteContext[PresenceRequest]) -> web.Response:
+    return json_response(await ctx.app[CALLS].set_presence(ctx.principal, ctx.body.state))
 
 
 @registry.route(
@@ -125,10 +117,8 @@ async def put_presence(request: web.Request) -> web.Response:
     tag="desk",
     invalid_id=_offer_expired,
 )
-async def accept(request: web.Request) -> web.Response:
-    principal = require(request, Role.SPECIALIST)
-    body = await read_json(request, OfferRequest)
-    view = await request.app[CALLS].accept(principal, request.match_info["call_id"], body.offer_id)
+async def accept(ctx: RouteContext[OfferRequest]) -> web.Response:
+    view = await ctx.app[CALLS].accept(ctx.principal, ctx.path("call_id"), ctx.body.offer_id)
     return json_response(view)
 
 
@@ -143,10 +133,8 @@ async def accept(request: web.Request) -> web.Response:
     tag="desk",
     invalid_id=_offer_expired,
 )
-async def decline(request: web.Request) -> web.Response:
-    principal = require(request, Role.SPECIALIST)
-    body = await read_json(request, OfferRequest)
-    await request.app[CALLS].decline(principal, request.match_info["call_id"], body.offer_id)
+async def decline(ctx: RouteContext[OfferRequest]) -> web.Response:
+    await ctx.app[CALLS].decline(ctx.principal, ctx.path("call_id"), ctx.body.offer_id)
     return web.Response(status=204)
 
 
@@ -159,9 +147,8 @@ async def decline(request: web.Request) -> web.Response:
     errors=(401, 403, 404, 409),
     tag="desk",
 )
-async def end(request: web.Request) -> web.Response:
-    principal = require(request, Role.SPECIALIST)
-    view = await request.app[CALLS].end_by_specialist(principal, request.match_info["call_id"])
+async def end(ctx: RouteContext[None]) -> web.Response:
+    view = await ctx.app[CALLS].end_by_specialist(ctx.principal, ctx.path("call_id"))
     return json_response(view)
 
 
@@ -175,10 +162,7 @@ async def end(request: web.Request) -> web.Response:
     errors=(401, 403, 404, 409, 422),
     tag="desk",
 )
-async def wrap_up(request: web.Request) -> web.Response:
-    principal = require(request, Role.SPECIALIST)
-    body = await read_json(request, WrapUpRequest)
-    view = await request.app[CALLS].wrap_up(
-        principal, request.match_info["call_id"], body.code, body.note
-    )
+async def wrap_up(ctx: RouteContext[WrapUpRequest]) -> web.Response:
+    body = ctx.body
+    view = await ctx.app[CALLS].wrap_up(ctx.principal, ctx.path("call_id"), body.code, body.note)
     return json_response(view)

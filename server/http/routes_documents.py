@@ -10,8 +10,7 @@ from server.auth.principal import Role
 from server.banking.documents import DOCUMENTS
 from server.operations.documents import Documents
 
-from .auth import require
-from .registry import registry
+from .registry import RouteContext, registry
 from .respond import json_response
 
 C, S, V = Role.CUSTOMER.value, Role.SPECIALIST.value, Role.SUPERVISOR.value
@@ -29,8 +28,8 @@ class DocumentResponse(BaseModel):
     url: str
 
 
-def _documents(request: web.Request) -> Documents:
-    return Documents(request.app[CALLS].sessions, request.app[DOCUMENTS])
+def _documents(app: web.Application) -> Documents:
+    return Documents(app[CALLS].sessions, app[DOCUMENTS])
 
 
 @registry.route(
@@ -42,9 +41,8 @@ def _documents(request: web.Request) -> Documents:
     errors=(401, 404),
     tag="operations",
 )
-async def get_document(request: web.Request) -> web.Response:
-    principal = require(request, Role.CUSTOMER, Role.SPECIALIST, Role.SUPERVISOR)
-    view = await _documents(request).describe(principal, request.match_info["document_id"])
+async def get_document(ctx: RouteContext[None]) -> web.Response:
+    view = await _documents(ctx.app).describe(ctx.principal, ctx.path("document_id"))
     return json_response(view)
 
 
@@ -56,9 +54,8 @@ async def get_document(request: web.Request) -> web.Response:
     errors=(401, 404, 503),
     tag="operations",
 )
-async def get_document_pdf(request: web.Request) -> web.Response:
-    principal = require(request, Role.CUSTOMER, Role.SPECIALIST, Role.SUPERVISOR)
-    doc, data = await _documents(request).fetch(principal, request.match_info["document_id"])
+async def get_document_pdf(ctx: RouteContext[None]) -> web.Response:
+    doc, data = await _documents(ctx.app).fetch(ctx.principal, ctx.path("document_id"))
     return web.Response(
         body=data,
         content_type="application/pdf",

@@ -12,8 +12,7 @@ from server.auth.principal import Role
 from server.errors import NotFound
 from signaling.messages import IntegritySignal, IntegrityStatus
 
-from .auth import require
-from .registry import registry
+from .registry import RouteContext, registry
 from .respond import json_response
 
 
@@ -34,13 +33,13 @@ class IntegrityResponse(BaseModel):
     errors=(401, 403, 404),
     tag="calls",
 )
-async def get_integrity(request: web.Request) -> web.Response:
-    principal = require(request, Role.SPECIALIST, Role.SUPERVISOR)
-    call_id = request.match_info["call_id"]
-    calls = request.app[CALLS]
+async def get_integrity(ctx: RouteContext[None]) -> web.Response:
+    principal = ctx.principal
+    call_id = ctx.path("call_id")
+    calls = ctx.app[CALLS]
     async with calls.sessions() as session:
         call = await calls.load_visible(session, principal, call_id)
         if principal.role is Role.SPECIALIST and call.specialist_id != principal.subject:
             # Offered, not held: the picture of the customer is not this desk's yet.
             raise NotFound(f"no call {call_id!r} held by you", code="call_not_found")
-    return json_response(request.app[INTEGRITY].view(call.call_id))
+    return json_response(ctx.app[INTEGRITY].view(call.call_id))

@@ -10,9 +10,7 @@ from pydantic import BaseModel, Field
 from server.appkeys import OPERATIONS
 from server.auth.principal import Role
 
-from .auth import require
-from .body import read_json
-from .registry import registry
+from .registry import RouteContext, registry
 from .respond import json_response
 from .schemas import Request
 
@@ -53,6 +51,22 @@ class RiskOut(BaseModel):
     score: int | None = None
     reasons: list[RiskReasonOut]
     ruleset_version: str | None = None
+    mitigations: list[str] | None = Field(
+        default=None, description="staff only: the codes of the rules that lowered the score"
+    )
+    unknown_features: list[str] | None = Field(
+        default=None, description="staff only: inputs the ruleset did not know"
+    )
+    typology: str | None = Field(default=None, description="staff only: the fraud pattern named")
+
+
+class ReferralStep(BaseModel):
+    number: str
+    zh: str
+    en: str
+
+
+_STAFF = "staff only (specialists and supervisors)"
 
 
 class OperationResponse(BaseModel):
@@ -73,6 +87,15 @@ class OperationResponse(BaseModel):
     result: dict[str, Any] | None = None
     failure_reason: str | None = None
     hold_until: str | None = None
+    created_at: str
+    updated_at: str
+    origin: str = Field(description="specialist, or redirect: started by a scenario redirect")
+    customer_statement: str | None = Field(default=None, description=_STAFF)
+    review: dict[str, Any] | None = Field(default=None, description=_STAFF)
+    confirmation: dict[str, Any] | None = Field(default=None, description=_STAFF)
+    referral: list[ReferralStep] | None = Field(
+        default=None, description="staff only, when blocked: where to refer the customer"
+    )
 
 
 class BlockedPayeeResponse(BaseModel):
@@ -92,11 +115,10 @@ class BlockedPayeeResponse(BaseModel):
     errors=(401, 403, 404, 409, 422),
     tag="operations",
 )
-async def start_operation(request: web.Request) -> web.Response:
-    principal = require(request, Role.SPECIALIST)
-    body = await read_json(request, StartOperationRequest)
-    view = await request.app[OPERATIONS].start(
-        principal, request.match_info["call_id"], body.kind, body.params, body.customer_statement
+async def start_operation(ctx: RouteContext[StartOperationRequest]) -> web.Response:
+    body = ctx.body
+    view = await ctx.app[OPERATIONS].start(
+        ctx.principal, ctx.path("call_id"), body.kind, body.params, body.customer_statement
     )
     return json_response(view, status=201)
 
@@ -111,11 +133,10 @@ async def start_operation(request: web.Request) -> web.Response:
     errors=(401, 403, 404, 409, 422),
     tag="operations",
 )
-async def review_operation(request: web.Request) -> web.Response:
-    principal = require(request, Role.SPECIALIST)
-    body = await read_json(request, ReviewRequest)
-    view = await request.app[OPERATIONS].review(
-        principal, request.match_info["operation_id"], body.action, body.answers, body.note
+async def review_operation(ctx: RouteContext[ReviewRequest]) -> web.Response:
+    body = ctx.body
+    view = await ctx.app[OPERATIONS].review(
+        ctx.principal, ctx.path("operation_id"), body.action, body.answers, body.note
     )
     return json_response(view)
 
@@ -130,11 +151,9 @@ async def review_operation(request: web.Request) -> web.Response:
     errors=(401, 403, 404, 409, 422),
     tag="operations",
 )
-async def confirm_operation(request: web.Request) -> web.Response:
-    principal = require(request, Role.CUSTOMER)
-    body = await read_json(request, ConfirmRequest)
-    view = await request.app[OPERATIONS].confirm(
-        principal, request.match_info["operation_id"], body.confirmed
+async def confirm_operation(ctx: RouteContext[ConfirmRequest]) -> web.Response:
+    view = await ctx.app[OPERATIONS].confirm(
+        ctx.principal, ctx.path("operation_id"), ctx.body.confirmed
     )
     return json_response(view)
 
@@ -148,9 +167,8 @@ async def confirm_operation(request: web.Request) -> web.Response:
     errors=(401, 404),
     tag="operations",
 )
-async def get_operation(request: web.Request) -> web.Response:
-    principal = require(request, Role.CUSTOMER, Role.SPECIALIST, Role.SUPERVISOR)
-    view = await request.app[OPERATIONS].get(principal, request.match_info["operation_id"])
+async def get_operation(ctx: RouteContext[None]) -> web.Response:
+    view = await ctx.app[OPERATIONS].get(ctx.principal, ctx.path("operation_id"))
     return json_response(view)
 
 
@@ -165,10 +183,9 @@ async def get_operation(request: web.Request) -> web.Response:
     errors=(401, 403, 404, 422),
     tag="operations",
 )
-async def block_payee(request: web.Request) -> web.Response:
-    principal = require(request, Role.SPECIALIST, Role.SUPERVISOR)
-    body = await read_json(request, BlockPayeeRequest)
-    view = await request.app[OPERATIONS].block_payee(
-        principal, body.account_no, body.reason, body.operation_id
+async def block_payee(ctx: RouteContext[BlockPayeeRequest]) -> web.Response:
+    body = ctx.body
+    view = await ctx.app[OPERATIONS].block_payee(
+        ctx.principal, body.account_no, body.reason, body.operation_id
     )
     return json_response(view, status=201)

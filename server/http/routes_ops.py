@@ -1,12 +1,12 @@
-"""Supervisor and operations endpoints: specialists, stats, timelines, health, metrics."""
+"""Supervisor and operations endpoints: specialists, stats, timelines, health, metrics.
+
+The figures come from server/calls/supervision.py, a call's events from
+server/calls/timeline.py, the audit chain's verdict from server/audit.py.
+"""
 
 from __future__ import annotations
 
 import asyncio
-import statistics
-from collections import Counter
-from collections.abc import Sequence
-from datetime import UTC, datetime, time
 from zoneinfo import ZoneInfo
 
 from aiohttp import web
@@ -16,44 +16,24 @@ from sqlalchemy import text
 from server import audit
 from server.appkeys import CALLS, COMPONENTS, METRICS, SETTINGS
 from server.auth.principal import Role
-from server.calls import repository as repo
-from server.calls.views import iso
-from server.db.models import Specialist
+from server.calls.supervision import (
+    branch_stats,
+    queue_gauges,
+    specialists_overview,
+)
+from server.calls.timeline import call_timeline
 from server.errors import ServiceUnavailable
-from server.routing.model import QueueSnapshot, SpecialistState
 
-from .auth import require
-from .registry import registry
+from .registry import RouteContext, registry
 from .respond import json_response
-from .schemas import AuditVerifyResponse, SpecialistOut, StatsResponse, TimelineResponse
-
-_SERVICE_LEVEL_S = 60.0
-
-
-def queue_by_dialect(snapshot: QueueSnapshot) -> tuple[Counter[str], dict[str, float]]:
-    """Waiting calls and the longest wait (s) per dialect ("any" for none)."""
-    depth: Counter[str] = Counter()
-    longest: dict[str, float] = {}
-    for view in snapshot.waiting:
-        key = view.call.dialect or "any"
-        depth[key] += 1
-        longest[key] = max(longest.get(key, 0.0), snapshot.taken_at - view.call.enqueued_at)
-    return depth, longest
-
-
-def local_day_start(now: float, zone: ZoneInfo) -> datetime:
-    """The midnight that began ``now``'s day in ``zone`` (the branch's "today"), in UTC."""
-    local = datetime.fromtimestamp(now, tz=zone)
-    midnight = datetime.combine(local.date(), time(), tzinfo=zone)
-    return midnight.astimezone(UTC)
-
-
-def specialists_by_state(roster: Sequence[Specialist], snapshot: QueueSnapshot) -> dict[str, int]:
-    """Every specialist on the roster by live state, as ``/api/v1/specialists`` shows
-    them: one the queue has never seen (no desk socket since the start) is offline."""
-    live = {view.specialist_id: view.state for view in snapshot.specialists}
-    counts = Counter(live.get(s.specialist_id, SpecialistState.OFFLINE) for s in roster)
-    return {state.value: counts.get(state, 0) for state in SpecialistState}
+from .schemas import (
+    AuditVerifyResponse,
+    HealthResponse,
+    ReadyResponse,
+    SpecialistOut,
+    StatsResponse,
+    TimelineResponse,
+)
 
 
 @registry.route(
@@ -66,25 +46,8 @@ def specialists_by_state(roster: Sequence[Specialist], snapshot: QueueSnapshot) 
     tag="supervisor",
     many=True,
 )
-async def list_specialists(request: web.Request) -> web.Response:
-    require(request, Role.SUPERVISOR)
-    service = request.app[CALLS]
-    async with service.sessions() as session:
-        specialists = await repo.all_specialists(session)
-    out = []
-    for s in specialists:
-        view = await service.backend.specialist(s.specialist_id)
-        out.append(
-            {
-                "specialist_id": s.specialist_id,
-                "username": s.username,
-                "display_name": s.display_name,
-                "dialects": {d.dialect: d.proficiency for d in s.dialects},
-                "skills": list(s.skills or []),
-                "state": (view.state if view else SpecialistState.OFFLINE).value,
-            }
-        )
-    return json_response(out)
+async def list_specialists(ctx: RouteContext[None]) -> web.Response:
+    return json_response(await specialists_overview(ctx.app[CALLS]))
 
 
 @registry.route(
@@ -96,28 +59,9 @@ async def list_specialists(request: web.Request) -> web.Response:
     errors=(401, 404),
     tag="supervisor",
 )
-async def timeline(request: web.Request) -> web.Response:
-    principal = require(request, Role.SUPERVISOR, Role.SPECIALIST, Role.CUSTOMER)
-    service = request.app[CALLS]
-    call_id = request.match_info["call_id"]
-    async with service.sessions() as session:
-        await service.load_visible(session, principal, call_id)
-        events = await repo.timeline(session, call_id)
-    return json_response(
-        {
-            "call_id": call_id,
-            "events": [
-                {
-                    "at": iso(e.at),
-                    "kind": e.kind,
-                    "actor_role": e.actor_role,
-                    "actor_id": e.actor_id,
-                    "data": e.data,
-                }
-                for e in events
-            ],
-        }
-    )
+async def timeline(ctx: RouteContext[None]) -> web.Response:
+    view = await call_timeline(ctx.app[CALLS], ctx.principal, ctx.path("call_id"))
+    return json_response(view)
 
 
 @registry.route(
@@ -129,37 +73,9 @@ async def timeline(request: web.Request) -> web.Response:
     errors=(401, 403),
     tag="supervisor",
 )
-async def stats(request: web.Request) -> web.Response:
-    require(request, Role.SUPERVISOR)
-    service = request.app[CALLS]
-    now = service.clock()
-    snapshot = await service.backend.snapshot(now)
-    depth, longest = queue_by_dialect(snapshot)
-    queue = {
-        key: {"waiting": depth[key], "longest_wait_s": round(longest[key], 1)} for key in depth
-    }
-    midnight = local_day_start(now, ZoneInfo(request.app[SETTINGS].branch_timezone))
-    async with service.sessions() as session:
-        roster = await repo.all_specialists(session)
-        waits = await repo.answered_waits_since(session, midnight)
-        ended = await repo.count_calls_since(session, midnight)
-    unanswered = ended.get("cancelled", 0) + ended.get("abandoned", 0) + ended.get("timeout", 0)
-    offered_total = len(waits) + unanswered
-    return json_response(
-        {
-            "queue": queue,
-            "specialists": specialists_by_state(roster, snapshot),
-            "service_level": (
-                round(sum(w <= _SERVICE_LEVEL_S for w in waits) / offered_total, 3)
-                if offered_total
-                else None
-            ),
-            "abandonment": round(unanswered / offered_total, 3) if offered_total else None,
-            "answered_today": len(waits),
-            "average_handle_time_s": await service.handle_time(),
-            "median_wait_today_s": statistics.median(waits) if waits else None,
-        }
-    )
+async def stats(ctx: RouteContext[None]) -> web.Response:
+    zone = ZoneInfo(ctx.app[SETTINGS].branch_timezone)
+    return json_response(await branch_stats(ctx.app[CALLS], zone))
 
 
 @registry.route(
@@ -171,17 +87,17 @@ async def stats(request: web.Request) -> web.Response:
     errors=(401, 403),
     tag="supervisor",
 )
-async def audit_verify(request: web.Request) -> web.Response:
-    require(request, Role.SUPERVISOR)
-    async with request.app[CALLS].sessions() as session:
-        result = await audit.verify(session)
+async def audit_verify(ctx: RouteContext[None]) -> web.Response:
+    result = await audit.verify_stored(ctx.app[CALLS].sessions)
     return json_response(result.as_dict())
 
 
 # The operations endpoints go through the registry like every other route, so
 # that /api/v1/openapi.json documents them too (they are part of the contract).
-@registry.route("GET", "/healthz", "Liveness: the process serves requests", tag="ops")
-async def healthz(_request: web.Request) -> web.Response:
+@registry.route(
+    "GET", "/healthz", "Liveness: the process serves requests", response=HealthResponse, tag="ops"
+)
+async def healthz(_ctx: RouteContext[None]) -> web.Response:
     return json_response({"status": "ok"})
 
 
@@ -189,12 +105,13 @@ async def healthz(_request: web.Request) -> web.Response:
     "GET",
     "/readyz",
     "Readiness: the database (and Redis, if configured) answer within 2 s",
+    response=ReadyResponse,
     errors=(503,),
     tag="ops",
 )
-async def readyz(request: web.Request) -> web.Response:
+async def readyz(ctx: RouteContext[None]) -> web.Response:
     """Ready when the database and (if configured) Redis answer within 2 s."""
-    components = request.app[COMPONENTS]
+    components = ctx.app[COMPONENTS]
     checks: dict[str, str] = {}
     try:
         async with asyncio.timeout(2):
@@ -229,19 +146,15 @@ async def readyz(request: web.Request) -> web.Response:
     errors=(401,),
     tag="ops",
 )
-async def metrics(request: web.Request) -> web.Response:
-    metrics_ = request.app[METRICS]
-    service = request.app[CALLS]
-    snapshot = await service.backend.snapshot(service.clock())
-    depth, longest = queue_by_dialect(snapshot)
+async def metrics(ctx: RouteContext[None]) -> web.Response:
+    metrics_ = ctx.app[METRICS]
+    depth, longest, by_state = await queue_gauges(ctx.app[CALLS])
     metrics_.queue_depth.clear()
     metrics_.longest_wait.clear()
     for key, n in depth.items():
         metrics_.queue_depth.labels(key).set(n)
         metrics_.longest_wait.labels(key).set(longest[key])
-    async with service.sessions() as session:
-        roster = await repo.all_specialists(session)
-    for state, count in specialists_by_state(roster, snapshot).items():
+    for state, count in by_state.items():
         metrics_.specialists.labels(state).set(count)
     body = generate_latest(metrics_.registry)
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})

@@ -13,9 +13,7 @@ from pydantic import BaseModel, Field
 from server.appkeys import RECORDINGS
 from server.auth.principal import Role
 
-from .auth import require
-from .body import read_json
-from .registry import registry
+from .registry import RouteContext, registry
 from .respond import json_response
 from .schemas import Request
 
@@ -81,11 +79,10 @@ class HoldResponse(BaseModel):
     errors=(401, 403),
     tag="recordings",
 )
-async def get_recording(request: web.Request) -> web.Response:
-    principal = require(request, Role.SUPERVISOR)
-    call_id = request.match_info["call_id"]
-    service = request.app[RECORDINGS]
-    await service.audit_access(call_id, "recording", principal)
+async def get_recording(ctx: RouteContext[None]) -> web.Response:
+    call_id = ctx.path("call_id")
+    service = ctx.app[RECORDINGS]
+    await service.audit_access(call_id, "recording", ctx.principal)
     return json_response(await service.status(call_id))
 
 
@@ -98,11 +95,10 @@ async def get_recording(request: web.Request) -> web.Response:
     errors=(401, 403, 404, 503),
     tag="recordings",
 )
-async def verify_recording(request: web.Request) -> web.Response:
-    principal = require(request, Role.SUPERVISOR)
-    call_id = request.match_info["call_id"]
-    service = request.app[RECORDINGS]
-    await service.audit_access(call_id, "verify", principal)
+async def verify_recording(ctx: RouteContext[None]) -> web.Response:
+    call_id = ctx.path("call_id")
+    service = ctx.app[RECORDINGS]
+    await service.audit_access(call_id, "verify", ctx.principal)
     verdict = await service.verify(call_id)
     return json_response(verdict.as_dict())
 
@@ -117,10 +113,9 @@ async def verify_recording(request: web.Request) -> web.Response:
     errors=(401, 403, 404, 422),
     tag="recordings",
 )
-async def hold_recording(request: web.Request) -> web.Response:
-    principal = require(request, Role.SUPERVISOR)
-    body = await read_json(request, HoldRequest)
-    view = await request.app[RECORDINGS].set_hold(
-        request.match_info["call_id"], body.hold, body.reason, principal
+async def hold_recording(ctx: RouteContext[HoldRequest]) -> web.Response:
+    body = ctx.body
+    view = await ctx.app[RECORDINGS].set_hold(
+        ctx.path("call_id"), body.hold, body.reason, ctx.principal
     )
     return json_response(view)

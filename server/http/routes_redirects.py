@@ -1,7 +1,8 @@
 """Scenario redirects from the mobile banking backend (contract: Scenario redirects).
 
 The endpoint is public to bearer-token auth and authenticated by its HMAC
-signature instead. Order matters, and is why the body is read by hand here:
+signature instead. Order matters, and is why the body is read by hand here
+(the route is declared ``raw_body``: the registry only documents its model):
 
 1. no ``redirect_secret`` configured: 401 ``redirects_not_configured``. There is
    nothing to check a signature against (no default secret is ever assumed), so
@@ -35,7 +36,7 @@ from server.redirects.signature import (
 
 from .body import parse_body, read_raw
 from .edge import client_address
-from .registry import registry
+from .registry import RouteContext, registry
 from .respond import json_response
 
 TICKET_DESK: web.AppKey[TicketDesk] = web.AppKey("ticket_desk", TicketDesk)
@@ -57,8 +58,10 @@ def parse_event(content_type: str, raw: bytes) -> RedirectEvent:
     errors=(400, 401, 404, 408, 409, 413, 415, 422, 429),
     tag="redirects",
     also=(200,),
+    raw_body=True,
 )
-async def receive_redirect(request: web.Request) -> web.Response:
+async def receive_redirect(ctx: RouteContext[None]) -> web.Response:
+    request = ctx.request
     settings = request.app[SETTINGS]
     desk = request.app[TICKET_DESK]
     secret = settings.redirect_secret.get_secret_value() if settings.redirect_secret else ""

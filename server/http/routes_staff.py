@@ -13,17 +13,16 @@ from server.auth.admin import AccessAction, change_access
 from server.auth.principal import Role
 from server.auth.staff import STAFF_ACCESS
 
-from .auth import require
-from .registry import registry
+from .registry import RouteContext, registry
 from .respond import json_response
 from .schemas import StaffAccessResponse
 
 
-async def _change(request: web.Request, action: AccessAction) -> web.Response:
-    supervisor = require(request, Role.SUPERVISOR)
-    service = request.app[CALLS]
-    access = request.app[STAFF_ACCESS]
-    staff_id = request.match_info["specialist_id"]
+async def _change(ctx: RouteContext[None], action: AccessAction) -> web.Response:
+    supervisor = ctx.principal
+    service = ctx.app[CALLS]
+    access = ctx.app[STAFF_ACCESS]
+    staff_id = ctx.path("specialist_id")
     async with service.sessions() as session:
         result = await change_access(
             access,
@@ -36,7 +35,7 @@ async def _change(request: web.Request, action: AccessAction) -> web.Response:
         )
         await session.commit()
     if action is not AccessAction.ENABLE:
-        for connection in request.app[HUB].connections():
+        for connection in ctx.app[HUB].connections():
             if connection.principal.subject == staff_id and connection.principal.role in (
                 Role.SPECIALIST,
                 Role.SUPERVISOR,
@@ -49,8 +48,8 @@ async def _change(request: web.Request, action: AccessAction) -> web.Response:
 
 
 def _route(action: AccessAction, suffix: str, summary: str) -> None:
-    async def handler(request: web.Request) -> web.Response:
-        return await _change(request, action)
+    async def handler(ctx: RouteContext[None]) -> web.Response:
+        return await _change(ctx, action)
 
     handler.__name__ = f"staff_{action.value}"
     registry.route(

@@ -6,24 +6,17 @@ is what lets a supervisor see which call a specialist is on and open its timelin
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
 from typing import Literal
 
 from aiohttp import web
 from pydantic import BaseModel
-from sqlalchemy import desc, or_, select
 
 from server.appkeys import CALLS
 from server.auth.principal import Role
-from server.calls.views import iso
-from server.db.models import Call
+from server.calls import supervision
 
-from .auth import require
-from .registry import registry
+from .registry import RouteContext, registry
 from .respond import json_response
-
-_RECENT = timedelta(hours=1)
-_LIMIT = 100
 
 
 class WallboardCall(BaseModel):
@@ -48,32 +41,5 @@ class WallboardCall(BaseModel):
     errors=(401, 403),
     tag="supervisor",
 )
-async def wallboard_calls(request: web.Request) -> web.Response:
-    require(request, Role.SUPERVISOR)
-    service = request.app[CALLS]
-    since = datetime.fromtimestamp(service.clock(), tz=UTC) - _RECENT
-    async with service.sessions() as session:
-        result = await session.execute(
-            select(Call)
-            .where(or_(Call.ended_at.is_(None), Call.ended_at >= since))
-            .order_by(desc(Call.created_at))
-            .limit(_LIMIT)
-        )
-        calls = result.scalars().all()
-    # No customer id or name here: the wallboard is shown on a shared screen.
-    return json_response(
-        [
-            {
-                "call_id": c.call_id,
-                "state": c.state,
-                "end_reason": c.end_reason,
-                "dialect": c.dialect,
-                "priority": c.priority,
-                "specialist_id": c.specialist_id,
-                "created_at": iso(c.created_at),
-                "answered_at": iso(c.answered_at),
-                "ended_at": iso(c.ended_at),
-            }
-            for c in calls
-        ]
-    )
+async def wallboard_calls(ctx: RouteContext[None]) -> web.Response:
+    return json_response(await supervision.wallboard_calls(ctx.app[CALLS]))

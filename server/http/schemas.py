@@ -93,6 +93,16 @@ class IceServer(BaseModel):
     credential: str | None = None
 
 
+class CustomerForDesk(BaseModel):
+    customer_id: str
+    display_name: str
+    age: int
+    preferred_dialect: str | None
+
+
+_STAFF = "staff only (specialists and supervisors)"
+
+
 class CallResponse(BaseModel):
     call_id: str
     state: Literal["queued", "offered", "connecting", "active", "wrap_up", "ended"]
@@ -109,6 +119,12 @@ class CallResponse(BaseModel):
     ended_at: str | None = None
     ice_servers: list[IceServer] | None = None
     context: dict[str, Any] | None = None
+    customer_id: str | None = Field(default=None, description=_STAFF)
+    customer: CustomerForDesk | None = Field(default=None, description=_STAFF)
+    ladder_step: str | None = Field(default=None, description=_STAFF)
+    wrap_up_code: str | None = Field(default=None, description=_STAFF)
+    predicted_wait_s: float | None = Field(default=None, description=_STAFF)
+    actual_wait_s: float | None = Field(default=None, description=_STAFF)
 
 
 class PresenceRequest(Request):
@@ -163,6 +179,9 @@ class StatsResponse(BaseModel):
     abandonment: float | None = Field(description="share of calls today that left unanswered")
     answered_today: int
     average_handle_time_s: float | None
+    median_wait_today_s: float | None = Field(
+        description="median wait of the calls answered today (s)"
+    )
 
 
 class Problem(BaseModel):
@@ -178,3 +197,14 @@ class AuditVerifyResponse(BaseModel):
     entries: int
     first_bad_seq: int | None = None
     problem: str | None = None
+
+
+class HealthResponse(BaseModel):
+    status: Literal["ok"]
+
+
+class ReadyResponse(BaseModel):
+    status: Literal["ready"]
+    checks: dict[str, Literal["ok"]] = Field(
+        description="database, and with Redis: redis and bus (the 503 problem names the failing)"
+    )

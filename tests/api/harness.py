@@ -28,6 +28,8 @@ TEST_SETTINGS: dict[str, Any] = {
     "dispatch_interval_s": 0.05,
     "log_level": "WARNING",
     "log_format": "console",
+    # Every answer of a registered route is checked against its declared model.
+    "check_responses": True,
 }
 
 

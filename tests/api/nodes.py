@@ -74,6 +74,8 @@ async def nodes(
                 "CLOUDBRANCH_NODE_ID": name,
                 "CLOUDBRANCH_LOG_FORMAT": "json",
                 "CLOUDBRANCH_DISPATCH_INTERVAL_S": "0.05",
+                # Every answer is checked against its route's declaration, as in-process.
+                "CLOUDBRANCH_CHECK_RESPONSES": "1",
                 **{f"CLOUDBRANCH_{k.upper()}": v for k, v in settings.items()},
             }
             log_path = log_dir / f"{name}.log"

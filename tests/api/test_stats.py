@@ -11,9 +11,9 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from server.calls.supervision import local_day_start
 from server.db.engine import make_engine, make_sessionmaker
 from server.db.models import Call
-from server.http.routes_ops import local_day_start
 from tests.api.harness import Api
 
 # Shanghai is UTC+8 and Kiritimati UTC+14: their midnights are far from UTC's, so a
