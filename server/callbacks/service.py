@@ -27,6 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from server import audit
 from server.auth.principal import Principal, Role
 from server.calls import repository as calls_repo
+from server.calls.messages import call_ended, offer_withdrawn
 from server.calls.service import CallService
 from server.calls.state import CallAction, CallState, EndReason
 from server.calls.views import iso
@@ -183,22 +184,13 @@ class CallbackService:
             await self.hub.send(
                 Role.SPECIALIST,
                 withdrawn.specialist_id,
-                {
-                    "type": "call.offer_withdrawn",
-                    "call_id": call.call_id,
-                    "offer_id": withdrawn.offer_id,
-                },
+                offer_withdrawn(call.call_id, withdrawn.offer_id),
             )
         calls.metrics.calls_ended.labels(EndReason.CANCELLED.value).inc()
         await self.hub.send(
             Role.CUSTOMER,
             call.customer_id,
-            {
-                "type": "call.ended",
-                "call_id": call.call_id,
-                "end_reason": EndReason.CANCELLED.value,
-                "callback_id": callback.callback_id,
-            },
+            call_ended(call.call_id, EndReason.CANCELLED.value, callback_id=callback.callback_id),
         )
         calls.wake.set()
 

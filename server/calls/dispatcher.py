@@ -23,8 +23,9 @@ from server.routing.model import Offer
 from server.tasks import cancel_and_wait
 
 from . import repository as repo
+from .messages import offer_withdrawn, queue_update
 from .repair import LiveStateRepair, PendingOperationCalls
-from .service import CallService, queue_update
+from .service import CallService
 from .state import WAITING, CallAction, CallState, EndReason
 
 log = structlog.get_logger(__name__)
@@ -239,12 +240,7 @@ class Dispatcher:
         await service.hub.send(
             Role.SPECIALIST,
             offer.specialist_id,
-            {
-                "type": "call.offer_withdrawn",
-                "call_id": offer.call_id,
-                "offer_id": offer.offer_id,
-                "reason": "expired",
-            },
+            offer_withdrawn(offer.call_id, offer.offer_id, reason="expired"),
         )
         if now_away:
             log.info("specialist.auto_away", specialist_id=offer.specialist_id)
