@@ -41,7 +41,7 @@ from .messages import offer_words
 from .policy import CallbackPolicy, Unavailable, why_not_offered
 from .state import OPEN, AttemptOutcome, CallbackState, Outcome
 from .sweeper import CallbackSweeper
-from .views import NOT_AVAILABLE, callback_view, load_visible, not_ringing, timestamp
+from .views import callback_view, load_visible, not_ringing, timestamp
 
 log = structlog.get_logger(__name__)
 
@@ -103,7 +103,7 @@ class CallbackService:
             threshold_s=self.policy.threshold_s,
         )
         if reason is not None:
-            raise Conflict(f"a callback is not available: {reason.value}", code=NOT_AVAILABLE)
+            raise Conflict(f"a callback is not available: {reason.value}", code=_NOT_AVAILABLE)
         withdrawn = await self.calls.backend.remove(call_id, now)
         callback = Callback(
             callback_id=uuid.uuid4().hex,
@@ -161,7 +161,7 @@ class CallbackService:
                     return await callback_view(session, existing, self.policy), False
             raise Conflict(
                 f"a callback is not available: {Unavailable.NOT_WAITING.value}",
-                code=NOT_AVAILABLE,
+                code=_NOT_AVAILABLE,
             )
         await self._after_leaving_queue(call, withdrawn, callback)
         log.info("callback.scheduled", callback_id=callback.callback_id, call_id=call_id)
@@ -439,3 +439,6 @@ class CallbackService:
             if until is not None and until > now:
                 replay.append(ringing_message(callback.callback_id, until - now))
         return replay
+
+
+_NOT_AVAILABLE = "callback_not_available"

@@ -15,9 +15,6 @@ from server.errors import Conflict, NotFound
 from . import repository as repo
 from .policy import CallbackPolicy
 
-#: The problem code when a call cannot be turned into a callback.
-NOT_AVAILABLE = "callback_not_available"
-
 
 def timestamp(value: datetime | None) -> float | None:
     return value.timestamp() if value is not None else None
