@@ -1,4 +1,4 @@
-"""What a ledger handler is given and what it gives back."""
+"""What a ledger handler is given, what it gives back, and the customer events it leaves."""
 
 from __future__ import annotations
 
@@ -7,6 +7,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from server.db.banking import CustomerEvent
 
 
 @dataclass(frozen=True)
@@ -24,3 +28,17 @@ class Outcome:
 
     result: dict[str, Any]
     clearing_delta: Decimal = field(default_factory=Decimal)
+
+
+def record_customer_event(
+    session: AsyncSession, req: Request, kind: str, data: dict[str, Any]
+) -> None:
+    """Note what the operation changed for the customer (the risk engine reads these)."""
+    session.add(
+        CustomerEvent(
+            customer_id=req.customer_id,
+            kind=kind,
+            at=req.now,
+            data={**data, "operation_id": req.operation_id},
+        )
+    )

@@ -78,7 +78,7 @@ from .core import (
     cents,
     local_day_start,
 )
-from .ledger import DEPOSIT_RATES, add_months
+from .products import DEPOSIT_RATES, add_months
 
 DEMO_CUSTOMERS: Final = tuple(f"C{n}" for n in range(1001, 1022))
 HISTORY_DAYS: Final = 180

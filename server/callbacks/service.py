@@ -1,4 +1,4 @@
-"""Callbacks as small service functions over SQL, the call service and the hub.
+"""The customer's callback commands, over SQL, the call service and the hub.
 
 Order of effects, and why:
 
@@ -7,7 +7,8 @@ Order of effects, and why:
   and stores the callback with the call's original ``enqueued_at`` and priority.
   If that transaction fails the call is put back in the queue.
 - ring: the sweeper's conditional update (scheduled and due → ringing) decides
-  which node rings; the ``rang`` attempt commits with it, then the app is told.
+  which node rings; the ``rang`` attempt commits with it, then the app is told
+  (:mod:`.sweeper`, :mod:`.changes`).
 - answer: a conditional update (ringing → connected) and the new call commit
   together; only then does the call enter the queue, with the original
   ``enqueued_at``, so it is at its old place and routed like any other.
@@ -16,7 +17,7 @@ Order of effects, and why:
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from functools import cached_property
 from typing import Any
 
 import structlog
@@ -26,6 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from server import audit
 from server.auth.principal import Principal, Role
 from server.calls import repository as calls_repo
+from server.calls.messages import call_ended, offer_withdrawn
 from server.calls.service import CallService
 from server.calls.state import CallAction, CallState, EndReason
 from server.calls.views import iso
@@ -34,41 +36,13 @@ from server.db.models import Call
 from server.errors import Conflict, IllegalTransition, NotFound
 
 from . import repository as repo
-from .messages import (
-    RINGING_WORDS,
-    CallbackRingEnded,
-    CallbackRinging,
-    RingEndReason,
-)
-from .policy import (
-    CallbackPolicy,
-    PendingCallback,
-    Unavailable,
-    Verdict,
-    callbacks_due,
-    decide,
-    give_up_at,
-    rank_key,
-    retry_at,
-    rings_on_local_day,
-    waiting_rank_keys,
-    why_not_offered,
-    working_specialists,
-)
+from .changes import CallbackChanges, ringing_message
+from .policy import CallbackPolicy, Unavailable, why_not_offered
 from .state import OPEN, AttemptOutcome, CallbackState, Outcome
+from .sweeper import CallbackSweeper
+from .views import callback_view, load_visible, not_ringing, timestamp
 
 log = structlog.get_logger(__name__)
-
-_SKIPS = {
-    Verdict.NO_CONSENT: (AttemptOutcome.SKIPPED_NO_CONSENT, Outcome.CONSENT_WITHDRAWN),
-    Verdict.DO_NOT_CALL: (AttemptOutcome.SKIPPED_DO_NOT_CALL, Outcome.DO_NOT_CALL),
-    Verdict.OUTSIDE_HOURS: (AttemptOutcome.SKIPPED_OUTSIDE_HOURS, Outcome.GAVE_UP),
-    Verdict.DAILY_LIMIT: (AttemptOutcome.SKIPPED_DAILY_LIMIT, Outcome.GAVE_UP),
-}
-
-
-def _ts(value: datetime | None) -> float | None:
-    return value.timestamp() if value is not None else None
 
 
 class CallbackService:
@@ -91,7 +65,7 @@ class CallbackService:
             call = await self.calls.load_visible(session, principal, call_id)
             existing = await repo.of_call(session, call_id)
             if existing is not None:
-                return await self._view(session, existing), False
+                return await callback_view(session, existing, self.policy), False
             customer = await calls_repo.get_customer(session, call.customer_id)
         estimate = await self.calls.estimate_for(call_id)
         reason = why_not_offered(
@@ -158,7 +132,7 @@ class CallbackService:
             async with self.sessions() as session:
                 existing = await repo.of_call(session, call_id)
                 if existing is not None:
-                    return await self._view(session, existing), False
+                    return await callback_view(session, existing, self.policy), False
             raise Conflict(
                 f"a callback is not available: {Unavailable.NOT_WAITING.value}",
                 code=_NOT_AVAILABLE,
@@ -168,7 +142,7 @@ class CallbackService:
         async with self.sessions() as session:
             stored = await repo.get(session, callback.callback_id)
             assert stored is not None
-            return await self._view(session, stored), True
+            return await callback_view(session, stored, self.policy), True
 
     async def _requeue_if_waiting(self, call_id: str, now: float) -> None:
         async with self.sessions() as session:
@@ -184,35 +158,26 @@ class CallbackService:
             await self.hub.send(
                 Role.SPECIALIST,
                 withdrawn.specialist_id,
-                {
-                    "type": "call.offer_withdrawn",
-                    "call_id": call.call_id,
-                    "offer_id": withdrawn.offer_id,
-                },
+                offer_withdrawn(call.call_id, withdrawn.offer_id),
             )
         calls.metrics.calls_ended.labels(EndReason.CANCELLED.value).inc()
         await self.hub.send(
             Role.CUSTOMER,
             call.customer_id,
-            {
-                "type": "call.ended",
-                "call_id": call.call_id,
-                "end_reason": EndReason.CANCELLED.value,
-                "callback_id": callback.callback_id,
-            },
+            call_ended(call.call_id, EndReason.CANCELLED.value, callback_id=callback.callback_id),
         )
         calls.wake.set()
 
     async def get(self, principal: Principal, callback_id: str) -> dict[str, Any]:
         async with self.sessions() as session:
-            callback = await self._load_visible(session, principal, callback_id)
-            return await self._view(session, callback, viewer=principal.role)
+            callback = await load_visible(session, principal, callback_id)
+            return await callback_view(session, callback, self.policy, viewer=principal.role)
 
     async def list_own(self, principal: Principal) -> list[dict[str, Any]]:
         principal.require(Role.CUSTOMER)
         async with self.sessions() as session:
             found = await repo.of_customer(session, principal.subject, limit=20)
-            return [await self._view(session, c) for c in found]
+            return [await callback_view(session, c, self.policy) for c in found]
 
     async def answer(self, principal: Principal, callback_id: str) -> tuple[dict[str, Any], bool]:
         """The customer picked up: a new call takes the callback's original place.
@@ -222,11 +187,11 @@ class CallbackService:
         principal.require(Role.CUSTOMER)
         now = self.clock()
         async with self.sessions() as session:
-            callback = await self._load_visible(session, principal, callback_id)
+            callback = await load_visible(session, principal, callback_id)
             if callback.state == CallbackState.CONNECTED.value and callback.new_call_id:
                 return await self._call_view(session, callback.new_call_id), False
             if callback.state != CallbackState.RINGING.value:
-                raise _not_ringing(callback)
+                raise not_ringing(callback)
             original = await calls_repo.get_call(session, callback.call_id)
             assert original is not None
             call = Call(
@@ -300,7 +265,7 @@ class CallbackService:
         assert current is not None
         if current.state == CallbackState.CONNECTED.value and current.new_call_id:
             return await self._call_view(session, current.new_call_id), False
-        raise _not_ringing(current)
+        raise not_ringing(current)
 
     async def _call_view(self, session: AsyncSession, call_id: str) -> dict[str, Any]:
         call = await calls_repo.get_call(session, call_id)
@@ -312,10 +277,10 @@ class CallbackService:
         principal.require(Role.CUSTOMER)
         now = self.clock()
         async with self.sessions() as session:
-            callback = await self._load_visible(session, principal, callback_id)
+            callback = await load_visible(session, principal, callback_id)
         if callback.state != CallbackState.RINGING.value:
-            raise _not_ringing(callback)
-        ended = await self._ring_over(
+            raise not_ringing(callback)
+        ended = await self._changes.ring_over(
             callback, AttemptOutcome.DECLINED, now, actor=principal, only_if_expired=False
         )
         if not ended:
@@ -323,7 +288,7 @@ class CallbackService:
                 current = await repo.get(session, callback_id)
             assert current is not None
             if current.state != CallbackState.SCHEDULED.value:
-                raise _not_ringing(current)
+                raise not_ringing(current)
         return await self.get(principal, callback_id)
 
     async def cancel(self, principal: Principal, callback_id: str) -> None:
@@ -331,10 +296,12 @@ class CallbackService:
         principal.require(Role.CUSTOMER)
         now = self.clock()
         async with self.sessions() as session:
-            callback = await self._load_visible(session, principal, callback_id)
+            callback = await load_visible(session, principal, callback_id)
         if callback.state == CallbackState.CANCELLED.value:
             return
-        closed = await self._close(callback, Outcome.CANCELLED_BY_CUSTOMER, now, actor=principal)
+        closed = await self._changes.close(
+            callback, Outcome.CANCELLED_BY_CUSTOMER, now, actor=principal
+        )
         if not closed:
             async with self.sessions() as session:
                 current = await repo.get(session, callback_id)
@@ -404,7 +371,7 @@ class CallbackService:
         closed: list[str] = []
         if closes is not None:
             for callback in open_callbacks:
-                if await self._close(callback, closes, now, actor=principal):
+                if await self._changes.close(callback, closes, now, actor=principal):
                     closed.append(callback.callback_id)
         async with self.sessions() as session:
             customer = await calls_repo.get_customer(session, customer_id)
@@ -416,282 +383,21 @@ class CallbackService:
             "cancelled_callbacks": closed,
         }
 
-    # -- state changes shared by the paths above and the sweeper ---------------------------
-    async def _close(
-        self,
-        callback: Callback,
-        outcome: Outcome,
-        now: float,
-        *,
-        actor: Principal | None,
-        attempt: AttemptOutcome | None = None,
-        due_by: float | None = None,
-    ) -> bool:
-        """Open → cancelled (or failed, for giving up); True if this caller did it."""
-        state = CallbackState.FAILED if outcome is Outcome.GAVE_UP else CallbackState.CANCELLED
-        sources = {CallbackState.SCHEDULED} if due_by is not None else OPEN
-        async with self.sessions() as session:
-            won = await repo.move(
-                session,
-                callback.callback_id,
-                sources,
-                due_by=due_by,
-                state=state.value,
-                outcome=outcome.value,
-                completed_at=calls_repo.utc(now),
-                next_attempt_at=None,
-            )
-            if not won:
-                await session.rollback()
-                return False
-            role = actor.role.value if actor else None
-            subject = actor.subject if actor else None
-            if attempt is not None:
-                await repo.add_attempt(
-                    session,
-                    callback,
-                    now,
-                    attempt,
-                    self.policy.zone,
-                    actor_role=role,
-                    actor_id=subject,
-                )
-            kind = "failed" if state is CallbackState.FAILED else "cancelled"
-            await repo.record(
-                session,
-                kind,
-                callback,
-                now,
-                actor_role=role,
-                actor_id=subject,
-                outcome=outcome.value,
-            )
-            await session.commit()
-        log.info("callback.closed", callback_id=callback.callback_id, outcome=outcome.value)
-        if callback.state == CallbackState.RINGING.value:
-            await self._tell_ring_ended(callback, "cancelled", None)
-        return True
+    # -- collaborators built from this service's own ----------------------------------------
+    @cached_property
+    def _changes(self) -> CallbackChanges:
+        """The state changes the commands share with the sweeper."""
+        return CallbackChanges(self.sessions, self.policy, self.hub)
 
-    async def _ring_over(
-        self,
-        callback: Callback,
-        outcome: AttemptOutcome,
-        now: float,
-        *,
-        actor: Principal | None,
-        only_if_expired: bool,
-    ) -> bool:
-        """Ringing → scheduled for a retry (or failed, past the last allowed day)."""
-        next_at = retry_at(self.policy, now, callback.requested_at.timestamp())
-        values: dict[str, Any]
-        if next_at is None:
-            values = {
-                "state": CallbackState.FAILED.value,
-                "outcome": Outcome.GAVE_UP.value,
-                "completed_at": calls_repo.utc(now),
-                "next_attempt_at": None,
-            }
-        else:
-            values = {
-                "state": CallbackState.SCHEDULED.value,
-                "next_attempt_at": calls_repo.utc(next_at),
-            }
-        async with self.sessions() as session:
-            won = await repo.move(
-                session,
-                callback.callback_id,
-                {CallbackState.RINGING},
-                due_by=now if only_if_expired else None,
-                **values,
-            )
-            if not won:
-                await session.rollback()
-                return False
-            role = actor.role.value if actor else None
-            subject = actor.subject if actor else None
-            await repo.add_attempt(
-                session,
-                callback,
-                now,
-                outcome,
-                self.policy.zone,
-                actor_role=role,
-                actor_id=subject,
-            )
-            if next_at is None:
-                await repo.record(session, "failed", callback, now, outcome=Outcome.GAVE_UP.value)
-            await session.commit()
-        await self._tell_ring_ended(
-            callback, "declined" if outcome is AttemptOutcome.DECLINED else "no_answer", next_at
-        )
-        return True
-
-    async def _tell_ring_ended(
-        self, callback: Callback, reason: RingEndReason, next_at: float | None
-    ) -> None:
-        message = CallbackRingEnded(
-            callback_id=callback.callback_id,
-            reason=reason,
-            next_attempt_at=iso(calls_repo.utc(next_at)) if next_at is not None else None,
-        )
-        await self.hub.send(Role.CUSTOMER, callback.customer_id, message.model_dump())
+    @cached_property
+    def _sweeper(self) -> CallbackSweeper:
+        return CallbackSweeper(self._changes, self.sessions, self.policy, self.calls.backend)
 
     # -- the sweeper -----------------------------------------------------------------------
     async def sweep(self, now: float) -> None:
         """End rings nobody answered, then ring (or skip) the callbacks whose turn has
-        come. Run every few seconds by every node's dispatcher."""
-        async with self.sessions() as session:
-            open_callbacks = list(await repo.in_states(session, OPEN))
-        if not open_callbacks:
-            return
-        ringing: list[Callback] = []
-        candidates: list[Callback] = []
-        zone, days = self.policy.zone, self.policy.max_days
-        for callback in open_callbacks:
-            next_at = _ts(callback.next_attempt_at)
-            if callback.state == CallbackState.RINGING.value:
-                if next_at is not None and next_at <= now:
-                    await self._guarded(
-                        self._ring_over(
-                            callback,
-                            AttemptOutcome.NO_ANSWER,
-                            now,
-                            actor=None,
-                            only_if_expired=True,
-                        )
-                    )
-                else:
-                    ringing.append(callback)
-            elif now >= give_up_at(callback.requested_at.timestamp(), zone, days):
-                # Its turn never came within the allowed days (say, nobody at work).
-                await self._guarded(
-                    self._close(callback, Outcome.GAVE_UP, now, actor=None, due_by=now)
-                )
-            elif next_at is None or next_at <= now:
-                candidates.append(callback)
-        if not candidates:
-            return
-        routing = self.calls.backend.policy
-        snapshot = await self.calls.backend.snapshot(now)
-        pending = [
-            PendingCallback(
-                c.callback_id,
-                rank_key(c.original_enqueued_at.timestamp(), c.priority, routing),
-                ringing=c.state == CallbackState.RINGING.value,
-            )
-            for c in ringing + candidates
-        ]
-        due = set(
-            callbacks_due(
-                pending, waiting_rank_keys(snapshot, routing), working_specialists(snapshot)
-            )
-        )
-        for callback in candidates:
-            if callback.callback_id in due:
-                await self._guarded(self._attempt(callback, now))
-
-    async def _guarded(self, step: Any) -> None:
-        """One callback's trouble (a database blip) must not stop the others."""
-        try:
-            await step
-        except Exception:
-            log.exception("callback.sweep_failed")
-
-    async def _attempt(self, callback: Callback, now: float) -> None:
-        """Its turn has come: ring, or record why not and when to look again."""
-        async with self.sessions() as session:
-            customer = await calls_repo.get_customer(session, callback.customer_id)
-            open_call = await calls_repo.open_call_of(session, callback.customer_id)
-            # Two days back covers the current local day in any zone.
-            rings = await repo.ring_times(session, callback.customer_id, now - 2 * 86400)
-        decision = decide(
-            self.policy,
-            now,
-            consent=customer is not None and customer.contact_consent,
-            do_not_call=customer is None or customer.do_not_call,
-            rings_today=rings_on_local_day(rings, now, self.policy.zone),
-            requested_at=callback.requested_at.timestamp(),
-        )
-        if decision.verdict is Verdict.GIVE_UP:
-            await self._close(callback, Outcome.GAVE_UP, now, actor=None, due_by=now)
-        elif decision.verdict in (Verdict.NO_CONSENT, Verdict.DO_NOT_CALL):
-            attempt, outcome = _SKIPS[decision.verdict]
-            await self._close(callback, outcome, now, actor=None, attempt=attempt, due_by=now)
-        elif decision.verdict in (Verdict.OUTSIDE_HOURS, Verdict.DAILY_LIMIT):
-            attempt, _ = _SKIPS[decision.verdict]
-            if decision.gives_up or decision.next_attempt_at is None:
-                await self._close(
-                    callback, Outcome.GAVE_UP, now, actor=None, attempt=attempt, due_by=now
-                )
-            else:
-                await self._postpone(callback, attempt, decision.next_attempt_at, now)
-        elif open_call is not None:
-            # The customer called in again meanwhile and is being looked after.
-            await self._close(callback, Outcome.CUSTOMER_CALLED_IN, now, actor=None, due_by=now)
-        else:
-            await self._ring(callback, now, callback.attempts + 1)
-
-    async def _postpone(
-        self, callback: Callback, attempt: AttemptOutcome, next_at: float, now: float
-    ) -> None:
-        async with self.sessions() as session:
-            won = await repo.move(
-                session,
-                callback.callback_id,
-                {CallbackState.SCHEDULED},
-                due_by=now,
-                next_attempt_at=calls_repo.utc(next_at),
-            )
-            if not won:
-                await session.rollback()
-                return
-            local_next = datetime.fromtimestamp(next_at, self.policy.zone)
-            await repo.add_attempt(
-                session,
-                callback,
-                now,
-                attempt,
-                self.policy.zone,
-                detail=f"next attempt at {local_next.isoformat(timespec='seconds')}",
-            )
-            await session.commit()
-
-    async def _ring(self, callback: Callback, now: float, ring_number: int) -> None:
-        async with self.sessions() as session:
-            won = await repo.move(
-                session,
-                callback.callback_id,
-                {CallbackState.SCHEDULED},
-                due_by=now,
-                state=CallbackState.RINGING.value,
-                next_attempt_at=calls_repo.utc(now + self.policy.ring_s),
-                attempts=Callback.attempts + 1,
-            )
-            if not won:
-                await session.rollback()
-                return
-            await repo.add_attempt(
-                session,
-                callback,
-                now,
-                AttemptOutcome.RANG,
-                self.policy.zone,
-                detail=f"ring {ring_number}",
-            )
-            await session.commit()
-        log.info("callback.ringing", callback_id=callback.callback_id)
-        await self.hub.send(
-            Role.CUSTOMER,
-            callback.customer_id,
-            self._ringing_message(callback.callback_id, self.policy.ring_s),
-        )
-
-    def _ringing_message(self, callback_id: str, expires_in_s: float) -> dict[str, Any]:
-        return CallbackRinging(
-            callback_id=callback_id,
-            expires_in_s=round(max(0.0, expires_in_s), 1),
-            message=RINGING_WORDS,
-        ).model_dump()
+        come. Run every few seconds by every node's dispatcher (:mod:`.sweeper`)."""
+        await self._sweeper.sweep(now)
 
     # -- sockets ---------------------------------------------------------------------------
     async def customer_connected(self, customer_id: str) -> list[dict[str, Any]]:
@@ -703,60 +409,10 @@ class CallbackService:
             )
         replay = []
         for callback in ringing:
-            until = _ts(callback.next_attempt_at)
+            until = timestamp(callback.next_attempt_at)
             if until is not None and until > now:
-                replay.append(self._ringing_message(callback.callback_id, until - now))
+                replay.append(ringing_message(callback.callback_id, until - now))
         return replay
-
-    # -- views ------------------------------------------------------------------------------
-    async def _load_visible(
-        self, session: AsyncSession, principal: Principal, callback_id: str
-    ) -> Callback:
-        """The callback if ``principal`` may see it; otherwise not found (no existence leak)."""
-        callback = await repo.get(session, callback_id)
-        visible = callback is not None and (
-            principal.role is Role.SUPERVISOR
-            or (principal.role is Role.CUSTOMER and callback.customer_id == principal.subject)
-        )
-        if callback is None or not visible:
-            raise NotFound(f"no callback {callback_id[:64]!r} for you", code="callback_not_found")
-        return callback
-
-    async def _view(
-        self, session: AsyncSession, callback: Callback, viewer: Role = Role.CUSTOMER
-    ) -> dict[str, Any]:
-        attempts = await repo.attempts(session, callback.callback_id)
-        view: dict[str, Any] = {
-            "callback_id": callback.callback_id,
-            "call_id": callback.call_id,
-            "state": callback.state,
-            "priority": callback.priority,
-            "original_enqueued_at": iso(callback.original_enqueued_at),
-            "requested_at": iso(callback.requested_at),
-            "next_attempt_at": iso(callback.next_attempt_at),
-            "ring_count": callback.attempts,
-            "completed_at": iso(callback.completed_at),
-            "outcome": callback.outcome,
-            "new_call_id": callback.new_call_id,
-            "hours": self.policy.hours.describe(),
-            "timezone": self.policy.zone.key,
-            "attempts": [
-                {
-                    "at": iso(a.at),
-                    "local_time": a.local_time,
-                    "outcome": a.outcome,
-                    "detail": a.detail,
-                }
-                for a in attempts
-            ],
-        }
-        if viewer is not Role.CUSTOMER:
-            view["customer_id"] = callback.customer_id
-        return view
 
 
 _NOT_AVAILABLE = "callback_not_available"
-
-
-def _not_ringing(callback: Callback) -> Conflict:
-    return Conflict(f"callback is {callback.state}; it is not ringing", code="callback_not_ringing")

@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import time
 from collections.abc import Awaitable, Callable, Sequence
+from functools import cached_property
 from typing import Any
 
 import structlog
@@ -22,8 +23,9 @@ from server.routing.model import Offer
 from server.tasks import cancel_and_wait
 
 from . import repository as repo
+from .messages import offer_withdrawn, queue_update
 from .repair import LiveStateRepair, PendingOperationCalls
-from .service import CallService, queue_update
+from .service import CallService
 from .state import WAITING, CallAction, CallState, EndReason
 
 # A housekeeping pass at ``now`` (the dispatcher's clock).
@@ -38,6 +40,32 @@ _UPDATES_EVERY_S = 1.0
 # goes out on the next pass.
 _MIN_UPDATE_GAP_S = 0.25
 _HOLD_OFFERS_AFTER_FAILURE_S = 1.0
+
+
+class PassCounter:
+    """Counts completed dispatch passes, and lets a caller wait for the next ones.
+
+    "No offer was made" has no event of its own; "two passes completed since the
+    change, and neither made it" does: a pass that completes after the second
+    began after the change, so it saw the change. Tests wait on this rather than
+    sleeping for a while and hoping the dispatcher ran meanwhile.
+    """
+
+    def __init__(self) -> None:
+        self.completed = 0
+        self._next = asyncio.Event()
+
+    def pass_completed(self) -> None:
+        self.completed += 1
+        finished, self._next = self._next, asyncio.Event()
+        finished.set()
+
+    async def wait(self, passes: int = 2) -> int:
+        """Return once ``passes`` more passes have completed; the count then."""
+        target = self.completed + passes
+        while self.completed < target:
+            await self._next.wait()
+        return self.completed
 
 
 class Dispatcher:
@@ -84,6 +112,11 @@ class Dispatcher:
         alive, self._alive = self._alive, None
         await cancel_and_wait(alive)
         await cancel_and_wait(task)
+
+    @cached_property
+    def passes(self) -> PassCounter:
+        """The passes completed so far (see :class:`PassCounter`)."""
+        return PassCounter()
 
     async def _run(self) -> None:
         wake = self.service.wake
@@ -132,6 +165,7 @@ class Dispatcher:
             self._last_updates = now
             self._updates_pending = False
             await self.push_queue_updates(now)
+        self.passes.pass_completed()
 
     async def _step(self, name: str, work: Awaitable[object]) -> None:
         """One step of a pass, guarded: a failing dependency skips it (logged),
@@ -213,12 +247,7 @@ class Dispatcher:
         await service.hub.send(
             Role.SPECIALIST,
             offer.specialist_id,
-            {
-                "type": "call.offer_withdrawn",
-                "call_id": offer.call_id,
-                "offer_id": offer.offer_id,
-                "reason": "expired",
-            },
+            offer_withdrawn(offer.call_id, offer.offer_id, reason="expired"),
         )
         if now_away:
             log.info("specialist.auto_away", specialist_id=offer.specialist_id)

@@ -23,11 +23,11 @@ repair pass in :mod:`server.calls.repair` reconciles Redis with SQL):
 from __future__ import annotations
 
 import asyncio
-import statistics
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 import structlog
@@ -44,18 +44,19 @@ from server.outbox.events import ConversationEnded
 from server.outbox.relay import Outbox
 from server.routing.backend import QueueBackend
 from server.routing.errors import OfferExpired, RoutingError
-from server.routing.estimate import WaitEstimate, estimate_waits
+from server.routing.estimate import WaitEstimate
 from server.routing.model import (
     DesiredPresence,
     PriorityClass,
-    QueuedCall,
-    SpecialistProfile,
 )
 from server.settings import Settings
 
+from . import recovery
 from . import repository as repo
-from .state import HELD, IN_CONVERSATION, WAITING, CallAction, CallState, EndReason
-from .views import call_view, customer_for_desk, specialist_public
+from .estimates import WaitEstimates
+from .messages import call_assigned, call_ended, call_offered, offer_withdrawn, queue_update
+from .state import IN_CONVERSATION, WAITING, CallAction, CallState, EndReason
+from .views import call_view
 
 if TYPE_CHECKING:
     from server.ports import Clock
@@ -96,14 +97,6 @@ class CallObserver(Protocol):
     async def call_active(self, call: Call) -> None: ...
 
     async def conversation_ended(self, call: Call) -> None: ...
-
-
-def profile_of(specialist: Specialist) -> SpecialistProfile:
-    return SpecialistProfile(
-        specialist_id=specialist.specialist_id,
-        dialects={d.dialect: d.proficiency for d in specialist.dialects},
-        skills=frozenset(specialist.skills or ()),
-    )
 
 
 class CallService:
@@ -149,41 +142,28 @@ class CallService:
         self.draining = False
 
     # -- reading -----------------------------------------------------------------
-    async def handle_time(self) -> float | None:
-        """Windowed average handle time, as last refreshed.
+    @cached_property
+    def _waits(self) -> WaitEstimates:
+        """The wait estimates and the handle time they come from (:mod:`.estimates`)."""
+        return WaitEstimates(
+            self.sessions, self.backend, self.clock, self.settings.handle_time_window
+        )
 
-        Never touches the database itself: estimates are computed while callers
-        may hold a pooled connection, and taking a second one there would let
-        concurrent requests starve the pool. The dispatcher refreshes it."""
-        return self._aht[1]
+    async def handle_time(self) -> float | None:
+        """Windowed average handle time, as last refreshed (the dispatcher refreshes it)."""
+        return self._waits.handle_time()
 
     async def refresh_handle_time(self) -> float | None:
         """Recompute the windowed average handle time from recent calls."""
-        async with self.sessions() as session:
-            samples = await repo.recent_handle_times(session, self.settings.handle_time_window)
-        value = statistics.fmean(samples) if samples else None
-        self._aht = (self.clock(), value)
-        return value
+        return await self._waits.refresh_handle_time()
 
     async def estimates(self, max_age_s: float = 0.0) -> dict[str, WaitEstimate]:
-        """Estimates for every waiting call; reuses one at most ``max_age_s`` old,
-        since a snapshot reads the whole queue."""
-        now = self.clock()
-        taken_at, cached = self._estimates
-        if cached is not None and now - taken_at <= max_age_s:
-            return cached
-        snapshot = await self.backend.snapshot(now)
-        fresh = estimate_waits(snapshot, await self.handle_time())
-        self._estimates = (now, fresh)
-        return fresh
+        """Estimates for every waiting call; reuses a set at most ``max_age_s`` old."""
+        return await self._waits.all(max_age_s)
 
     async def estimate_for(self, call_id: str) -> WaitEstimate | None:
-        """One call's estimate (for a GET or a new call): a recent snapshot will do,
-        unless it predates the call."""
-        estimate = (await self.estimates(max_age_s=0.5)).get(call_id)
-        if estimate is None:
-            estimate = (await self.estimates()).get(call_id)
-        return estimate
+        """One call's estimate (for a GET or a new call)."""
+        return await self._waits.of_call(call_id)
 
     async def annotate_queue_updates(self, updates: dict[str, dict[str, Any]]) -> None:
         """Let the hooks add fields to ``queue.update`` messages (keyed by call id).
@@ -321,17 +301,7 @@ class CallService:
         return await self.ticket_resolver(session, customer_id, ticket, now)
 
     async def _enqueue(self, call: Call, now: float) -> int:
-        return await self.backend.enqueue(
-            QueuedCall(
-                call_id=call.call_id,
-                customer_id=call.customer_id,
-                dialect=call.dialect,
-                priority=PriorityClass(call.priority),
-                enqueued_at=call.enqueued_at.timestamp(),
-                intent=call.intent,
-            ),
-            now,
-        )
+        return await self.backend.enqueue(recovery.queued_call(call), now)
 
     async def get_call(self, principal: Principal, call_id: str) -> dict[str, Any]:
         async with self.sessions() as session:
@@ -381,19 +351,11 @@ class CallService:
             await self.hub.send(
                 Role.SPECIALIST,
                 withdrawn.specialist_id,
-                {
-                    "type": "call.offer_withdrawn",
-                    "call_id": call_id,
-                    "offer_id": withdrawn.offer_id,
-                },
+                offer_withdrawn(call_id, withdrawn.offer_id),
             )
         if done and call is not None:
             self.metrics.calls_ended.labels(reason.value).inc()
-            await self.hub.send(
-                Role.CUSTOMER,
-                call.customer_id,
-                {"type": "call.ended", "call_id": call_id, "end_reason": reason.value},
-            )
+            await self.hub.send(Role.CUSTOMER, call.customer_id, call_ended(call_id, reason.value))
         self.wake.set()
         return done
 
@@ -410,7 +372,7 @@ class CallService:
             specialist = await repo.get_specialist(session, specialist_id)
         if specialist is None or not specialist.active:
             raise NotFound("unknown specialist", code="specialist_not_found")
-        await self.backend.register(profile_of(specialist))
+        await self.backend.register(recovery.profile_of(specialist))
         return specialist
 
     async def accept(self, principal: Principal, call_id: str, offer_id: str) -> dict[str, Any]:
@@ -504,11 +466,7 @@ class CallService:
             if waited is not None:
                 self.metrics.wait_seconds.observe(waited)
             log.info("call.accepted", call_id=call_id, specialist_id=principal.subject)
-            assigned = {
-                "type": "call.assigned",
-                "call_id": call_id,
-                "specialist": specialist_public(specialist, self.settings.proficiency_threshold),
-            }
+            assigned = call_assigned(call_id, specialist, self.settings.proficiency_threshold)
             view = await self.render(session, call, Role.SPECIALIST)
         # No pooled connection is held while Redis (the bus) is awaited, and
         # observers (media set-up) open their own sessions.
@@ -586,7 +544,7 @@ class CallService:
             await self.outbox.flush(call_id)
         else:
             await self.on_conversation_ended(call)
-        ended = {"type": "call.ended", "call_id": call_id, "end_reason": reason.value}
+        ended = call_ended(call_id, reason.value)
         if call.specialist_id:
             await self._deferrable(
                 "end_call", self.backend.end_call(call.specialist_id, now), call_id
@@ -718,19 +676,7 @@ class CallService:
             if call is None:
                 return None
             customer = await repo.get_customer(session, call.customer_id)
-        return {
-            "type": "call.offered",
-            "call_id": call_id,
-            "offer_id": offer_id,
-            "expires_in_s": max(0.0, round(expires_at - self.clock(), 1)),
-            "customer": customer_for_desk(customer) if customer else None,
-            "context": {
-                "intent": call.intent,
-                "dialect": call.dialect,
-                "priority": call.priority,
-                "redirect": (call.context or {}).get("redirect"),
-            },
-        }
+        return call_offered(call, customer, offer_id, expires_at - self.clock())
 
     async def customer_connected(self, customer_id: str) -> list[dict[str, Any]]:
         """A customer socket came up: tell it where its open call stands.
@@ -757,65 +703,21 @@ class CallService:
             await self.annotate_queue_updates({call.call_id: update})
             return [update]
         if state in IN_CONVERSATION and specialist is not None:
-            return [
-                {
-                    "type": "call.assigned",
-                    "call_id": call.call_id,
-                    "specialist": specialist_public(
-                        specialist, self.settings.proficiency_threshold
-                    ),
-                }
-            ]
+            return [call_assigned(call.call_id, specialist, self.settings.proficiency_threshold)]
         return []
 
     # -- recovery ------------------------------------------------------------------
     async def rebuild_queue(self) -> int:
         """Put every call SQL says is waiting back in the queue (idempotent), and
-        give specialists back the calls SQL says they hold.
-
-        The in-process queue starts empty after a restart, and a Redis that lost
-        its data is rebuilt the same way (:mod:`server.calls.repair`): SQL is the
-        record of what happened.
-        """
-        now = self.clock()
-        async with self.sessions() as session:
-            waiting = await repo.calls_in_states(session, set(WAITING))
-            for call in waiting:
-                if call.state == CallState.OFFERED.value:
-                    # The offer died with the old process; the call keeps its place.
-                    await repo.transition(session, call.call_id, CallAction.WITHDRAW_OFFER)
-            await session.commit()
-        await self.restore_assignments(now)
-        for call in waiting:
-            await self._enqueue(call, now)
-        if waiting:
+        give specialists back the calls SQL says they hold (:mod:`.recovery`)."""
+        rebuilt = await recovery.rebuild_queue(self.sessions, self.backend, self.clock())
+        if rebuilt:
             self.wake.set()
-        return len(waiting)
+        return rebuilt
 
     async def restore_assignments(self, now: float) -> int:
-        """Specialists hold, in routing, the calls SQL says they hold (idempotent):
-        run before desks are logged in again, so none is offered a call while busy."""
-        async with self.sessions() as session:
-            held = await repo.calls_in_states(session, set(HELD))
-            specialists = {
-                s.specialist_id: s
-                for s in await repo.specialists_by_id(
-                    session, {c.specialist_id for c in held if c.specialist_id}
-                )
-            }
-        restored = 0
-        for call in held:
-            specialist = specialists.get(call.specialist_id or "")
-            if specialist is None:
-                continue
-            await self.backend.register(profile_of(specialist))
-            restored += await self.backend.restore_assignment(
-                specialist.specialist_id,
-                call.call_id,
-                call.state == CallState.WRAP_UP.value,
-                now,
-            )
-        return restored
+        """Specialists hold, in routing, the calls SQL says they hold (idempotent)."""
+        return await recovery.restore_assignments(self.sessions, self.backend, now)
 
     async def requeue(self, call: Call, now: float) -> None:
         """Put one waiting call back in the queue (idempotent)."""
@@ -826,16 +728,6 @@ class CallService:
         await self._register(specialist_id)
         await self.backend.connect(specialist_id, self.clock(), connection)
         self.wake.set()
-
-
-def queue_update(estimate: WaitEstimate) -> dict[str, Any]:
-    return {
-        "type": "queue.update",
-        "call_id": estimate.call_id,
-        "position": estimate.position,
-        "estimated_wait_s": estimate.seconds,
-        "message": estimate.message(),
-    }
 
 
 __all__ = ["CallRequest", "CallService", "TicketGrant", "queue_update"]

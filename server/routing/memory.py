@@ -13,11 +13,15 @@ import secrets
 import uuid
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field
 
 from sortedcontainers import SortedList
 
 from .errors import OfferExpired, SpecialistNotFound
+from .memory_records import DispatchCandidate as _Candidate
+from .memory_records import IdleTuple as _IdleTuple
+from .memory_records import RankTuple as _RankTuple
+from .memory_records import SpecialistRecord as _Specialist
+from .memory_records import WaitingEntry as _Waiting
 from .model import (
     Assignment,
     DesiredPresence,
@@ -34,55 +38,6 @@ from .model import (
     ladder_step,
     step_after_skill,
 )
-
-_RankTuple = tuple[float, int, str]  # (rank key, arrival sequence, call id)
-_IdleTuple = tuple[float, str]  # (idle since, specialist id)
-
-
-@dataclass
-class _Waiting:
-    call: QueuedCall
-    rank: _RankTuple
-    step: LadderStep
-    offer_id: str | None = None
-
-
-@dataclass(slots=True)
-class _Candidate:
-    """An unoffered queue in one dispatch run, its head and its idle pool."""
-
-    head: _RankTuple
-    queue: SortedList
-    pool: SortedList
-
-
-@dataclass
-class _Specialist:
-    profile: SpecialistProfile
-    fluent: frozenset[str]
-    skill_keys: frozenset[str] = frozenset()
-    #: the intents the profile's skills cover (derived once, read by every snapshot)
-    intents: frozenset[str] = frozenset()
-    desired: DesiredPresence = DesiredPresence.AWAY
-    connected: bool = False
-    connection: str = ""
-    last_seen: float = 0.0
-    idle_since: float = 0.0
-    misses: int = 0
-    offer_id: str | None = None
-    call_id: str | None = None
-    in_wrap_up: bool = False
-    idle_entry: _IdleTuple | None = field(default=None)
-
-    @property
-    def state(self) -> SpecialistState:
-        if self.call_id is not None:
-            return SpecialistState.WRAP_UP if self.in_wrap_up else SpecialistState.BUSY
-        if not self.connected:
-            return SpecialistState.OFFLINE
-        if self.offer_id is not None:
-            return SpecialistState.RESERVED
-        return SpecialistState(self.desired.value)
 
 
 class MemoryQueueBackend:
@@ -319,7 +274,7 @@ class MemoryQueueBackend:
 
     async def specialist(self, specialist_id: str) -> SpecialistView | None:
         spec = self._specialists.get(specialist_id)
-        return None if spec is None else self._view(spec)
+        return None if spec is None else spec.view()
 
     async def reap_stale(self, now: float) -> list[Offer]:
         cutoff = now - self.policy.presence_ttl_s
@@ -524,15 +479,5 @@ class MemoryQueueBackend:
             )
             for index, rank in enumerate(self._order)
         )
-        specialists = tuple(self._view(s) for s in self._specialists.values())
+        specialists = tuple(s.view() for s in self._specialists.values())
         return QueueSnapshot(taken_at=now, waiting=waiting, specialists=specialists)
-
-    def _view(self, spec: _Specialist) -> SpecialistView:
-        return SpecialistView(
-            specialist_id=spec.profile.specialist_id,
-            state=spec.state,
-            fluent_dialects=spec.fluent,
-            call_id=spec.call_id,
-            misses=spec.misses,
-            intents=spec.intents,
-        )

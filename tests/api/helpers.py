@@ -1,7 +1,9 @@
 """Helpers shared by the API test modules, on top of :mod:`tests.api.harness`.
 
 - :func:`assert_problem`: a reply is an RFC 9457 problem with the given status and code.
-- :func:`expect_silence`: nothing of a kind arrives on a socket for a while.
+- :func:`dispatcher_passes`: wait until the server's dispatcher has run whole passes.
+- :func:`expect_silence`: nothing of a kind arrives on a socket while the dispatcher
+  runs a few passes.
 - :func:`seeded_database`: one seeded database of a chosen kind, for modules that
   override the ``database_url`` fixture to run on SQLite only (the database does
   not change what they test) and opt single tests into PostgreSQL.
@@ -26,6 +28,7 @@ from typing import Any
 import aiohttp
 import pytest
 
+from server.appkeys import DISPATCHER
 from tests.api.harness import Reply, RunningServer, Socket, clone_sqlite, running_server
 from tests.plugin.databases import clone_name, postgres_clone
 
@@ -52,26 +55,37 @@ def assert_problem(
     return body
 
 
-async def expect_silence(
-    socket: Socket, kind: str, seconds: float, **match: Any
-) -> list[dict[str, Any]]:
-    """Read ``socket`` for ``seconds``; fail if a ``kind`` message (matching) arrives.
+async def dispatcher_passes(server: RunningServer, passes: int = 2, timeout: float = 20.0) -> int:
+    """Return once the server's dispatcher has completed ``passes`` more passes.
 
-    Returns what did arrive. Used for "no offer is made": the dispatcher runs every
-    few tens of milliseconds in tests, so a second is dozens of chances to misbehave.
+    Two are enough for "a whole pass saw the change made before this call"
+    (:class:`server.calls.dispatcher.PassCounter`). Bounded, so a dispatcher that
+    stopped fails the test instead of hanging it.
     """
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + seconds
+    async with asyncio.timeout(timeout):
+        return await server.app[DISPATCHER].passes.wait(passes)
+
+
+async def expect_silence(
+    socket: Socket, kind: str, server: RunningServer, passes: int = 3, **match: Any
+) -> list[dict[str, Any]]:
+    """Fail if a ``kind`` message (matching) reaches ``socket`` before the dispatcher
+    has completed ``passes`` more passes and a ping sent after them is answered.
+
+    Returns what did arrive (the pong last). Used for "no offer is made": each pass
+    is a chance to make it, and the server writes a socket's messages in order, so
+    anything a pass sent to this socket arrives before the pong.
+    """
+    await dispatcher_passes(server, passes)
+    await socket.send({"type": "ping"})
     seen: list[dict[str, Any]] = []
-    while (remaining := deadline - loop.time()) > 0:
-        try:
-            message = await socket.next(timeout=remaining)
-        except TimeoutError:
-            break
+    while True:
+        message = await socket.next(timeout=10)
         seen.append(message)
         if message.get("type") == kind and all(message.get(k) == v for k, v in match.items()):
             raise AssertionError(f"unexpected {kind}: {message}")
-    return seen
+        if message.get("type") == "pong":
+            return seen
 
 
 async def ping_pong(socket: Socket) -> None:

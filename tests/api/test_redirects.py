@@ -10,13 +10,16 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sqlite3
 import time
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 import structlog
-from sqlalchemy import func, select
+from sqlalchemy import event as sa_event
+from sqlalchemy import func, select, text
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from server.appkeys import COMPONENTS
 from server.db.banking import AuditEntry, Redirect
@@ -386,15 +389,74 @@ async def test_a_ticket_is_single_use_and_only_for_its_customer(
 
 
 @pytest.mark.parametrize(
-    "server_settings", [{"redirect_secret": SECRET, "redirect_ticket_ttl_s": 0.3}], ids=["ttl"]
+    "server_settings", [{"redirect_secret": SECRET, "redirect_ticket_ttl_s": 1e-6}], ids=["ttl"]
 )
 async def test_an_expired_ticket_is_refused(api: Api) -> None:
+    # The ticket lives a microsecond: the customer's call, a round trip later, is
+    # past its expiry without the test waiting (the boundary itself is tested on
+    # explicit times below and in tests/unit/test_redirect_rules.py).
     issued = await redirect(api, password_locked())
     assert issued.status == 201, issued
-    await asyncio.sleep(0.4)
     customer = await api.customer("C1002")
     reply = await customer.post("/api/v1/calls", {"ticket": issued.body["ticket"]})
     assert_problem(reply, 409, "ticket_expired")
+
+
+async def test_a_ticket_is_good_until_its_ttl_has_passed(database_url: str) -> None:
+    """The desk on a real database, with the time given: no waiting for it to pass."""
+    settings = Settings(
+        dev_mode=True, database_url=database_url, redirect_secret=SECRET, redirect_ticket_ttl_s=60
+    )
+    engine = make_engine(database_url)
+    sessions = make_sessionmaker(engine)
+    desk = TicketDesk(settings, sessions)
+    try:
+        # Whole seconds: stored times keep microseconds, and a float's sub-microsecond
+        # part would move the boundary off the instant this test names.
+        issued_at = float(int(time.time()))
+        late = (await desk.receive(_event(password_locked("evt-late")), issued_at))[0]
+        in_time = (await desk.receive(_event(password_locked("evt-in-time")), issued_at))[0]
+        async with sessions() as session:
+            with pytest.raises(Conflict) as refused:
+                await desk.redeem(session, "C1002", late.ticket, issued_at + 60)
+            assert refused.value.code == "ticket_expired"
+        async with sessions() as session:
+            grant = await desk.redeem(session, "C1002", in_time.ticket, issued_at + 59.9)
+            await session.commit()
+        assert grant.intent == "password"
+    finally:
+        await engine.dispose()
+
+
+def _event(body: dict[str, Any]) -> Any:
+    return RedirectRequest.model_validate(body).root
+
+
+async def until_waiting_on_a_lock(engine: AsyncEngine, sent: asyncio.Event) -> None:
+    """Return once the racer's UPDATE has been sent and is held up by the first
+    transaction's lock: on PostgreSQL the server says its backend waits on a lock;
+    on SQLite the first transaction holds the database's write lock, which the
+    UPDATE needs before it can finish."""
+    async with asyncio.timeout(10):
+        await sent.wait()
+        if engine.dialect.name == "postgresql":
+            waiting = text(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+                " AND wait_event_type = 'Lock' AND query ILIKE 'UPDATE redirects%'"
+            )
+            while True:
+                async with engine.connect() as probe:
+                    if await probe.scalar(waiting):
+                        return
+                await asyncio.sleep(0.02)
+    database = engine.url.database
+    assert database is not None
+    probe = sqlite3.connect(database, timeout=0)
+    try:
+        with pytest.raises(sqlite3.OperationalError, match="locked"):
+            probe.execute("BEGIN IMMEDIATE")
+    finally:
+        probe.close()
 
 
 async def test_two_taps_racing_with_one_ticket_open_one_call(
@@ -429,8 +491,15 @@ async def test_two_redemptions_in_flight_at_once_only_one_wins(database_url: str
             grant = await desk.redeem(first, "C1001", receipt.ticket, now)
             assert grant.priority.value == "urgent"
             # The second reads the ticket as unused, then waits on the first's lock.
+            update_sent = asyncio.Event()
+
+            def on_statement(*args: Any) -> None:
+                if args[2].lstrip().upper().startswith("UPDATE REDIRECTS"):
+                    update_sent.set()
+
+            sa_event.listen(engine.sync_engine, "before_cursor_execute", on_statement)
             racer = asyncio.create_task(desk.redeem(second, "C1001", receipt.ticket, now))
-            await asyncio.sleep(0.3)
+            await until_waiting_on_a_lock(engine, update_sent)
             assert not racer.done()
             await first.commit()
             with pytest.raises(Conflict) as lost:

@@ -2,11 +2,11 @@
 
 Timings are shortened per test (``server_settings``): leases of half a second
 where a lease must run out, a short dialect wait where the fallback is tested.
-Waits are on events (``expect``); "nothing happens" is checked by listening for
-a fixed while (:func:`expect_silence`), during which the dispatcher runs dozens
-of passes. Routing does not depend on the database, so these run on SQLite;
-the tests where the database does matter (the race between two taps, the
-supervisor's figures read from SQL) also run on PostgreSQL.
+Waits are on events (``expect``); "nothing happens" is checked over whole
+dispatcher passes (:func:`dispatcher_passes`, :func:`expect_silence`), each of
+which was a chance for it to happen. Routing does not depend on the database, so
+these run on SQLite; the tests where the database does matter (the race between
+two taps, the supervisor's figures read from SQL) also run on PostgreSQL.
 """
 
 from __future__ import annotations
@@ -21,10 +21,11 @@ from typing import Any
 import pytest
 
 from server.routing.estimate import wait_message
-from tests.api.harness import Api, Party, Socket
+from tests.api.harness import Api, Party, RunningServer, Socket
 from tests.api.helpers import (
     BOTH_DATABASES,
     assert_problem,
+    dispatcher_passes,
     expect_silence,
     seeded_database,
 )
@@ -100,7 +101,9 @@ async def metrics_text(api: Api) -> str:
 # --------------------------------------------------------------------------- who gets the offer
 
 
-async def test_a_dialect_speaker_gets_the_call_even_if_another_waited_longer(api: Api) -> None:
+async def test_a_dialect_speaker_gets_the_call_even_if_another_waited_longer(
+    api: Api, server: RunningServer
+) -> None:
     _cmn_only, cmn_ws = await api.available_specialist("zhang.jun")  # idle the longest
     _wuu, wuu_ws = await api.available_specialist("zhou.min")
     _customer, call_id = await place_call(api, "C1001")  # prefers wuu
@@ -108,7 +111,7 @@ async def test_a_dialect_speaker_gets_the_call_even_if_another_waited_longer(api
     offer = await wuu_ws.expect("call.offered", call_id=call_id)
     assert offer["context"]["dialect"] == "wuu"
     assert offer["customer"]["preferred_dialect"] == "wuu"
-    await expect_silence(cmn_ws, "call.offered", 0.3)
+    await expect_silence(cmn_ws, "call.offered", server)
     offered = [e for e in await timeline(api, call_id) if e["kind"] == "offered"]
     assert [(e["actor_id"], e["data"]["step"]) for e in offered] == [("S03", "dialect")]
 
@@ -147,14 +150,14 @@ async def test_a_yue_caller_with_no_yue_speaker_logged_in_goes_to_anyone_at_once
 
 @pytest.mark.parametrize("order", [("zhang.jun", "li.na"), ("li.na", "zhang.jun")])
 async def test_the_specialist_idle_the_longest_gets_the_offer(
-    api: Api, order: tuple[str, str]
+    api: Api, server: RunningServer, order: tuple[str, str]
 ) -> None:
     first, second = order
     _a, first_ws = await api.available_specialist(first)
     _b, second_ws = await api.available_specialist(second)
     _customer, call_id = await place_call(api, "C1003")  # cmn: both qualify
     await first_ws.expect("call.offered", call_id=call_id)
-    await expect_silence(second_ws, "call.offered", 0.3)
+    await expect_silence(second_ws, "call.offered", server)
 
 
 # --------------------------------------------------------------------------- leases and misses
@@ -163,6 +166,7 @@ async def test_the_specialist_idle_the_longest_gets_the_offer(
 @with_settings(offer_lease_s=0.5)
 async def test_unanswered_offers_expire_keep_the_place_and_three_misses_mean_away(
     api: Api,
+    server: RunningServer,
 ) -> None:
     _desk, desk_ws = await api.available_specialist("chen.li")
     first, first_id = await place_call(api, "C1001")
@@ -184,7 +188,7 @@ async def test_unanswered_offers_expire_keep_the_place_and_three_misses_mean_awa
     assert len(set(offer_ids)) == 3
 
     # Away: no more offers, for either call, over several lease lengths.
-    await expect_silence(desk_ws, "call.offered", 1.0)
+    await expect_silence(desk_ws, "call.offered", server, passes=20)
     assert (await specialist_states(api))["chen.li"] == "away"
     kinds = [e["kind"] for e in await timeline(api, first_id)]
     assert kinds == ["queued"] + ["offered", "offer_expired"] * 3
@@ -206,7 +210,9 @@ async def test_accepting_after_the_lease_ended_is_409(api: Api) -> None:
 
 
 @with_settings(max_consecutive_misses=1)
-async def test_declining_passes_the_call_on_and_is_not_a_miss(api: Api) -> None:
+async def test_declining_passes_the_call_on_and_is_not_a_miss(
+    api: Api, server: RunningServer
+) -> None:
     declining, declining_ws = await api.available_specialist("zhang.jun")
     _other, other_ws = await api.available_specialist("li.na")
     _customer, call_id = await place_call(api, "C1003")
@@ -221,7 +227,7 @@ async def test_declining_passes_the_call_on_and_is_not_a_miss(api: Api) -> None:
     assert passed_on["offer_id"] != offer["offer_id"]
 
     # One miss would put this specialist away (max_consecutive_misses=1); a decline does not.
-    seen = await expect_silence(declining_ws, "presence.updated", 0.3)
+    seen = await expect_silence(declining_ws, "presence.updated", server)
     assert not [m for m in seen if m["type"] == "call.offered"]
     assert (await specialist_states(api))["zhang.jun"] == "available"
     text = await metrics_text(api)
@@ -234,7 +240,9 @@ async def test_declining_passes_the_call_on_and_is_not_a_miss(api: Api) -> None:
 # --------------------------------------------------------------------------- one call at a time
 
 
-async def test_a_busy_specialist_gets_no_second_offer_until_wrapped_up(api: Api) -> None:
+async def test_a_busy_specialist_gets_no_second_offer_until_wrapped_up(
+    api: Api, server: RunningServer
+) -> None:
     desk, desk_ws = await api.available_specialist("chen.li")
     _first, first_id = await place_call(api, "C1001")
     offer = await desk_ws.expect("call.offered", call_id=first_id)
@@ -242,9 +250,9 @@ async def test_a_busy_specialist_gets_no_second_offer_until_wrapped_up(api: Api)
     assert accepted.status == 200, accepted
 
     second, second_id = await place_call(api, "C1003")
-    await expect_silence(desk_ws, "call.offered", 0.5)
+    await expect_silence(desk_ws, "call.offered", server)
     assert (await desk.post(f"/api/v1/calls/{first_id}/end")).status == 200
-    await expect_silence(desk_ws, "call.offered", 0.3)  # wrap-up is not free time
+    await expect_silence(desk_ws, "call.offered", server)  # wrap-up is not free time
     assert (await second.get(f"/api/v1/calls/{second_id}")).body["state"] == "queued"
 
     wrapped = await desk.post(f"/api/v1/calls/{first_id}/wrap-up", {"code": "balance_inquiry"})
@@ -252,7 +260,9 @@ async def test_a_busy_specialist_gets_no_second_offer_until_wrapped_up(api: Api)
     await desk_ws.expect("call.offered", call_id=second_id)
 
 
-async def test_a_closed_desk_gets_no_offers_and_its_offer_moves_on(api: Api) -> None:
+async def test_a_closed_desk_gets_no_offers_and_its_offer_moves_on(
+    api: Api, server: RunningServer
+) -> None:
     _leaving, leaving_ws = await api.available_specialist("zhang.jun")
     _staying, staying_ws = await api.available_specialist("li.na")
     _customer, call_id = await place_call(api, "C1003")
@@ -266,7 +276,7 @@ async def test_a_closed_desk_gets_no_offers_and_its_offer_moves_on(api: Api) -> 
 
     # The other desk is reserved now; the closed one is not offered the next call.
     later, later_id = await place_call(api, "C1006")
-    await asyncio.sleep(0.5)
+    await dispatcher_passes(server)  # a whole pass saw the new call
     assert (await later.get(f"/api/v1/calls/{later_id}")).body["state"] == "queued"
     assert [e["kind"] for e in await timeline(api, later_id)] == ["queued"]
 

@@ -12,7 +12,7 @@ from sqlalchemy import select
 
 from server import audit
 from server.banking import CLEARING_ACCOUNT_ID, ExecutionFailed, SqlLedger
-from server.banking.ledger import TICKET_TTL
+from server.banking.credentials import TICKET_TTL
 from server.db.banking import (
     BlockedPayee,
     Card,
@@ -242,7 +242,10 @@ async def test_over_the_daily_counter_limit_is_refused(
     )
 
 
-@pytest.mark.parametrize("step", ["_remember_payee", "_move_clearing"])
+# The payee book is written after the postings; the clearing row is moved last of all.
+@pytest.mark.parametrize(
+    "step", ["server.banking.transfers._remember_payee", "server.banking.ledger.move_clearing"]
+)
 async def test_a_failure_mid_execution_leaves_no_half_posted_transfer(
     sessions: Sessions, ledger: SqlLedger, monkeypatch: pytest.MonkeyPatch, step: str
 ) -> None:
@@ -256,7 +259,7 @@ async def test_a_failure_mid_execution_leaves_no_half_posted_transfer(
         raise RuntimeError("storage failure")
 
     with monkeypatch.context() as patch:
-        patch.setattr(SqlLedger, step, broken)
+        patch.setattr(step, broken)
         async with sessions() as s:
             with pytest.raises(RuntimeError):
                 await ledger.execute(s, operation, "C1001", "transfer", params, _now())

@@ -7,8 +7,9 @@ import asyncio
 from typing import Any
 
 import pytest
+from aiohttp.web_protocol import RequestHandler
 
-from tests.api.harness import Api
+from tests.api.harness import Api, RunningServer
 from tests.e2e.media_client import MediaClient
 
 pytestmark = pytest.mark.media
@@ -100,17 +101,37 @@ async def test_customer_drops_and_returns_within_grace(api: Api) -> None:
         await customer.close()
 
 
-async def test_customer_back_before_the_drop_is_noticed(api: Api) -> None:
+def _server_connection(server: RunningServer, client: MediaClient) -> RequestHandler:
+    """The server's end of ``client``'s socket (found by the client's address)."""
+    assert client.ws is not None
+    address = client.ws.get_extra_info("sockname")
+    for handler in server.runner.server.connections:
+        transport = handler.transport
+        if transport is not None and transport.get_extra_info("peername") == address:
+            return handler
+    raise AssertionError(f"the server holds no connection from {address}")
+
+
+async def _closed_on_the_server(server: RunningServer, handler: RequestHandler) -> None:
+    """Return once the server is done with that connection: aiohttp lets go of it only
+    after its handler returned, so the socket's close hooks have all run."""
+    async with asyncio.timeout(10):
+        while handler in server.runner.server.connections:
+            await asyncio.sleep(0.02)
+
+
+async def test_customer_back_before_the_drop_is_noticed(api: Api, server: RunningServer) -> None:
     """The new socket arrives first; the old one's late close must not count as a drop."""
     desk, customer, call_id = await _connected_call(api, "C1002")
     try:
         await customer.frames(5)
+        old_socket = _server_connection(server, customer)
         back = MediaClient(customer.party)
         await back.connect()  # the old socket is still open on the server
         await customer.drop()
         await back.frames(10)
         await desk.frames(10)
-        await asyncio.sleep(0.5)  # let the old socket's close be processed
+        await _closed_on_the_server(server, old_socket)
         kinds = await _kinds(api, call_id)
         assert "party_reconnected" in kinds and "party_dropped" not in kinds, kinds
         view = await back.party.get(f"/api/v1/calls/{call_id}")
