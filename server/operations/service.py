@@ -19,7 +19,6 @@ import time
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -37,24 +36,33 @@ from server.db.banking import BlockedPayee, Operation, WarningShown
 from server.db.models import Call
 from server.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from server.hub.hub import Hub
-from server.recordings.hooks import mark_operation_event, require_recording
+from server.recordings.hooks import require_recording
 from server.settings import Settings
 
-from .assessment import IntegritySource, risk_operation, video_integrity
+from .assessment import (
+    IntegritySource,
+    assess,
+    assessment_json,
+    shadow_json,
+    video_integrity,
+)
+from .audit_trail import audit_operation
 from .evidence import execution_params
 from .locks import in_live_call, lock_in_order
-from .params import parse_params, summary
+from .notifications import announce, desk_update, request_confirmation, warn_customer
+from .params import parse_params
 from .state import (
     NEEDS_CONFIRMATION,
     PENDING,
     RISK_CHECKED,
     Kind,
     OperationState,
+    check_answers,
     check_confirmable,
     state_for_decision,
     state_for_review,
 )
-from .views import REFERRAL_STEPS, operation_view
+from .views import operation_view
 
 log = structlog.get_logger(__name__)
 
@@ -139,7 +147,7 @@ class OperationService:
             op = await self._create(session, call, principal, kind, params, statement, origin, now)
             await session.commit()
             await session.refresh(op)
-        await self._announce(op, now)
+        await announce(self.hub, self.sessions, op, now)
         if self.integrity is not None:
             await self.integrity.before_operation(call_id, op.kind, op.params, op.operation_id)
         return operation_view(op, Role.SPECIALIST)
@@ -190,15 +198,11 @@ class OperationService:
             version=0,
         )
         if kind in RISK_CHECKED:
-            assessment = await self._assess(session, call, op, when)
+            assessment = await assess(
+                session, self.core, self.engine, self.zone, self.integrity, call, op, when
+            )
             op.risk = assessment_json(assessment)
-            if assessment.shadow is not None:
-                op.shadow_risk = {
-                    "decision": assessment.shadow.decision.value,
-                    "score": assessment.shadow.score,
-                    "reason_codes": list(assessment.shadow.reason_codes),
-                    "ruleset_version": assessment.shadow.ruleset_version,
-                }
+            op.shadow_risk = shadow_json(assessment)
             state = state_for_decision(assessment.decision.value)
             op.state = state.value
             if state is OperationState.HELD:
@@ -207,7 +211,7 @@ class OperationService:
             op.state = OperationState.AWAITING_CONFIRMATION.value
         session.add(op)
         await session.flush()
-        await _audit_operation(
+        await audit_operation(
             session,
             "operation.created",
             op.operation_id,
@@ -216,7 +220,7 @@ class OperationService:
             data={"call_id": call.call_id, "kind": op.kind, "params": params, "origin": origin},
         )
         if op.risk is not None:
-            await _audit_operation(
+            await audit_operation(
                 session,
                 "risk.decision",
                 op.operation_id,
@@ -236,152 +240,6 @@ class OperationService:
             await self._execute(session, op, now)
         return op
 
-    async def _assess(
-        self, session: AsyncSession, call: Call, op: Operation, when: datetime
-    ) -> risk.Assessment:
-        """Evaluate inline. Anything that cannot be loaded goes in as unknown, and
-        the engine's own fail-safe turns unknowns into review or hold, never allow."""
-        try:
-            # Under a savepoint: a database error while reading rolls back only
-            # the read, and the transaction stays usable for the fail-safe path
-            # (on PostgreSQL an error otherwise aborts the whole transaction).
-            # SQLite has no aborted transactions, and a savepoint there before
-            # the first write would commit a transaction of its own.
-            if session.get_bind().dialect.name == "sqlite":
-                profile, lists = await self.core.risk_inputs(session, call.customer_id, when)
-            else:
-                async with session.begin_nested():
-                    profile, lists = await self.core.risk_inputs(session, call.customer_id, when)
-        except Exception:
-            log.exception("risk.inputs_unavailable", operation_id=op.operation_id)
-            profile = risk.CustomerProfile(customer_id=call.customer_id)
-            lists = risk.RiskLists()
-        earlier = await self._earlier_operations(session, call.customer_id, when)
-        redirect = (call.context or {}).get("redirect") or {}
-        session_info = risk.CallSession(
-            call_id=call.call_id,
-            redirect_kind=redirect.get("kind") if isinstance(redirect, dict) else None,
-            earlier_operations=earlier,
-            stated_reason=op.customer_statement,
-            local_time=when.astimezone(self.zone),
-            video_integrity=video_integrity(self.integrity, call.call_id),
-        )
-        try:
-            facts = await self.core.operation_facts(
-                session, call.customer_id, op.kind, op.params, when
-            )
-        except Exception:
-            log.exception("risk.operation_facts_unavailable", operation_id=op.operation_id)
-            facts = {}
-        operation = risk_operation(op.kind, {**op.params, **facts})
-        return self.engine.evaluate(operation, profile, session_info, lists, now=when)
-
-    async def _earlier_operations(
-        self, session: AsyncSession, customer_id: str, when: datetime
-    ) -> tuple[risk.PriorOperation, ...]:
-        """This customer's operations of the last 24 hours, in this call or another."""
-        rows = (
-            (
-                await session.execute(
-                    select(Operation)
-                    .where(
-                        Operation.customer_id == customer_id,
-                        Operation.created_at >= when - timedelta(hours=24),
-                    )
-                    .order_by(Operation.created_at)
-                )
-            )
-            .scalars()
-            .all()
-        )
-        return tuple(
-            risk.PriorOperation(
-                kind=row.kind,
-                at=row.created_at,
-                outcome=row.state,
-                amount=_decimal(row.params.get("amount")),
-                currency=row.params.get("currency"),
-                payee_account=row.params.get("payee_account"),
-                new_limit=_decimal(row.params.get("new_limit")),
-            )
-            for row in rows
-        )
-
-    async def _announce(self, op: Operation, now: float) -> None:
-        """Tell the desk and the customer what the new (or changed) operation needs."""
-        await self._desk_update(op)
-        state = OperationState(op.state)
-        decision = op.risk["decision"] if op.risk else None
-        if decision in ("review", "block", "hold") and op.risk is not None and op.specialist_id:
-            popup: dict[str, Any] = {
-                "type": "risk.popup",
-                "operation_id": op.operation_id,
-                "decision": decision,
-                "reasons": op.risk["reasons"],
-                "score": op.risk["score"],
-            }
-            if decision == "block":
-                popup["referral"] = REFERRAL_STEPS
-            await self.hub.send(Role.SPECIALIST, op.specialist_id, popup)
-        if decision in ("warn", "review", "hold", "block"):
-            await self._warn_customer(op, now)
-        if state is OperationState.AWAITING_CONFIRMATION:
-            await self._request_confirmation(op)
-
-    async def _desk_update(self, op: Operation) -> None:
-        if op.specialist_id:
-            await self.hub.send(
-                Role.SPECIALIST,
-                op.specialist_id,
-                {"type": "operation.updated", "operation": operation_view(op, Role.SPECIALIST)},
-            )
-
-    async def _warn_customer(self, op: Operation, now: float) -> None:
-        assert op.risk is not None
-        text = warning_text(op.risk, op.state, op.hold_until)
-        async with self.sessions() as session:
-            session.add(
-                WarningShown(
-                    operation_id=op.operation_id,
-                    customer_id=op.customer_id,
-                    decision=op.risk["decision"],
-                    reason_codes=[r["code"] for r in op.risk["reasons"]],
-                    text=text,
-                    sent_at=_now_dt(now),
-                    delivered=False,
-                )
-            )
-            await _audit_operation(
-                session,
-                "risk.warning_sent",
-                op.operation_id,
-                now,
-                data={"decision": op.risk["decision"], "text": text},
-            )
-            await session.commit()
-        await self.hub.send(
-            Role.CUSTOMER,
-            op.customer_id,
-            {
-                "type": "risk.warning",
-                "operation_id": op.operation_id,
-                "decision": op.risk["decision"],
-                "text": text,
-            },
-        )
-
-    async def _request_confirmation(self, op: Operation) -> None:
-        await self.hub.send(
-            Role.CUSTOMER,
-            op.customer_id,
-            {
-                "type": "operation.confirm_request",
-                "operation_id": op.operation_id,
-                "kind": op.kind,
-                "summary": summary(Kind(op.kind), op.params),
-            },
-        )
-
     async def warning_shown(self, principal: Principal, operation_id: str) -> None:
         """The customer's app says the warning is on screen: record when."""
         principal.require(Role.CUSTOMER)
@@ -397,7 +255,7 @@ class OperationService:
                 .values(shown_at=_now_dt(now), delivered=True)
             )
             if getattr(result, "rowcount", 0):
-                await _audit_operation(
+                await audit_operation(
                     session, "risk.warning_shown", operation_id, now, by=principal
                 )
             await session.commit()
@@ -422,7 +280,7 @@ class OperationService:
                 if call is None or call.specialist_id != principal.subject:
                     raise Forbidden("only the specialist on the call answers its review")
             if action == "proceed" and current is OperationState.AWAITING_REVIEW:
-                _check_answers(op, answers)
+                check_answers(op.risk, answers)
             if action == "proceed" and current is OperationState.HELD and not note:
                 raise ValidationFailed("note: releasing a hold needs a note saying why")
             review = {
@@ -444,16 +302,16 @@ class OperationService:
                     seconds=self.settings.hold_cooling_off_s
                 )
             await self._transition(session, op, current, values)
-            await _audit_operation(
+            await audit_operation(
                 session, "operation.reviewed", operation_id, now, by=principal, data=review
             )
             await session.commit()
             await session.refresh(op)
-        await self._desk_update(op)
+        await desk_update(self.hub, op)
         if target is OperationState.AWAITING_CONFIRMATION:
-            await self._request_confirmation(op)
+            await request_confirmation(self.hub, op)
         elif target in (OperationState.HELD, OperationState.BLOCKED) and op.risk is not None:
-            await self._warn_customer(op, now)
+            await warn_customer(self.hub, self.sessions, op, now)
         return operation_view(op, Role.SPECIALIST)
 
     async def _transition(
@@ -508,7 +366,7 @@ class OperationService:
                         "version": op.version + 1,
                     },
                 )
-                await _audit_operation(
+                await audit_operation(
                     session, "operation.refused_by_customer", operation_id, now, by=principal
                 )
                 await session.commit()
@@ -516,7 +374,7 @@ class OperationService:
                 op.confirmation = confirmation
                 await self._execute(session, op, now)
             await session.refresh(op)
-        await self._desk_update(op)
+        await desk_update(self.hub, op)
         return operation_view(op, Role.CUSTOMER)
 
     async def _execute(self, session: AsyncSession, op: Operation, now: float) -> None:
@@ -550,7 +408,7 @@ class OperationService:
                 .where(Operation.operation_id == operation_id)
                 .values(result=result)
             )
-            await _audit_operation(
+            await audit_operation(
                 session, "operation.executed", operation_id, now, data={"result": result}
             )
             await session.commit()
@@ -571,7 +429,7 @@ class OperationService:
                     version=version + 1,
                 )
             )
-            await _audit_operation(
+            await audit_operation(
                 session, "operation.failed", operation_id, now, data={"reason": reason}
             )
             await session.commit()
@@ -604,7 +462,7 @@ class OperationService:
                         version=op.version + 1,
                     )
                 )
-                await _audit_operation(
+                await audit_operation(
                     session,
                     "operation.abandoned",
                     op.operation_id,
@@ -644,99 +502,3 @@ class OperationService:
                 )
                 await session.commit()
         return {"account_no": account_no, "blocked": True, "reason": reason}
-
-
-async def _audit_operation(
-    session: AsyncSession,
-    kind: str,
-    operation_id: str,
-    now: float,
-    by: Principal | None = None,
-    data: dict[str, Any] | None = None,
-) -> None:
-    """One audit entry about an operation, in the caller's transaction."""
-    await audit.record(
-        session,
-        kind,
-        at=now,
-        actor_role=by.role.value if by else None,
-        actor_id=by.subject if by else None,
-        subject_type="operation",
-        subject_id=operation_id,
-        data=data,
-    )
-    await mark_operation_event(session, kind, operation_id, now, data)  # recording index
-
-
-def assessment_json(assessment: risk.Assessment) -> dict[str, Any]:
-    return {
-        "decision": assessment.decision.value,
-        "score": assessment.score,
-        "reasons": [
-            {
-                "code": r.code,
-                "specialist_text": r.specialist_text,
-                "customer_text": dict(r.customer_text),
-                "questions": list(r.questions),
-            }
-            for r in assessment.reasons
-        ],
-        "mitigations": [r.code for r in assessment.mitigations],
-        "unknown_features": list(assessment.unknown_features),
-        "ruleset_version": assessment.ruleset_version,
-        "typology": assessment.typology,
-    }
-
-
-def warning_text(
-    risk_json: dict[str, Any], state: str, hold_until: datetime | None
-) -> dict[str, str]:
-    """The customer's warning: every distinct plain-words reason, then what happens next."""
-    zh: list[str] = []
-    en: list[str] = []
-    for reason in risk_json["reasons"]:
-        text = reason.get("customer_text") or {}
-        if text.get("zh") and text["zh"] not in zh:
-            zh.append(text["zh"])
-        if text.get("en") and text["en"] not in en:
-            en.append(text["en"])
-    if state == OperationState.HELD.value:
-        until = hold_until.isoformat() if hold_until else ""
-        zh.append(
-            "为了保护您的资金，这笔业务先暂停24小时。您可以联系家人商量，或再次接通云网点由专员为您解除。"
-        )
-        en.append(
-            "To protect your money this is paused for 24 hours "
-            f"(until {until}). Talk it over with family; a specialist can release it with you."
-        )
-    elif state == OperationState.BLOCKED.value:
-        zh.append("这笔业务已被拦截，钱没有转出。如有人让您转账，请拨打96110反诈专线。")
-        en.append(
-            "This has been stopped and no money has left. If someone told you to move money, "
-            "call the anti-fraud line 96110."
-        )
-    return {"zh": "".join(zh), "en": " ".join(en)}
-
-
-def _decimal(value: Any) -> Decimal | None:
-    return None if value is None else Decimal(str(value))
-
-
-def _check_answers(op: Operation, answers: dict[str, str] | None) -> None:
-    """Proceeding past a review needs an answer to every scripted question.
-
-    An answer is keyed by the question's text or by ``"<reason code>.<n>"`` (n from 1).
-    """
-    given = answers or {}
-    missing: list[str] = []
-    for reason in (op.risk or {}).get("reasons", []):
-        for index, question in enumerate(reason.get("questions", []), start=1):
-            answer = given.get(f"{reason['code']}.{index}") or given.get(question) or ""
-            if not str(answer).strip() and question not in missing:
-                missing.append(question)
-    if missing:
-        raise ValidationFailed(
-            "answers: every scripted question needs an answer before proceeding; missing: "
-            + "; ".join(missing[:5]),
-            code="answers_required",
-        )

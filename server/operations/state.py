@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import enum
+from typing import Any
 
-from server.errors import IllegalTransition
+from server.errors import IllegalTransition, ValidationFailed
 
 
 class OperationState(enum.StrEnum):
@@ -82,3 +83,23 @@ def state_for_review(current: OperationState, action: str) -> OperationState:
 def check_confirmable(current: OperationState) -> None:
     if current is not OperationState.AWAITING_CONFIRMATION:
         raise IllegalTransition("operation", current.value, "confirm it")
+
+
+def check_answers(risk_json: dict[str, Any] | None, answers: dict[str, str] | None) -> None:
+    """Proceeding past a review needs an answer to every scripted question.
+
+    An answer is keyed by the question's text or by ``"<reason code>.<n>"`` (n from 1).
+    """
+    given = answers or {}
+    missing: list[str] = []
+    for reason in (risk_json or {}).get("reasons", []):
+        for index, question in enumerate(reason.get("questions", []), start=1):
+            answer = given.get(f"{reason['code']}.{index}") or given.get(question) or ""
+            if not str(answer).strip() and question not in missing:
+                missing.append(question)
+    if missing:
+        raise ValidationFailed(
+            "answers: every scripted question needs an answer before proceeding; missing: "
+            + "; ".join(missing[:5]),
+            code="answers_required",
+        )
