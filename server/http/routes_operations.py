@@ -48,11 +48,22 @@ class RiskReasonOut(BaseModel):
     questions: list[str] | None = None
 
 
+class LivenessBindingOut(BaseModel):
+    """The liveness challenge an operation waited for (server/operations/liveness.py)."""
+
+    challenge_id: str
+    kind: Literal["colour", "head_turn"]
+    status: Literal["pending", "passed", "failed", "expired"]
+    reason: str | None = None
+    decide_by: str
+
+
 class RiskOut(BaseModel):
     decision: Literal["allow", "warn", "review", "hold", "block"]
     score: int | None = None
     reasons: list[RiskReasonOut]
     ruleset_version: str | None = None
+    liveness: LivenessBindingOut | None = None
 
 
 class OperationResponse(BaseModel):
@@ -60,6 +71,7 @@ class OperationResponse(BaseModel):
     call_id: str
     kind: str
     state: Literal[
+        "awaiting_liveness",
         "awaiting_review",
         "awaiting_confirmation",
         "held",

@@ -59,3 +59,5 @@ def install_integrity_hooks(
     service.large_amount = float(operations.engine.ruleset.large_amount_cny)
     operations.integrity = service
     components.calls.observers.append(IntegrityObserver(service))
+    # An operation whose liveness verdict was lost is decided as not passed, on any node.
+    components.dispatcher.sweepers.append(operations.expire_overdue_liveness)

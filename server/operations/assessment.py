@@ -16,7 +16,8 @@ stored on the operation.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import replace
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any, Protocol
@@ -30,6 +31,7 @@ import risk
 from server.banking.core import CoreBanking
 from server.db.banking import Operation
 from server.db.models import Call
+from signaling.integrity.liveness import Challenge, Verdict
 
 from .state import Kind
 
@@ -115,9 +117,21 @@ class IntegritySource(Protocol):
 
     def risk_input(self, call_id: str) -> risk.VideoIntegrity | None: ...
 
-    async def before_operation(
-        self, call_id: str, kind: str, params: dict[str, Any], operation_id: str
-    ) -> str | None: ...
+    def liveness_challenge(
+        self, call_id: str, kind: str, params: dict[str, Any]
+    ) -> Challenge | None: ...
+
+    def verdict_due(self, challenge: Challenge) -> float: ...
+
+    def send_challenge(
+        self,
+        call_id: str,
+        challenge: Challenge,
+        *,
+        why: str,
+        operation_id: str | None = None,
+        on_result: Callable[[Verdict], Awaitable[None]] | None = None,
+    ) -> Challenge | None: ...
 
 
 def video_integrity(source: IntegritySource | None, call_id: str) -> risk.VideoIntegrity | None:
@@ -140,9 +154,13 @@ async def assess(
     call: Call,
     op: Operation,
     when: datetime,
+    liveness: str | None = None,
 ) -> risk.Assessment:
     """Evaluate inline. Anything that cannot be loaded goes in as unknown, and
-    the engine's own fail-safe turns unknowns into review or hold, never allow."""
+    the engine's own fail-safe turns unknowns into review or hold, never allow.
+
+    ``liveness`` (``passed``/``failed``) is the result of the challenge the operation
+    waited for; it replaces the call's latest in what the engine is told."""
     try:
         # Under a savepoint: a database error while reading rolls back only
         # the read, and the transaction stays usable for the fail-safe path
@@ -158,7 +176,16 @@ async def assess(
         log.exception("risk.inputs_unavailable", operation_id=op.operation_id)
         profile = risk.CustomerProfile(customer_id=call.customer_id)
         lists = risk.RiskLists()
-    earlier = await earlier_operations(session, call.customer_id, when)
+    # The operation itself is not one of its own earlier operations (it is stored
+    # already when it is assessed again with its liveness result).
+    earlier = await earlier_operations(session, call.customer_id, when, excluding=op.operation_id)
+    video = video_integrity(integrity, call.call_id)
+    if liveness is not None:
+        video = (
+            replace(video, liveness=liveness)
+            if video is not None
+            else risk.VideoIntegrity(status="unknown", liveness=liveness)
+        )
     redirect = (call.context or {}).get("redirect") or {}
     session_info = risk.CallSession(
         call_id=call.call_id,
@@ -166,7 +193,7 @@ async def assess(
         earlier_operations=earlier,
         stated_reason=op.customer_statement,
         local_time=when.astimezone(zone),
-        video_integrity=video_integrity(integrity, call.call_id),
+        video_integrity=video,
     )
     try:
         facts = await core.operation_facts(session, call.customer_id, op.kind, op.params, when)
@@ -178,9 +205,10 @@ async def assess(
 
 
 async def earlier_operations(
-    session: AsyncSession, customer_id: str, when: datetime
+    session: AsyncSession, customer_id: str, when: datetime, excluding: str | None = None
 ) -> tuple[risk.PriorOperation, ...]:
-    """This customer's operations of the last 24 hours, in this call or another."""
+    """This customer's operations of the last 24 hours, in this call or another
+    (but not ``excluding``, the one being assessed)."""
     rows = (
         (
             await session.execute(
@@ -188,6 +216,7 @@ async def earlier_operations(
                 .where(
                     Operation.customer_id == customer_id,
                     Operation.created_at >= when - timedelta(hours=24),
+                    Operation.operation_id != (excluding or ""),
                 )
                 .order_by(Operation.created_at)
             )

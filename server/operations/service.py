@@ -22,23 +22,24 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-import structlog
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 import risk
-from server import audit
 from server.auth.principal import Principal, Role
 from server.banking.core import CoreBanking, ExecutionFailed
 from server.calls import repository as repo
 from server.calls.state import CallState
-from server.db.banking import BlockedPayee, Operation, WarningShown
+from server.db.banking import Operation, WarningShown
 from server.db.models import Call
 from server.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from server.hub.hub import Hub
 from server.recordings.hooks import require_recording
 from server.settings import Settings
+from signaling.integrity.liveness import Challenge
 
+from . import liveness
+from .access import block_payee, visible_operation
 from .assessment import (
     IntegritySource,
     assess,
@@ -63,8 +64,6 @@ from .state import (
     state_for_review,
 )
 from .views import operation_view
-
-log = structlog.get_logger(__name__)
 
 
 def _now_dt(now: float) -> datetime:
@@ -94,27 +93,8 @@ class OperationService:
     # -- reading -------------------------------------------------------------------
     async def get(self, principal: Principal, operation_id: str) -> dict[str, Any]:
         async with self.sessions() as session:
-            op = await self._visible(session, principal, operation_id)
+            op = await visible_operation(session, principal, operation_id)
             return operation_view(op, principal.role)
-
-    async def _visible(self, session: AsyncSession, principal: Principal, op_id: str) -> Operation:
-        # Ids come from URL paths; one with a NUL cannot exist, and PostgreSQL
-        # rejects NUL in a query parameter with an error rather than "no row".
-        plausible = len(op_id) <= 64 and "\x00" not in op_id
-        op = await session.get(Operation, op_id) if plausible else None
-        if op is None:
-            raise NotFound(f"no operation {op_id!r} for you", code="operation_not_found")
-        if principal.role is Role.SUPERVISOR:
-            return op
-        if principal.role is Role.CUSTOMER and op.customer_id == principal.subject:
-            return op
-        if principal.role is Role.SPECIALIST:
-            call = await session.get(Call, op.call_id)
-            if call is not None and call.specialist_id == principal.subject:
-                return op
-            if op.state == OperationState.HELD.value:
-                return op  # held operations are released by any specialist
-        raise NotFound(f"no operation {op_id!r} for you", code="operation_not_found")
 
     # -- starting ----------------------------------------------------------------------
     async def start(
@@ -144,12 +124,21 @@ class OperationService:
             await require_recording(session, self.settings, call_id, kind.value)
             # A medium reported lost, or a choice of account to make: refused now.
             await self.core.preflight(session, call.customer_id, kind.value, params, _now_dt(now))
-            op = await self._create(session, call, principal, kind, params, statement, origin, now)
+            # A sensitive operation waits for a liveness check (server/operations/liveness.py).
+            challenge = (
+                self.integrity.liveness_challenge(call_id, kind.value, params)
+                if self.integrity is not None
+                else None
+            )
+            op = await self._create(
+                session, call, principal, kind, params, statement, origin, now, challenge
+            )
             await session.commit()
             await session.refresh(op)
-        await announce(self.hub, self.sessions, op, now)
-        if self.integrity is not None:
-            await self.integrity.before_operation(call_id, op.kind, op.params, op.operation_id)
+        if challenge is not None and op.state == OperationState.AWAITING_LIVENESS.value:
+            await liveness.send(self, op, challenge)
+        else:
+            await announce(self.hub, self.sessions, op, now)
         return operation_view(op, Role.SPECIALIST)
 
     async def start_from_redirect(self, call: Call, transfer: dict[str, Any]) -> str | None:
@@ -178,6 +167,7 @@ class OperationService:
         statement: str | None,
         origin: str,
         now: float,
+        challenge: Challenge | None = None,
     ) -> Operation:
         when = _now_dt(now)
         # The lock order first (call, customer), before any audit append.
@@ -207,6 +197,13 @@ class OperationService:
             op.state = state.value
             if state is OperationState.HELD:
                 op.hold_until = when + timedelta(seconds=self.settings.hold_cooling_off_s)
+            if challenge is not None and state is not OperationState.BLOCKED:
+                assert self.integrity is not None  # it drew the challenge
+                op.state = OperationState.AWAITING_LIVENESS.value
+                op.hold_until = None
+                due = self.integrity.verdict_due(challenge)
+                grace = self.settings.liveness_result_grace_s
+                op.risk = {**op.risk, "liveness": liveness.binding(challenge, due, grace)}
         elif kind not in NEEDS_CONFIRMATION:
             op.state = OperationState.AWAITING_CONFIRMATION.value
         session.add(op)
@@ -220,19 +217,16 @@ class OperationService:
             data={"call_id": call.call_id, "kind": op.kind, "params": params, "origin": origin},
         )
         if op.risk is not None:
-            await audit_operation(
-                session,
-                "risk.decision",
-                op.operation_id,
-                now,
-                data={
-                    "decision": op.risk["decision"],
-                    "score": op.risk["score"],
-                    "reason_codes": [r["code"] for r in op.risk["reasons"]],
-                    "ruleset_version": op.risk["ruleset_version"],
-                    "shadow": op.shadow_risk,
-                },
-            )
+            decided: dict[str, Any] = {
+                "decision": op.risk["decision"],
+                "score": op.risk["score"],
+                "reason_codes": [r["code"] for r in op.risk["reasons"]],
+                "ruleset_version": op.risk["ruleset_version"],
+                "shadow": op.shadow_risk,
+            }
+            if op.state == OperationState.AWAITING_LIVENESS.value:
+                decided["waits_for_liveness"] = op.risk["liveness"]["challenge_id"]
+            await audit_operation(session, "risk.decision", op.operation_id, now, data=decided)
         if (
             kind not in NEEDS_CONFIRMATION
             and op.state == OperationState.AWAITING_CONFIRMATION.value
@@ -245,7 +239,7 @@ class OperationService:
         principal.require(Role.CUSTOMER)
         now = self.clock()
         async with self.sessions() as session:
-            await self._visible(session, principal, operation_id)
+            await visible_operation(session, principal, operation_id)
             result = await session.execute(
                 update(WarningShown)
                 .where(
@@ -272,7 +266,7 @@ class OperationService:
         principal.require(Role.SPECIALIST)
         now = self.clock()
         async with self.sessions() as session:
-            op = await self._visible(session, principal, operation_id)
+            op = await visible_operation(session, principal, operation_id)
             current = OperationState(op.state)
             target = state_for_review(current, action)
             if current is OperationState.AWAITING_REVIEW:
@@ -351,7 +345,7 @@ class OperationService:
         principal.require(Role.CUSTOMER)
         now = self.clock()
         async with self.sessions() as session:
-            op = await self._visible(session, principal, operation_id)
+            op = await visible_operation(session, principal, operation_id)
             check_confirmable(OperationState(op.state))
             confirmation = {"confirmed": confirmed, "at": _now_dt(now).isoformat()}
             if not confirmed:
@@ -397,9 +391,12 @@ class OperationService:
                 },
                 live_call=True,
             )
-            integrity = video_integrity(self.integrity, op.call_id)
-            liveness = integrity.liveness if integrity is not None else None
-            params = await execution_params(session, op, now, liveness)
+            # The check this operation waited for, else the call's latest.
+            checked = liveness.bound_result(op)
+            if checked is None:
+                integrity = video_integrity(self.integrity, op.call_id)
+                checked = integrity.liveness if integrity is not None else None
+            params = await execution_params(session, op, now, checked)
             result = await self.core.execute(
                 session, operation_id, op.customer_id, op.kind, params, _now_dt(now)
             )
@@ -433,6 +430,11 @@ class OperationService:
                 session, "operation.failed", operation_id, now, data={"reason": reason}
             )
             await session.commit()
+
+    async def expire_overdue_liveness(self, now: float) -> None:
+        """Housekeeping: operations whose liveness verdict never came are decided as
+        not passed (server/operations/liveness.py)."""
+        await liveness.expire_overdue(self, now)
 
     # -- when the conversation ends --------------------------------------------------------
     async def call_ended(self, call: Call) -> None:
@@ -475,30 +477,6 @@ class OperationService:
     async def block_payee(
         self, principal: Principal, account_no: str, reason: str, operation_id: str | None
     ) -> dict[str, Any]:
-        principal.require(Role.SPECIALIST, Role.SUPERVISOR)
-        now = self.clock()
-        async with self.sessions() as session:
-            if operation_id is not None:
-                await self._visible(session, principal, operation_id)
-            existing = await session.get(BlockedPayee, account_no)
-            if existing is None:
-                session.add(
-                    BlockedPayee(
-                        account_no=account_no,
-                        reason=reason,
-                        added_by=principal.subject,
-                        added_at=_now_dt(now),
-                    )
-                )
-                await audit.record(
-                    session,
-                    "risk.payee_blocked",
-                    at=now,
-                    actor_role=principal.role.value,
-                    actor_id=principal.subject,
-                    subject_type="payee",
-                    subject_id=account_no,
-                    data={"reason": reason, "operation_id": operation_id},
-                )
-                await session.commit()
-        return {"account_no": account_no, "blocked": True, "reason": reason}
+        return await block_payee(
+            self.sessions, principal, account_no, reason, operation_id, self.clock()
+        )
