@@ -252,15 +252,20 @@ class IntegrityService:
         self, call_id: str, kind: str, params: dict[str, Any]
     ) -> Challenge | None:
         """The challenge a sensitive operation must wait for, drawn but not sent yet (the
-        operation is bound to it first); None when none is needed or the video is not
-        analysed (a challenge could not be checked)."""
+        operation is bound to it first); None when none is needed or nothing here
+        analyses the call's video (direct media, analysis off, another node's call).
+
+        A call whose video is analysed here but shows no result at this moment (its
+        leg just dropped, the analysis is only starting) still gets a challenge: the
+        operation then waits, and a check the video cannot show fails safe, rather
+        than a gap in the video letting the operation skip its check."""
         if not self.needs_liveness(kind, params):
             return None
-        return self._draw(call_id)
+        return self._draw(call_id, while_unknown=True)
 
-    def _draw(self, call_id: str) -> Challenge | None:
+    def _draw(self, call_id: str, *, while_unknown: bool = False) -> Challenge | None:
         state = self.state(call_id)
-        if self._closed or state is None or state.status == "unknown":
+        if self._closed or state is None or (state.status == "unknown" and not while_unknown):
             return None  # nothing analyses the video: a challenge could not be checked
         kind = self.rng.choice(list(self.settings.liveness_kinds))
         return new_challenge(kind, uuid.uuid4().hex, self.clock(), self.rng)
