@@ -377,7 +377,9 @@ def build(settings: Settings) -> Container:
         queue_update_hooks=(CallbackOffers(sessions, callbacks_policy).annotate_queue_updates,),
     )
 
-    # 8. callbacks and the dispatcher. Sweepers, in order: media grace windows, callbacks.
+    # 8. callbacks and the dispatcher. Sweepers, in order: media grace windows,
+    # callbacks, and operations whose liveness verdict was lost (decided as not
+    # passed, on any node).
     callbacks = CallbackService(calls, callbacks_policy)
     dispatcher = Dispatcher(
         calls,
@@ -385,6 +387,7 @@ def build(settings: Settings) -> Container:
         sweepers=(
             functools.partial(coordinator.sweep, end_conversation=calls.end_conversation),
             callbacks.sweep,
+            operations.expire_overdue_liveness,
         ),
     )
 

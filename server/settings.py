@@ -322,6 +322,9 @@ class Settings(BaseSettings):
     liveness_colour_shift: float = Field(default=6.0, gt=0, le=255)
     # head_turn: how far the face must move sideways (fraction of the picture's width).
     liveness_turn_shift: float = Field(default=0.06, gt=0, le=1)
+    # Seconds past a challenge's verdict time after which an operation still waiting for
+    # it is decided as not passed (the verdict was lost: its node stopped, analysis failed).
+    liveness_result_grace_s: float = Field(default=15.0, gt=0, le=600)
 
     @model_validator(mode="after")
     def _branch_timezone_known(self) -> Settings:

@@ -46,6 +46,16 @@ class RiskReasonOut(BaseModel):
     questions: list[str] | None = None
 
 
+class LivenessBindingOut(BaseModel):
+    """The liveness challenge an operation waited for (server/operations/liveness.py)."""
+
+    challenge_id: str
+    kind: Literal["colour", "head_turn"]
+    status: Literal["pending", "passed", "failed", "expired"]
+    reason: str | None = None
+    decide_by: str
+
+
 class RiskOut(BaseModel):
     decision: Literal["allow", "warn", "review", "hold", "block"]
     score: int | None = None
@@ -58,6 +68,7 @@ class RiskOut(BaseModel):
         default=None, description="staff only: inputs the ruleset did not know"
     )
     typology: str | None = Field(default=None, description="staff only: the fraud pattern named")
+    liveness: LivenessBindingOut | None = None
 
 
 class ReferralStep(BaseModel):
@@ -74,6 +85,7 @@ class OperationResponse(BaseModel):
     call_id: str
     kind: str
     state: Literal[
+        "awaiting_liveness",
         "awaiting_review",
         "awaiting_confirmation",
         "held",

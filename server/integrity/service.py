@@ -5,7 +5,8 @@
 tells the desk (``video.integrity``), writes an audit entry and a recording
 marker. It runs liveness challenges (before sensitive operations, and at
 unpredictable moments when configured) and reports their results to the desk
-(``liveness.result``), bound to the operation that asked. It gives the risk
+(``liveness.result``), bound to the operation that asked, which waits for the
+verdict (server/operations/liveness.py). It gives the risk
 engine the call's integrity as data (:meth:`risk_input`).
 
 Effects leave the loop callback through one bounded queue drained by one owned
@@ -19,8 +20,8 @@ import contextlib
 import random
 import time
 import uuid
-from collections.abc import Callable, Coroutine
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Coroutine
+from dataclasses import dataclass, replace
 from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any
 
@@ -35,7 +36,7 @@ from server.recordings.index import add_marker
 from server.settings import Settings
 from server.tasks import cancel_and_wait
 from signaling.integrity.detectors import Thresholds
-from signaling.integrity.liveness import Challenge, new_challenge, verify
+from signaling.integrity.liveness import Challenge, Verdict, new_challenge, verify
 from signaling.integrity.state import CallIntegrity
 from signaling.integrity.tap import AnalysingTaps
 from signaling.integrity.worker import AnalysisPool
@@ -48,6 +49,9 @@ if TYPE_CHECKING:
 KeyframeRequest = Callable[[str, Party], None]
 
 log = structlog.get_logger(__name__)
+
+#: told a challenge's verdict (the operation that waits for it)
+VerdictListener = Callable[[Verdict], Awaitable[None]]
 
 NOTICE_QUEUE = 256
 SIGNALS_SENT = 20  # the most recent episodes a desk notice carries
@@ -264,23 +268,61 @@ class IntegrityService:
                 return True  # an amount that cannot be read is treated as large
         return False
 
-    async def before_operation(
-        self, call_id: str, kind: str, params: dict[str, Any], operation_id: str
-    ) -> str | None:
-        """A challenge for a sensitive operation; its id, or None (not needed, or no video)."""
+    def liveness_challenge(
+        self, call_id: str, kind: str, params: dict[str, Any]
+    ) -> Challenge | None:
+        """The challenge a sensitive operation must wait for, drawn but not sent yet (the
+        operation is bound to it first); None when none is needed or nothing here
+        analyses the call's video (direct media, analysis off, another node's call).
+
+        A call whose video is analysed here but shows no result at this moment (its
+        leg just dropped, the analysis is only starting) still gets a challenge: the
+        operation then waits, and a check the video cannot show fails safe, rather
+        than a gap in the video letting the operation skip its check."""
         if not self.needs_liveness(kind, params):
             return None
-        return self.challenge(call_id, operation_id=operation_id, why=kind)
+        return self._draw(call_id, while_unknown=True)
+
+    def _draw(self, call_id: str, *, while_unknown: bool = False) -> Challenge | None:
+        state = self.state(call_id)
+        if self._closed or state is None or (state.status == "unknown" and not while_unknown):
+            return None  # nothing analyses the video: a challenge could not be checked
+        kind = self.rng.choice(list(self.settings.liveness_kinds))
+        return new_challenge(kind, uuid.uuid4().hex, self.clock(), self.rng)
+
+    def verdict_due(self, challenge: Challenge) -> float:
+        """When the verdict on ``challenge`` is given (wall clock): after its deadline,
+        the latency allowed, and one more sample."""
+        return challenge.issued_at + challenge.deadline_s + self._verify_delay_s()
+
+    def _verify_delay_s(self) -> float:
+        return self.settings.liveness_latency_s + 1.0 / max(self.settings.integrity_sample_fps, 0.1)
 
     def challenge(self, call_id: str, *, operation_id: str | None = None, why: str) -> str | None:
         """Send the customer a challenge now; verified once its deadline has passed."""
-        state = self.state(call_id)
-        if self._closed or state is None or state.status == "unknown":
-            return None  # nothing analyses the video: a challenge could not be checked
-        kind = self.rng.choice(list(self.settings.liveness_kinds))
+        drawn = self._draw(call_id)
+        if drawn is None:
+            return None
+        sent = self.send_challenge(call_id, drawn, why=why, operation_id=operation_id)
+        return sent.challenge_id if sent is not None else None
+
+    def send_challenge(
+        self,
+        call_id: str,
+        challenge: Challenge,
+        *,
+        why: str,
+        operation_id: str | None = None,
+        on_result: VerdictListener | None = None,
+    ) -> Challenge | None:
+        """Send ``challenge`` to the customer, timed from now, and verify it once its
+        deadline has passed; ``on_result`` is then awaited with the verdict (in the
+        verification's own task, which the call's end cancels). None: not sent."""
+        if self._closed or self.state(call_id) is None:
+            return None
         now = self.clock()
-        challenge = new_challenge(kind, uuid.uuid4().hex, now, self.rng)
-        data = {"challenge_id": challenge.challenge_id, "kind": kind, "why": why}
+        challenge = replace(challenge, issued_at=now)
+        data = {"challenge_id": challenge.challenge_id, "kind": challenge.kind, "why": why}
         self._enqueue(
             _Notice(
                 call_id,
@@ -292,16 +334,17 @@ class IntegrityService:
                 data,
             )
         )
-        wait = (
-            challenge.deadline_s
-            + self.settings.liveness_latency_s
-            + 1.0 / max(self.settings.integrity_sample_fps, 0.1)
-        )
-        self._spawn(call_id, self._verify_later(call_id, challenge, operation_id, wait))
-        return challenge.challenge_id
+        wait = challenge.deadline_s + self._verify_delay_s()
+        self._spawn(call_id, self._verify_later(call_id, challenge, operation_id, wait, on_result))
+        return challenge
 
     async def _verify_later(
-        self, call_id: str, challenge: Challenge, operation_id: str | None, wait: float
+        self,
+        call_id: str,
+        challenge: Challenge,
+        operation_id: str | None,
+        wait: float,
+        on_result: VerdictListener | None = None,
     ) -> None:
         await asyncio.sleep(wait)
         state = self.state(call_id)
@@ -335,6 +378,12 @@ class IntegrityService:
             _Notice(call_id, now, message, "liveness.result", "liveness_result", operation_id, data)
         )
         log.info("liveness.result", call_id=call_id, passed=verdict.passed, reason=verdict.reason)
+        if on_result is not None:
+            try:
+                await on_result(verdict)
+            except Exception:
+                # The operation's own deadline (its sweep) still decides it, failing safe.
+                log.exception("liveness.result_not_applied", call_id=call_id)
 
     # -- random challenges over a call -----------------------------------------------------
     def call_started(self, call_id: str) -> None:

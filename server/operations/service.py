@@ -19,46 +19,53 @@ import time
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
-import structlog
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 import risk
-from server import audit
 from server.auth.principal import Principal, Role
 from server.banking.core import CoreBanking, ExecutionFailed
 from server.calls import repository as repo
 from server.calls.state import CallState
-from server.db.banking import BlockedPayee, Operation, WarningShown
+from server.db.banking import Operation, WarningShown
 from server.db.models import Call
 from server.errors import Conflict, Forbidden, NotFound, ValidationFailed
-from server.recordings.hooks import mark_operation_event, require_recording
+from server.recordings.hooks import require_recording
 from server.settings import Settings
+from signaling.integrity.liveness import Challenge
 
-from .assessment import IntegritySource, risk_operation, video_integrity
+from . import liveness
+from .access import block_payee, visible_operation
+from .assessment import (
+    IntegritySource,
+    assess,
+    assessment_json,
+    shadow_json,
+    video_integrity,
+)
+from .audit_trail import audit_operation
 from .evidence import execution_params
 from .locks import in_live_call, lock_in_order
-from .params import parse_params, summary
+from .notifications import announce, desk_update, request_confirmation, warn_customer
+from .params import parse_params
 from .state import (
     NEEDS_CONFIRMATION,
     PENDING,
     RISK_CHECKED,
     Kind,
     OperationState,
+    check_answers,
     check_confirmable,
     state_for_decision,
     state_for_review,
 )
-from .views import REFERRAL_STEPS, operation_view
+from .views import operation_view
 
 if TYPE_CHECKING:
     from server.ports import Notifier
-
-log = structlog.get_logger(__name__)
 
 
 def _now_dt(now: float) -> datetime:
@@ -89,27 +96,8 @@ class OperationService:
     # -- reading -------------------------------------------------------------------
     async def get(self, principal: Principal, operation_id: str) -> dict[str, Any]:
         async with self.sessions() as session:
-            op = await self._visible(session, principal, operation_id)
+            op = await visible_operation(session, principal, operation_id)
             return operation_view(op, principal.role)
-
-    async def _visible(self, session: AsyncSession, principal: Principal, op_id: str) -> Operation:
-        # Ids come from URL paths; one with a NUL cannot exist, and PostgreSQL
-        # rejects NUL in a query parameter with an error rather than "no row".
-        plausible = len(op_id) <= 64 and "\x00" not in op_id
-        op = await session.get(Operation, op_id) if plausible else None
-        if op is None:
-            raise NotFound(f"no operation {op_id!r} for you", code="operation_not_found")
-        if principal.role is Role.SUPERVISOR:
-            return op
-        if principal.role is Role.CUSTOMER and op.customer_id == principal.subject:
-            return op
-        if principal.role is Role.SPECIALIST:
-            call = await session.get(Call, op.call_id)
-            if call is not None and call.specialist_id == principal.subject:
-                return op
-            if op.state == OperationState.HELD.value:
-                return op  # held operations are released by any specialist
-        raise NotFound(f"no operation {op_id!r} for you", code="operation_not_found")
 
     # -- starting ----------------------------------------------------------------------
     async def start(
@@ -139,12 +127,21 @@ class OperationService:
             await require_recording(session, self.settings, call_id, kind.value)
             # A medium reported lost, or a choice of account to make: refused now.
             await self.core.preflight(session, call.customer_id, kind.value, params, _now_dt(now))
-            op = await self._create(session, call, principal, kind, params, statement, origin, now)
+            # A sensitive operation waits for a liveness check (server/operations/liveness.py).
+            challenge = (
+                self.integrity.liveness_challenge(call_id, kind.value, params)
+                if self.integrity is not None
+                else None
+            )
+            op = await self._create(
+                session, call, principal, kind, params, statement, origin, now, challenge
+            )
             await session.commit()
             await session.refresh(op)
-        await self._announce(op, now)
-        if self.integrity is not None:
-            await self.integrity.before_operation(call_id, op.kind, op.params, op.operation_id)
+        if challenge is not None and op.state == OperationState.AWAITING_LIVENESS.value:
+            await liveness.send(self, op, challenge)
+        else:
+            await announce(self.hub, self.sessions, op, now)
         return operation_view(op, Role.SPECIALIST)
 
     async def start_from_redirect(self, call: Call, transfer: dict[str, Any]) -> str | None:
@@ -173,6 +170,7 @@ class OperationService:
         statement: str | None,
         origin: str,
         now: float,
+        challenge: Challenge | None = None,
     ) -> Operation:
         when = _now_dt(now)
         # The lock order first (call, customer), before any audit append.
@@ -193,24 +191,27 @@ class OperationService:
             version=0,
         )
         if kind in RISK_CHECKED:
-            assessment = await self._assess(session, call, op, when)
+            assessment = await assess(
+                session, self.core, self.engine, self.zone, self.integrity, call, op, when
+            )
             op.risk = assessment_json(assessment)
-            if assessment.shadow is not None:
-                op.shadow_risk = {
-                    "decision": assessment.shadow.decision.value,
-                    "score": assessment.shadow.score,
-                    "reason_codes": list(assessment.shadow.reason_codes),
-                    "ruleset_version": assessment.shadow.ruleset_version,
-                }
+            op.shadow_risk = shadow_json(assessment)
             state = state_for_decision(assessment.decision.value)
             op.state = state.value
             if state is OperationState.HELD:
                 op.hold_until = when + timedelta(seconds=self.settings.hold_cooling_off_s)
+            if challenge is not None and state is not OperationState.BLOCKED:
+                assert self.integrity is not None  # it drew the challenge
+                op.state = OperationState.AWAITING_LIVENESS.value
+                op.hold_until = None
+                due = self.integrity.verdict_due(challenge)
+                grace = self.settings.liveness_result_grace_s
+                op.risk = {**op.risk, "liveness": liveness.binding(challenge, due, grace)}
         elif kind not in NEEDS_CONFIRMATION:
             op.state = OperationState.AWAITING_CONFIRMATION.value
         session.add(op)
         await session.flush()
-        await _audit_operation(
+        await audit_operation(
             session,
             "operation.created",
             op.operation_id,
@@ -219,19 +220,16 @@ class OperationService:
             data={"call_id": call.call_id, "kind": op.kind, "params": params, "origin": origin},
         )
         if op.risk is not None:
-            await _audit_operation(
-                session,
-                "risk.decision",
-                op.operation_id,
-                now,
-                data={
-                    "decision": op.risk["decision"],
-                    "score": op.risk["score"],
-                    "reason_codes": [r["code"] for r in op.risk["reasons"]],
-                    "ruleset_version": op.risk["ruleset_version"],
-                    "shadow": op.shadow_risk,
-                },
-            )
+            decided: dict[str, Any] = {
+                "decision": op.risk["decision"],
+                "score": op.risk["score"],
+                "reason_codes": [r["code"] for r in op.risk["reasons"]],
+                "ruleset_version": op.risk["ruleset_version"],
+                "shadow": op.shadow_risk,
+            }
+            if op.state == OperationState.AWAITING_LIVENESS.value:
+                decided["waits_for_liveness"] = op.risk["liveness"]["challenge_id"]
+            await audit_operation(session, "risk.decision", op.operation_id, now, data=decided)
         if (
             kind not in NEEDS_CONFIRMATION
             and op.state == OperationState.AWAITING_CONFIRMATION.value
@@ -239,158 +237,12 @@ class OperationService:
             await self._execute(session, op, now)
         return op
 
-    async def _assess(
-        self, session: AsyncSession, call: Call, op: Operation, when: datetime
-    ) -> risk.Assessment:
-        """Evaluate inline. Anything that cannot be loaded goes in as unknown, and
-        the engine's own fail-safe turns unknowns into review or hold, never allow."""
-        try:
-            # Under a savepoint: a database error while reading rolls back only
-            # the read, and the transaction stays usable for the fail-safe path
-            # (on PostgreSQL an error otherwise aborts the whole transaction).
-            # SQLite has no aborted transactions, and a savepoint there before
-            # the first write would commit a transaction of its own.
-            if session.get_bind().dialect.name == "sqlite":
-                profile, lists = await self.core.risk_inputs(session, call.customer_id, when)
-            else:
-                async with session.begin_nested():
-                    profile, lists = await self.core.risk_inputs(session, call.customer_id, when)
-        except Exception:
-            log.exception("risk.inputs_unavailable", operation_id=op.operation_id)
-            profile = risk.CustomerProfile(customer_id=call.customer_id)
-            lists = risk.RiskLists()
-        earlier = await self._earlier_operations(session, call.customer_id, when)
-        redirect = (call.context or {}).get("redirect") or {}
-        session_info = risk.CallSession(
-            call_id=call.call_id,
-            redirect_kind=redirect.get("kind") if isinstance(redirect, dict) else None,
-            earlier_operations=earlier,
-            stated_reason=op.customer_statement,
-            local_time=when.astimezone(self.zone),
-            video_integrity=video_integrity(self.integrity, call.call_id),
-        )
-        try:
-            facts = await self.core.operation_facts(
-                session, call.customer_id, op.kind, op.params, when
-            )
-        except Exception:
-            log.exception("risk.operation_facts_unavailable", operation_id=op.operation_id)
-            facts = {}
-        operation = risk_operation(op.kind, {**op.params, **facts})
-        return self.engine.evaluate(operation, profile, session_info, lists, now=when)
-
-    async def _earlier_operations(
-        self, session: AsyncSession, customer_id: str, when: datetime
-    ) -> tuple[risk.PriorOperation, ...]:
-        """This customer's operations of the last 24 hours, in this call or another."""
-        rows = (
-            (
-                await session.execute(
-                    select(Operation)
-                    .where(
-                        Operation.customer_id == customer_id,
-                        Operation.created_at >= when - timedelta(hours=24),
-                    )
-                    .order_by(Operation.created_at)
-                )
-            )
-            .scalars()
-            .all()
-        )
-        return tuple(
-            risk.PriorOperation(
-                kind=row.kind,
-                at=row.created_at,
-                outcome=row.state,
-                amount=_decimal(row.params.get("amount")),
-                currency=row.params.get("currency"),
-                payee_account=row.params.get("payee_account"),
-                new_limit=_decimal(row.params.get("new_limit")),
-            )
-            for row in rows
-        )
-
-    async def _announce(self, op: Operation, now: float) -> None:
-        """Tell the desk and the customer what the new (or changed) operation needs."""
-        await self._desk_update(op)
-        state = OperationState(op.state)
-        decision = op.risk["decision"] if op.risk else None
-        if decision in ("review", "block", "hold") and op.risk is not None and op.specialist_id:
-            popup: dict[str, Any] = {
-                "type": "risk.popup",
-                "operation_id": op.operation_id,
-                "decision": decision,
-                "reasons": op.risk["reasons"],
-                "score": op.risk["score"],
-            }
-            if decision == "block":
-                popup["referral"] = REFERRAL_STEPS
-            await self.hub.send(Role.SPECIALIST, op.specialist_id, popup)
-        if decision in ("warn", "review", "hold", "block"):
-            await self._warn_customer(op, now)
-        if state is OperationState.AWAITING_CONFIRMATION:
-            await self._request_confirmation(op)
-
-    async def _desk_update(self, op: Operation) -> None:
-        if op.specialist_id:
-            await self.hub.send(
-                Role.SPECIALIST,
-                op.specialist_id,
-                {"type": "operation.updated", "operation": operation_view(op, Role.SPECIALIST)},
-            )
-
-    async def _warn_customer(self, op: Operation, now: float) -> None:
-        assert op.risk is not None
-        text = warning_text(op.risk, op.state, op.hold_until)
-        async with self.sessions() as session:
-            session.add(
-                WarningShown(
-                    operation_id=op.operation_id,
-                    customer_id=op.customer_id,
-                    decision=op.risk["decision"],
-                    reason_codes=[r["code"] for r in op.risk["reasons"]],
-                    text=text,
-                    sent_at=_now_dt(now),
-                    delivered=False,
-                )
-            )
-            await _audit_operation(
-                session,
-                "risk.warning_sent",
-                op.operation_id,
-                now,
-                data={"decision": op.risk["decision"], "text": text},
-            )
-            await session.commit()
-        await self.hub.send(
-            Role.CUSTOMER,
-            op.customer_id,
-            {
-                "type": "risk.warning",
-                "operation_id": op.operation_id,
-                "decision": op.risk["decision"],
-                "text": text,
-            },
-        )
-
-    async def _request_confirmation(self, op: Operation) -> None:
-        await self.hub.send(
-            Role.CUSTOMER,
-            op.customer_id,
-            {
-                "type": "operation.confirm_request",
-                "operation_id": op.operation_id,
-                "kind": op.kind,
-                "summary": summary(Kind(op.kind), op.params),
-            },
-        )
-
     async def warning_shown(self, principal: Principal, operation_id: str) -> None:
         """The customer's app says the warning is on screen: record when."""
         principal.require(Role.CUSTOMER)
         now = self.clock()
         async with self.sessions() as session:
-            await self._visible(session, principal, operation_id)
+            await visible_operation(session, principal, operation_id)
             result = await session.execute(
                 update(WarningShown)
                 .where(
@@ -400,7 +252,7 @@ class OperationService:
                 .values(shown_at=_now_dt(now), delivered=True)
             )
             if getattr(result, "rowcount", 0):
-                await _audit_operation(
+                await audit_operation(
                     session, "risk.warning_shown", operation_id, now, by=principal
                 )
             await session.commit()
@@ -417,7 +269,7 @@ class OperationService:
         principal.require(Role.SPECIALIST)
         now = self.clock()
         async with self.sessions() as session:
-            op = await self._visible(session, principal, operation_id)
+            op = await visible_operation(session, principal, operation_id)
             current = OperationState(op.state)
             target = state_for_review(current, action)
             if current is OperationState.AWAITING_REVIEW:
@@ -425,7 +277,7 @@ class OperationService:
                 if call is None or call.specialist_id != principal.subject:
                     raise Forbidden("only the specialist on the call answers its review")
             if action == "proceed" and current is OperationState.AWAITING_REVIEW:
-                _check_answers(op, answers)
+                check_answers(op.risk, answers)
             if action == "proceed" and current is OperationState.HELD and not note:
                 raise ValidationFailed("note: releasing a hold needs a note saying why")
             review = {
@@ -447,16 +299,16 @@ class OperationService:
                     seconds=self.settings.hold_cooling_off_s
                 )
             await self._transition(session, op, current, values)
-            await _audit_operation(
+            await audit_operation(
                 session, "operation.reviewed", operation_id, now, by=principal, data=review
             )
             await session.commit()
             await session.refresh(op)
-        await self._desk_update(op)
+        await desk_update(self.hub, op)
         if target is OperationState.AWAITING_CONFIRMATION:
-            await self._request_confirmation(op)
+            await request_confirmation(self.hub, op)
         elif target in (OperationState.HELD, OperationState.BLOCKED) and op.risk is not None:
-            await self._warn_customer(op, now)
+            await warn_customer(self.hub, self.sessions, op, now)
         return operation_view(op, Role.SPECIALIST)
 
     async def _transition(
@@ -496,7 +348,7 @@ class OperationService:
         principal.require(Role.CUSTOMER)
         now = self.clock()
         async with self.sessions() as session:
-            op = await self._visible(session, principal, operation_id)
+            op = await visible_operation(session, principal, operation_id)
             check_confirmable(OperationState(op.state))
             confirmation = {"confirmed": confirmed, "at": _now_dt(now).isoformat()}
             if not confirmed:
@@ -511,7 +363,7 @@ class OperationService:
                         "version": op.version + 1,
                     },
                 )
-                await _audit_operation(
+                await audit_operation(
                     session, "operation.refused_by_customer", operation_id, now, by=principal
                 )
                 await session.commit()
@@ -519,7 +371,7 @@ class OperationService:
                 op.confirmation = confirmation
                 await self._execute(session, op, now)
             await session.refresh(op)
-        await self._desk_update(op)
+        await desk_update(self.hub, op)
         return operation_view(op, Role.CUSTOMER)
 
     async def _execute(self, session: AsyncSession, op: Operation, now: float) -> None:
@@ -542,9 +394,12 @@ class OperationService:
                 },
                 live_call=True,
             )
-            integrity = video_integrity(self.integrity, op.call_id)
-            liveness = integrity.liveness if integrity is not None else None
-            params = await execution_params(session, op, now, liveness)
+            # The check this operation waited for, else the call's latest.
+            checked = liveness.bound_result(op)
+            if checked is None:
+                integrity = video_integrity(self.integrity, op.call_id)
+                checked = integrity.liveness if integrity is not None else None
+            params = await execution_params(session, op, now, checked)
             result = await self.core.execute(
                 session, operation_id, op.customer_id, op.kind, params, _now_dt(now)
             )
@@ -553,7 +408,7 @@ class OperationService:
                 .where(Operation.operation_id == operation_id)
                 .values(result=result)
             )
-            await _audit_operation(
+            await audit_operation(
                 session, "operation.executed", operation_id, now, data={"result": result}
             )
             await session.commit()
@@ -574,10 +429,15 @@ class OperationService:
                     version=version + 1,
                 )
             )
-            await _audit_operation(
+            await audit_operation(
                 session, "operation.failed", operation_id, now, data={"reason": reason}
             )
             await session.commit()
+
+    async def expire_overdue_liveness(self, now: float) -> None:
+        """Housekeeping: operations whose liveness verdict never came are decided as
+        not passed (server/operations/liveness.py)."""
+        await liveness.expire_overdue(self, now)
 
     # -- when the conversation ends --------------------------------------------------------
     async def call_ended(self, call: Call) -> None:
@@ -607,7 +467,7 @@ class OperationService:
                         version=op.version + 1,
                     )
                 )
-                await _audit_operation(
+                await audit_operation(
                     session,
                     "operation.abandoned",
                     op.operation_id,
@@ -620,126 +480,6 @@ class OperationService:
     async def block_payee(
         self, principal: Principal, account_no: str, reason: str, operation_id: str | None
     ) -> dict[str, Any]:
-        principal.require(Role.SPECIALIST, Role.SUPERVISOR)
-        now = self.clock()
-        async with self.sessions() as session:
-            if operation_id is not None:
-                await self._visible(session, principal, operation_id)
-            existing = await session.get(BlockedPayee, account_no)
-            if existing is None:
-                session.add(
-                    BlockedPayee(
-                        account_no=account_no,
-                        reason=reason,
-                        added_by=principal.subject,
-                        added_at=_now_dt(now),
-                    )
-                )
-                await audit.record(
-                    session,
-                    "risk.payee_blocked",
-                    at=now,
-                    actor_role=principal.role.value,
-                    actor_id=principal.subject,
-                    subject_type="payee",
-                    subject_id=account_no,
-                    data={"reason": reason, "operation_id": operation_id},
-                )
-                await session.commit()
-        return {"account_no": account_no, "blocked": True, "reason": reason}
-
-
-async def _audit_operation(
-    session: AsyncSession,
-    kind: str,
-    operation_id: str,
-    now: float,
-    by: Principal | None = None,
-    data: dict[str, Any] | None = None,
-) -> None:
-    """One audit entry about an operation, in the caller's transaction."""
-    await audit.record(
-        session,
-        kind,
-        at=now,
-        actor_role=by.role.value if by else None,
-        actor_id=by.subject if by else None,
-        subject_type="operation",
-        subject_id=operation_id,
-        data=data,
-    )
-    await mark_operation_event(session, kind, operation_id, now, data)  # recording index
-
-
-def assessment_json(assessment: risk.Assessment) -> dict[str, Any]:
-    return {
-        "decision": assessment.decision.value,
-        "score": assessment.score,
-        "reasons": [
-            {
-                "code": r.code,
-                "specialist_text": r.specialist_text,
-                "customer_text": dict(r.customer_text),
-                "questions": list(r.questions),
-            }
-            for r in assessment.reasons
-        ],
-        "mitigations": [r.code for r in assessment.mitigations],
-        "unknown_features": list(assessment.unknown_features),
-        "ruleset_version": assessment.ruleset_version,
-        "typology": assessment.typology,
-    }
-
-
-def warning_text(
-    risk_json: dict[str, Any], state: str, hold_until: datetime | None
-) -> dict[str, str]:
-    """The customer's warning: every distinct plain-words reason, then what happens next."""
-    zh: list[str] = []
-    en: list[str] = []
-    for reason in risk_json["reasons"]:
-        text = reason.get("customer_text") or {}
-        if text.get("zh") and text["zh"] not in zh:
-            zh.append(text["zh"])
-        if text.get("en") and text["en"] not in en:
-            en.append(text["en"])
-    if state == OperationState.HELD.value:
-        until = hold_until.isoformat() if hold_until else ""
-        zh.append(
-            "为了保护您的资金，这笔业务先暂停24小时。您可以联系家人商量，或再次接通云网点由专员为您解除。"
-        )
-        en.append(
-            "To protect your money this is paused for 24 hours "
-            f"(until {until}). Talk it over with family; a specialist can release it with you."
-        )
-    elif state == OperationState.BLOCKED.value:
-        zh.append("这笔业务已被拦截，钱没有转出。如有人让您转账，请拨打96110反诈专线。")
-        en.append(
-            "This has been stopped and no money has left. If someone told you to move money, "
-            "call the anti-fraud line 96110."
-        )
-    return {"zh": "".join(zh), "en": " ".join(en)}
-
-
-def _decimal(value: Any) -> Decimal | None:
-    return None if value is None else Decimal(str(value))
-
-
-def _check_answers(op: Operation, answers: dict[str, str] | None) -> None:
-    """Proceeding past a review needs an answer to every scripted question.
-
-    An answer is keyed by the question's text or by ``"<reason code>.<n>"`` (n from 1).
-    """
-    given = answers or {}
-    missing: list[str] = []
-    for reason in (op.risk or {}).get("reasons", []):
-        for index, question in enumerate(reason.get("questions", []), start=1):
-            answer = given.get(f"{reason['code']}.{index}") or given.get(question) or ""
-            if not str(answer).strip() and question not in missing:
-                missing.append(question)
-    if missing:
-        raise ValidationFailed(
-            "answers: every scripted question needs an answer before proceeding; missing: "
-            + "; ".join(missing[:5]),
-            code="answers_required",
+        return await block_payee(
+            self.sessions, principal, account_no, reason, operation_id, self.clock()
         )

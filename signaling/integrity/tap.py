@@ -141,9 +141,13 @@ class AnalyserTap:
     def _result(self, result: SampleResult) -> None:
         if self._closed:
             return
+        # The key before resuming: the first result after a leg's gap turns "unknown"
+        # back into "ok" or "suspect", and the desk must hear of it.
+        before = self.state.key()
         self.state.resume()
         sample = Sample(result.at, result.faces, result.colour) if result.colour else None
-        if self.state.update(result.at, result.signals, sample):
+        self.state.update(result.at, result.signals, sample)
+        if self.state.key() != before:
             self._changed(self.call_id, self.state)
 
     def mark(self, kind: str, *, at: float, operation_id: str | None = None) -> None:

@@ -2,7 +2,9 @@
 
 Playwright's own browser download is not used: the tests launch ``/usr/bin/chromium``
 (installed by ``make test`` through ``BROWSER_PACKAGES``) with a fake camera and
-microphone. A missing browser fails the tests; it never skips them.
+microphone. The camera plays a clip of a live face written once per test session
+(tests/browser/fake_camera.py), so the media node's video analysis sees what it
+sees of a real customer. A missing browser fails the tests; it never skips them.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import pytest
 from playwright.async_api import Browser, BrowserContext, async_playwright, expect
 
 from tests.api.harness import clone_sqlite
+from tests.browser.fake_camera import write_clip
 
 CHROMIUM = os.environ.get("CLOUDBRANCH_TEST_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -57,12 +60,19 @@ def _require_chromium() -> None:
         )
 
 
+@pytest.fixture(scope="session")
+def camera_clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The fake camera's clip: a live face, written once per test session."""
+    return write_clip(tmp_path_factory.mktemp("camera") / "face.y4m")
+
+
 @pytest.fixture
-async def browser() -> AsyncIterator[Browser]:
+async def browser(camera_clip: Path) -> AsyncIterator[Browser]:
     _require_chromium()
+    args = [*CHROMIUM_ARGS, f"--use-file-for-fake-video-capture={camera_clip}"]
     async with async_playwright() as playwright:
         launched = await playwright.chromium.launch(
-            executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True
+            executable_path=CHROMIUM, args=args, headless=True
         )
         try:
             yield launched

@@ -7,6 +7,9 @@ to proceed, her app shows the warning, the desk blocks it, her balance is unchan
 Grandpa Wu (C1002): the supervisor sees his call queued, the specialist busy and the
 timeline; his socket and peer connection drop mid-call and the call resumes with
 video at both ends; his transfer to his son is confirmed on the app page and executes.
+His story runs with the video analysis on, as in production: Chromium's camera plays
+a live face (tests/browser/fake_camera.py), the desk shows the video as live, and no
+signal is raised over the whole call, the drop and resume included.
 """
 
 from __future__ import annotations
@@ -19,7 +22,8 @@ import pytest
 from playwright.async_api import Browser, Page, expect
 from sqlalchemy import select
 
-from server.db.banking import Payee, Transfer, WarningShown
+from server.appkeys import INTEGRITY
+from server.db.banking import AuditEntry, Payee, Transfer, WarningShown
 from tests.api.harness import RunningServer
 from tests.api.test_operations import pin_morning
 from tests.browser.conftest import new_context
@@ -185,6 +189,19 @@ async def test_grandma_li_safe_account_transfer_is_blocked(
     await app_context.close()
 
 
+async def _video_is_live(desk: Page, server: RunningServer, call_id: str) -> None:
+    """The desk shows the customer's video as live, and the analysis has raised no
+    signal in this call so far (``signals`` keeps ended episodes too)."""
+    await expect(tid(desk, "integrity-status")).to_have_attribute("data-status", "ok")
+    view = server.app[INTEGRITY].view(call_id)
+    assert view["status"] == "ok" and view["signals"] == [], view
+
+
+# With the analysis on, a worker process decodes the app's video beside Chromium and
+# the server: bound 240 s (about 60 s on a quiet machine).
+@pytest.mark.slow
+@pytest.mark.timeout(240)
+@pytest.mark.parametrize("default_integrity_enabled", [True], ids=["integrity_on"])
 async def test_grandpa_wu_transfer_with_drop_and_resume_and_the_wallboard(
     browser: Browser, server: RunningServer
 ) -> None:
@@ -229,6 +246,8 @@ async def test_grandpa_wu_transfer_with_drop_and_resume_and_the_wallboard(
     await assert_accessible(board, "supervisor: live")
     desk_frames = await wait_frames(desk, "cloudbranchDesk")
     app_frames = await wait_frames(app, "cloudbranchApp")
+    call_id = await desk.evaluate("() => window.cloudbranchDesk.state.call.call_id")
+    await _video_is_live(desk, server, call_id)
     await snap(desk, "desk-5-in-call")
     await assert_accessible(desk, "desk: in call")
     await assert_accessible(app, "app: in call")
@@ -246,6 +265,7 @@ async def test_grandpa_wu_transfer_with_drop_and_resume_and_the_wallboard(
     await expect(tid(desk, "call-state")).to_have_attribute("data-state", "connected")
     resumed = await wait_frames(desk, "cloudbranchDesk", more_than=0, timeout=45)
     assert resumed > 0 and desk_frames > 0 and app_frames > 0
+    await _video_is_live(desk, server, call_id)
 
     await tid(desk, "op-kind").select_option("transfer")
     await tid(desk, "op-amount").fill("20000.00")
@@ -271,6 +291,13 @@ async def test_grandpa_wu_transfer_with_drop_and_resume_and_the_wallboard(
     after = await balances(server, "C1002")
     moved = {k: before[k] - after[k] for k in before if before[k] != after[k]}
     assert list(moved.values()) == [Decimal("20000.00")], moved
+    await _video_is_live(desk, server, call_id)
+    changes = await db_rows(
+        server, select(AuditEntry.data).where(AuditEntry.kind == "integrity.changed")
+    )
+    statuses = [row[0]["status"] for row in changes if row[0].get("call_id") == call_id]
+    # "unknown" while his leg was gone (nothing to analyse), never "suspect".
+    assert statuses[0] == "ok" and statuses[-1] == "ok" and "suspect" not in statuses, statuses
 
     await tid(desk, "call-end").click()
     await expect(tid(desk, "wrapup-submit")).to_be_visible()

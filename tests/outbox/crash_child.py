@@ -19,6 +19,7 @@ from server.outbox.relay import Handler, Outbox
 
 async def main(database_url: str, node_id: str, call_id: str) -> None:
     engine = make_engine(database_url)
+
     async def hang(_event: Event) -> None:
         await asyncio.Event().wait()
 

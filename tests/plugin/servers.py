@@ -29,11 +29,13 @@ def default_media_mode() -> str:
 
 @pytest.fixture
 def default_integrity_enabled() -> bool:
-    """The customer video of most tests is a test pattern or Chromium's fake camera:
-    no face and a metronome clock, which the video analysis rightly calls suspect,
-    so the risk engine would review every transfer they make. Tests about other
-    things run with the analysis off; tests/integrity, whose synthetic camera shows
-    a face with camera-like jitter, turns it on (the production default)."""
+    """The customer video of most tests is aiortc's test pattern: no face and a
+    metronome clock, which the video analysis rightly calls suspect, so the risk
+    engine would review every transfer they make. Tests about other things run with
+    the analysis off; tests/integrity, whose synthetic camera shows a face with
+    camera-like jitter, turns it on (the production default), and so does Grandpa
+    Wu's browser story, whose Chromium camera plays a live face
+    (tests/browser/fake_camera.py)."""
     return False
 
 

@@ -114,8 +114,9 @@ def test_the_container_is_frozen_and_services_hold_its_own_collaborators(
     assert isinstance(c.calls.observers, tuple)
     assert c.calls.ticket_resolver == c.desk.redeem
     assert isinstance(c.calls.queue_update_hooks, tuple) and len(c.calls.queue_update_hooks) == 1
-    assert isinstance(c.dispatcher.sweepers, tuple) and len(c.dispatcher.sweepers) == 2
+    assert isinstance(c.dispatcher.sweepers, tuple) and len(c.dispatcher.sweepers) == 3
     assert c.dispatcher.sweepers[1] == c.callbacks.sweep
+    assert c.dispatcher.sweepers[2] == c.operations.expire_overdue_liveness
     assert c.operations.integrity is c.integrity
     assert c.integrity.large_amount == float(c.risk_engine.ruleset.large_amount_cny)
     # Relay mode with the embedded node: the node's taps are the analyser composed

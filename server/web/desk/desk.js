@@ -27,6 +27,7 @@ const CALL_WORDS = {
 };
 
 const OPERATION_STATES = {
+  awaiting_liveness: ["等待客户完成本人确认（活体检测）", "Waiting for the customer's liveness check"],
   awaiting_review: ["等待您核实", "Waiting for your review"],
   awaiting_confirmation: ["等待客户在手机上确认", "Waiting for the customer to confirm"],
   held: ["已暂停", "On hold"],
