@@ -17,7 +17,6 @@ Order of effects, and why:
 from __future__ import annotations
 
 import uuid
-from functools import cached_property
 from typing import Any
 
 import structlog
@@ -54,6 +53,9 @@ class CallbackService:
         self.sessions = calls.sessions
         self.hub = calls.hub
         self.clock = calls.clock
+        # The state changes the commands share with the sweeper, and the sweeper.
+        self._changes = CallbackChanges(self.sessions, policy, self.hub)
+        self._sweeper = CallbackSweeper(self._changes, self.sessions, policy, calls.backend)
 
     # -- customer ------------------------------------------------------------------------
     async def request(self, principal: Principal, call_id: str) -> tuple[dict[str, Any], bool]:
@@ -382,16 +384,6 @@ class CallbackService:
             "do_not_call": customer.do_not_call,
             "cancelled_callbacks": closed,
         }
-
-    # -- collaborators built from this service's own ----------------------------------------
-    @cached_property
-    def _changes(self) -> CallbackChanges:
-        """The state changes the commands share with the sweeper."""
-        return CallbackChanges(self.sessions, self.policy, self.hub)
-
-    @cached_property
-    def _sweeper(self) -> CallbackSweeper:
-        return CallbackSweeper(self._changes, self.sessions, self.policy, self.calls.backend)
 
     # -- the sweeper -----------------------------------------------------------------------
     async def sweep(self, now: float) -> None:

@@ -12,7 +12,6 @@ import asyncio
 import contextlib
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from functools import cached_property
 from typing import Any
 
 import structlog
@@ -100,6 +99,8 @@ class Dispatcher:
         # After an offer could not be recorded (SQL down), offers wait this long,
         # rather than reserving and releasing on every pass.
         self._hold_offers_until = 0.0
+        # The passes completed so far (see :class:`PassCounter`).
+        self.passes = PassCounter()
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="call-dispatcher")
@@ -112,11 +113,6 @@ class Dispatcher:
         alive, self._alive = self._alive, None
         await cancel_and_wait(alive)
         await cancel_and_wait(task)
-
-    @cached_property
-    def passes(self) -> PassCounter:
-        """The passes completed so far (see :class:`PassCounter`)."""
-        return PassCounter()
 
     async def _run(self) -> None:
         wake = self.service.wake

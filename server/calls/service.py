@@ -27,7 +27,6 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from functools import cached_property
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 import structlog
@@ -136,19 +135,12 @@ class CallService:
         self.ticket_resolver = ticket_resolver
         self.queue_update_hooks: tuple[QueueUpdateHook, ...] = tuple(queue_update_hooks)
         self.wake = asyncio.Event()
-        self._aht: tuple[float, float | None] = (0.0, None)
-        self._estimates: tuple[float, dict[str, WaitEstimate] | None] = (0.0, None)
+        # The wait estimates and the handle time they come from (:mod:`.estimates`).
+        self._waits = WaitEstimates(sessions, backend, clock, settings.handle_time_window)
         # Set while the node drains (server/drain.py): new calls go to another node.
         self.draining = False
 
     # -- reading -----------------------------------------------------------------
-    @cached_property
-    def _waits(self) -> WaitEstimates:
-        """The wait estimates and the handle time they come from (:mod:`.estimates`)."""
-        return WaitEstimates(
-            self.sessions, self.backend, self.clock, self.settings.handle_time_window
-        )
-
     async def handle_time(self) -> float | None:
         """Windowed average handle time, as last refreshed (the dispatcher refreshes it)."""
         return self._waits.handle_time()
