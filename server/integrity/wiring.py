@@ -9,6 +9,7 @@ from aiohttp import web
 
 from server.db.models import Call
 
+from .remote import RemoteIntegrity
 from .service import IntegrityService
 
 if TYPE_CHECKING:
@@ -47,7 +48,26 @@ def install_integrity(app: web.Application, components: Components) -> Integrity
         await service.stop()
 
     app.cleanup_ctx.append(lifecycle)
+    install_remote_integrity(app, components, service)
     return service
+
+
+def install_remote_integrity(
+    app: web.Application, components: Components, service: IntegrityService
+) -> None:
+    """With Redis: the states of calls analysed by media-node processes, read from
+    their streams (server/integrity/remote.py), answer for those calls here too."""
+    if service.taps is None or components.redis is None:
+        return
+    remote = RemoteIntegrity(components.redis, components.sessions, components.hub)
+    service.taps.remote = remote
+
+    async def lifecycle(_app: web.Application) -> AsyncIterator[None]:
+        await remote.start()
+        yield
+        await remote.stop()
+
+    app.cleanup_ctx.append(lifecycle)
 
 
 def install_integrity_hooks(
