@@ -121,12 +121,18 @@ class RemoteIntegrity:
             call_id = feed.call_of(self._text(stream))
             if call_id in self._forgotten:
                 continue
+            # A call first read here (this server started, or the call is new to it):
+            # its past is applied quietly and the desk told only where it stands now.
+            first = call_id not in self._last_ids
+            changed = False
             for entry_id, fields in entries:
-                self._apply(call_id, self._text(entry_id), fields)
+                changed |= self._apply(call_id, self._text(entry_id), fields, notify=not first)
                 applied += 1
+            if first and changed:
+                self._notify(call_id, self.states[call_id])
         return applied
 
-    def _apply(self, call_id: str, entry_id: str, raw: dict[Any, Any]) -> None:
+    def _apply(self, call_id: str, entry_id: str, raw: dict[Any, Any], *, notify: bool) -> bool:
         fields = {self._text(k): self._text(v) for k, v in raw.items()}
         state = self.states.get(call_id)
         if state is None:
@@ -137,20 +143,24 @@ class RemoteIntegrity:
             changed = feed.apply_entry(state, fields)
         except (KeyError, ValueError, TypeError):
             log.warning("integrity.remote_bad_entry", call_id=call_id)
-            return
-        if changed:
-            status, _ = state.key()
-            message = {
-                "type": "video.integrity",
-                "call_id": call_id,
-                "status": status,
-                "signals": signals_out(state),
-            }
-            try:
-                self._notices.put_nowait(_Notice(call_id, message))
-            except asyncio.QueueFull:
-                self.notices_lost += 1
-                log.warning("integrity.remote_notice_lost", call_id=call_id)
+            return False
+        if changed and notify:
+            self._notify(call_id, state)
+        return changed
+
+    def _notify(self, call_id: str, state: CallIntegrity) -> None:
+        status, _ = state.key()
+        message = {
+            "type": "video.integrity",
+            "call_id": call_id,
+            "status": status,
+            "signals": signals_out(state),
+        }
+        try:
+            self._notices.put_nowait(_Notice(call_id, message))
+        except asyncio.QueueFull:
+            self.notices_lost += 1
+            log.warning("integrity.remote_notice_lost", call_id=call_id)
 
     @staticmethod
     def _text(value: Any) -> str:
