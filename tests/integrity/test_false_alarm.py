@@ -19,7 +19,7 @@ import time
 
 import pytest
 
-from tests.integrity.harness import analysed_node, customer_call
+from tests.integrity.harness import AnalysedNode, analysed_node, customer_call
 from tests.integrity.sources import SyntheticCamera
 
 FALSE_ALARM_S = 300.0
@@ -38,12 +38,20 @@ async def test_a_five_minute_live_call_raises_no_signal() -> None:
             while (elapsed := time.monotonic() - started) < FALSE_ALARM_S:
                 await asyncio.sleep(min(CHECK_EVERY_S, FALSE_ALARM_S - elapsed))
                 state = node.state("call-1")
-                assert state.episodes == [], (
-                    f"after {elapsed:.0f} s: {[e.view() for e in state.episodes]}"
-                )
+                where = f"after {elapsed:.0f} s ({_counters(node)})"
+                assert state.episodes == [], f"{where}: {[e.view() for e in state.episodes]}"
+                assert state.status == "ok", f"{where}: {state.status}"
             state = node.state("call-1")
             # Analysed throughout: at least one sample a second came back (3 are sent).
-            assert state.analysed - first >= FALSE_ALARM_S, state.analysed - first
+            assert state.analysed - first >= FALSE_ALARM_S, _counters(node)
             assert state.status == "ok"
             assert {status for _, status, _ in node.changes.seen["call-1"]} == {"ok"}
             assert all(len(s.faces) == 1 for s in list(state.samples)[-60:])
+
+
+def _counters(node: AnalysedNode) -> str:
+    state, tap, pool = node.state("call-1"), node.taps.taps.get("call-1"), node.taps.pool
+    return (
+        f"analysed {state.analysed}, tap {tap.counters if tap else None}, "
+        f"pool submitted {pool.submitted} dropped {pool.dropped} errors {pool.errors}"
+    )
