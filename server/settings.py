@@ -264,7 +264,7 @@ class Settings(BaseSettings):
     # Analysis worker processes per media node (each call's video is pinned to one).
     integrity_workers: int = Field(default=1, ge=1, le=32)
     # Samples of one track waiting for its worker; beyond that they are dropped and counted.
-    integrity_queue_samples: int = Field(default=6, ge=1, le=1000)
+    integrity_queue_samples: int = Field(default=8, ge=1, le=1000)
     # Width in pixels the face detector looks at (smaller is cheaper, misses small faces).
     integrity_face_width: int = Field(default=240, ge=80, le=1280)
     # video_frozen: the picture is unchanged for longer than this while frames keep coming.

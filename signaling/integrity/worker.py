@@ -295,7 +295,7 @@ class AnalysisPool:
 
     thresholds: Thresholds
     workers: int = 1
-    queue_samples: int = 6
+    queue_samples: int = 8
     face_width: int = 240
     start_timeout_s: float = 60.0
     stop_timeout_s: float = 10.0
