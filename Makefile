@@ -128,7 +128,9 @@ run: $(RUNTIME_INSTALLED) ## Migrate, seed and serve on 127.0.0.1:8080 (dev mode
 # separated by |, and one more shard runs everything else. Most of the suite
 # waits on sockets and timers, so shards cut the wall time on two cores.
 # TEST_JOBS=1 runs one pytest process instead (use it when PYTEST_ARGS names paths).
-TEST_SHARDS ?= tests/api|tests/faults tests/browser tests/deploy tests/docs tests/recording
+# The 5-minute false-alarm call (mostly waiting) has a shard of its own, so that it
+# runs beside the others rather than after a shard's other tests.
+TEST_SHARDS ?= tests/api|tests/faults tests/browser tests/deploy tests/docs tests/recording|tests/integrity/test_false_alarm.py
 TEST_JOBS ?= 2
 test: $(INSTALLED) system-deps ## Run the whole test suite against throwaway Redis and PostgreSQL
 	@rc=0; \

@@ -126,7 +126,7 @@ async def play(
 async def run(
     tracks: int, live_s: float, attack_s: float, clips: dict[str, Clip]
 ) -> dict[str, object]:
-    pool = AnalysisPool(Thresholds(), workers=1, queue_samples=8)
+    pool = AnalysisPool(Thresholds(), workers=1)  # the server's defaults
     await pool.start()
     workers = [psutil.Process(w.process.pid) for w in pool._workers]
     states, taps, plays = [], [], []

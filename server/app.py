@@ -196,6 +196,9 @@ def lifecycle_steps(c: Container) -> list[Step]:
     ]
     if c.redis is not None:
         steps.append(Step("redis", None, c.redis.aclose))
+    if c.remote_integrity is not None:
+        # Reads media-node processes' integrity streams; stops before Redis closes.
+        steps.append(Step("remote integrity", c.remote_integrity.start, c.remote_integrity.stop))
     steps += [
         Step("queue backend", None, c.backend.close),
         Step("hub", c.hub.start, c.hub.close),

@@ -9,7 +9,8 @@ order of construction; each step needs only what the steps before it made:
    (the notifier), the metrics and the shared clock;
 2. the redirects' ticket desk (its ``redeem`` is the call service's resolver);
 3. the recorder, then the video analyser composed with it (the media node's taps;
-   both ask the node for keyframes through one :class:`KeyframeLine`);
+   both ask the node for keyframes through one :class:`KeyframeLine`), and with
+   Redis the reader of what media-node processes analyse;
 4. the risk engine, the ledger and the operations service (told of video integrity);
 5. the embedded media node, if any (it connects itself to the keyframe line), and
    the media coordinator (told how to activate a call; it holds no call service);
@@ -54,7 +55,8 @@ from server.db.models import Call
 from server.hub.bus import LocalBus, MessageBus, RedisBus
 from server.hub.hub import Hub
 from server.integrity.observer import IntegrityObserver
-from server.integrity.service import IntegrityService
+from server.integrity.remote import RemoteIntegrity
+from server.integrity.service import IntegrityService, integrity_applies
 from server.media.coordinator import MediaCoordinator
 from server.media.directory import LocalDirectory, MediaDirectory, RedisDirectory
 from server.media.janus.factory import media_node_factory
@@ -103,6 +105,8 @@ class Container:
     desk: TicketDesk
     recordings: RecordingService
     integrity: IntegrityService
+    # The states of calls analysed by media-node processes (with Redis; else None).
+    remote_integrity: RemoteIntegrity | None
     risk_engine: risk.RiskEngine
     documents: DocumentStore
     operations: OperationService
@@ -311,6 +315,13 @@ def build(settings: Settings) -> Container:
     keyframes = KeyframeLine()
     recordings = RecordingService(settings, sessions, request_keyframe=keyframes)
     engine_of_risk = risk_engine(settings)
+    # With Redis, the calls that media-node processes analyse are read from their
+    # streams (server/integrity/remote.py) and answered for here too.
+    remote_integrity = (
+        RemoteIntegrity(redis, sessions, hub)
+        if redis is not None and integrity_applies(settings)
+        else None
+    )
     integrity = IntegrityService(
         settings,
         sessions,
@@ -318,6 +329,7 @@ def build(settings: Settings) -> Container:
         large_amount=float(engine_of_risk.ruleset.large_amount_cny),
         recorder=recordings,
         request_keyframe=keyframes,
+        remote=remote_integrity,
     )
 
     # 4. operations: risk engine, ledger, documents
@@ -406,6 +418,7 @@ def build(settings: Settings) -> Container:
         desk=desk,
         recordings=recordings,
         integrity=integrity,
+        remote_integrity=remote_integrity,
         risk_engine=engine_of_risk,
         documents=documents,
         operations=operations,

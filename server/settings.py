@@ -269,7 +269,7 @@ class Settings(BaseSettings):
     integrity_sample_fps: float = Field(default=3.0, ge=0.5, le=10)
     # Analysis worker processes per media node (each call's video is pinned to one).
     integrity_workers: int = Field(default=1, ge=1, le=32)
-    # Samples a worker's queue holds; beyond that samples are dropped and counted.
+    # Samples of one track waiting for its worker; beyond that they are dropped and counted.
     integrity_queue_samples: int = Field(default=8, ge=1, le=1000)
     # Width in pixels the face detector looks at (smaller is cheaper, misses small faces).
     integrity_face_width: int = Field(default=240, ge=80, le=1280)

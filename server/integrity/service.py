@@ -38,7 +38,7 @@ from server.tasks import cancel_and_wait
 from signaling.integrity.detectors import Thresholds
 from signaling.integrity.liveness import Challenge, Verdict, new_challenge, verify
 from signaling.integrity.state import CallIntegrity
-from signaling.integrity.tap import AnalysingTaps
+from signaling.integrity.tap import AnalysingTaps, StateSource
 from signaling.integrity.worker import AnalysisPool
 from signaling.media.tap import MediaTapFactory, Party
 
@@ -125,17 +125,19 @@ class IntegrityService:
         large_amount: float = 50_000.0,
         recorder: MediaTapFactory | None = None,
         request_keyframe: KeyframeRequest | None = None,
+        remote: StateSource | None = None,
     ) -> None:
         """``large_amount``: the risk ruleset's large transfer (a liveness challenge
         before one); ``recorder``: the media node's other taps, which the analyser
-        is composed with; ``request_keyframe``: asks the node for a keyframe."""
+        is composed with; ``request_keyframe``: asks the node for a keyframe;
+        ``remote``: the states of calls analysed by media-node processes."""
         self.settings = settings
         self.sessions = sessions
         self.hub = hub
         self.clock = clock
         self.rng = rng or random.SystemRandom()
         self.large_amount = large_amount
-        self.taps: AnalysingTaps | None = self._analysing(recorder, request_keyframe)
+        self.taps: AnalysingTaps | None = self._analysing(recorder, request_keyframe, remote)
         # What the media node hands each forwarded frame to: the analyser composed
         # with the recorder when analysis applies, the recorder alone otherwise.
         self.tap_factory: MediaTapFactory | None = self.taps if self.taps is not None else recorder
@@ -150,7 +152,10 @@ class IntegrityService:
 
     # -- the media node's tap factory ------------------------------------------------------
     def _analysing(
-        self, inner: MediaTapFactory | None, request_keyframe: KeyframeRequest | None
+        self,
+        inner: MediaTapFactory | None,
+        request_keyframe: KeyframeRequest | None,
+        remote: StateSource | None,
     ) -> AnalysingTaps | None:
         """The analyser composed with ``inner`` (relay mode, enabled); else None."""
         if not integrity_applies(self.settings):
@@ -168,6 +173,7 @@ class IntegrityService:
             sample_interval_s=1.0 / s.integrity_sample_fps,
             listener=self,
             request_keyframe=request_keyframe,
+            remote=remote,
         )
 
     # -- reading ----------------------------------------------------------------------------

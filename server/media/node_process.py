@@ -40,6 +40,7 @@ from server.db.engine import make_engine, make_sessionmaker
 from server.errors import ServiceUnavailable
 from server.http.problems import problem_middleware
 from server.hub.bus import RedisBus
+from server.integrity.node import NodeIntegrity
 from server.logging import configure_logging
 from server.recordings.service import RecordingService
 from server.settings import Settings
@@ -99,7 +100,12 @@ async def _serve(settings: Settings) -> None:
         pool_timeout_s=settings.db_pool_timeout_s,
     )
     keyframes = KeyframeLine()  # the node below connects to it
-    recordings = RecordingService(settings, make_sessionmaker(engine), request_keyframe=keyframes)
+    sessions = make_sessionmaker(engine)
+    recordings = RecordingService(settings, sessions, request_keyframe=keyframes)
+    # The analysis of its calls' customer video, shared with the servers (server/integrity/node.py).
+    integrity = NodeIntegrity(
+        settings, redis, sessions, inner=recordings, request_keyframe=keyframes
+    )
     node_id = f"{settings.node_id}-media"
     bus = RedisBus(redis, node_id)  # publish only: this process has no client sockets
     host = NodeHost(
@@ -107,13 +113,13 @@ async def _serve(settings: Settings) -> None:
         directory=RedisDirectory(redis, settings.media_node_ttl_s),
         deliver=bus.publish,
         ice_servers=_ice_servers(settings),
-        taps=recordings,
+        taps=integrity.tap_factory,
         capacity=settings.media_node_capacity,
         heartbeat_s=settings.media_node_heartbeat_s,
         address=settings.host,
         redis=redis,
         node_factory=media_node_factory(settings),
-        on_call_closed=recordings.close_call,
+        on_call_closed=_closing(recordings, integrity),
         keyframes=keyframes,
     )
     stop = asyncio.Event()
@@ -123,6 +129,7 @@ async def _serve(settings: Settings) -> None:
     probes = web.AppRunner(_probe_app(redis, engine, host, stop), handle_signals=False)
     try:
         await recordings.start()  # salvage what a crash of this node left in its spool
+        await integrity.start()
         await host.start()
         await probes.setup()
         await web.TCPSite(probes, settings.host, settings.port).start()
@@ -135,11 +142,24 @@ async def _serve(settings: Settings) -> None:
                 # interrupted here, then the node lets go of their media.
                 await recordings.stop()
                 await host.close()
+                await integrity.stop()
         finally:
             await probes.cleanup()
             await redis.aclose()
             await engine.dispose()
         log.info("media.node_stopped", node_id=node_id)
+
+
+def _closing(recordings: RecordingService, integrity: NodeIntegrity) -> Any:
+    """What lets go of a call when its media closes here: its recorder, its analysis."""
+
+    async def closed(call_id: str) -> None:
+        try:
+            await recordings.close_call(call_id)
+        finally:
+            integrity.forget(call_id)
+
+    return closed
 
 
 def _probe_app(

@@ -26,8 +26,6 @@ Why each signal is what it is:
 
 from __future__ import annotations
 
-import itertools
-import statistics
 from collections import deque
 from dataclasses import dataclass, field
 
@@ -87,6 +85,55 @@ class ActiveSignal:
     detail: str
 
 
+class FrameHistory:
+    """The track's recent thumbnails, centred and flattened, in one growing array.
+
+    Rows are appended at the end and old ones dropped from the front; when the
+    array is full the kept rows move back to its start once (amortised: no copy of
+    the history per sample, which the loop detector reads as one contiguous block).
+    """
+
+    def __init__(self, width: int = 768, capacity: int = 1024) -> None:
+        self._frames = np.empty((capacity, width), dtype=np.float32)
+        self._times = np.empty(capacity, dtype=np.float64)
+        self._start = self._end = 0
+
+    def __len__(self) -> int:
+        return self._end - self._start
+
+    def append(self, at: float, thumbnail: np.ndarray) -> None:
+        row = thumbnail.reshape(-1)
+        if row.shape[0] != self._frames.shape[1]:
+            self._frames = np.empty((self._frames.shape[0], row.shape[0]), dtype=np.float32)
+            self._start = self._end = 0
+        if self._end == self._frames.shape[0]:
+            kept = self._end - self._start
+            if kept * 2 > self._frames.shape[0]:  # mostly full: grow
+                self._frames = np.concatenate([self._frames, np.empty_like(self._frames)])
+                self._times = np.concatenate([self._times, np.empty_like(self._times)])
+            self._frames[:kept] = self._frames[self._start : self._end]
+            self._times[:kept] = self._times[self._start : self._end]
+            self._start, self._end = 0, kept
+        self._frames[self._end] = row
+        self._frames[self._end] -= self._frames[self._end].mean()  # slow light changes do not count
+        self._times[self._end] = at
+        self._end += 1
+
+    def drop_before(self, at: float) -> None:
+        self._start += int(np.searchsorted(self._times[self._start : self._end], at, side="left"))
+
+    def clear(self) -> None:
+        self._start = self._end = 0
+
+    @property
+    def frames(self) -> np.ndarray:
+        return self._frames[self._start : self._end]
+
+    @property
+    def times(self) -> np.ndarray:
+        return self._times[self._start : self._end]
+
+
 def hamming(a: int, b: int) -> int:
     return (a ^ b).bit_count()
 
@@ -116,7 +163,7 @@ class TrackDetectors:
     """Every detector of one track; feed frames and samples in arrival order."""
 
     thresholds: Thresholds = field(default_factory=Thresholds)
-    _history: deque[tuple[float, np.ndarray]] = field(default_factory=deque)
+    _history: FrameHistory = field(default_factory=FrameHistory)
     _timing: deque[tuple[int, float]] = field(default_factory=deque)
     _still_since: float | None = None
     _anchor: FrameMeasure | None = None
@@ -141,9 +188,8 @@ class TrackDetectors:
         if self._first_at is None:
             self._first_at = m.at
         self._frozen(m)
-        self._history.append((m.at, m.thumbnail))
-        while self._history and self._history[0][0] < m.at - t.loop_history_s:
-            self._history.popleft()
+        self._history.append(m.at, m.thumbnail)
+        self._history.drop_before(m.at - t.loop_history_s)
         self._timing_frame(m)
 
     def _frozen(self, m: FrameMeasure) -> None:
@@ -190,11 +236,11 @@ class TrackDetectors:
         if len(self._timing) < t.timing_window_frames:
             episode.set(False, m.at, 0.0, "")
             return
-        stamps = [ts for ts, _ in self._timing]
-        intervals_ms = [
-            _rtp_delta(b, a) * 1000.0 / m.clock_rate for a, b in itertools.pairwise(stamps)
-        ]
-        jitter = statistics.pstdev(intervals_ms)
+        stamps = np.fromiter((ts for ts, _ in self._timing), dtype=np.int64)
+        # Signed 32-bit differences (wrap-around aware), in milliseconds.
+        steps = (np.diff(stamps) + _RTP_WRAP // 2) % _RTP_WRAP - _RTP_WRAP // 2
+        intervals_ms = steps * (1000.0 / m.clock_rate)
+        jitter = float(intervals_ms.std())
         metronome = jitter < t.timing_min_jitter_ms
         episode.set(
             metronome,
@@ -255,9 +301,7 @@ class TrackDetectors:
         n = t.loop_run_frames
         if len(self._history) < 2 * n:
             return None
-        times = np.fromiter((a for a, _ in self._history), dtype=np.float64)
-        frames = np.stack([th for _, th in self._history]).reshape(len(self._history), -1)
-        frames = frames - frames.mean(axis=1, keepdims=True)
+        times, frames = self._history.times, self._history.frames  # views, centred rows
         run = frames[-n:]
         change = float(np.sqrt((np.diff(run, axis=0) ** 2).mean()))
         if change < t.loop_min_change:

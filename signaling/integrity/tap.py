@@ -23,7 +23,14 @@ from signaling.media.tap import EncodedFrame, MediaTap, MediaTapFactory, NullTap
 from .state import CallIntegrity, Sample
 from .worker import AnalysisPool, EncodedSample, SampleResult, WireFrame
 
-__all__ = ["AnalyserTap", "AnalysingTaps", "ComposedTap", "IntegrityListener"]
+__all__ = [
+    "AnalyserTap",
+    "AnalysingTaps",
+    "ComposedTap",
+    "IntegrityFeed",
+    "IntegrityListener",
+    "StateSource",
+]
 
 log = structlog.get_logger(__name__)
 
@@ -35,6 +42,31 @@ KEYFRAME_ASK_INTERVAL_S = 1.0
 class IntegrityListener(Protocol):
     def integrity_changed(self, call_id: str, state: CallIntegrity) -> None:
         """Called on the loop when a call's status or active signals change; must not block."""
+
+
+class IntegrityFeed(Protocol):
+    """Everything a call's state is made of, in order: what a media node in its own
+    process publishes so that the servers keep the same state (server/integrity/remote.py)."""
+
+    def analysed(
+        self,
+        call_id: str,
+        at: float,
+        signals: tuple[tuple[str, float, float, str], ...],
+        sample: Sample | None,
+    ) -> None:
+        """A sample's findings were applied to the call's state; must not block."""
+
+    def stopped(self, call_id: str, at: float) -> None:
+        """The call's analysis stopped (its customer leg went away, or it ended)."""
+
+
+class StateSource(Protocol):
+    """Calls analysed elsewhere (another process's media node), as this process knows them."""
+
+    def state(self, call_id: str) -> CallIntegrity | None: ...
+
+    def forget(self, call_id: str) -> None: ...
 
 
 @dataclass
@@ -57,8 +89,10 @@ class AnalyserTap:
         sample_interval_s: float,
         changed: Callable[[str, CallIntegrity], None],
         request_keyframe: Callable[[], None] | None = None,
+        feed: IntegrityFeed | None = None,
     ) -> None:
         self.call_id = call_id
+        self._feed = feed
         self.state = state
         self.counters = TrackCounters()
         self._pool = pool
@@ -147,7 +181,16 @@ class AnalyserTap:
         self.state.resume()
         sample = Sample(result.at, result.faces, result.colour) if result.colour else None
         self.state.update(result.at, result.signals, sample)
+        if self._feed is not None:
+            self._feed.analysed(self.call_id, result.at, result.signals, sample)
         if self.state.key() != before:
+            self._changed(self.call_id, self.state)
+
+    def _stop(self, at: float) -> None:
+        changed = self.state.stop(at)
+        if self._feed is not None:
+            self._feed.stopped(self.call_id, at)
+        if changed:
             self._changed(self.call_id, self.state)
 
     def mark(self, kind: str, *, at: float, operation_id: str | None = None) -> None:
@@ -158,16 +201,14 @@ class AnalyserTap:
             return
         self._batch = []
         self._waiting_for_keyframe, self._restart, self._new_clock = True, True, True
-        if self.state.stop(since):
-            self._changed(self.call_id, self.state)
+        self._stop(since)
 
     async def close(self) -> None:
         if self._closed:
             return
         self._closed = True
         self._pool.unsubscribe(self.call_id)
-        if self.state.stop(time.time()):
-            self._changed(self.call_id, self.state)
+        self._stop(time.time())
 
 
 class ComposedTap:
@@ -220,6 +261,8 @@ class AnalysingTaps:
         sample_interval_s: float,
         listener: IntegrityListener | None = None,
         request_keyframe: Callable[[str, Party], None] | None = None,
+        feed: IntegrityFeed | None = None,
+        remote: StateSource | None = None,
     ) -> None:
         self.inner = inner
         self.pool = pool
@@ -228,6 +271,10 @@ class AnalysingTaps:
         #: The media node's ``request_keyframe(call_id, party)`` (the analyser asks
         #: for the customer's), given by whoever runs the node.
         self.request_keyframe = request_keyframe
+        #: In a media node of its own: who publishes each call's findings for the servers.
+        self.feed = feed
+        #: In a server without the call's media node: the states published by the node's process.
+        self.remote = remote
         self.calls: dict[str, CallIntegrity] = {}
         self.taps: dict[str, AnalyserTap] = {}
         self._starting: asyncio.Task[None] | None = None
@@ -253,6 +300,7 @@ class AnalysingTaps:
             sample_interval_s=self.sample_interval_s,
             changed=self._changed,
             request_keyframe=lambda: self._keyframe(call_id),
+            feed=self.feed,
         )
         self.taps[call_id] = analyser
         return ComposedTap(primary, analyser)
@@ -261,9 +309,15 @@ class AnalysingTaps:
         """The call ended: its state is no longer asked for."""
         self.calls.pop(call_id, None)
         self.taps.pop(call_id, None)
+        if self.remote is not None:
+            self.remote.forget(call_id)
 
     def state(self, call_id: str) -> CallIntegrity | None:
-        return self.calls.get(call_id)
+        """The call's state: analysed here, else as published by its node's process."""
+        state = self.calls.get(call_id)
+        if state is None and self.remote is not None:
+            state = self.remote.state(call_id)
+        return state
 
     async def _start_pool(self) -> None:
         try:

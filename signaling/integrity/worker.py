@@ -5,9 +5,12 @@ separate process (``spawn``: the parent has an event loop and threads, which a
 fork would copy half-way). Each track is pinned to one worker, because a video
 decoder needs every frame since the last keyframe.
 
-Bounds: each worker's job queue holds ``queue_samples`` samples; a sample that
-does not fit is dropped and counted (:attr:`AnalysisPool.dropped`), and the
-track then restarts at its next keyframe (the tap asks for one). Results come
+Bounds: each track has at most ``queue_samples`` samples waiting for or in its
+worker (so that a busy machine's pause of the worker is ridden out by every
+track alike, and one track never takes another's room); a sample beyond that is
+dropped and counted (:attr:`AnalysisPool.dropped`), and the track then restarts
+at its next keyframe (the tap asks for one). A worker's job queue holds that
+many samples for up to ``TRACKS_PER_QUEUE`` tracks. Results come
 back on one queue read by one thread, which hands them to the loop.
 """
 
@@ -31,6 +34,9 @@ from .detectors import FrameMeasure, Thresholds, TrackDetectors
 __all__ = ["AnalysisPool", "EncodedSample", "SampleResult"]
 
 log = structlog.get_logger(__name__)
+
+#: A worker's job queue has room for this many tracks' samples (its own, last bound).
+TRACKS_PER_QUEUE = 32
 
 # One encoded frame in a sample: data, RTP timestamp, clock rate, arrival, keyframe.
 WireFrame = tuple[bytes, int, int, float, bool]
@@ -82,14 +88,62 @@ class _Track:
         self.wants_keyframe = True
 
 
-def _measure(frame: Any, at: float, ts: int, clock: int) -> FrameMeasure:
+#: Luma of limited-range video (16-235) stretched to 0-255, as a grey picture would be:
+#: the detectors' pixel thresholds are in those units.
+_LUMA_OFFSET, _LUMA_SCALE = 16.0, 255.0 / 219.0
+#: The smallest face the detector looks for, as a fraction of the picture's width. A face
+#: in a video call fills far more than that; the smaller sizes are most of the detector's cost.
+FACE_MIN_FRACTION = 0.14
+#: Picture formats whose first plane is full-resolution luma and the next two chroma at half.
+_PLANAR_420 = {"yuv420p", "yuvj420p"}
+
+
+def _planes(frame: Any) -> tuple[Any, Any, Any]:
+    """The picture's Y, U and V planes as numpy views (no copy), 4:2:0."""
     import numpy as np
 
-    small = frame.reformat(width=9, height=8, format="gray").to_ndarray().astype(np.int16)
-    bits = (small[:, 1:] > small[:, :-1]).flatten()
-    phash = int("".join("1" if b else "0" for b in bits), 2)
-    thumb = frame.reformat(width=32, height=24, format="gray").to_ndarray().astype(np.float32)
+    if frame.format.name not in _PLANAR_420:
+        frame = frame.reformat(format="yuv420p")
+    out = []
+    for plane in frame.planes[:3]:
+        rows = np.frombuffer(plane, np.uint8).reshape(plane.height, plane.line_size)
+        out.append(rows[:, : plane.width])
+    return out[0], out[1], out[2]
+
+
+def _measure(luma: Any, at: float, ts: int, clock: int) -> FrameMeasure:
+    """Hash and thumbnail straight from the luma plane: two area resizes, no colour
+    conversion, no copy of the picture."""
+    import cv2
+    import numpy as np
+
+    small = cv2.resize(luma, (9, 8), interpolation=cv2.INTER_AREA).astype(np.int16)
+    bits = (small[:, 1:] > small[:, :-1]).ravel()
+    phash = int.from_bytes(np.packbits(bits).tobytes(), "big")
+    thumb = cv2.resize(luma, (32, 24), interpolation=cv2.INTER_AREA).astype(np.float32)
+    thumb -= _LUMA_OFFSET
+    thumb *= _LUMA_SCALE
     return FrameMeasure(at=at, rtp_timestamp=ts, clock_rate=clock, phash=phash, thumbnail=thumb)
+
+
+def _mean_rgb(
+    y: Any, u: Any, v: Any, box: tuple[int, int, int, int] | None
+) -> tuple[float, float, float]:
+    """Mean colour of a region of a 4:2:0 picture (the whole picture without a box).
+
+    The mean of an affine colour conversion is the conversion of the means, so the
+    region's mean Y, U and V are converted once (ITU-R BT.601, limited range: what
+    the decoder's pictures are, and what a conversion to RGB would have used).
+    """
+    if box is not None:
+        x, top, w, h = box
+        y = y[top : top + h, x : x + w]
+        u = u[top // 2 : (top + h + 1) // 2, x // 2 : (x + w + 1) // 2]
+        v = v[top // 2 : (top + h + 1) // 2, x // 2 : (x + w + 1) // 2]
+    luma = 1.164 * (float(y.mean()) - 16.0)
+    cb, cr = float(u.mean()) - 128.0, float(v.mean()) - 128.0
+    rgb = (luma + 1.596 * cr, luma - 0.392 * cb - 0.813 * cr, luma + 2.017 * cb)
+    return tuple(min(255.0, max(0.0, c)) for c in rgb)  # type: ignore[return-value]
 
 
 class _Faces:
@@ -104,27 +158,33 @@ class _Faces:
             raise RuntimeError(f"the face detector's model is missing: {path}")
 
     def find(
-        self, frame: Any
+        self, y: Any, u: Any, v: Any
     ) -> tuple[tuple[tuple[float, float, float, float], ...], tuple[float, float, float]]:
-        height = max(2, round(frame.height * self.width / frame.width)) // 2 * 2
-        rgb = frame.reformat(width=self.width, height=height, format="rgb24").to_ndarray()
-        grey = self.cv2.cvtColor(rgb, self.cv2.COLOR_RGB2GRAY)
+        """Face boxes (fractions of the picture, largest first) and the mean colour of
+        the largest face (of the whole picture when there is none)."""
+        cv2 = self.cv2
+        full_h, full_w = y.shape
+        height = max(2, round(full_h * self.width / full_w)) // 2 * 2
+        grey = cv2.resize(y, (self.width, height), interpolation=cv2.INTER_AREA)
+        smallest = max(24, int(self.width * FACE_MIN_FRACTION))
         found = self.cascade.detectMultiScale(
-            grey, scaleFactor=1.15, minNeighbors=5, minSize=(self.width // 10, self.width // 10)
+            grey, scaleFactor=1.15, minNeighbors=5, minSize=(smallest, smallest)
         )
+        w_f, h_f = float(self.width), float(height)
         boxes = sorted(
-            ((float(x), float(y), float(w), float(h)) for x, y, w, h in found),
+            ((int(x) / w_f, int(top) / h_f, int(w) / w_f, int(h) / h_f) for x, top, w, h in found),
             key=lambda b: -b[2] * b[3],
         )
+        region = None
         if boxes:
-            x, y, w, h = (int(v) for v in boxes[0])
-            region = rgb[y : y + h, x : x + w]
-        else:
-            region = rgb
-        mean = region.reshape(-1, 3).mean(axis=0)
-        colour = (float(mean[0]), float(mean[1]), float(mean[2]))
-        w_f, h_f = float(self.width), float(height)
-        return tuple((x / w_f, y / h_f, w / w_f, h / h_f) for x, y, w, h in boxes), colour
+            bx, by, bw, bh = boxes[0]
+            region = (
+                int(bx * full_w),
+                int(by * full_h),
+                max(1, int(bw * full_w)),
+                max(1, int(bh * full_h)),
+            )
+        return tuple(boxes), _mean_rgb(y, u, v, region)
 
 
 def _analyse(
@@ -157,12 +217,13 @@ def _analyse(
             continue
         for picture in pictures:
             decoded += 1
-            track.detectors.frame(_measure(picture, arrival, ts, clock))
-            last, last_at = picture, arrival
+            planes = _planes(picture)
+            track.detectors.frame(_measure(planes[0], arrival, ts, clock))
+            last, last_at = planes, arrival
     found: tuple[tuple[float, float, float, float], ...] = ()
     colour = None
     if last is not None:
-        found, colour = faces.find(last)
+        found, colour = faces.find(*last)
         track.detectors.sample(last_at, len(found))
     signals = tuple((s.code, s.since, s.confidence, s.detail) for s in track.detectors.active())
     return SampleResult(
@@ -178,7 +239,17 @@ def _analyse(
 
 
 def worker_main(jobs: Any, results: Any, thresholds: Thresholds, face_width: int) -> None:
-    """A worker process: take samples until ``None``; forget tracks idle for 2 minutes."""
+    """A worker process: take samples until ``None``; forget tracks idle for 2 minutes.
+
+    numpy's BLAS and OpenCV run on this process's one thread: the workers are the
+    parallelism (one per core), and thread pools spinning on a busy machine cost
+    several times the work itself.
+    """
+    import cv2
+    from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
+
+    threadpool_limits(1)
+    cv2.setNumThreads(1)
     faces = _Faces(face_width)
     tracks: dict[str, _Track] = {}
     results.put(("ready", None))
@@ -235,6 +306,7 @@ class AnalysisPool:
     cpu_s: float = 0.0
     _workers: list[_Worker] = field(default_factory=list)
     _handlers: dict[str, ResultHandler] = field(default_factory=dict)
+    _in_flight: dict[str, int] = field(default_factory=dict)  # per track: sent, not answered
     _results: Any = None
     _reader: threading.Thread | None = None
     _loop: asyncio.AbstractEventLoop | None = None
@@ -257,7 +329,7 @@ class AnalysisPool:
             ctx = multiprocessing.get_context("spawn")
             self._results = ctx.Queue()
             for index in range(self.workers):
-                jobs = ctx.Queue(self.queue_samples)
+                jobs = ctx.Queue(self.queue_samples * TRACKS_PER_QUEUE)
                 process = ctx.Process(
                     target=worker_main,
                     args=(jobs, self._results, self.thresholds, self.face_width),
@@ -279,6 +351,7 @@ class AnalysisPool:
 
     def unsubscribe(self, track: str) -> None:
         self._handlers.pop(track, None)
+        self._in_flight.pop(track, None)
         worker = self._worker_for(track)
         if worker is not None:
             with contextlib.suppress(queue.Full, ValueError, OSError):
@@ -287,7 +360,8 @@ class AnalysisPool:
     def submit(self, sample: EncodedSample) -> bool:
         """Queue a sample; False (and counted as dropped) when its worker is behind."""
         worker = self._worker_for(sample.track)
-        if worker is None:
+        waiting = self._in_flight.get(sample.track, 0)
+        if worker is None or waiting >= self.queue_samples:
             self.dropped += 1
             return False
         try:
@@ -295,8 +369,17 @@ class AnalysisPool:
         except (queue.Full, ValueError, OSError):
             self.dropped += 1
             return False
+        self._in_flight[sample.track] = waiting + 1
         self.submitted += 1
         return True
+
+    def _answered(self, track: str) -> None:
+        waiting = self._in_flight.get(track)
+        if waiting is not None:
+            if waiting <= 1:
+                del self._in_flight[track]
+            else:
+                self._in_flight[track] = waiting - 1
 
     def _worker_for(self, track: str) -> _Worker | None:
         if not self._workers or self._closed:
@@ -322,10 +405,12 @@ class AnalysisPool:
 
     def _deliver(self, kind: str, payload: Any) -> None:
         if kind == "error":
+            self._answered(payload[0])
             self.errors += 1
             log.warning("integrity.sample_failed", track=payload[0], error=payload[1])
             return
         result: SampleResult = payload
+        self._answered(result.track)
         self.analysed += 1
         self.cpu_s += result.cpu_s
         handler = self._handlers.get(result.track)

@@ -78,6 +78,9 @@ async def media_nodes(
                 "CLOUDBRANCH_DEV_MODE": "1",
                 "CLOUDBRANCH_NODE_ID": name,
                 "CLOUDBRANCH_LOG_FORMAT": "json",
+                # A test pattern camera (no face, metronome clock): analysis off, as in
+                # the server (tests/plugin/servers.py: default_integrity_enabled).
+                "CLOUDBRANCH_INTEGRITY_ENABLED": "0",
                 **{f"CLOUDBRANCH_{k.upper()}": v for k, v in NODE_SETTINGS.items()},
             }
             with (tmp_path / f"{name}.log").open("wb") as log:

@@ -8,6 +8,7 @@ worker process behind the node's tap, as in the server.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -23,6 +24,12 @@ from tests.media.node_harness import NodeRouter, RelayedCall, peer_sender
 from tests.media.peer import MediaPeer
 
 SAMPLE_INTERVAL_S = 1 / 3
+_call_numbers = itertools.count(1)
+
+
+def new_call_id() -> str:
+    """A call id not used before in this test run (tests may share one node)."""
+    return f"call-{next(_call_numbers)}"
 
 
 @dataclass

@@ -15,15 +15,18 @@ import time
 import pytest
 
 from signaling.integrity.state import CallIntegrity
-from tests.integrity.harness import AnalysedNode, analysed_node, customer_call
+from tests.integrity.harness import AnalysedNode, customer_call, new_call_id
 from tests.integrity.sources import SyntheticCamera
 
-pytestmark = [pytest.mark.media, pytest.mark.slow, pytest.mark.timeout(300)]
+pytestmark = [
+    pytest.mark.media,
+    pytest.mark.slow,
+    pytest.mark.timeout(300),
+    pytest.mark.asyncio(loop_scope="module"),  # one node for the module: conftest.shared_node
+]
 
 #: Seconds of live video each scenario starts with, and must pass without a signal.
 LIVE_S = 6.0
-#: Seconds the in-suite false-alarm run lasts (the 5-minute run: bench/integrity.py --false-alarm).
-FALSE_ALARM_S = 30.0
 DETECT_TIMEOUT_S = 25.0
 
 
@@ -47,64 +50,50 @@ async def _live_then(node: AnalysedNode, camera: SyntheticCamera, call_id: str) 
     ("mode", "code"),
     [("frozen", "video_frozen"), ("looped", "video_looped"), ("metronome", "frame_timing_anomaly")],
 )
-async def test_an_attack_on_a_live_camera_is_flagged(mode: str, code: str) -> None:
-    async with analysed_node() as node:
-        camera = SyntheticCamera(faces=1)
-        async with customer_call(node, camera):
-            await _live_then(node, camera, "call-1")
-            camera.set_mode(mode)  # type: ignore[arg-type]
-            switched = time.time()
-            state = await node.wait_for("call-1", _has(code), DETECT_TIMEOUT_S)
-            assert state.status == "suspect"
-            episode = next(e for e in state.active if e.code == code)
-            assert episode.since >= switched - 1.0 and 0 < episode.confidence <= 1
-            assert episode.detail
-            # The desk-side listener heard the change as it happened.
-            assert code in node.changes.all_codes("call-1")
-            # Back to live: the signal ends (a loop needs its history to move on).
-            if mode != "looped":
-                camera.set_mode("live")
-                state = await node.wait_for(
-                    "call-1", lambda s: code not in s.active_codes(), DETECT_TIMEOUT_S
-                )
-                assert episode.until is not None and episode.until > episode.since
+async def test_an_attack_on_a_live_camera_is_flagged(
+    shared_node: AnalysedNode, mode: str, code: str
+) -> None:
+    node, call_id = shared_node, new_call_id()
+    camera = SyntheticCamera(faces=1)
+    async with customer_call(node, camera, call_id):
+        await _live_then(node, camera, call_id)
+        camera.set_mode(mode)  # type: ignore[arg-type]
+        switched = time.time()
+        state = await node.wait_for(call_id, _has(code), DETECT_TIMEOUT_S)
+        assert state.status == "suspect"
+        episode = next(e for e in state.active if e.code == code)
+        assert episode.since >= switched - 1.0 and 0 < episode.confidence <= 1
+        assert episode.detail
+        # The desk-side listener heard the change as it happened.
+        assert code in node.changes.all_codes(call_id)
+        # Back to live: the signal ends (a loop needs its history to move on).
+        if mode != "looped":
+            camera.set_mode("live")
+            state = await node.wait_for(
+                call_id, lambda s: code not in s.active_codes(), DETECT_TIMEOUT_S
+            )
+            assert episode.until is not None and episode.until > episode.since
 
 
 @pytest.mark.parametrize(("faces", "code"), [(0, "face_absent"), (2, "multiple_faces")])
-async def test_faces_are_counted(faces: int, code: str) -> None:
-    async with analysed_node() as node:
-        camera = SyntheticCamera(faces=faces)
-        async with customer_call(node, camera):
-            state = await node.wait_for("call-1", _has(code), DETECT_TIMEOUT_S)
-            assert state.status == "suspect"
-            other = "multiple_faces" if code == "face_absent" else "face_absent"
-            assert other not in state.active_codes()
-            recent = list(state.samples)[-3:]
-            assert all(len(s.faces) == faces for s in recent), recent
+async def test_faces_are_counted(shared_node: AnalysedNode, faces: int, code: str) -> None:
+    node, call_id = shared_node, new_call_id()
+    camera = SyntheticCamera(faces=faces)
+    async with customer_call(node, camera, call_id):
+        state = await node.wait_for(call_id, _has(code), DETECT_TIMEOUT_S)
+        assert state.status == "suspect"
+        other = "multiple_faces" if code == "face_absent" else "face_absent"
+        assert other not in state.active_codes()
+        recent = list(state.samples)[-3:]
+        assert all(len(s.faces) == faces for s in recent), recent
 
 
-async def test_a_live_call_raises_no_signal() -> None:
-    """False alarms: FALSE_ALARM_S seconds of a live camera with one face, no signal ever."""
-    async with analysed_node() as node:
-        camera = SyntheticCamera(faces=1, seed=7)
-        async with customer_call(node, camera):
-            await node.wait_analysing("call-1", samples=6)
-            started = node.state("call-1").analysed
-            await asyncio.sleep(FALSE_ALARM_S)
-            state = node.state("call-1")
-            assert state.analysed - started >= FALSE_ALARM_S  # at least 1 sample a second
-            assert state.episodes == [], [e.view() for e in state.episodes]
-            assert state.status == "ok"
-            assert {status for _, status, _ in node.changes.seen["call-1"]} == {"ok"}
-            assert all(len(s.faces) == 1 for s in list(state.samples)[-20:])
-
-
-async def test_the_leg_going_away_makes_the_status_unknown() -> None:
-    async with analysed_node() as node:
-        camera = SyntheticCamera(faces=1)
-        async with customer_call(node, camera) as call:
-            await node.wait_analysing("call-1", samples=3)
-            assert node.state("call-1").status == "ok"
-            await node.node.party_left(call.call_id, "customer")
-            state = await node.wait_for("call-1", lambda s: s.status == "unknown", 10)
-            assert not state.analysing
+async def test_the_leg_going_away_makes_the_status_unknown(shared_node: AnalysedNode) -> None:
+    node, call_id = shared_node, new_call_id()
+    camera = SyntheticCamera(faces=1)
+    async with customer_call(node, camera, call_id) as call:
+        await node.wait_analysing(call_id, samples=3)
+        assert node.state(call_id).status == "ok"
+        await node.node.party_left(call.call_id, "customer")
+        state = await node.wait_for(call_id, lambda s: s.status == "unknown", 10)
+        assert not state.analysing
