@@ -38,7 +38,7 @@ def _offer_expired() -> Conflict:
     body=CreateCallRequest,
     response=CallResponse,
     status=201,
-    errors=(401, 403, 404, 422),
+    errors=(401, 403, 404, 409, 422),
     also=(200,),
     body_optional=True,
 )
