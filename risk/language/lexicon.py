@@ -9,8 +9,9 @@ is read as the vocabulary word one typing slip away ("polise", "acount",
 "prosecuter"), unless the slip is at its last letter (where "policy" and
 "police" differ) or more than one word is that close.
 
-Built for short texts: the text's characters (or first words) rule most
-phrases out before any comparison.
+Chinese phrases are found in one pass over the text by an Aho-Corasick
+automaton (pyahocorasick) holding every phrase of the index; English phrases
+are looked up by the text's words.
 """
 
 from __future__ import annotations
@@ -19,7 +20,9 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Generic, NamedTuple, TypeVar
+from typing import Any, Generic, NamedTuple, TypeVar
+
+import ahocorasick
 
 P = TypeVar("P")
 P_co = TypeVar("P_co", covariant=True)
@@ -85,8 +88,8 @@ def _one_slip(word: str, known: str) -> bool:
 class PhraseIndex(Generic[P]):
     """Phrases in both scripts, indexed for :meth:`find`."""
 
-    #: non-ASCII phrases by their first character
-    by_char: Mapping[str, tuple[tuple[str, P], ...]]
+    #: non-ASCII phrases: the automaton's value for a phrase is ``(length, payloads)``
+    automaton: Any
     by_word: Mapping[str, tuple[tuple[tuple[str, ...], str, P], ...]]
     by_prefix: Mapping[str, tuple[tuple[tuple[str, ...], str, P], ...]]
     vocabulary: frozenset[str]
@@ -95,7 +98,7 @@ class PhraseIndex(Generic[P]):
     @classmethod
     def build(cls, phrases: Iterable[tuple[str, P]]) -> PhraseIndex[P]:
         """Index ``(phrase, payload)`` pairs; phrases are folded by the caller."""
-        by_char: dict[str, list[tuple[str, P]]] = {}
+        by_char: dict[str, list[P]] = {}
         by_word: dict[str, list[tuple[tuple[str, ...], str, P]]] = {}
         by_prefix: dict[str, list[tuple[tuple[str, ...], str, P]]] = {}
         vocabulary: set[str] = set()
@@ -104,7 +107,7 @@ class PhraseIndex(Generic[P]):
             if not text:
                 continue
             if not text.isascii():
-                by_char.setdefault(text[0], []).append((text, payload))
+                by_char.setdefault(text, []).append(payload)
                 continue
             words = tuple(re.findall(r"[a-z0-9*]+(?:'[a-z]+)?", text))
             if not words:
@@ -121,8 +124,13 @@ class PhraseIndex(Generic[P]):
                 slips.setdefault(word, set()).add(word)
                 for i in range(len(word)):
                     slips.setdefault(word[:i] + word[i + 1 :], set()).add(word)
+        automaton = ahocorasick.Automaton()
+        for text, payloads in by_char.items():
+            automaton.add_word(text, (text, len(text), tuple(payloads)))
+        if by_char:
+            automaton.make_automaton()
         return cls(
-            MappingProxyType({k: tuple(v) for k, v in by_char.items()}),
+            automaton if by_char else None,
             MappingProxyType({k: tuple(v) for k, v in by_word.items()}),
             MappingProxyType({k: tuple(v) for k, v in by_prefix.items()}),
             frozenset(vocabulary),
@@ -149,14 +157,12 @@ class PhraseIndex(Generic[P]):
     def find(self, folded: str, tokens: list[Token]) -> list[Hit[P]]:
         """Every occurrence of every phrase in ``folded`` (words from ``tokens``)."""
         hits: list[Hit[P]] = []
-        if self.by_char:
-            # set & dict keys would copy every key; this looks up the text's characters
-            for key in set(folded).intersection(self.by_char):
-                for phrase, payload in self.by_char[key]:
-                    at = folded.find(phrase)
-                    while at >= 0:
-                        hits.append(Hit(phrase, at, at + len(phrase), payload))
-                        at = folded.find(phrase, at + 1)
+        automaton = self.automaton
+        if automaton is not None and not folded.isascii():
+            for last, (phrase, length, payloads) in automaton.iter(folded):
+                start = last + 1 - length
+                for payload in payloads:
+                    hits.append(Hit(phrase, start, last + 1, payload))
         if tokens and (self.by_word or self.by_prefix):
             for t in tokens:
                 candidates = self.by_word.get(t.text, ())

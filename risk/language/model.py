@@ -17,9 +17,12 @@ import json
 import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
-from functools import cache
+from dataclasses import dataclass, field
+from functools import cache, cached_property
 from importlib import resources
+from typing import Any
+
+import ahocorasick
 
 from risk.language.lexicon import Token
 
@@ -51,13 +54,22 @@ class ModelVerdict:
 
     best: str
     best_probability: float
-    #: (n-gram, weight for ``best``) of the statement's n-grams that carry weight for ``best``
-    contributions: tuple[tuple[str, float], ...]
+    #: the statement's n-grams that carry weights (any class)
+    grams: tuple[str, ...] = ()
+    #: the model's weights, to explain the verdict when asked
+    _weights: Mapping[str, tuple[tuple[int, float], ...]] = field(default_factory=dict)
+    _best_index: int = -1
+
+    @property
+    def contributions(self) -> tuple[tuple[str, float], ...]:
+        """(n-gram, weight for ``best``) of the statement's n-grams that carry weight
+        for ``best`` (worked out only when an explanation asks)."""
+        best, weights = self._best_index, self._weights
+        return tuple((f, w) for f in self.grams for i, w in weights[f] if i == best)
 
     @property
     def top_phrases(self) -> tuple[str, ...]:
-        """The n-grams that pushed ``best`` up most, strongest first (sorted only
-        when an explanation asks for them)."""
+        """The n-grams that pushed ``best`` up most, strongest first."""
         pushed = sorted((fw for fw in self.contributions if fw[1] > 0), key=lambda fw: -fw[1])
         return tuple(f for f, _ in pushed[:_TOP])
 
@@ -102,17 +114,29 @@ class StatementModel:
                     scores[index] += w
         return scores, seen
 
+    @cached_property
+    def _grams(self) -> Any:
+        """The Chinese n-grams that carry weights, in one automaton. A gram is made of
+        characters that only occur inside Chinese runs, so any match lies inside one
+        run: the matches are exactly the run n-grams :func:`features` would make."""
+        automaton = ahocorasick.Automaton()
+        for gram in self.weights:
+            if not gram.isascii():
+                automaton.add_word(gram, gram)
+        if len(automaton) == 0:
+            return None
+        automaton.make_automaton()
+        return automaton
+
     def _matched(self, folded: str, tokens: Sequence[Token]) -> list[str]:
         """The statement's n-grams that carry weights (each once): the same as
         filtering :func:`features`, without building every n-gram first."""
         weights = self.weights
         seen: dict[str, None] = {}
-        for run in _CJK_RUN.findall(folded):
-            for size in (2, 3):
-                for i in range(len(run) - size + 1):
-                    gram = run[i : i + size]
-                    if gram in weights:
-                        seen[gram] = None
+        grams = self._grams
+        if grams is not None and not folded.isascii():
+            for _, gram in grams.iter(folded):
+                seen[gram] = None
         if tokens:
             words = [t.text for t in tokens]
             for i, w in enumerate(words):
@@ -140,9 +164,7 @@ class StatementModel:
         for value in scores:
             total += exp(value - top)
         probability = exp(scores[best] - top) / total
-        weights = self.weights
-        contributions = tuple((f, w) for f in seen for i, w in weights[f] if i == best)
-        return ModelVerdict(self.classes[best], probability, contributions)
+        return ModelVerdict(self.classes[best], probability, tuple(seen), self.weights, best)
 
 
 @cache
