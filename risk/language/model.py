@@ -18,11 +18,8 @@ import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from functools import cache, cached_property
+from functools import cache
 from importlib import resources
-from typing import Any
-
-import ahocorasick
 
 from risk.language.lexicon import Token
 
@@ -114,29 +111,17 @@ class StatementModel:
                     scores[index] += w
         return scores, seen
 
-    @cached_property
-    def _grams(self) -> Any:
-        """The Chinese n-grams that carry weights, in one automaton. A gram is made of
-        characters that only occur inside Chinese runs, so any match lies inside one
-        run: the matches are exactly the run n-grams :func:`features` would make."""
-        automaton = ahocorasick.Automaton()
-        for gram in self.weights:
-            if not gram.isascii():
-                automaton.add_word(gram, gram)
-        if len(automaton) == 0:
-            return None
-        automaton.make_automaton()
-        return automaton
-
     def _matched(self, folded: str, tokens: Sequence[Token]) -> list[str]:
         """The statement's n-grams that carry weights (each once): the same as
         filtering :func:`features`, without building every n-gram first."""
         weights = self.weights
         seen: dict[str, None] = {}
-        grams = self._grams
-        if grams is not None and not folded.isascii():
-            for _, gram in grams.iter(folded):
-                seen[gram] = None
+        for run in _CJK_RUN.findall(folded):
+            for size in (2, 3):
+                for i in range(len(run) - size + 1):
+                    gram = run[i : i + size]
+                    if gram in weights:
+                        seen[gram] = None
         if tokens:
             words = [t.text for t in tokens]
             for i, w in enumerate(words):

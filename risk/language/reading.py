@@ -22,6 +22,7 @@ engine compares with the payee book, and the statement model's verdict.
 
 from __future__ import annotations
 
+import re
 from bisect import bisect_right
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -43,6 +44,7 @@ from risk.language.markers import (
 )
 from risk.language.model import ModelVerdict, StatementModel
 
+_CLAUSE_END = re.compile("[" + re.escape("".join(sorted(CLAUSE_ENDS))) + "]")
 _SHORT_SCOPE = 2  # units (characters or words) a one-character negator governs
 _LONG_SCOPE = 6
 _DESCRIBE_GAP = 3
@@ -161,19 +163,14 @@ class Reader:
         model = self.model
         judge = (lambda: model.judge(folded, tokens)) if model is not None else None
         if not cue_hits:
-            relatives = _relatives_named(marks, folded) if marks else frozenset()
-            return Reading(folded, (), relatives, judge)
+            # Only a new payee makes the engine ask which relatives are named.
+            if not any(m.payload.startswith("relative:") for m in marks):
+                return Reading(folded, (), frozenset(), judge)
+            return Reading(folded, (), lambda: _scope(folded, [], marks)[1], judge)
         found, relatives, directed = _scope(folded, _outermost(cue_hits), marks)
         # A job or a place named while nobody tells the customer anything is not
         # an instruction: its phrases count for less.
         return _reading(folded, found, relatives, judge, self.role_typologies, not directed)
-
-
-def _relatives_named(marks: list[Hit[str]], folded: str) -> frozenset[str]:
-    """The relatives a statement without typology cues names and does not deny."""
-    if not any(m.payload.startswith("relative:") for m in marks):
-        return frozenset()
-    return _scope(folded, [], marks)[1]
 
 
 def _scope(
@@ -275,7 +272,7 @@ def _inside(hit: Hit[str], spans: list[tuple[int, int]]) -> bool:
 
 def _clause_starts(folded: str, marks: list[Hit[str]]) -> list[int]:
     """Sorted positions where a clause starts (after punctuation, at a contrast)."""
-    starts = {i + 1 for i, ch in enumerate(folded) if ch in CLAUSE_ENDS}
+    starts = {m.end() for m in _CLAUSE_END.finditer(folded)}
     starts.update(m.start for m in marks if m.payload == "contrast")
     starts.add(0)
     return sorted(starts)
