@@ -426,7 +426,7 @@ class _Deaf(Reader):
 def language_off(ruleset: Ruleset) -> Ruleset:
     """The same ruleset reading no words: no folding, lexicon, negation or model."""
     plain = Reader.build({}, frozenset(), None)
-    deaf = _Deaf(plain.cues, plain.markers, plain.role_typologies, None)
+    deaf = _Deaf(plain.phrases, plain.role_typologies, None)
     return replace(ruleset, features=replace(ruleset.features, reader=deaf))
 
 

@@ -20,6 +20,7 @@ they only add evidence.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
@@ -140,6 +141,20 @@ def _to_long_known_family(ctx: FeatureContext) -> bool:
     return days >= ctx.params.long_known_days
 
 
+#: operations that pay no one: words about the family cannot be about a stranger's account
+_NO_PAYEE_KINDS = frozenset(
+    {
+        "balance_inquiry",
+        "passbook_statement",
+        "card_activation",
+        "loss_report",
+        "replacement",
+        "pension_certification",
+        "certificate",
+    }
+)
+
+
 def _cue_story(ctx: FeatureContext) -> Mapping[str, float]:
     """Story weight per typology from the cues alone."""
     cached = ctx.values.get("_cue_story")
@@ -149,9 +164,15 @@ def _cue_story(ctx: FeatureContext) -> Mapping[str, float]:
     read = reading(ctx)
     if read is not None and read.cues:
         known = ctx.params.typologies
-        for name, weight in read.cue_weights(_to_long_known_family(ctx)).items():
-            if name in known:
-                result[name] = min(weight, STORY_CAP)
+        to_family = _to_long_known_family(ctx)
+        # Who the words are about: the payee book settles it for a payment; an
+        # operation that pays no one cannot send the money to a stranger at all.
+        discount = to_family or ctx.op.kind in _NO_PAYEE_KINDS
+        for name, weight in read.cue_weights(discount).items():
+            info = known.get(name)
+            if info is None or (to_family and info.family_payee_settles):
+                continue
+            result[name] = min(weight, STORY_CAP)
     ctx.values["_cue_story"] = result
     return result
 
@@ -307,9 +328,49 @@ def said_typologies(ctx: FeatureContext) -> object:
     return _told(ctx)
 
 
-@feature("bool", "the reason names a relative, but the payee is new or added this week", cost=3)
+#: Payee names that are an organisation's: a relative named in the statement is then
+#: who the payment is for (a hospital bill), not who is said to receive it.
+_ORGANISATION_ENDINGS = (
+    "医院",
+    "卫生院",
+    "诊所",
+    "公司",
+    "学校",
+    "大学",
+    "学院",
+    "中学",
+    "小学",
+    "幼儿园",
+    "中心",
+    "银行",
+    "养老院",
+    "敬老院",
+    "物业",
+    "集团",
+    "委员会",
+    "事务所",
+    "超市",
+    "局",
+)
+_ORGANISATION_WORDS = re.compile(
+    r"\b(hospital|clinic|school|university|college|ltd|limited|company|inc|bank|council)\b"
+)
+
+
+def _organisation(name: str | None) -> bool:
+    if not name:
+        return False
+    text = name.strip().casefold()
+    return text.endswith(_ORGANISATION_ENDINGS) or _ORGANISATION_WORDS.search(text) is not None
+
+
+@feature(
+    "bool", "the reason names a relative, but the payee is a new or this week's person", cost=3
+)
 def claimed_relative_new_payee(ctx: FeatureContext) -> object:
     if not _is_transfer(ctx) or ctx.number("payee_known_days") >= NEW_PAYEE_DAYS:
+        return False
+    if _organisation(ctx.op.payee_name):
         return False
     read = reading(ctx)
     return read is not None and bool(read.relatives)

@@ -190,6 +190,9 @@ class Typology(_Strict):
     cues: dict[str, float] = {}
     #: the phrases can describe a person's job ("my son is a police officer")
     roles: bool = False
+    #: the story is about the family's own account ("my son changed his number"):
+    #: money paid to a long-known family payee reaches the real relative, so it does not count
+    family_payee_settles: bool = False
     #: behaviour signal -> weight
     signals: dict[str, float] = {}
     name: TextPair | None = None
@@ -465,6 +468,7 @@ def _typology_info(name: str, t: Typology) -> TypologyInfo:
         or ("What exactly was the customer told, by whom, and how did they make contact?",),
         signals=MappingProxyType(dict(t.signals)),
         roles=t.roles,
+        family_payee_settles=t.family_payee_settles,
     )
 
 

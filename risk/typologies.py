@@ -27,3 +27,5 @@ class TypologyInfo:
     signals: Mapping[str, float] = field(default_factory=lambda: MappingProxyType({}))
     #: its phrases can describe a person's job, so they may be about the family
     roles: bool = False
+    #: money to a long-known family payee reaches the real relative: the story does not count
+    family_payee_settles: bool = False

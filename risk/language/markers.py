@@ -54,6 +54,21 @@ LONG_NEGATORS = (
     "do not want",
     "refused",
     "turned down",
+    # what follows is named as a fraud the customer knows of, not what happened
+    # to them ("冒充警察的骗子很多", "fake police officers")
+    "冒充",
+    "假冒",
+    "假扮",
+    "fake",
+    "pretending to be",
+    "pretend to be",
+    "posing as",
+    "impostor",
+    "impostors",
+    "beware of",
+    "提防",
+    "小心",
+    "防止",
 )
 #: One-character Chinese negators: they govern only what follows at once ("不关闭").
 SHORT_NEGATORS = ("不", "没", "非", "无", "未", "别", "勿")

@@ -17,7 +17,7 @@ import json
 import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources
 
@@ -51,13 +51,22 @@ class ModelVerdict:
 
     best: str
     best_probability: float
-    #: (n-gram, weight for ``best``) of the statement's n-grams that carry weight for ``best``
-    contributions: tuple[tuple[str, float], ...]
+    #: the statement's n-grams that carry weights (any class)
+    grams: tuple[str, ...] = ()
+    #: the model's weights, to explain the verdict when asked
+    _weights: Mapping[str, tuple[tuple[int, float], ...]] = field(default_factory=dict)
+    _best_index: int = -1
+
+    @property
+    def contributions(self) -> tuple[tuple[str, float], ...]:
+        """(n-gram, weight for ``best``) of the statement's n-grams that carry weight
+        for ``best`` (worked out only when an explanation asks)."""
+        best, weights = self._best_index, self._weights
+        return tuple((f, w) for f in self.grams for i, w in weights[f] if i == best)
 
     @property
     def top_phrases(self) -> tuple[str, ...]:
-        """The n-grams that pushed ``best`` up most, strongest first (sorted only
-        when an explanation asks for them)."""
+        """The n-grams that pushed ``best`` up most, strongest first."""
         pushed = sorted((fw for fw in self.contributions if fw[1] > 0), key=lambda fw: -fw[1])
         return tuple(f for f, _ in pushed[:_TOP])
 
@@ -140,9 +149,7 @@ class StatementModel:
         for value in scores:
             total += exp(value - top)
         probability = exp(scores[best] - top) / total
-        weights = self.weights
-        contributions = tuple((f, w) for f in seen for i, w in weights[f] if i == best)
-        return ModelVerdict(self.classes[best], probability, contributions)
+        return ModelVerdict(self.classes[best], probability, tuple(seen), self.weights, best)
 
 
 @cache

@@ -22,6 +22,7 @@ engine compares with the payee book, and the statement model's verdict.
 
 from __future__ import annotations
 
+import re
 from bisect import bisect_right
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -29,7 +30,7 @@ from functools import cached_property
 from typing import TypeVar
 
 from risk.language.fold import fold
-from risk.language.lexicon import WORD, Hit, PhraseIndex, Token, tokenise
+from risk.language.lexicon import WORD, Hit, PhraseIndex, tokenise
 from risk.language.markers import (
     CLAUSE_ENDS,
     COMPARISONS,
@@ -43,6 +44,7 @@ from risk.language.markers import (
 )
 from risk.language.model import ModelVerdict, StatementModel
 
+_CLAUSE_END = re.compile("[" + re.escape("".join(sorted(CLAUSE_ENDS))) + "]")
 _SHORT_SCOPE = 2  # units (characters or words) a one-character negator governs
 _LONG_SCOPE = 6
 _DESCRIBE_GAP = 3
@@ -109,15 +111,17 @@ class Reading:
 
 @dataclass(frozen=True)
 class Reader:
-    """Reads statements against one ruleset's lexicon; built once per ruleset."""
+    """Reads statements against one ruleset's lexicon; built once per ruleset.
 
-    cues: PhraseIndex[Cue]
-    markers: PhraseIndex[str]
+    The typology phrases and the grammar words (negators, contrasts, relatives,
+    ...) sit in one index, so a statement is searched once for all of them.
+    """
+
+    #: typology phrases (payload :class:`Cue`) and grammar words (payload: the kind)
+    phrases: PhraseIndex[Cue | str]
     #: typologies whose phrases can describe a person's role (police, court, ...)
     role_typologies: frozenset[str]
     model: StatementModel | None = None
-    #: relatives alone: a cheap first look when the statement has no typology cue
-    relative_words: PhraseIndex[str] | None = None
 
     @classmethod
     def build(
@@ -127,22 +131,20 @@ class Reader:
         model: StatementModel | None = None,
     ) -> Reader:
         """``lexicon`` maps each typology to its phrases and their weights."""
-        cues = PhraseIndex.build(
+        phrases: list[tuple[str, Cue | str]] = [
             (fold(phrase), Cue(name, weight))
-            for name, phrases in lexicon.items()
-            for phrase, weight in phrases.items()
-        )
-        markers: list[tuple[str, str]] = []
-        markers += [(w, "long") for w in LONG_NEGATORS]
-        markers += [(w, "short") for w in SHORT_NEGATORS]
-        markers += [(w, "comparison") for w in COMPARISONS]
-        markers += [(w, "not_negation") for w in NOT_NEGATIONS]
-        markers += [(w, "contrast") for w in CONTRASTS]
-        markers += [(w, "relative:" + r) for w, r in RELATIVES.items()]
-        markers += [(w, "describes") for w in DESCRIBES]
-        markers += [(w, "directive") for w in DIRECTIVES]
-        relative_words = PhraseIndex.build((w, "relative") for w in RELATIVES)
-        return cls(cues, PhraseIndex.build(markers), role_typologies, model, relative_words)
+            for name, entries in lexicon.items()
+            for phrase, weight in entries.items()
+        ]
+        phrases += [(w, "long") for w in LONG_NEGATORS]
+        phrases += [(w, "short") for w in SHORT_NEGATORS]
+        phrases += [(w, "comparison") for w in COMPARISONS]
+        phrases += [(w, "not_negation") for w in NOT_NEGATIONS]
+        phrases += [(w, "contrast") for w in CONTRASTS]
+        phrases += [(w, "relative:" + r) for w, r in RELATIVES.items()]
+        phrases += [(w, "describes") for w in DESCRIBES]
+        phrases += [(w, "directive") for w in DIRECTIVES]
+        return cls(PhraseIndex.build(phrases), role_typologies, model)
 
     def read(self, text: str) -> Reading:
         """The reading of one statement."""
@@ -150,65 +152,70 @@ class Reader:
         if not folded.strip():
             return Reading(folded, ())
         tokens = tokenise(folded)
-        read_tokens = self.cues.correct(tokens) if tokens else tokens
-        cue_hits = _outermost(self.cues.find(folded, read_tokens))
+        read_tokens = self.phrases.correct(tokens) if tokens else tokens
+        cue_hits: list[Hit[Cue]] = []
+        marks: list[Hit[str]] = []
+        for hit in self.phrases.find(folded, read_tokens):
+            if type(hit.payload) is Cue:
+                cue_hits.append(hit)  # type: ignore[arg-type]
+            else:
+                marks.append(hit)  # type: ignore[arg-type]
         model = self.model
         judge = (lambda: model.judge(folded, tokens)) if model is not None else None
         if not cue_hits:
-            return Reading(folded, (), lambda: self._scope(folded, tokens, [])[1], judge)
-        found, relatives, directed = self._scope(folded, tokens, cue_hits)
+            # Only a new payee makes the engine ask which relatives are named.
+            if not any(m.payload.startswith("relative:") for m in marks):
+                return Reading(folded, (), frozenset(), judge)
+            return Reading(folded, (), lambda: _scope(folded, [], marks)[1], judge)
+        found, relatives, directed = _scope(folded, _outermost(cue_hits), marks)
         # A job or a place named while nobody tells the customer anything is not
         # an instruction: its phrases count for less.
         return _reading(folded, found, relatives, judge, self.role_typologies, not directed)
 
-    def _scope(
-        self, folded: str, tokens: list[Token], cue_hits: list[Hit[Cue]]
-    ) -> tuple[tuple[CueHit, ...], frozenset[str], bool]:
-        """Negation and family descriptions for the cues; the relatives named;
-        whether anyone is said to tell or ask the customer something."""
-        if not cue_hits and (
-            self.relative_words is not None and not self.relative_words.find(folded, tokens)
-        ):
-            return (), frozenset(), False
-        marks = self.markers.find(folded, tokens)
-        directed = any(m.payload == "directive" for m in marks)
-        relatives = [m for m in marks if m.payload.startswith("relative:")]
-        spans = [(h.start, h.end) for h in cue_hits]
-        negators = [
-            m
-            for m in marks
-            if m.payload in ("long", "short", "comparison")
-            and not _inside(m, spans)
-            and not any(
-                o.payload == "not_negation" and o.start <= m.start and m.end <= o.end for o in marks
-            )
-        ]
-        if not negators and not relatives:  # the common case: nothing to scope
-            return (
-                tuple(CueHit(h.phrase, h.payload.typology, h.payload.weight) for h in cue_hits),
-                frozenset(),
-                directed,
-            )
-        clauses = _clause_starts(folded, marks)
-        units = _Units(folded, tokens)
-        negators = _outermost(negators)
-        describing = [m for m in marks if m.payload == "describes"]
-        family_spans = _family_descriptions(relatives, describing, clauses, units)
-        named: set[str] = set()
-        for rel in relatives:
-            if not _negated(rel, negators, clauses, units):
-                named.add(rel.payload.removeprefix("relative:"))
-        found = tuple(
-            CueHit(
-                h.phrase,
-                h.payload.typology,
-                h.payload.weight,
-                negated=_negated(h, negators, clauses, units),
-                about_family=any(start <= h.start < end for start, end in family_spans),
-            )
-            for h in cue_hits
+
+def _scope(
+    folded: str, cue_hits: list[Hit[Cue]], marks: list[Hit[str]]
+) -> tuple[tuple[CueHit, ...], frozenset[str], bool]:
+    """Negation and family descriptions for the cues; the relatives named;
+    whether anyone is said to tell or ask the customer something."""
+    directed = any(m.payload == "directive" for m in marks)
+    relatives = [m for m in marks if m.payload.startswith("relative:")]
+    spans = [(h.start, h.end) for h in cue_hits]
+    negators = [
+        m
+        for m in marks
+        if m.payload in ("long", "short", "comparison")
+        and not _inside(m, spans)
+        and not any(
+            o.payload == "not_negation" and o.start <= m.start and m.end <= o.end for o in marks
         )
-        return found, frozenset(named), directed
+    ]
+    if not negators and not relatives:  # the common case: nothing to scope
+        return (
+            tuple(CueHit(h.phrase, h.payload.typology, h.payload.weight) for h in cue_hits),
+            frozenset(),
+            directed,
+        )
+    clauses = _clause_starts(folded, marks)
+    units = _Units(folded)
+    negators = _outermost(negators)
+    describing = [m for m in marks if m.payload == "describes"]
+    family_spans = _family_descriptions(relatives, describing, clauses, units)
+    named: set[str] = set()
+    for rel in relatives:
+        if not _negated(rel, negators, clauses, units):
+            named.add(rel.payload.removeprefix("relative:"))
+    found = tuple(
+        CueHit(
+            h.phrase,
+            h.payload.typology,
+            h.payload.weight,
+            negated=_negated(h, negators, clauses, units),
+            about_family=any(start <= h.start < end for start, end in family_spans),
+        )
+        for h in cue_hits
+    )
+    return found, frozenset(named), directed
 
 
 def _reading(
@@ -265,7 +272,7 @@ def _inside(hit: Hit[str], spans: list[tuple[int, int]]) -> bool:
 
 def _clause_starts(folded: str, marks: list[Hit[str]]) -> list[int]:
     """Sorted positions where a clause starts (after punctuation, at a contrast)."""
-    starts = {i + 1 for i, ch in enumerate(folded) if ch in CLAUSE_ENDS}
+    starts = {m.end() for m in _CLAUSE_END.finditer(folded)}
     starts.update(m.start for m in marks if m.payload == "contrast")
     starts.add(0)
     return sorted(starts)
@@ -276,7 +283,7 @@ class _Units:
 
     __slots__ = ("_folded",)
 
-    def __init__(self, folded: str, tokens: list[Token]) -> None:
+    def __init__(self, folded: str) -> None:
         self._folded = folded
 
     def gap(self, end: int, start: int) -> int:

@@ -195,9 +195,28 @@ def test_sequences_before_a_large_transfer(
     ],
 )
 def test_typology_keywords(engine: RiskEngine, kit: Any, reason: str, code: str) -> None:
-    result = decide(engine, kit, session=kit.session(stated_reason=reason))
+    # Even to the long-known daughter, except a family emergency: money paid to a
+    # long-known family account reaches the real relative (see the next test).
+    op = kit.to_stranger("1000") if code == "typology_family_emergency" else kit.transfer()
+    result = decide(engine, kit, op, session=kit.session(stated_reason=reason))
     assert code in result.reason_codes
-    assert result.decision >= Decision.REVIEW  # even to the long-known daughter
+    assert result.decision >= Decision.REVIEW
+
+
+@pytest.mark.parametrize(
+    "reason",
+    ["孙子出车祸了，住院要交押金", "my son changed his number and asked for help with rent"],
+)
+def test_family_emergency_paid_to_long_known_family_is_not_the_scam(
+    engine: RiskEngine, kit: Any, reason: str
+) -> None:
+    session = kit.session(stated_reason=reason)
+    to_daughter = decide(engine, kit, kit.transfer(), session=session)
+    assert "typology_family_emergency" not in to_daughter.reason_codes
+    assert to_daughter.decision <= Decision.WARN
+    to_new_account = decide(engine, kit, kit.to_stranger("3000"), session=session)
+    assert to_new_account.decision >= Decision.REVIEW
+    assert to_new_account.typology == "family_emergency"
 
 
 def test_keywords_match_whole_english_words(engine: RiskEngine, kit: Any) -> None:

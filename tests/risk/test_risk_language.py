@@ -3,13 +3,14 @@ typos, traditional characters, pinyin, and a secrecy phrase that contains a nega
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import date
 from decimal import Decimal
 from typing import Any
 
 import pytest
 
-from risk import Decision, KnownPayee, RiskEngine
+from risk import Decision, KnownPayee, Operation, RiskEngine
 from risk.language.reading import Reading
 
 
@@ -110,3 +111,48 @@ def test_a_slip_at_the_last_letter_is_another_word(engine: RiskEngine) -> None:
 def test_innocent_contexts_weigh_against(engine: RiskEngine) -> None:
     assert not counted(read(engine, "a surprise for my grandson's birthday, don't tell him"))
     assert not counted(read(engine, "孙子考得好，比中奖还高兴"))
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "听说冒充警察的骗子很多，我不会上当",
+        "my neighbour warned me about fake police officers on video calls",
+    ],
+)
+def test_a_fraud_named_as_such_is_not_the_story(engine: RiskEngine, text: str) -> None:
+    reading = read(engine, text)
+    assert reading.cues and all(c.negated for c in reading.cues), reading.cues
+    assert not counted(reading)
+
+
+def test_a_fraud_named_elsewhere_does_not_hide_the_story(engine: RiskEngine) -> None:
+    # The awareness word governs what follows it, not a later clause told as fact.
+    reading = read(engine, "我知道有冒充的，但这个警察说我的账户涉嫌洗钱")
+    assert "authority_impersonation" in counted(reading)
+
+
+def test_family_words_for_an_operation_that_pays_no_one(engine: RiskEngine, kit: Any) -> None:
+    session = kit.session(stated_reason="my son is a detective and told me to check my balance")
+    inquiry = engine.evaluate(
+        Operation(kind="balance_inquiry"), kit.profile(), session, kit.lists(), kit.now
+    )
+    assert inquiry.decision <= Decision.WARN, inquiry.reason_codes
+    told = kit.session(stated_reason="the detective told me to check my balance for him")
+    asked = engine.evaluate(
+        Operation(kind="balance_inquiry"), kit.profile(), told, kit.lists(), kit.now
+    )
+    assert asked.decision >= Decision.REVIEW
+    assert asked.typology == "authority_impersonation"
+
+
+def test_a_relative_named_for_an_organisations_bill(engine: RiskEngine, kit: Any) -> None:
+    """The relation check compares the relative with the payee: a hospital is not a relative."""
+    session = kit.session(stated_reason="老伴住院了，交住院押金")
+    hospital = replace(kit.to_stranger("8000"), payee_name="市第一人民医院")
+    person = replace(kit.to_stranger("8000"), payee_name="陈志强")
+    to_hospital = engine.evaluate(hospital, kit.profile(), session, kit.lists(), kit.now)
+    to_person = engine.evaluate(person, kit.profile(), session, kit.lists(), kit.now)
+    assert "relative_on_new_account" not in to_hospital.reason_codes
+    assert "relative_on_new_account" in to_person.reason_codes
+    assert to_person.decision > to_hospital.decision

@@ -4,7 +4,9 @@
   language features were developed against;
 - ``held_out``: ``scenarios/held_out/``, each file written before the engine
   changes it exercises and not used to tune them (``cases_2.yaml`` also covers
-  video integrity, the counter's new kinds and contact-change takeovers).
+  video integrity, the counter's new kinds and contact-change takeovers;
+  ``cases_3.yaml`` is told mostly without the textbook words). Its figures are
+  also reported per file, since each batch was unseen when it was written.
 
 Per part: detection (scams decided review or stronger), false alarms
 (legitimate operations decided above warn) and typology named (scams whose
@@ -76,42 +78,57 @@ def _labels(raw: dict[str, Any]) -> list[str]:
 
 
 def measure(suite: list[dict[str, Any]], engine: RiskEngine) -> dict[str, Figures]:
+    """Figures per part, and for the held-out part also per file (``held_out/…``)."""
     parts: dict[str, Figures] = {}
     typologies = engine.ruleset.features.typologies
     for raw in suite:
         case = decode_case(raw)
         result = engine.evaluate(case.operation, case.profile, case.session, case.lists, case.now)
-        fig = parts.setdefault(raw["part"], Figures())
-        if case.label == "scam":
-            fig.scams += 1
-            if result.decision >= Decision.REVIEW:
-                fig.detected += 1
-            else:
-                fig.missed.append(f"{case.id} ({result.decision.value})")
-            wanted = _labels(raw)
-            if wanted:
-                fig.labelled += 1
-                named = result.typology
-                warning = " ".join(r.customer_text.get("en", "") for r in result.reasons)
-                warning_zh = "".join(r.customer_text.get("zh", "") for r in result.reasons)
-                shown = (
-                    named in wanted
-                    and result.decision > Decision.ALLOW
-                    and "scam" in warning
-                    and "骗局" in warning_zh
-                    and named is not None
-                    and typologies[named].warning["en"] in warning
-                )
-                if shown:
-                    fig.named += 1
-                else:
-                    fig.unnamed.append(f"{case.id} ({named})")
-        else:
-            fig.legit += 1
-            if result.decision > Decision.WARN:
-                fig.alarms += 1
-                fig.false_alarms.append(f"{case.id} ({result.decision.value})")
+        tallies = [parts.setdefault(raw["part"], Figures())]
+        if raw["part"] == "held_out":
+            tallies.append(parts.setdefault(raw["_file"], Figures()))
+        for fig in tallies:
+            _tally(fig, raw, case.label, case.id, result, typologies)
     return parts
+
+
+def _tally(
+    fig: Figures,
+    raw: dict[str, Any],
+    label: str,
+    case_id: str,
+    result: Any,
+    typologies: Any,
+) -> None:
+    if label == "scam":
+        fig.scams += 1
+        if result.decision >= Decision.REVIEW:
+            fig.detected += 1
+        else:
+            fig.missed.append(f"{case_id} ({result.decision.value})")
+        wanted = _labels(raw)
+        if wanted:
+            fig.labelled += 1
+            named = result.typology
+            warning = " ".join(r.customer_text.get("en", "") for r in result.reasons)
+            warning_zh = "".join(r.customer_text.get("zh", "") for r in result.reasons)
+            shown = (
+                named in wanted
+                and result.decision > Decision.ALLOW
+                and "scam" in warning
+                and "骗局" in warning_zh
+                and named is not None
+                and typologies[named].warning["en"] in warning
+            )
+            if shown:
+                fig.named += 1
+            else:
+                fig.unnamed.append(f"{case_id} ({named})")
+    else:
+        fig.legit += 1
+        if result.decision > Decision.WARN:
+            fig.alarms += 1
+            fig.false_alarms.append(f"{case_id} ({result.decision.value})")
 
 
 def test_suite_is_large_varied_and_well_formed(suite: list[dict[str, Any]]) -> None:
@@ -161,8 +178,18 @@ def test_figures_per_part(figures: dict[str, Figures], report_figures: list[str]
         lines.append(
             f"[{part}]   " + "; ".join(f"{k}: {'met' if v else 'MISSED'}" for k, v in met.items())
         )
+    lines += _held_out_batches(figures)
     report_figures.extend(lines)
     print("\n".join(lines))
+
+
+def _held_out_batches(figures: dict[str, Figures]) -> list[str]:
+    """The held-out part's figures per file: each batch was unseen when written."""
+    lines: list[str] = []
+    for name, fig in sorted(figures.items()):
+        if name.startswith("held_out/"):
+            lines += fig.lines(name)
+    return lines
 
 
 def test_tuning_part_meets_the_targets(figures: dict[str, Figures]) -> None:
@@ -181,6 +208,7 @@ def test_held_out_part_meets_the_targets(figures: dict[str, Figures]) -> None:
 
 
 def test_false_alarms_suite_wide(figures: dict[str, Figures]) -> None:
-    legit = sum(f.legit for f in figures.values())
-    alarms = sum(f.alarms for f in figures.values())
-    assert alarms / legit <= MAX_FALSE_ALARMS_OVERALL, [f.false_alarms for f in figures.values()]
+    parts = [figures["tuning"], figures["held_out"]]  # (the per-file figures repeat these)
+    legit = sum(f.legit for f in parts)
+    alarms = sum(f.alarms for f in parts)
+    assert alarms / legit <= MAX_FALSE_ALARMS_OVERALL, [f.false_alarms for f in parts]

@@ -70,3 +70,24 @@ def test_the_reason_shows_what_the_model_read(kit: Any) -> None:
     assert "百万保障" in named.specialist_text  # the phrases that counted
     assert "Statement model" in named.specialist_text
     assert "protection plan" in named.customer_text["en"]
+
+
+def test_one_pass_matching_finds_exactly_the_weighted_n_grams() -> None:
+    """The model's automaton finds the same n-grams as building every one and keeping
+    those with weights (the corpus, the scenarios' statements and mixed texts)."""
+    from risk.language.lexicon import tokenise
+    from risk.language.model import features, load_packaged_model
+
+    model = load_packaged_model()
+    assert model is not None
+    corpus = train_statements.load_corpus()
+    texts = [t for t, _ in (*corpus.train, *corpus.held_out)] + [
+        "群里老师说这个 platform 稳赚, touzi 三个月翻倍",
+        "“安全账户”、保证金。the police said so",
+        "給女兒的生活費（37）",
+    ]
+    for text in texts:
+        folded = fold(text)
+        tokens = tokenise(folded)
+        expected = {f for f in features(folded, tokens) if f in model.weights}
+        assert set(model._matched(folded, tokens)) == expected, text
