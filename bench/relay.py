@@ -359,18 +359,32 @@ async def measure(
 
 
 def cpu_parts(node: psutil.Process) -> dict[str, float]:
-    """CPU seconds so far: the node's main thread, its other threads (the recorder's
-    writers), and its child processes (a private Janus)."""
-    threads = node.threads()
-    loop = sum(t.user_time + t.system_time for t in threads if t.id == node.pid)
-    others = sum(t.user_time + t.system_time for t in threads if t.id != node.pid)
+    """CPU seconds so far: the node's main thread (the event loop), its RTP thread
+    (the Janus node's packet pump), its other threads (the recorder's writers), and
+    its child processes (a private Janus)."""
+    loop = rtp = others = 0.0
+    for thread in node.threads():
+        used = thread.user_time + thread.system_time
+        if thread.id == node.pid:
+            loop += used
+        elif _thread_name(node.pid, thread.id) == "janus-rtp":
+            rtp += used
+        else:
+            others += used
     janus = 0.0
     for child in node.children(recursive=True):
         try:
             janus += sum(child.cpu_times()[:2])
         except psutil.NoSuchProcess:
             continue
-    return {"loop": loop, "recorder": others, "janus": janus}
+    return {"loop": loop, "rtp": rtp, "recorder": others, "janus": janus}
+
+
+def _thread_name(pid: int, tid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/task/{tid}/comm").read_text().strip()
+    except OSError:
+        return ""
 
 
 def report(results: dict[str, Result], calls: int, seconds: float) -> None:
