@@ -56,6 +56,9 @@ class CallRecorder:
         self._closed = False
         self._tasks: set[asyncio.Task[Any]] = set()
         self._flush_timer: asyncio.TimerHandle | None = None
+        #: Set when this node shuts down with the call still going: whoever closes the
+        #: tap then (the media node, as it lets go of the call) closes it interrupted.
+        self.interrupt_on_close = False
         self.dropped = 0
 
     def attach(self, writer: CallWriter) -> None:
@@ -109,7 +112,8 @@ class CallRecorder:
                 self._degrade("writer_stuck", ended)
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
-        await self.index.close(self.call_id, ended, interrupted=interrupted or not self._healthy)
+        interrupted = interrupted or self.interrupt_on_close or not self._healthy
+        await self.index.close(self.call_id, ended, interrupted=interrupted)
 
     # -- from the writer thread ------------------------------------------------------------
     def segment_closed(self, segment: ClosedSegment) -> None:

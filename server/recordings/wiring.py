@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TYPE_CHECKING
 
 from aiohttp import web
@@ -58,7 +58,21 @@ def install_recordings(app: web.Application, components: Components) -> Recordin
         await service.stop()
 
     app.cleanup_ctx.append(lifecycle)
+    app.on_shutdown.append(_recordings_interrupted_by_shutdown(service))
     return service
+
+
+def _recordings_interrupted_by_shutdown(
+    service: RecordingService,
+) -> Callable[[web.Application], Awaitable[None]]:
+    """On shutdown, before any cleanup: the embedded media node closes its calls' taps
+    (cleanup runs in reverse order, the node's first), and they must close as
+    interrupted, not complete: the calls were still going."""
+
+    async def on_shutdown(_app: web.Application) -> None:
+        service.node_stopping()
+
+    return on_shutdown
 
 
 def install_recording_hooks(components: Components, service: RecordingService) -> None:
