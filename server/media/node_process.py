@@ -28,7 +28,7 @@ import asyncio
 import signal
 import sys
 import time
-from typing import Any
+from typing import Any, Literal
 
 import structlog
 from aiohttp import web
@@ -47,7 +47,8 @@ from signaling.ice import ice_servers_for_call
 
 from .directory import RedisDirectory
 from .janus.factory import media_node_factory
-from .nodes import NodeHost
+from .nodes import DescriptionRefused, NodeHost
+from .store import MediaStore
 
 PROBE_TIMEOUT_S = 2.0
 
@@ -112,6 +113,9 @@ async def _serve(settings: Settings) -> None:
         redis=redis,
         node_factory=media_node_factory(settings),
         on_call_closed=recordings.close_call,
+        on_description_refused=_uncount_refused(
+            MediaStore(make_sessionmaker(engine), settings.media_grace_s)
+        ),
     )
     recordings.request_keyframe = host.node.request_keyframe
     stop = asyncio.Event()
@@ -138,6 +142,16 @@ async def _serve(settings: Settings) -> None:
             await redis.aclose()
             await engine.dispose()
         log.info("media.node_stopped", node_id=node_id)
+
+
+def _uncount_refused(store: MediaStore) -> DescriptionRefused:
+    """What this node refuses, the party's server never sees (the party hears of it
+    from here): the node uncounts it in the call's media session itself."""
+
+    async def uncount(call_id: str, kind: Literal["offer", "answer"], generation: int) -> None:
+        await store.description_refused(call_id, kind, generation, time.time())
+
+    return uncount
 
 
 def _probe_app(
