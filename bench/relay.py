@@ -13,7 +13,8 @@ is read from the OS (psutil) over the measured window. Three runs, same clients:
 
 - ``p2p``: desk and app connected directly, the node process only passing their
   signaling on, as in ``direct`` mode (the floor: no media through the node);
-- ``relay``: through :class:`signaling.media.node.MediaNode` (forwarding);
+- ``relay``: through :class:`signaling.media.node.MediaNode` (forwarding), every
+  call recorded by the real write path (``bench/_bench_taps.py``);
 - ``transcode``: through a node that uses aiortc's ``MediaRelay`` and lets
   aiortc decode and re-encode every frame (what a naive relay does).
 
@@ -419,6 +420,10 @@ def report(results: dict[str, Result], calls: int, seconds: float) -> None:
         report_backends(results, FPS, verdict)
         return
     relay, floor, naive = results["relay"], results["p2p"], results["transcode"]
+    print(
+        f"relay CPU by part, ms per call-second: node loop {relay.parts.get('loop', 0.0):.1f}, "
+        f"recorder writer threads {relay.parts.get('recorder', 0.0):.1f}"
+    )
 
     if relay.cpu_ms_per_call_s and relay.fps:
         # CPU per call-second counts only if the calls got their frames; a starved
@@ -428,7 +433,8 @@ def report(results: dict[str, Result], calls: int, seconds: float) -> None:
         per_core = 1000 / cost
         scaled = "" if delivered >= 0.95 else f", scaled from {delivered:.0%} of frames delivered"
         print(
-            f"relayed calls per core: {per_core:.1f} ({cost:.1f} ms CPU per call-second{scaled}; "
+            f"relayed and recorded calls per core: {per_core:.1f} ({cost:.1f} ms CPU per "
+            f"call-second{scaled}; "
             f"target >= 25, ratio {per_core / 25:.2f}x): {verdict(per_core >= 25)}"
         )
         if naive.cpu_ms_per_call_s and naive.fps and relay.fps:
