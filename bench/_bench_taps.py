@@ -5,6 +5,7 @@ The same for both backends, so their recorder figures compare."""
 
 from __future__ import annotations
 
+import asyncio
 import sys
 import tempfile
 from pathlib import Path
@@ -23,6 +24,7 @@ class WriterTap:
         self.writer = writer
         self.frames = 0
         self.dropped = 0
+        self._timer = False
 
     @property
     def healthy(self) -> bool:
@@ -39,9 +41,16 @@ class WriterTap:
     def track_gap(self, party: Party, *, since: float) -> None:
         return None
 
-    async def close(self) -> None:
-        import asyncio
+        if self.writer.pending and not self._timer:
+            self._timer = True
+            asyncio.get_running_loop().call_later(0.1, self._flush)
 
+    def _flush(self) -> None:
+        self._timer = False
+        if not self.writer.flush():
+            self.dropped += 1
+
+    async def close(self) -> None:
         await asyncio.to_thread(self.writer.stop, 60)
 
 

@@ -2,9 +2,10 @@
 ``{call_id, party, message}`` both ways, and behind it one of
 
 - ``direct``: signaling only, passed to the other party (the peer-to-peer floor);
-- ``relay``: :class:`signaling.media.node.MediaNode`, forwarding encoded media;
+- ``relay``: :class:`signaling.media.node.MediaNode`, forwarding encoded media,
+  every call recorded (``bench/_bench_taps.py``);
 - ``transcode``: a naive relay, aiortc's ``MediaRelay`` decoding and re-encoding;
-- ``relay-recorded``: ``relay`` with every call recorded (``bench/_bench_taps.py``);
+- ``relay-recorded``: the same as ``relay`` (the name the Janus comparison uses);
 - ``janus``: :class:`server.media.janus.node.JanusMediaNode` driving a private
   Janus (a child process of this one), every call recorded the same way.
 
@@ -74,7 +75,8 @@ async def serve(mode: str) -> None:
 
     from bench._bench_taps import WriterTaps
 
-    taps = WriterTaps() if mode in ("relay-recorded", "janus") else None
+    # The figure is for relayed *and recorded* calls: "relay" records too.
+    taps = WriterTaps() if mode in ("relay", "relay-recorded", "janus") else None
     node: Any
     if mode == "janus":
         import secrets

@@ -13,7 +13,8 @@ is read from the OS (psutil) over the measured window. Three runs, same clients:
 
 - ``p2p``: desk and app connected directly, the node process only passing their
   signaling on, as in ``direct`` mode (the floor: no media through the node);
-- ``relay``: through :class:`signaling.media.node.MediaNode` (forwarding);
+- ``relay``: through :class:`signaling.media.node.MediaNode` (forwarding), every
+  call recorded by the real write path (``bench/_bench_taps.py``);
 - ``transcode``: through a node that uses aiortc's ``MediaRelay`` and lets
   aiortc decode and re-encode every frame (what a naive relay does).
 
@@ -359,18 +360,32 @@ async def measure(
 
 
 def cpu_parts(node: psutil.Process) -> dict[str, float]:
-    """CPU seconds so far: the node's main thread, its other threads (the recorder's
-    writers), and its child processes (a private Janus)."""
-    threads = node.threads()
-    loop = sum(t.user_time + t.system_time for t in threads if t.id == node.pid)
-    others = sum(t.user_time + t.system_time for t in threads if t.id != node.pid)
+    """CPU seconds so far: the node's main thread (the event loop), its RTP thread
+    (the Janus node's packet pump), its other threads (the recorder's writers), and
+    its child processes (a private Janus)."""
+    loop = rtp = others = 0.0
+    for thread in node.threads():
+        used = thread.user_time + thread.system_time
+        if thread.id == node.pid:
+            loop += used
+        elif _thread_name(node.pid, thread.id) == "janus-rtp":
+            rtp += used
+        else:
+            others += used
     janus = 0.0
     for child in node.children(recursive=True):
         try:
             janus += sum(child.cpu_times()[:2])
         except psutil.NoSuchProcess:
             continue
-    return {"loop": loop, "recorder": others, "janus": janus}
+    return {"loop": loop, "rtp": rtp, "recorder": others, "janus": janus}
+
+
+def _thread_name(pid: int, tid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/task/{tid}/comm").read_text().strip()
+    except OSError:
+        return ""
 
 
 def report(results: dict[str, Result], calls: int, seconds: float) -> None:
@@ -405,6 +420,10 @@ def report(results: dict[str, Result], calls: int, seconds: float) -> None:
         report_backends(results, FPS, verdict)
         return
     relay, floor, naive = results["relay"], results["p2p"], results["transcode"]
+    print(
+        f"relay CPU by part, ms per call-second: node loop {relay.parts.get('loop', 0.0):.1f}, "
+        f"recorder writer threads {relay.parts.get('recorder', 0.0):.1f}"
+    )
 
     if relay.cpu_ms_per_call_s and relay.fps:
         # CPU per call-second counts only if the calls got their frames; a starved
@@ -414,7 +433,8 @@ def report(results: dict[str, Result], calls: int, seconds: float) -> None:
         per_core = 1000 / cost
         scaled = "" if delivered >= 0.95 else f", scaled from {delivered:.0%} of frames delivered"
         print(
-            f"relayed calls per core: {per_core:.1f} ({cost:.1f} ms CPU per call-second{scaled}; "
+            f"relayed and recorded calls per core: {per_core:.1f} ({cost:.1f} ms CPU per "
+            f"call-second{scaled}; "
             f"target >= 25, ratio {per_core / 25:.2f}x): {verdict(per_core >= 25)}"
         )
         if naive.cpu_ms_per_call_s and naive.fps and relay.fps:

@@ -118,8 +118,16 @@ def app_of(container: Container) -> web.Application:
             yield
 
     app.cleanup_ctx.append(run)
-    # Close client sockets before aiohttp waits for their handlers to return.
-    app.on_shutdown.append(lambda _app: container.hub.close())
+
+    async def shutting_down(_app: web.Application) -> None:
+        # The calls still relayed here were still going: their recordings close as
+        # interrupted, whoever closes them first (cleanup closes the media node's
+        # taps before the recorder stops).
+        container.recordings.node_stopping()
+        # Close client sockets before aiohttp waits for their handlers to return.
+        await container.hub.close()
+
+    app.on_shutdown.append(shutting_down)
     return app
 
 

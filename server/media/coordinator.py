@@ -255,7 +255,7 @@ class MediaCoordinator:
             await self.hub.send(Role(target.role), target.subject, message.model_dump(mode="json"))
             return
         try:
-            await self._to_node(call, parties, party, message)
+            await self._to_node(call, parties, party, message, generation)
         except (Conflict, ServiceUnavailable):
             if kind is not None and generation is not None:
                 await self._description_refused(call.call_id, kind, generation)
@@ -267,6 +267,7 @@ class MediaCoordinator:
         parties: CallParties,
         party: PartyRole,
         message: WebRtcOffer | WebRtcAnswer | WebRtcIce,
+        generation: int | None = None,
     ) -> None:
         """Relay mode: the server is the party's peer; the call's media node answers.
 
@@ -274,7 +275,9 @@ class MediaCoordinator:
         the node: the node answers the desk's offer by offering the app, whose
         answer can come back while this step is still under way, and that
         answer must find the offer counted. One the node refuses is uncounted
-        again by the caller (see :meth:`_description_refused`).
+        again: by the caller when the node is this process's (see
+        :meth:`_description_refused`), by the node's process otherwise, which
+        answers the party asynchronously (``generation`` goes with the message).
         """
         assert self.media is not None
         try:
@@ -282,6 +285,7 @@ class MediaCoordinator:
                 parties,
                 party,
                 message.model_dump(mode="json"),
+                generation=generation,
             )
         except BridgeRefused as exc:
             raise Conflict(exc.detail, code=exc.code) from exc
@@ -292,11 +296,8 @@ class MediaCoordinator:
         self, call_id: str, kind: Literal["offer", "answer"], generation: int
     ) -> None:
         """The node refused an offer or answer: the party may send a good one."""
-        now = self.clock()
         try:
-            await self.store.change(
-                call_id, lambda r: r.session.description_refused(kind, generation, now)
-            )
+            await self.store.description_refused(call_id, kind, generation, self.clock())
         except Conflict as exc:
             log.warning("media.refusal_not_recorded", call_id=call_id, reason=str(exc))
 

@@ -28,7 +28,7 @@ import asyncio
 import signal
 import sys
 import time
-from typing import Any
+from typing import Any, Literal
 
 import structlog
 from aiohttp import web
@@ -49,7 +49,8 @@ from signaling.ice import ice_servers_for_call
 from .directory import RedisDirectory
 from .janus.factory import media_node_factory
 from .keyframes import KeyframeLine
-from .nodes import NodeHost
+from .nodes import DescriptionRefused, NodeHost
+from .store import MediaStore
 
 PROBE_TIMEOUT_S = 2.0
 
@@ -121,6 +122,7 @@ async def _serve(settings: Settings) -> None:
         node_factory=media_node_factory(settings),
         on_call_closed=_closing(recordings, integrity),
         keyframes=keyframes,
+        on_description_refused=_uncount_refused(MediaStore(sessions, settings.media_grace_s)),
     )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -160,6 +162,16 @@ def _closing(recordings: RecordingService, integrity: NodeIntegrity) -> Any:
             integrity.forget(call_id)
 
     return closed
+
+
+def _uncount_refused(store: MediaStore) -> DescriptionRefused:
+    """What this node refuses, the party's server never sees (the party hears of it
+    from here): the node uncounts it in the call's media session itself."""
+
+    async def uncount(call_id: str, kind: Literal["offer", "answer"], generation: int) -> None:
+        await store.description_refused(call_id, kind, generation, time.time())
+
+    return uncount
 
 
 def _probe_app(

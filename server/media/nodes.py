@@ -17,7 +17,7 @@ import asyncio
 import json
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, Literal
 
 import structlog
 from redis.asyncio import Redis
@@ -45,6 +45,10 @@ CALL_CONTROL_QUEUE = 256
 CALL_WORKER_IDLE_S = 30.0
 
 
+# Uncounts an offer or answer a node refused: (call_id, "offer"|"answer", generation).
+DescriptionRefused = Callable[[str, Literal["offer", "answer"], int], Awaitable[None]]
+
+
 def control_channel(node_id: str) -> str:
     return f"cb:media:ctl:{node_id}"
 
@@ -67,6 +71,7 @@ class NodeHost:
         node_factory: MediaNodeFactory = MediaNode,
         on_call_closed: Callable[[str], Awaitable[None]] | None = None,
         keyframes: KeyframeLine | None = None,
+        on_description_refused: DescriptionRefused | None = None,
     ) -> None:
         self.node_id = node_id
         self._directory = directory
@@ -77,6 +82,8 @@ class NodeHost:
         self._redis = redis
         # What else lets go of a call when its media closes here (its recorder).
         self._on_call_closed = on_call_closed
+        # Remote control only: uncounts an offer or answer this node refused.
+        self._on_description_refused = on_description_refused
         self._listening = False
         self._calls: dict[str, CallParties] = {}
         self._tasks: list[asyncio.Task[None]] = []
@@ -226,6 +233,9 @@ class NodeHost:
         try:
             await self.handle(data["op"], call, party, data.get("message"))
         except BridgeRefused as exc:
+            # Uncounted before the party hears of it: its next offer or answer, sent
+            # as soon as it reads the error, must find the refused one gone.
+            await self._description_was_refused(call.call_id, data)
             if party is not None:
                 await self._deliver(
                     party,
@@ -235,6 +245,19 @@ class NodeHost:
         except Exception:
             # One call's failure must not stop the node's control loop.
             log.exception("media.control_failed", call_id=call.call_id, op=data.get("op"))
+
+    async def _description_was_refused(self, call_id: str, data: Mapping[str, Any]) -> None:
+        message, generation = data.get("message") or {}, data.get("generation")
+        kind: Literal["offer", "answer"] | None = {
+            "webrtc.offer": "offer",
+            "webrtc.answer": "answer",
+        }.get(str(message.get("type")))  # type: ignore[assignment]
+        if self._on_description_refused is None or kind is None or generation is None:
+            return
+        try:
+            await self._on_description_refused(call_id, kind, int(generation))
+        except Exception as exc:  # the party still hears of the refusal
+            log.warning("media.refusal_not_recorded", call_id=call_id, error=type(exc).__name__)
 
 
 class MediaRelay:
@@ -253,8 +276,18 @@ class MediaRelay:
     async def assign(self, call_id: str) -> str:
         return await self.directory.assign(call_id)
 
-    async def signal(self, call: CallParties, party: Party, message: Mapping[str, Any]) -> None:
-        await self._to_node("signal", call, party, message)
+    async def signal(
+        self,
+        call: CallParties,
+        party: Party,
+        message: Mapping[str, Any],
+        *,
+        generation: int | None = None,
+    ) -> None:
+        """A party's ``webrtc.*`` message to the call's node. ``generation``: the media
+        session's generation an offer or answer was counted in, for a node in another
+        process to uncount it if it refuses it (a node in this one raises instead)."""
+        await self._to_node("signal", call, party, message, generation)
 
     async def restart(self, call: CallParties) -> None:
         await self._to_node("restart", call, None, None)
@@ -282,7 +315,12 @@ class MediaRelay:
         return dead is not None and await self.directory.reassign(call_id, dead)
 
     async def _to_node(
-        self, op: str, call: CallParties, party: Party | None, message: Mapping[str, Any] | None
+        self,
+        op: str,
+        call: CallParties,
+        party: Party | None,
+        message: Mapping[str, Any] | None,
+        generation: int | None = None,
     ) -> None:
         node_id = await self.directory.node_of(call.call_id)
         if node_id is None:
@@ -301,5 +339,6 @@ class MediaRelay:
             },
             "party": party,
             "message": dict(message) if message is not None else None,
+            "generation": generation,
         }
         await self._redis.publish(control_channel(node_id), json.dumps(payload))

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -85,6 +85,17 @@ class MediaStore:
     async def change(self, call_id: str, change: Callable[[MediaRecord], T]) -> T:
         """Apply ``change`` to the call's record; it may raise to leave it untouched."""
         return await self._apply(call_id, change, fresh=False)
+
+    async def description_refused(
+        self, call_id: str, kind: Literal["offer", "answer"], generation: int, now: float
+    ) -> bool:
+        """The media node refused an offer or answer counted in ``generation``: it no
+        longer counts, so the party may send a good one (see
+        :meth:`signaling.session.MediaSession.description_refused`). Wherever the
+        refusal is seen: the server for its own node, a media-node process for its."""
+        return await self.change(
+            call_id, lambda record: record.session.description_refused(kind, generation, now)
+        )
 
     async def read(self, call_id: str) -> MediaRecord | None:
         async with self._sessions() as session:

@@ -85,6 +85,7 @@ class RecordingService:
         # video segments can end on time at a keyframe. Called on the event loop.
         self.request_keyframe = request_keyframe
         self._sweeper: asyncio.Task[None] | None = None
+        self._node_stopping = False
         if recording_applies(settings) and self.public_key is None:
             if not settings.dev_mode:
                 raise RecordingConfigError(
@@ -135,6 +136,7 @@ class RecordingService:
             log.warning("recording.storage_unavailable", call_id=call_id, error=str(exc))
             tap._degrade("storage_unavailable", time.time())
         tap.attach(writer)
+        tap.interrupt_on_close = self._node_stopping
         self.open_taps[call_id] = tap
         return tap
 
@@ -174,7 +176,17 @@ class RecordingService:
             await self.index.mark_interrupted(call_id, time.time(), "node_restarted")
         self._sweeper = asyncio.create_task(self._sweep_forever(), name="recording-sweeper")
 
+    def node_stopping(self) -> None:
+        """This node is shutting down with calls still going (they may go on on another
+        node): every recording open here, and any opened from now on, closes as
+        interrupted, whoever closes it first (an embedded media node closes its calls'
+        taps before this service's :meth:`stop` runs)."""
+        self._node_stopping = True
+        for tap in self.open_taps.values():
+            tap.interrupt_on_close = True
+
     async def stop(self) -> None:
+        self.node_stopping()
         await cancel_and_wait(self._sweeper)
         self._sweeper = None
         for call_id in list(self.open_taps):

@@ -27,6 +27,9 @@ log = structlog.get_logger(__name__)
 
 _INDEX_TIMEOUT_S = 30.0
 _STOP_TIMEOUT_S = 20.0
+FLUSH_AFTER_S = 0.1
+"""A partial batch of frames goes to the writer thread at the latest this long after
+its first frame (the writer sends full batches on its own)."""
 
 
 class CallRecorder:
@@ -52,6 +55,10 @@ class CallRecorder:
         self._healthy = True
         self._closed = False
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._flush_timer: asyncio.TimerHandle | None = None
+        #: Set when this node shuts down with the call still going: whoever closes the
+        #: tap then (the media node, as it lets go of the call) closes it interrupted.
+        self.interrupt_on_close = False
         self.dropped = 0
 
     def attach(self, writer: CallWriter) -> None:
@@ -69,6 +76,14 @@ class CallRecorder:
         if not self.writer.submit(frame):
             self.dropped += 1
             self._degrade("queue_full", frame.arrival)
+        if self._flush_timer is None and self.writer.pending:
+            self._flush_timer = self.loop.call_later(FLUSH_AFTER_S, self._flush)
+
+    def _flush(self) -> None:
+        self._flush_timer = None
+        if self.writer is not None and not self._closed and not self.writer.flush():
+            self.dropped += 1
+            self._degrade("queue_full", time.time())
 
     def mark(self, kind: str, *, at: float, operation_id: str | None = None) -> None:
         self._spawn(self.index.mark(self.call_id, kind, at, operation_id))
@@ -88,13 +103,17 @@ class CallRecorder:
             return
         self._closed = True
         ended = time.time()
+        if self._flush_timer is not None:
+            self._flush_timer.cancel()
+            self._flush_timer = None
         if self.writer is not None:
             stopped = await asyncio.to_thread(self.writer.stop, _STOP_TIMEOUT_S)
             if not stopped:
                 self._degrade("writer_stuck", ended)
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
-        await self.index.close(self.call_id, ended, interrupted=interrupted or not self._healthy)
+        interrupted = interrupted or self.interrupt_on_close or not self._healthy
+        await self.index.close(self.call_id, ended, interrupted=interrupted)
 
     # -- from the writer thread ------------------------------------------------------------
     def segment_closed(self, segment: ClosedSegment) -> None:

@@ -12,6 +12,11 @@ leg and to record them) and must never spend CPU decoding them. This module:
   is released as soon as its marker packet completes it instead of when the
   next frame's first packet arrives (which would add one frame interval of
   latency);
+- **paces a video receiver's congestion feedback**: aiortc's receive-side
+  estimator runs on every packet, as before, but while it sees the link
+  overusing it asks for a REMB on nearly every packet; the node sends at most
+  one per :data:`REMB_INTERVAL_MS` (libwebrtc's own pace), each carrying the
+  latest estimate;
 - **requests a keyframe** from the remote sender of a receiver (RTCP PLI);
 - **hooks a sender's keyframe requests** (PLI/FIR from its remote receiver) so
   they can be propagated to the leg that produces the media.
@@ -33,6 +38,7 @@ from typing import Any, Final
 
 import aiortc
 from aiortc.jitterbuffer import JitterBuffer, JitterFrame
+from aiortc.rate import RemoteBitrateEstimator
 from aiortc.rtcrtpreceiver import RTCRtpReceiver
 from aiortc.rtcrtpsender import RTCRtpSender
 
@@ -40,6 +46,7 @@ __all__ = [
     "TESTED_AIORTC_VERSIONS",
     "AiortcInternalsChanged",
     "DivertedReceiver",
+    "PacedEstimator",
     "check_internals",
     "divert_receiver",
     "on_keyframe_request",
@@ -49,7 +56,11 @@ __all__ = [
 TESTED_AIORTC_VERSIONS: Final = ("1.16.",)
 """aiortc releases (prefixes) whose internals this module was tested against."""
 
+REMB_INTERVAL_MS: Final = 200
+"""At most one REMB per video receiver per this many milliseconds."""
+
 # Name-mangled private attributes of RTCRtpReceiver this module swaps.
+_ESTIMATOR: Final = "_RTCRtpReceiver__remote_bitrate_estimator"
 _DECODER_QUEUE: Final = "_RTCRtpReceiver__decoder_queue"
 _DECODER_THREAD: Final = "_RTCRtpReceiver__decoder_thread"
 _JITTER_BUFFER: Final = "_RTCRtpReceiver__jitter_buffer"
@@ -73,9 +84,13 @@ def check_internals() -> None:
     if not version.startswith(TESTED_AIORTC_VERSIONS):
         problems.append(f"aiortc {version} is not one of {TESTED_AIORTC_VERSIONS}")
     # Name mangling happens at compile time: the mangled names are in co_names.
-    for name in (_DECODER_QUEUE, _DECODER_THREAD, _JITTER_BUFFER):
+    for name in (_DECODER_QUEUE, _DECODER_THREAD, _JITTER_BUFFER, _ESTIMATOR):
         if name not in RTCRtpReceiver.__init__.__code__.co_names:
             problems.append(f"RTCRtpReceiver no longer sets {name}")
+    if _ESTIMATOR not in RTCRtpReceiver._handle_rtp_packet.__code__.co_names:
+        problems.append("RTCRtpReceiver._handle_rtp_packet no longer feeds its bitrate estimator")
+    if not callable(getattr(RemoteBitrateEstimator, "add", None)):
+        problems.append("RemoteBitrateEstimator.add is gone")
     if _DECODER_QUEUE not in RTCRtpReceiver.receive.__code__.co_names:
         problems.append("RTCRtpReceiver.receive no longer hands its decoder queue to the thread")
     for method in ("_handle_rtp_packet", "_send_rtcp_pli", "receive", "getSynchronizationSources"):
@@ -173,6 +188,34 @@ class _MarkerVideoBuffer(JitterBuffer):
         return None
 
 
+class PacedEstimator:
+    """Stands in for a video receiver's ``RemoteBitrateEstimator``: the estimate is
+    updated on every packet, a REMB is asked for at most every ``interval_ms``."""
+
+    def __init__(self, inner: Any, interval_ms: int = REMB_INTERVAL_MS) -> None:
+        self.inner = inner
+        self.interval_ms = interval_ms
+        self._sent_at_ms: int | None = None
+        self.held = 0
+
+    def add(
+        self, arrival_time_ms: int, abs_send_time: int, payload_size: int, ssrc: int
+    ) -> tuple[int, list[int]] | None:
+        remb: tuple[int, list[int]] | None = self.inner.add(
+            arrival_time_ms=arrival_time_ms,
+            abs_send_time=abs_send_time,
+            payload_size=payload_size,
+            ssrc=ssrc,
+        )
+        if remb is None:
+            return None
+        if self._sent_at_ms is not None and arrival_time_ms - self._sent_at_ms < self.interval_ms:
+            self.held += 1
+            return None
+        self._sent_at_ms = arrival_time_ms
+        return remb
+
+
 @dataclass
 class DivertedReceiver:
     """A receiver whose encoded frames go to a callback instead of a decoder."""
@@ -211,6 +254,9 @@ def divert_receiver(receiver: RTCRtpReceiver, kind: str, on_frame: OnFrame) -> D
         raise AiortcInternalsChanged(f"RTCRtpReceiver has no {_DECODER_QUEUE}")
     diverting = _DivertingQueue(on_frame)
     setattr(receiver, _DECODER_QUEUE, diverting)
+    estimator = getattr(receiver, _ESTIMATOR, None)
+    if estimator is not None and not isinstance(estimator, PacedEstimator):
+        setattr(receiver, _ESTIMATOR, PacedEstimator(estimator))
     setattr(
         receiver,
         _JITTER_BUFFER,

@@ -265,3 +265,24 @@ def test_postgres_and_redis_are_external_services() -> None:
         assert service["spec"]["ports"][0]["port"] == port
     assert "@postgres:5432/" in _secrets()["CLOUDBRANCH_DATABASE_URL"]
     assert _secrets()["CLOUDBRANCH_REDIS_URL"].startswith("redis://redis:6379/")
+
+
+def test_both_media_node_deployments_mount_the_recording_folders() -> None:
+    """Whichever backend carries the calls, its media container records: with a
+    read-only root filesystem the spool (open segments, salvaged after a restart)
+    and the local store must be mounts, on a volume the pod keeps across restarts."""
+    config = _config()
+    for name in ("cloudbranch-media", "cloudbranch-media-janus"):
+        spec = _named("Deployment", name)["spec"]["template"]["spec"]
+        [media] = [c for c in spec["containers"] if c["image"] == APP_IMAGE]
+        mounts = {m["mountPath"]: m for m in media["volumeMounts"]}
+        volumes = {v["name"]: v for v in spec["volumes"]}
+        for setting in ("CLOUDBRANCH_RECORDING_SPOOL_DIR", "CLOUDBRANCH_RECORDING_DIR"):
+            mount = mounts.get(config[setting])
+            assert mount is not None, f"{name} does not mount {setting}"
+            assert "emptyDir" in volumes[mount["name"]], f"{name}: {setting} is not on a pod volume"
+        spool, store = (
+            mounts[config["CLOUDBRANCH_RECORDING_SPOOL_DIR"]],
+            mounts[config["CLOUDBRANCH_RECORDING_DIR"]],
+        )
+        assert (spool["name"], spool.get("subPath")) != (store["name"], store.get("subPath"))

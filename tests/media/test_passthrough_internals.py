@@ -31,3 +31,43 @@ def test_an_untested_aiortc_release_is_refused(monkeypatch: pytest.MonkeyPatch) 
     monkeypatch.setattr(passthrough.aiortc, "__version__", "2.0.0")
     with pytest.raises(AiortcInternalsChanged, match=r"aiortc 2\.0\.0"):
         check_internals()
+
+
+def test_a_video_receivers_remb_is_paced_while_its_estimate_still_follows_every_packet() -> None:
+    from signaling.media.passthrough import REMB_INTERVAL_MS, PacedEstimator
+
+    class Overusing:
+        """An estimator on an overused link: a new (lower) estimate on every packet."""
+
+        def __init__(self) -> None:
+            self.packets = 0
+
+        def add(self, **packet: int) -> tuple[int, list[int]]:
+            self.packets += 1
+            return 1_000_000 - self.packets, [packet["ssrc"]]
+
+    inner = Overusing()
+    paced = PacedEstimator(inner)
+    sent = [
+        at
+        for at in range(0, 1000, 5)  # a packet every 5 ms for one second
+        if paced.add(arrival_time_ms=at, abs_send_time=at, payload_size=1200, ssrc=7) is not None
+    ]
+    assert inner.packets == 200  # the estimator saw every packet
+    assert sent == list(range(0, 1000, REMB_INTERVAL_MS))  # one REMB per interval
+    assert paced.held == 200 - len(sent)
+
+
+async def test_a_diverted_video_receiver_paces_its_remb() -> None:
+    from aiortc import RTCPeerConnection
+
+    from signaling.media.passthrough import PacedEstimator, divert_receiver
+
+    pc = RTCPeerConnection()
+    transceiver = pc.addTransceiver("video", direction="recvonly")
+    divert_receiver(transceiver.receiver, "video", lambda codec, frame: None)
+    try:
+        estimator = getattr(transceiver.receiver, passthrough._ESTIMATOR)
+        assert isinstance(estimator, PacedEstimator)
+    finally:
+        await pc.close()

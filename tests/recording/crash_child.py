@@ -29,7 +29,7 @@ async def main(settings_json: str, started_at: float) -> None:
             tap.write(_at(frame, started_at))
     writer = service.open_taps["call-crash"].writer
     assert writer is not None
-    while not writer.queue.empty():
+    while writer.pending or not writer.queue.empty():
         await asyncio.sleep(0.05)
     await asyncio.sleep(0.5)  # the writer is done with the last frame it took
     print("fed", flush=True)

@@ -104,7 +104,7 @@ def main_configuration(options: JanusOptions, layout: JanusLayout) -> str:
         "log_to_stdout": True,
     }
     if options.static_event_loops > 0:
-        general["static_event_loops"] = options.static_event_loops
+        general["event_loops"] = options.static_event_loops
     nat: dict[str, str | int | bool] = {
         "nice_debug": False,
         "full_trickle": False,

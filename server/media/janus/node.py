@@ -34,6 +34,7 @@ from signaling.media.tap import MediaTap, MediaTapFactory, NullTaps, Party
 
 from .client import JanusError, JanusHandle, JanusUnavailable
 from .connection import JanusLink
+from .pump import RtpPump
 from .rtp import CallRtp, LegSockets
 from .sdp import KINDS, Codec, PlainSdpError, choose_codecs, parse_plain, write_plain
 
@@ -107,6 +108,7 @@ class JanusMediaNode:
         self._keyframes_closed = 0
         self.on_calls_lost: Callable[[list[str]], None] | None = None
         self._lost_calls: set[str] = set()
+        self._pump: RtpPump | None = None
         link.on_lost = self._janus_lost
         link.on_restored = self._janus_restored
 
@@ -119,7 +121,15 @@ class JanusMediaNode:
         return not self._closed and self.link.healthy
 
     async def start(self) -> None:
+        if self._pump is None:
+            self._pump = RtpPump(asyncio.get_running_loop())
+            self._pump.start()
         await self.link.start()
+
+    def _running_pump(self) -> RtpPump:
+        if self._pump is None or not self._pump.running:
+            raise BridgeRefused("media_unavailable", "the media node is not started")
+        return self._pump
 
     def call(self, call_id: str) -> _JanusCall | None:
         return self._calls.get(call_id)
@@ -183,8 +193,10 @@ class JanusMediaNode:
             desk_plain = parse_plain(str(data["result"]["sdp"]))
             codecs = choose_codecs(desk_plain)
             call.codecs = codecs
-            call.rtp = CallRtp(call.call_id, call.tap, codecs, self._rtp_host)
-            desk_sockets = await call.rtp.open_leg("specialist")
+            call.rtp = CallRtp(
+                call.call_id, call.tap, codecs, self._rtp_host, pump=self._running_pump()
+            )
+            desk_sockets = call.rtp.open_leg("specialist")
             desk_sockets.remote = {k: v for k, v in desk_plain.items() if k in codecs}
             desk = call.legs["specialist"] = _Leg("specialist", desk_handle, desk_sockets)
             _, desk_jsep = await desk_handle.message(
@@ -198,7 +210,7 @@ class JanusMediaNode:
             await self._flush(desk)
             app_handle = await client.attach(NOSIP)
             self._watch_handle(call, "customer", app_handle)
-            app_sockets = await call.rtp.open_leg("customer")
+            app_sockets = call.rtp.open_leg("customer")
             call.legs["customer"] = _Leg("customer", app_handle, app_sockets)
             _, app_jsep = await app_handle.message(
                 {"request": "process", "type": "offer", "sdp": self._plain(app_sockets, codecs)}
@@ -352,6 +364,8 @@ class JanusMediaNode:
             *(self.close_call(c) for c in list(self._calls)), return_exceptions=True
         )
         await self.link.close()
+        if self._pump is not None:
+            await asyncio.to_thread(self._pump.stop)
 
     async def _open(self, call_id: str) -> _JanusCall:
         if self._closed:

@@ -2,7 +2,8 @@
 
 Each leg (a NoSIP handle) sends its party's RTP and RTCP, unencrypted, to a pair
 of this node's loopback sockets per kind, and receives the other party's on the
-same sockets. :class:`CallRtp` passes every packet on to the other leg as it
+same sockets. The node's :class:`~.pump.RtpPump` thread reads them all, off the
+event loop; :class:`CallRtp` passes every packet on to the other leg as it
 came (same payload type on both legs, see :mod:`.sdp`; Janus rewrites SSRCs and
 sequence numbers per leg) and feeds the call's tap: audio packets are frames;
 video packets are put together into frames (RTP marker bit) and a frame with a
@@ -12,14 +13,11 @@ holds a broken frame. Nothing is decoded, nothing touches the disk here.
 
 from __future__ import annotations
 
-import asyncio
 import socket
 import struct
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from functools import partial
-from typing import Any
 
 import structlog
 from aiortc.codecs import depayload
@@ -28,6 +26,7 @@ from aiortc.rtcrtpparameters import RTCRtpCodecParameters
 from signaling.media.forward import is_keyframe
 from signaling.media.tap import EncodedFrame, MediaTap, Party
 
+from .pump import RtpPump
 from .sdp import Codec, PlainMedia
 
 __all__ = ["PLI_INTERVAL_S", "CallRtp", "LegSockets"]
@@ -63,14 +62,6 @@ def _bind_pair(host: str) -> tuple[socket.socket, socket.socket]:
             continue
         return rtp, rtcp
     raise OSError("no free consecutive UDP port pair")
-
-
-class _Endpoint(asyncio.DatagramProtocol):
-    def __init__(self, on_packet: Callable[[bytes, tuple[str, int]], None]) -> None:
-        self._on_packet = on_packet
-
-    def datagram_received(self, data: bytes, addr: tuple[str | Any, int]) -> None:
-        self._on_packet(data, addr)
 
 
 def _vp8_payload(packet: bytes, start: int = 0, end: int | None = None) -> bytes:
@@ -152,7 +143,9 @@ class LegSockets:
         self._remote: dict[str, PlainMedia] = {}
         # The leg's Janus address per (kind, channel), from ``remote``: looked up per packet.
         self._peers: dict[tuple[str, str], tuple[str, int]] = {}
-        self._transports: dict[tuple[str, str], asyncio.DatagramTransport] = {}
+        self._sockets: dict[tuple[str, str], socket.socket] = {}
+        self._pump: RtpPump | None = None
+        self._connected: set[tuple[str, str]] = set()
         self.media_ssrc: dict[str, int] = {}
 
     @property
@@ -167,55 +160,75 @@ class LegSockets:
         for kind, plain in media.items():
             self._peers[(kind, "rtp")] = (plain.host, plain.port)
             self._peers[(kind, "rtcp")] = (plain.host, plain.rtcp_port)
+        # Connected: the kernel drops datagrams from anywhere but the leg's own Janus
+        # ports (nothing else on the host may feed the call), and no address is
+        # compared or built per packet.
+        for key, sock in self._sockets.items():
+            peer = self._peers.get(key)
+            if peer is not None:
+                sock.connect(peer)
+                self._connected.add(key)
 
-    async def open(
+    def open(
         self,
         kinds: list[str],
-        deliver: Callable[[LegSockets, str, str, bytes, tuple[str, int]], None],
+        deliver: Callable[[LegSockets, str, str, bytes], None],
+        pump: RtpPump,
     ) -> None:
-        loop = asyncio.get_running_loop()
+        """Bind the leg's sockets; ``pump`` reads them and calls ``deliver``. What
+        arrives before :attr:`remote` is known (and the sockets connected) is dropped."""
+        self._pump = pump
         for kind in kinds:
             pair = _bind_pair(self.host)
             self.ports[kind] = pair[0].getsockname()[1]
             for channel, sock in zip(("rtp", "rtcp"), pair, strict=True):
+                key = (kind, channel)
 
-                def on_packet(
-                    data: bytes, addr: tuple[str, int], k: str = kind, c: str = channel
-                ) -> None:
-                    deliver(self, k, c, data, addr)
+                def on_packet(data: bytes, k: str = kind, c: str = channel) -> None:
+                    if (k, c) in self._connected:
+                        deliver(self, k, c, data)
 
-                transport, _ = await loop.create_datagram_endpoint(
-                    partial(_Endpoint, on_packet), sock=sock
-                )
-                self._transports[(kind, channel)] = transport
-
-    def from_janus(self, kind: str, channel: str, addr: tuple[str, int]) -> bool:
-        """Only the leg's own Janus ports may feed it (nothing else on the host)."""
-        peer = self._peers.get((kind, channel))
-        return peer is not None and addr[0] == peer[0] and addr[1] == peer[1]
+                self._sockets[key] = sock
+                pump.register(sock, on_packet)
 
     def send(self, kind: str, channel: str, data: bytes) -> bool:
+        """Send to the leg's Janus (from the pump thread or the loop: ``send`` on a
+        non-blocking UDP socket never waits)."""
         key = (kind, channel)
-        peer = self._peers.get(key)
-        transport = self._transports.get(key)
-        if peer is None or transport is None or transport.is_closing():
+        sock = self._sockets.get(key)
+        if sock is None or key not in self._connected:
             return False
-        transport.sendto(data, peer)
+        try:
+            sock.send(data)
+        except OSError:
+            return False  # closed meanwhile, a full buffer, or an ICMP error: one lost packet
         return True
 
     def close(self) -> None:
-        for transport in self._transports.values():
-            transport.close()
-        self._transports.clear()
+        sockets, self._sockets = self._sockets, {}
+        self._connected.clear()
+        for sock in sockets.values():
+            if self._pump is not None:
+                self._pump.unregister(sock)
+            sock.close()
 
 
 class CallRtp:
     """The RTP of one call's current legs: forwarding, taps and keyframe requests."""
 
-    def __init__(self, call_id: str, tap: MediaTap, codecs: Mapping[str, Codec], host: str) -> None:
+    def __init__(
+        self,
+        call_id: str,
+        tap: MediaTap,
+        codecs: Mapping[str, Codec],
+        host: str,
+        pump: RtpPump | None = None,
+    ) -> None:
         self.call_id = call_id
         self.tap = tap
         self.host = host
+        # Without a pump (unit tests feed packets by hand) frames go to the tap at once.
+        self.pump = pump
         self.codecs = dict(codecs)
         self.legs: dict[Party, LegSockets] = {}
         self._assemblers: dict[Party, _Assembler] = {}
@@ -228,9 +241,11 @@ class CallRtp:
         self.keyframe_requests = 0
         self.tap_errors = 0
 
-    async def open_leg(self, party: Party) -> LegSockets:
+    def open_leg(self, party: Party) -> LegSockets:
+        if self.pump is None:
+            raise RuntimeError("a call's RTP needs the node's pump to open a leg")
         leg = LegSockets(party, self.host)
-        await leg.open(sorted(self.codecs), self._on_packet)
+        leg.open(sorted(self.codecs), self._on_packet, self.pump)
         self.legs[party] = leg
         video = self.codecs.get("video")
         if video is not None:
@@ -274,10 +289,8 @@ class CallRtp:
         leg.send("video", "rtcp", _PLI.pack(0x81, 206, 2, 1, ssrc))
 
     # -- packets ---------------------------------------------------------------------
-    def _on_packet(
-        self, leg: LegSockets, kind: str, channel: str, data: bytes, addr: tuple[str, int]
-    ) -> None:
-        if not leg.from_janus(kind, channel, addr) or self.legs.get(leg.party) is not leg:
+    def _on_packet(self, leg: LegSockets, kind: str, channel: str, data: bytes) -> None:
+        if self.legs.get(leg.party) is not leg:
             return
         sink = self.legs.get(_other(leg.party))
         if channel == "rtcp":
@@ -332,15 +345,17 @@ class CallRtp:
         self, party: Party, kind: str, codec: Codec, data: bytes, timestamp: int, keyframe: bool
     ) -> None:
         self.tapped_frames += 1
-        self.tap.write(
-            EncodedFrame(
-                party=party,
-                kind=kind,  # type: ignore[arg-type]
-                codec=codec.name,
-                data=data,
-                timestamp=timestamp,
-                clock_rate=codec.clock_rate,
-                keyframe=keyframe,
-                arrival=time.time(),
-            )
+        frame = EncodedFrame(
+            party=party,
+            kind=kind,  # type: ignore[arg-type]
+            codec=codec.name,
+            data=data,
+            timestamp=timestamp,
+            clock_rate=codec.clock_rate,
+            keyframe=keyframe,
+            arrival=time.time(),
         )
+        if self.pump is None:
+            self.tap.write(frame)
+        else:
+            self.pump.deliver(self.tap, frame)

@@ -1,9 +1,10 @@
 """One party's audio or video track, muxed as received into short Matroska segments.
 
 Runs in the call's writer thread, never on the event loop. Frames are muxed with
-PyAV as packets (no decoding, no encoding) into memory; whatever the muxer emits
-is sealed as a chunk and appended to the open segment's file in the spool
-folder, so no plaintext media touches the disk. A segment ends after
+PyAV as packets (no decoding, no encoding) into memory; what the muxer emits is
+sealed in chunks (up to :data:`CHUNK_BYTES` or :data:`CHUNK_SPAN_S` of media)
+and appended to the open segment's file in the spool folder, so no plaintext
+media touches the disk. A segment ends after
 ``target_s`` at the next keyframe (video) or frame (audio), and in any case
 before ``max_s``; it is then finished, fsynced and handed on.
 """
@@ -31,6 +32,9 @@ _ENCODER_NAMES = {"VP8": "libvpx", "VP9": "libvpx-vp9", "H264": "libx264", "OPUS
 # Minimal Opus identification header (RFC 7845 §5.1): v1, 2 channels, 312 pre-skip, 48 kHz.
 _OPUS_HEAD = b"OpusHead\x01\x02\x38\x01\x80\xbb\x00\x00\x00\x00\x00"
 _MS = fractions.Fraction(1, 1000)
+CHUNK_BYTES = 64 * 1024
+"""Muxed bytes sealed together as one chunk, at most (or after ``CHUNK_SPAN_S``)."""
+CHUNK_SPAN_S = 0.5
 
 
 @dataclass(frozen=True)
@@ -108,6 +112,7 @@ class _OpenSegment:
     chunks: int = 0
     frames: int = 0
     keyframe_wanted: bool = False
+    sealed_pts: int = 0  # media time of the frame after which the last chunk was sealed
 
 
 class TrackWriter:
@@ -219,7 +224,13 @@ class TrackWriter:
         segment.container.mux(packet)
         segment.frames += 1
         segment.last_pts = pts
-        if segment.sink.buffer:
+        # Sealed per chunk, not per frame: one AES-GCM call, one write and one hash
+        # update per chunk. A crash loses at most the unsealed tail (under a second),
+        # which salvage cuts off like any torn chunk.
+        if len(segment.sink.buffer) >= CHUNK_BYTES or (
+            segment.sink.buffer and pts - segment.sealed_pts >= CHUNK_SPAN_S * frame.clock_rate
+        ):
+            segment.sealed_pts = pts
             self._seal(segment, segment.sink.take(), final=False, clock=frame.clock_rate)
 
     # -- segments ----------------------------------------------------------------------
@@ -264,6 +275,7 @@ class TrackWriter:
             header=header,
             first_pts=pts,
             last_pts=pts,
+            sealed_pts=pts,
         )
         self._append(segment, header_bytes)
         return segment

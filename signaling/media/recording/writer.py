@@ -27,6 +27,11 @@ log = structlog.get_logger(__name__)
 
 _STOP = object()
 
+BATCH_FRAMES = 64
+"""Frames handed to the writer thread at once (about 0.4 s of a call's media)."""
+BATCH_SPAN_S = 0.25
+"""A batch goes to the thread at the latest once its frames span this long."""
+
 
 @dataclass(frozen=True)
 class _Gap:
@@ -62,7 +67,12 @@ class CallWriter:
         self.limits = limits or SegmentLimits()
         self.first_indices = first_indices or {}
         self.want_keyframe = want_keyframe
-        self.queue: queue.Queue[object] = queue.Queue(maxsize=queue_size)
+        # The queue holds batches; its bound in frames stays ``queue_size``.
+        self.batch_frames = max(1, min(BATCH_FRAMES, queue_size))
+        self.queue: queue.Queue[object] = queue.Queue(
+            maxsize=max(1, queue_size // self.batch_frames)
+        )
+        self._batch: list[EncodedFrame] = []
         self.tracks: dict[tuple[Party, Kind], TrackWriter] = {}
         self._lock = threading.Lock()
         self._dropped: dict[tuple[Party, Kind], int] = {}
@@ -80,20 +90,41 @@ class CallWriter:
 
     # -- called on the event loop ------------------------------------------------------
     def submit(self, frame: EncodedFrame) -> bool:
-        """Queue a frame without blocking; False (and the frame is lost) when full."""
+        """Take a frame without blocking; False when the batch it completed found the
+        queue full (that batch is lost)."""
+        batch = self._batch
+        batch.append(frame)
+        if len(batch) >= self.batch_frames or frame.arrival - batch[0].arrival >= BATCH_SPAN_S:
+            return self.flush()
+        return True
+
+    @property
+    def pending(self) -> int:
+        """Frames taken by :meth:`submit` and not yet handed to the thread."""
+        return len(self._batch)
+
+    def flush(self) -> bool:
+        """Hand the frames taken so far to the thread; False (and they are lost) when
+        the queue is full."""
+        batch = self._batch
+        if not batch:
+            return True
+        self._batch = []
         try:
-            self.queue.put_nowait(frame)
+            self.queue.put_nowait(batch)
             return True
         except queue.Full:
             with self._lock:
-                track = (frame.party, frame.kind)
-                self._dropped[track] = self._dropped.get(track, 0) + 1
+                for frame in batch:
+                    track = (frame.party, frame.kind)
+                    self._dropped[track] = self._dropped.get(track, 0) + 1
             return False
 
     def gap(self, party: Party, since: float) -> bool:
+        flushed = self.flush()  # the frames before the gap go first
         try:
             self.queue.put_nowait(_Gap(party, since))
-            return True
+            return flushed
         except queue.Full:
             return False
 
@@ -101,6 +132,13 @@ class CallWriter:
         """Finish every open segment and end the thread (blocking); True if it ended."""
         if not self._started:
             return True
+        batch, self._batch = self._batch, []
+        while batch and self._thread.is_alive():
+            try:
+                self.queue.put(batch, timeout=0.2)
+                break
+            except queue.Full:
+                continue
         while self._thread.is_alive():
             try:
                 self.queue.put(_STOP, timeout=0.2)
@@ -116,16 +154,20 @@ class CallWriter:
             item = self.queue.get()
             if item is _STOP:
                 break
-            try:
-                if isinstance(item, EncodedFrame):
-                    self._frame(item)
-                elif isinstance(item, _Gap):
+            if isinstance(item, list):
+                for frame in item:
+                    try:
+                        self._frame(frame)
+                    except Exception as exc:
+                        self._fail(f"writer_error: {type(exc).__name__}", exc)
+            elif isinstance(item, _Gap):
+                try:
                     for (party, _kind), track in self.tracks.items():
                         if party == item.party:
                             self._hand_on(track.close())
                             track.resync()
-            except Exception as exc:
-                self._fail(f"writer_error: {type(exc).__name__}", exc)
+                except Exception as exc:
+                    self._fail(f"writer_error: {type(exc).__name__}", exc)
         for track in self.tracks.values():
             try:
                 self._hand_on(track.close())
