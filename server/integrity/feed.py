@@ -65,8 +65,6 @@ def apply_entry(state: CallIntegrity, fields: Mapping[str, Any]) -> bool:
     at = float(fields["at"])
     if fields.get("on") != "1":
         return state.stop(at)
-    before = state.key()
-    state.resume()
     signals: Signals = tuple(
         (str(code), float(since), float(confidence), str(detail))
         for code, since, confidence, detail in json.loads(fields["signals"])
@@ -79,5 +77,4 @@ def apply_entry(state: CallIntegrity, fields: Mapping[str, Any]) -> bool:
             tuple(tuple(float(v) for v in box) for box in faces),  # type: ignore[misc]
             tuple(float(v) for v in colour) if colour else None,  # type: ignore[arg-type]
         )
-    state.update(at, signals, sample)
-    return state.key() != before
+    return state.update(at, signals, sample)

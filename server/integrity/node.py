@@ -35,11 +35,10 @@ from server.settings import Settings
 from server.tasks import cancel_and_wait
 from signaling.integrity.state import CallIntegrity, Sample
 from signaling.integrity.tap import AnalysingTaps
-from signaling.integrity.worker import AnalysisPool
 from signaling.media.tap import MediaTapFactory
 
 from . import feed
-from .service import KeyframeRequest, integrity_applies, thresholds_from
+from .service import KeyframeRequest, analysing_taps
 
 log = structlog.get_logger(__name__)
 
@@ -79,35 +78,15 @@ class NodeIntegrity:
         self.settings = settings
         self.redis = redis
         self.sessions = sessions
-        self.taps: AnalysingTaps | None = self._analysing(inner, request_keyframe)
+        self.taps: AnalysingTaps | None = analysing_taps(
+            settings, inner, self, request_keyframe=request_keyframe, feed=self
+        )
         # What the node hands each forwarded frame to.
         self.tap_factory: MediaTapFactory | None = self.taps if self.taps is not None else inner
         self.lost = 0
         self.published = 0
         self._queue: asyncio.Queue[_Entry | _Change] = asyncio.Queue(QUEUE)
         self._task: asyncio.Task[None] | None = None
-
-    def _analysing(
-        self, inner: MediaTapFactory | None, request_keyframe: KeyframeRequest | None
-    ) -> AnalysingTaps | None:
-        """The analyser composed with ``inner`` (when enabled), publishing to this feed."""
-        if not integrity_applies(self.settings):
-            return None
-        s = self.settings
-        pool = AnalysisPool(
-            thresholds_from(s),
-            workers=s.integrity_workers,
-            queue_samples=s.integrity_queue_samples,
-            face_width=s.integrity_face_width,
-        )
-        return AnalysingTaps(
-            inner,
-            pool,
-            sample_interval_s=1.0 / s.integrity_sample_fps,
-            listener=self,
-            request_keyframe=request_keyframe,
-            feed=self,
-        )
 
     def forget(self, call_id: str) -> None:
         """The call's media closed on this node: its state is not kept here."""

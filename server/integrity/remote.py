@@ -40,7 +40,7 @@ from server.tasks import cancel_and_wait
 from signaling.integrity.state import CallIntegrity
 
 from . import feed
-from .service import signals_out
+from .service import integrity_message
 
 log = structlog.get_logger(__name__)
 
@@ -149,15 +149,8 @@ class RemoteIntegrity:
         return changed
 
     def _notify(self, call_id: str, state: CallIntegrity) -> None:
-        status, _ = state.key()
-        message = {
-            "type": "video.integrity",
-            "call_id": call_id,
-            "status": status,
-            "signals": signals_out(state),
-        }
         try:
-            self._notices.put_nowait(_Notice(call_id, message))
+            self._notices.put_nowait(_Notice(call_id, integrity_message(call_id, state)))
         except asyncio.QueueFull:
             self.notices_lost += 1
             log.warning("integrity.remote_notice_lost", call_id=call_id)

@@ -38,7 +38,7 @@ from server.tasks import cancel_and_wait
 from signaling.integrity.detectors import Thresholds
 from signaling.integrity.liveness import Challenge, Verdict, new_challenge, verify
 from signaling.integrity.state import CallIntegrity
-from signaling.integrity.tap import AnalysingTaps, StateSource
+from signaling.integrity.tap import AnalysingTaps, IntegrityFeed, IntegrityListener, StateSource
 from signaling.integrity.worker import AnalysisPool
 from signaling.media.tap import MediaTapFactory, Party
 
@@ -82,6 +82,48 @@ def integrity_applies(settings: Settings) -> bool:
 
 def _iso(at: float) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(at)) + f".{int(at % 1 * 1000):03d}Z"
+
+
+def analysing_taps(
+    settings: Settings,
+    inner: MediaTapFactory | None,
+    listener: IntegrityListener,
+    *,
+    request_keyframe: KeyframeRequest | None = None,
+    feed: IntegrityFeed | None = None,
+    remote: StateSource | None = None,
+) -> AnalysingTaps | None:
+    """The analyser composed with ``inner`` (relay mode, enabled), else None: what
+    a server's embedded node and a media-node process (with its ``feed``) both use."""
+    if not integrity_applies(settings):
+        return None
+    s = settings
+    pool = AnalysisPool(
+        thresholds_from(s),
+        workers=s.integrity_workers,
+        queue_samples=s.integrity_queue_samples,
+        face_width=s.integrity_face_width,
+    )
+    return AnalysingTaps(
+        inner,
+        pool,
+        sample_interval_s=1.0 / s.integrity_sample_fps,
+        listener=listener,
+        request_keyframe=request_keyframe,
+        feed=feed,
+        remote=remote,
+    )
+
+
+def integrity_message(call_id: str, state: CallIntegrity) -> dict[str, Any]:
+    """The desk's ``video.integrity`` for the call's state now."""
+    status, _ = state.key()
+    return {
+        "type": "video.integrity",
+        "call_id": call_id,
+        "status": status,
+        "signals": signals_out(state),
+    }
 
 
 def signals_out(state: CallIntegrity | None) -> list[dict[str, Any]]:
@@ -137,7 +179,9 @@ class IntegrityService:
         self.clock = clock
         self.rng = rng or random.SystemRandom()
         self.large_amount = large_amount
-        self.taps: AnalysingTaps | None = self._analysing(recorder, request_keyframe, remote)
+        self.taps: AnalysingTaps | None = analysing_taps(
+            settings, recorder, self, request_keyframe=request_keyframe, remote=remote
+        )
         # What the media node hands each forwarded frame to: the analyser composed
         # with the recorder when analysis applies, the recorder alone otherwise.
         self.tap_factory: MediaTapFactory | None = self.taps if self.taps is not None else recorder
@@ -149,32 +193,6 @@ class IntegrityService:
         self._verifying: dict[str, set[asyncio.Task[None]]] = {}
         self._random: dict[str, asyncio.Task[None]] = {}
         self._closed = False
-
-    # -- the media node's tap factory ------------------------------------------------------
-    def _analysing(
-        self,
-        inner: MediaTapFactory | None,
-        request_keyframe: KeyframeRequest | None,
-        remote: StateSource | None,
-    ) -> AnalysingTaps | None:
-        """The analyser composed with ``inner`` (relay mode, enabled); else None."""
-        if not integrity_applies(self.settings):
-            return None
-        s = self.settings
-        pool = AnalysisPool(
-            thresholds_from(s),
-            workers=s.integrity_workers,
-            queue_samples=s.integrity_queue_samples,
-            face_width=s.integrity_face_width,
-        )
-        return AnalysingTaps(
-            inner,
-            pool,
-            sample_interval_s=1.0 / s.integrity_sample_fps,
-            listener=self,
-            request_keyframe=request_keyframe,
-            remote=remote,
-        )
 
     # -- reading ----------------------------------------------------------------------------
     def state(self, call_id: str) -> CallIntegrity | None:
@@ -202,12 +220,7 @@ class IntegrityService:
     def integrity_changed(self, call_id: str, state: CallIntegrity) -> None:
         now = self.clock()
         status, codes = state.key()
-        message = {
-            "type": "video.integrity",
-            "call_id": call_id,
-            "status": status,
-            "signals": signals_out(state),
-        }
+        message = integrity_message(call_id, state)
         self._enqueue(
             _Notice(
                 call_id,

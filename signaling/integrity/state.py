@@ -85,8 +85,11 @@ class CallIntegrity:
         signals: tuple[tuple[str, float, float, str], ...],
         sample: Sample | None,
     ) -> bool:
-        """Take one sample's findings; True when :meth:`key` changed."""
+        """Take one sample's findings; True when :meth:`key` changed. A result is
+        what shows the analysis running again after :meth:`stop`, so the first one
+        after a gap turns ``unknown`` back into ``ok`` or ``suspect`` and says so."""
         before = self.key()
+        self.analysing = True
         self.analysed += 1
         self.last_result_at = at
         if sample is not None:
@@ -114,9 +117,6 @@ class CallIntegrity:
             episode.until = at
         self.analysing = False
         return self.key() != before
-
-    def resume(self) -> None:
-        self.analysing = True
 
     def liveness_result(self, passed: bool, at: float) -> bool:
         before = self.key()

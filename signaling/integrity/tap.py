@@ -175,15 +175,11 @@ class AnalyserTap:
     def _result(self, result: SampleResult) -> None:
         if self._closed:
             return
-        # The key before resuming: the first result after a leg's gap turns "unknown"
-        # back into "ok" or "suspect", and the desk must hear of it.
-        before = self.state.key()
-        self.state.resume()
         sample = Sample(result.at, result.faces, result.colour) if result.colour else None
-        self.state.update(result.at, result.signals, sample)
+        changed = self.state.update(result.at, result.signals, sample)
         if self._feed is not None:
             self._feed.analysed(self.call_id, result.at, result.signals, sample)
-        if self.state.key() != before:
+        if changed:
             self._changed(self.call_id, self.state)
 
     def _stop(self, at: float) -> None:
@@ -290,8 +286,9 @@ class AnalysingTaps:
             return primary
         if self._starting is None:
             self._starting = asyncio.create_task(self._start_pool(), name="integrity-pool-start")
+        # A call's state is kept across its customer's legs: it stays ``unknown``
+        # after a gap until the new leg's first result (CallIntegrity.update).
         state = self.calls.get(call_id) or CallIntegrity()
-        state.resume()
         self.calls[call_id] = state
         analyser = AnalyserTap(
             call_id,

@@ -49,7 +49,7 @@ class JanusOptions:
     ice_ignore_list: Sequence[str] = ("vmnet", "docker", "veth")
     # Media threads shared by all handles (Janus's default is one per handle, which
     # costs a thread and its wake-ups per leg).
-    static_event_loops: int = 2
+    event_loops: int = 2
     debug_level: int = 3
     session_timeout_s: int = 60
     libraries: Path = DEBIAN_LIBRARIES
@@ -103,8 +103,8 @@ def main_configuration(options: JanusOptions, layout: JanusLayout) -> str:
         "server_name": "cloudbranch-media",
         "log_to_stdout": True,
     }
-    if options.static_event_loops > 0:
-        general["event_loops"] = options.static_event_loops
+    if options.event_loops > 0:
+        general["event_loops"] = options.event_loops
     nat: dict[str, str | int | bool] = {
         "nice_debug": False,
         "full_trickle": False,
