@@ -24,6 +24,7 @@ from server.db.banking import AuditEntry
 from tests.api.harness import TEST_SETTINGS, Api, RunningServer
 from tests.api.helpers import assert_problem
 from tests.api.test_operations import SCAM_TRANSFER, STATEMENT, active_call, pin_morning
+from tests.plugin.waiting import until
 from tests.recording.media import call_media
 from tests.recording.support import RelaySettings
 
@@ -56,17 +57,6 @@ async def server(
         yield RunningServer(app, f"http://127.0.0.1:{port}", settings, runner)
     finally:
         await asyncio.wait_for(runner.cleanup(), 30)
-
-
-async def until(check: Any, timeout: float = 20.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = await check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise TimeoutError("condition not met")
-        await asyncio.sleep(0.05)
 
 
 async def test_notice_markers_api_and_audit(api: Api, server: RunningServer) -> None:
@@ -106,7 +96,7 @@ async def test_notice_markers_api_and_audit(api: Api, server: RunningServer) -> 
         reply = await supervisor.get(f"/api/v1/calls/{call_id}/recording")
         return reply.body if reply.body["state"] == "complete" else None
 
-    view = await until(closed)
+    view = await until(closed, 20.0, every_s=0.05)
     assert {(t["party"], t["kind"]) for t in view["tracks"]} == {
         (p, k) for p in ("customer", "specialist") for k in ("audio", "video")
     }
@@ -174,7 +164,7 @@ async def test_recording_down_refuses_transfer_and_the_call_goes_on(
         body = (await supervisor.get(f"/api/v1/calls/{call_id}/recording")).body
         return body["healthy"] is False and body["state"] == "recording"
 
-    await until(degraded)
+    await until(degraded, 20.0, every_s=0.05)
     refused = await desk.post(
         f"/api/v1/calls/{call_id}/operations",
         {"kind": "transfer", "params": SCAM_TRANSFER, "customer_statement": STATEMENT},

@@ -23,6 +23,7 @@ from tests.api.harness import Api, RunningServer
 from tests.e2e.media_client import MediaClient
 from tests.integrity.sources import SyntheticCamera, follow
 from tests.media.peer import MovingPatternTrack
+from tests.plugin.waiting import until
 
 pytestmark = [pytest.mark.media, pytest.mark.slow, pytest.mark.timeout(300)]
 
@@ -30,14 +31,7 @@ TIMEOUT_S = 60.0
 
 
 async def _until(check: Callable[[], Awaitable[Any]], timeout: float = TIMEOUT_S) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = await check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.25)
+    return await until(check, timeout)
 
 
 async def _call(
