@@ -76,9 +76,9 @@ async def serve(mode: str) -> None:
     from bench._bench_taps import WriterTaps
 
     # The figure is for relayed *and recorded* calls: "relay" records too.
-    taps = WriterTaps() if mode in ("relay", "relay-recorded", "janus") else None
+    taps = WriterTaps() if mode in ("relay", "relay-recorded", "janus", "janus-plain") else None
     node: Any
-    if mode == "janus":
+    if mode in ("janus", "janus-plain"):
         import secrets
 
         from server.media.janus.config import JanusOptions
@@ -87,7 +87,11 @@ async def serve(mode: str) -> None:
 
         secret = secrets.token_hex(16)
         link = JanusLink(url=None, api_secret=secret, options=JanusOptions(api_secret=secret))
-        node = JanusMediaNode("bench", send, lambda call_id: [], taps, 10_000, link=link)
+        # "janus-plain": the same without SDES-SRTP between Janus and the node, to
+        # show what that encryption costs.
+        node = JanusMediaNode(
+            "bench", send, lambda call_id: [], taps, 10_000, link=link, srtp=mode == "janus"
+        )
         await node.start()
     else:
         node = MediaNode("bench", send, lambda call_id: [], taps, capacity=10_000)
@@ -101,7 +105,7 @@ async def serve(mode: str) -> None:
             other = "customer" if data["party"] == "specialist" else "specialist"
             await send(call_id, other, message)
             return
-        if mode in ("relay", "relay-recorded", "janus"):
+        if mode in ("relay", "relay-recorded", "janus", "janus-plain"):
             await node.signal(call_id, data["party"], message)
             return
 

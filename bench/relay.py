@@ -482,7 +482,7 @@ async def main(calls: int, seconds: float, backend: str = "aiortc") -> None:
     results: dict[str, Result] = {}
     runs = ("p2p", "relay", "transcode")
     if backend == "janus":
-        runs = ("p2p", "relay-recorded", "janus")
+        runs = ("p2p", "relay-recorded", "janus", "janus-plain")
     for name in runs:
         # p2p: the node process only passes signaling on (media mode "direct").
         started = time.monotonic()

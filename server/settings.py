@@ -232,6 +232,13 @@ class Settings(BaseSettings):
         description="Address of the plain RTP between Janus and the node's recorder "
         "(Janus's NoSIP local_ip, and where the node binds its relay sockets).",
     )
+    janus_plain_srtp: Literal["auto", "on", "off"] = Field(
+        default="auto",
+        description="SDES-SRTP on the plain RTP between Janus and the node (NoSIP's "
+        "sdes_mandatory: encrypted and authenticated). auto: on unless "
+        "CLOUDBRANCH_JANUS_RTP_HOST is a loopback address (Janus beside the node, the "
+        "media never leaving the host's kernel), where it would only cost CPU.",
+    )
     janus_ice_enforce_list: list[str] = Field(
         default_factory=list,
         description="Interfaces or addresses a private Janus gathers ICE candidates on "

@@ -187,3 +187,83 @@ def test_rtp_header_extensions_and_padding_are_cut_off_the_tapped_frame() -> Non
     assert (video.kind, video.data, video.timestamp) == ("video", b"key-frame", 9000)
     assert (audio.kind, audio.data) == ("audio", b"opus-bytes")
     assert leg.media_ssrc == {"video": 0x1234, "audio": 0x1234}
+
+
+def test_sdes_keys_are_written_and_read_back_per_section() -> None:
+    from server.media.janus.srtp import new_key
+
+    keys = {"audio": new_key(), "video": new_key()}
+    sdp = write_plain(
+        "127.0.0.1",
+        {"audio": 40000, "video": 40002},
+        {"audio": Codec(111, "opus", 48000, 2), "video": Codec(96, "VP8", 90000)},
+        session_id=7,
+        keys=keys,
+    )
+    assert sdp.count("RTP/SAVP") == 2 and "RTP/AVP " not in sdp
+    media = parse_plain(sdp)
+    assert {kind: m.crypto for kind, m in media.items()} == keys
+    plain = write_plain(
+        "127.0.0.1", {"audio": 40000}, {"audio": Codec(111, "opus", 48000, 2)}, session_id=7
+    )
+    assert "a=crypto" not in plain and parse_plain(plain)["audio"].crypto is None
+
+
+def test_unreadable_crypto_lines_are_refused() -> None:
+    from server.media.janus.srtp import SdesKey
+
+    with pytest.raises(ValueError):
+        SdesKey.parse("1 AES_CM_128_HMAC_SHA1_80 inline:c2hvcnQ=")  # 5 bytes, not 30
+    with pytest.raises(ValueError):
+        SdesKey.parse("1 AES_CM_128_HMAC_SHA1_80")
+    with pytest.raises(PlainSdpError):
+        parse_plain("v=0\r\nc=IN IP4 127.0.0.1\r\nm=audio 4000 RTP/SAVP 111\r\na=crypto:1 X\r\n")
+
+
+def test_a_leg_authenticates_what_janus_sent_and_protects_what_it_sends() -> None:
+    import struct
+
+    from pylibsrtp import Policy, Session
+
+    from server.media.janus.srtp import LegSrtp, SrtpError, new_key
+
+    janus_key, node_key = new_key(), new_key()
+    leg = LegSrtp({"video": janus_key}, {"video": node_key})
+    janus_out = Session(Policy(key=janus_key.key, ssrc_type=Policy.SSRC_ANY_OUTBOUND))
+    janus_in = Session(Policy(key=node_key.key, ssrc_type=Policy.SSRC_ANY_INBOUND))
+    packet = struct.pack("!BBHII", 0x80, 96, 1, 9000, 0x1234) + b"frame bytes"
+
+    protected = janus_out.protect(packet)
+    assert protected != packet and b"frame bytes" not in protected
+    assert leg.unprotect("video", "rtp", protected) == packet
+    with pytest.raises(SrtpError):  # replayed
+        leg.unprotect("video", "rtp", protected)
+    tampered = bytearray(janus_out.protect(packet[:2] + b"\x00\x02" + packet[4:]))
+    tampered[-12] ^= 1
+    with pytest.raises(SrtpError):  # altered in transit
+        leg.unprotect("video", "rtp", bytes(tampered))
+
+    sent = leg.protect("video", "rtp", packet)
+    assert sent != packet and janus_in.unprotect(sent) == packet
+    # The node forwards what it received: the same packet may leave twice (a resend).
+    assert leg.protect("video", "rtp", packet) == sent
+
+
+def test_a_janus_description_without_keys_is_refused_when_srtp_is_wanted() -> None:
+    from server.media.janus.rtp import LegSockets
+
+    leg = LegSockets("customer", "127.0.0.1", srtp=True)
+    media = parse_plain(
+        "v=0\r\nc=IN IP4 127.0.0.1\r\nm=video 4000 RTP/AVP 96\r\na=rtpmap:96 VP8/90000\r\n"
+    )
+    with pytest.raises(PlainSdpError, match="no SRTP key"):
+        leg.remote = media
+    assert leg.srtp is None and leg.remote == {}
+
+
+def test_plain_legs_are_srtp_unless_they_stay_on_loopback() -> None:
+    from server.media.janus.factory import plain_srtp
+
+    assert plain_srtp("auto", "10.0.3.7") and plain_srtp("auto", "janus.media.svc")
+    assert not plain_srtp("auto", "127.0.0.1") and not plain_srtp("auto", "::1")
+    assert plain_srtp("on", "127.0.0.1") and not plain_srtp("off", "10.0.3.7")

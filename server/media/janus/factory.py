@@ -7,6 +7,7 @@ or, when that is unset, a private one it starts with a generated configuration.
 
 from __future__ import annotations
 
+import ipaddress
 import secrets
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -68,7 +69,25 @@ def media_node_factory(settings: Settings) -> MediaNodeFactory:
             keepalive_s=settings.janus_keepalive_s,
         )
         return JanusMediaNode(
-            node_id, send, ice_servers, taps, capacity, link=link, rtp_host=settings.janus_rtp_host
+            node_id,
+            send,
+            ice_servers,
+            taps,
+            capacity,
+            link=link,
+            rtp_host=settings.janus_rtp_host,
+            srtp=plain_srtp(settings.janus_plain_srtp, settings.janus_rtp_host),
         )
 
     return janus_node
+
+
+def plain_srtp(setting: str, rtp_host: str) -> bool:
+    """Whether the plain legs are SRTP: ``auto`` protects them unless they stay on
+    loopback (a name, not an address, counts as off loopback)."""
+    if setting != "auto":
+        return setting == "on"
+    try:
+        return not ipaddress.ip_address(rtp_host).is_loopback
+    except ValueError:
+        return True

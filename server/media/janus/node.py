@@ -12,6 +12,11 @@ The clients' contract is the aiortc node's (:mod:`signaling.media.bridge`):
    names the app leg's RTP ports, and RTP flows leg to leg through
    :class:`~.rtp.CallRtp`, which also feeds the call's tap (the recorder).
 
+With ``srtp`` both plain sides of every leg are SDES-SRTP: the
+node writes its key per kind into the plain SDPs it gives Janus and reads Janus's
+from Janus's (:mod:`.srtp`), so media between Janus and the node is encrypted
+and authenticated too.
+
 ICE, DTLS, SRTP, NACK and bandwidth estimation are Janus's, per leg; PLI/FIR
 cross from leg to leg as RTCP, and a leg that comes up asks the other side for
 a keyframe.
@@ -37,6 +42,7 @@ from .connection import JanusLink
 from .pump import RtpPump
 from .rtp import CallRtp, LegSockets
 from .sdp import KINDS, Codec, PlainSdpError, choose_codecs, parse_plain, write_plain
+from .srtp import SUITE
 
 __all__ = ["NOSIP", "JanusMediaNode"]
 
@@ -93,6 +99,7 @@ class JanusMediaNode:
         *,
         link: JanusLink,
         rtp_host: str = "127.0.0.1",
+        srtp: bool = False,
     ) -> None:
         self.node_id = node_id
         self.capacity = capacity
@@ -101,6 +108,11 @@ class JanusMediaNode:
         self._taps: MediaTapFactory = taps or NullTaps()
         self.link = link
         self._rtp_host = rtp_host
+        self._srtp = srtp
+        # What NoSIP is asked for when it writes a plain description (``generate``).
+        self._generate: dict[str, Any] = {"request": "generate"}
+        if srtp:
+            self._generate |= {"srtp": "sdes_mandatory", "srtp_profile": SUITE}
         self._calls: dict[str, _JanusCall] = {}
         self._opening = asyncio.Lock()
         self._closed = False
@@ -187,14 +199,17 @@ class JanusMediaNode:
             client = self.link.client()
             desk_handle = await client.attach(NOSIP)
             self._watch_handle(call, "specialist", desk_handle)
-            data, _ = await desk_handle.message(
-                {"request": "generate"}, {"type": "offer", "sdp": sdp}
-            )
+            data, _ = await desk_handle.message(self._generate, {"type": "offer", "sdp": sdp})
             desk_plain = parse_plain(str(data["result"]["sdp"]))
             codecs = choose_codecs(desk_plain)
             call.codecs = codecs
             call.rtp = CallRtp(
-                call.call_id, call.tap, codecs, self._rtp_host, pump=self._running_pump()
+                call.call_id,
+                call.tap,
+                codecs,
+                self._rtp_host,
+                pump=self._running_pump(),
+                srtp=self._srtp,
             )
             desk_sockets = call.rtp.open_leg("specialist")
             desk_sockets.remote = {k: v for k, v in desk_plain.items() if k in codecs}
@@ -229,7 +244,12 @@ class JanusMediaNode:
         self, sockets: LegSockets, codecs: Mapping[str, Codec], order: Sequence[str] = KINDS
     ) -> str:
         return write_plain(
-            self._rtp_host, sockets.ports, codecs, session_id=secrets.randbelow(2**31), order=order
+            self._rtp_host,
+            sockets.ports,
+            codecs,
+            session_id=secrets.randbelow(2**31),
+            order=order,
+            keys=sockets.node_keys or None,
         )
 
     async def _on_answer(self, call: _JanusCall, sdp: str) -> None:
@@ -240,10 +260,15 @@ class JanusMediaNode:
                     "illegal_state", "no offer of the node is waiting for an answer"
                 )
             try:
-                data, _ = await app.handle.message(
-                    {"request": "generate"}, {"type": "answer", "sdp": sdp}
-                )
+                data, _ = await app.handle.message(self._generate, {"type": "answer", "sdp": sdp})
                 app_plain = parse_plain(str(data["result"]["sdp"]))
+                for kind, codec in call.codecs.items():
+                    media = app_plain.get(kind)
+                    if media is None or all(
+                        c.payload_type != codec.payload_type for c in media.codecs
+                    ):
+                        raise BridgeRefused("no_common_codec", f"the app did not take {codec.name}")
+                app.sockets.remote = {k: v for k, v in app_plain.items() if k in call.codecs}
             except JanusUnavailable as exc:
                 raise BridgeRefused(
                     "media_unavailable", "the media server is not reachable"
@@ -252,11 +277,6 @@ class JanusMediaNode:
                 raise BridgeRefused("invalid_sdp", f"answer refused: {exc.reason}") from exc
             except (PlainSdpError, KeyError, TypeError, ValueError) as exc:
                 raise BridgeRefused("invalid_sdp", f"answer refused: {exc}") from exc
-            for kind, codec in call.codecs.items():
-                media = app_plain.get(kind)
-                if media is None or all(c.payload_type != codec.payload_type for c in media.codecs):
-                    raise BridgeRefused("no_common_codec", f"the app did not take {codec.name}")
-            app.sockets.remote = {k: v for k, v in app_plain.items() if k in call.codecs}
             app.described = True
             await self._flush(app)
 

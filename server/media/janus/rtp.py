@@ -1,20 +1,23 @@
 """Plain RTP between a call's two Janus legs, and from it the frames the taps record.
 
-Each leg (a NoSIP handle) sends its party's RTP and RTCP, unencrypted, to a pair
-of this node's loopback sockets per kind, and receives the other party's on the
-same sockets. The node's :class:`~.pump.RtpPump` thread reads them all, off the
-event loop; :class:`CallRtp` passes every packet on to the other leg as it
-came (same payload type on both legs, see :mod:`.sdp`; Janus rewrites SSRCs and
-sequence numbers per leg) and feeds the call's tap: audio packets are frames;
-video packets are put together into frames (RTP marker bit) and a frame with a
-missing packet is dropped, with a PLI to the sender, so the recording never
-holds a broken frame. Nothing is decoded, nothing touches the disk here.
+Each leg (a NoSIP handle) sends its party's RTP and RTCP to a pair of this node's
+sockets per kind, and receives the other party's on the same sockets; with SDES-SRTP
+(:mod:`.srtp`, on when Janus is off loopback) every packet is authenticated and
+decrypted as it arrives and protected again, with the receiving leg's key, as it
+leaves. The node's :class:`~.pump.RtpPump` thread reads them all, off the event
+loop; :class:`CallRtp` passes every packet on to the other leg as it came (same
+payload type on both legs, see :mod:`.sdp`; Janus rewrites SSRCs and sequence
+numbers per leg) and feeds the call's tap: audio packets are frames; video
+packets are put together into frames (RTP marker bit) and a frame with a missing
+packet is dropped, with a PLI to the sender, so the recording never holds a
+broken frame. Nothing is decoded, nothing touches the disk here.
 """
 
 from __future__ import annotations
 
 import socket
 import struct
+import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -27,7 +30,8 @@ from signaling.media.forward import is_keyframe
 from signaling.media.tap import EncodedFrame, MediaTap, Party
 
 from .pump import RtpPump
-from .sdp import Codec, PlainMedia
+from .sdp import Codec, PlainMedia, PlainSdpError
+from .srtp import LegSrtp, SdesKey, SrtpError, new_key
 
 __all__ = ["PLI_INTERVAL_S", "CallRtp", "LegSockets"]
 
@@ -134,11 +138,20 @@ class _Assembler:
 
 
 class LegSockets:
-    """This node's sockets facing one leg: RTP and RTCP per kind."""
+    """This node's sockets facing one leg: RTP and RTCP per kind.
 
-    def __init__(self, party: Party, host: str) -> None:
+    With ``srtp`` the node keys its direction of each kind (:attr:`node_keys`, for
+    the SDP it writes) and takes Janus's keys from Janus's SDP (:attr:`remote`)."""
+
+    def __init__(self, party: Party, host: str, *, srtp: bool = False) -> None:
         self.party = party
         self.host = host
+        self.node_keys: dict[str, SdesKey] = {}
+        self._srtp_wanted = srtp
+        self.srtp: LegSrtp | None = None
+        # Packets leave from the pump thread and, for keyframe requests, from the
+        # event loop: one outbound SRTP session must not be used by both at once.
+        self._protect_lock = threading.Lock()
         self.ports: dict[str, int] = {}
         self._remote: dict[str, PlainMedia] = {}
         # The leg's Janus address per (kind, channel), from ``remote``: looked up per packet.
@@ -155,6 +168,16 @@ class LegSockets:
 
     @remote.setter
     def remote(self, media: dict[str, PlainMedia]) -> None:
+        """Janus's side of the leg; ``PlainSdpError`` if SRTP is wanted and a section
+        has no key (nothing is connected then)."""
+        if self._srtp_wanted:
+            missing = [kind for kind, plain in media.items() if plain.crypto is None]
+            if missing:
+                raise PlainSdpError(f"no SRTP key in Janus's {', '.join(missing)} section")
+            self.srtp = LegSrtp(
+                {kind: plain.crypto for kind, plain in media.items() if plain.crypto},
+                self.node_keys,
+            )
         self._remote = media
         self._peers = {}
         for kind, plain in media.items():
@@ -179,6 +202,8 @@ class LegSockets:
         arrives before :attr:`remote` is known (and the sockets connected) is dropped."""
         self._pump = pump
         for kind in kinds:
+            if self._srtp_wanted:
+                self.node_keys[kind] = new_key()
             pair = _bind_pair(self.host)
             self.ports[kind] = pair[0].getsockname()[1]
             for channel, sock in zip(("rtp", "rtcp"), pair, strict=True):
@@ -199,7 +224,12 @@ class LegSockets:
         if sock is None or key not in self._connected:
             return False
         try:
+            if self.srtp is not None:
+                with self._protect_lock:
+                    data = self.srtp.protect(kind, channel, data)
             sock.send(data)
+        except SrtpError:
+            return False  # libsrtp refused the packet (malformed): one lost packet
         except OSError:
             return False  # closed meanwhile, a full buffer, or an ICMP error: one lost packet
         return True
@@ -223,10 +253,13 @@ class CallRtp:
         codecs: Mapping[str, Codec],
         host: str,
         pump: RtpPump | None = None,
+        *,
+        srtp: bool = False,
     ) -> None:
         self.call_id = call_id
         self.tap = tap
         self.host = host
+        self.srtp = srtp
         # Without a pump (unit tests feed packets by hand) frames go to the tap at once.
         self.pump = pump
         self.codecs = dict(codecs)
@@ -240,11 +273,13 @@ class CallRtp:
         self.tapped_frames = 0
         self.keyframe_requests = 0
         self.tap_errors = 0
+        # Packets that failed SRTP authentication (or replayed one): never forwarded.
+        self.rejected_packets = 0
 
     def open_leg(self, party: Party) -> LegSockets:
         if self.pump is None:
             raise RuntimeError("a call's RTP needs the node's pump to open a leg")
-        leg = LegSockets(party, self.host)
+        leg = LegSockets(party, self.host, srtp=self.srtp)
         leg.open(sorted(self.codecs), self._on_packet, self.pump)
         self.legs[party] = leg
         video = self.codecs.get("video")
@@ -292,6 +327,12 @@ class CallRtp:
     def _on_packet(self, leg: LegSockets, kind: str, channel: str, data: bytes) -> None:
         if self.legs.get(leg.party) is not leg:
             return
+        if leg.srtp is not None:
+            try:
+                data = leg.srtp.unprotect(kind, channel, data)
+            except SrtpError:
+                self.rejected_packets += 1
+                return
         sink = self.legs.get(_other(leg.party))
         if channel == "rtcp":
             if sink is not None:

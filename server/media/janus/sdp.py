@@ -5,13 +5,16 @@ naming the plain RTP ports Janus bound for that leg, and turns a barebone one
 of ours into a WebRTC description for the party (``process``). This node is
 the "legacy peer" of both legs: it reads Janus's ports and codecs, and writes
 descriptions naming its own relay sockets with one codec per kind, the same on
-both legs, so packets pass from one leg to the other unchanged.
+both legs, so packets pass from one leg to the other unchanged. With SDES-SRTP
+each section also carries its sender's key (``RTP/SAVP`` and ``a=crypto``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+
+from .srtp import SdesKey
 
 __all__ = ["Codec", "PlainMedia", "PlainSdpError", "choose_codecs", "parse_plain", "write_plain"]
 
@@ -47,6 +50,8 @@ class PlainMedia:
     port: int
     rtcp_port: int
     codecs: tuple[Codec, ...]
+    # SDES-SRTP: the key this section's sender protects its RTP and RTCP with.
+    crypto: SdesKey | None = None
 
 
 @dataclass
@@ -58,6 +63,7 @@ class _Section:
     fmtp: dict[int, str] = field(default_factory=dict)
     host: str | None = None
     rtcp_port: int | None = None
+    crypto: SdesKey | None = None
 
     def media(self, session_host: str) -> PlainMedia:
         codecs = []
@@ -74,7 +80,7 @@ class _Section:
         if not host:
             raise PlainSdpError(f"the {self.kind} section names no address")
         rtcp = self.rtcp_port or self.port + 1
-        return PlainMedia(self.kind, host, self.port, rtcp, tuple(codecs))
+        return PlainMedia(self.kind, host, self.port, rtcp, tuple(codecs), self.crypto)
 
 
 def parse_plain(sdp: str) -> dict[str, PlainMedia]:
@@ -107,6 +113,8 @@ def parse_plain(sdp: str) -> dict[str, PlainMedia]:
                 current.fmtp[int(pt)] = spec
             elif line.startswith("a=rtcp:"):
                 current.rtcp_port = int(line[len("a=rtcp:") :].split()[0])
+            elif line.startswith("a=crypto:") and current.crypto is None:
+                current.crypto = SdesKey.parse(line[len("a=crypto:") :])
         found: dict[str, PlainMedia] = {}
         for section in sections:
             if section.kind in KINDS and section.port != 0 and section.kind not in found:
@@ -134,10 +142,12 @@ def write_plain(
     *,
     session_id: int,
     order: Sequence[str] = KINDS,
+    keys: Mapping[str, SdesKey] | None = None,
 ) -> str:
     """A barebone description: our relay socket of each kind, one codec, sendrecv.
 
-    An answer lists its sections in the offer's ``order`` (RFC 3264).
+    An answer lists its sections in the offer's ``order`` (RFC 3264). With ``keys``
+    each section is SDES-SRTP (``RTP/SAVP`` and its ``a=crypto`` line).
     """
     lines = [
         "v=0",
@@ -149,11 +159,15 @@ def write_plain(
     kinds: Sequence[str] = [k for k in order if k in codecs]
     for kind in kinds:
         codec = codecs[kind]
+        key = keys.get(kind) if keys is not None else None
+        profile = "RTP/SAVP" if key is not None else "RTP/AVP"
         lines += [
-            f"m={kind} {ports[kind]} RTP/AVP {codec.payload_type}",
+            f"m={kind} {ports[kind]} {profile} {codec.payload_type}",
             f"c=IN IP4 {host}",
             f"a=rtpmap:{codec.rtpmap}",
         ]
+        if key is not None:
+            lines.append(key.line)
         if codec.fmtp:
             lines.append(f"a=fmtp:{codec.payload_type} {codec.fmtp}")
         if kind == "video":
