@@ -279,7 +279,16 @@ class _Writer:
     def __init__(self) -> None:
         self.lines: list[str] = []
         self.constants: dict[str, object] = {}
+        #: feature name -> local variable
+        self.locals: dict[str, str] = {}
         self._names = 0
+
+    def local(self, feature: str) -> str:
+        """The local variable that holds ``feature`` in the generated function."""
+        name = self.locals.get(feature)
+        if name is None:
+            name = self.locals[feature] = f"f{len(self.locals)}"
+        return name
 
     def name(self, prefix: str) -> str:
         self._names += 1
@@ -312,9 +321,15 @@ class _Writer:
             if isinstance(part, Compare) and is_all:
                 feature = repr(part.feature)
                 test = _SOURCE[part.op].format(c=self.constant(part.operand))
-                self.emit(body, f"v = values.get({feature}, NOT_YET)")
-                self.emit(body, "if v is NOT_YET:")
-                self.emit(body + 1, f"v = compute({feature})")
+                # Each feature is kept in a local once read: a local is several
+                # times cheaper than a dict lookup, and a feature's value never
+                # changes within one evaluation.
+                local = self.local(part.feature)
+                self.emit(body, f"if {local} is NOT_YET:")
+                self.emit(body + 1, f"{local} = values.get({feature}, NOT_YET)")
+                self.emit(body + 1, f"if {local} is NOT_YET:")
+                self.emit(body + 2, f"{local} = compute({feature})")
+                self.emit(body, f"v = {local}")
                 self.emit(body, "if v is UNKNOWN:")
                 self.emit(body + 1, f"{target} = None")
                 self.emit(body, f"elif not ({test}):")
@@ -353,6 +368,7 @@ def compile_rules(conditions: Sequence[Node], label: str = "rules") -> RulesEval
             "    compute = ctx.compute",
             "    held = []",
             "    undecided = []",
+            *(f"    {local} = NOT_YET" for local in writer.locals.values()),
             *writer.lines,
             "    return held, undecided",
         ]

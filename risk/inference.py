@@ -49,46 +49,46 @@ _POSING = VIDEO_SIGNALS - {"multiple_faces"}
 NAMED_REASON = "scam_named"
 
 
-def _value(ctx: FeatureContext, name: str) -> object:
-    value = ctx.get(name)
-    return None if value is UNKNOWN else value
-
-
 def _is_transfer(ctx: FeatureContext) -> bool:
     return ctx.op.kind == "transfer"
 
 
+# The comparisons read the feature directly: UNKNOWN is not a number, so an
+# unknown fact is simply absent (these run for every typology on every naming).
+_NUMBER = (int, float)
+
+
 def _ge(ctx: FeatureContext, name: str, bound: float) -> bool:
-    value = _value(ctx, name)
-    return isinstance(value, int | float) and value >= bound
+    value = ctx.get(name)
+    return isinstance(value, _NUMBER) and value >= bound  # type: ignore[operator]
 
 
 def _lt(ctx: FeatureContext, name: str, bound: float) -> bool:
-    value = _value(ctx, name)
-    return isinstance(value, int | float) and value < bound
+    value = ctx.get(name)
+    return isinstance(value, _NUMBER) and value < bound  # type: ignore[operator]
 
 
 def _within(ctx: FeatureContext, name: str, hours: float) -> bool:
-    value = _value(ctx, name)
-    return isinstance(value, int | float) and value <= hours
+    value = ctx.get(name)
+    return isinstance(value, _NUMBER) and value <= hours  # type: ignore[operator]
 
 
 def _intersects(ctx: FeatureContext, name: str, members: set[str] | frozenset[str]) -> bool:
-    value = _value(ctx, name)
+    value = ctx.get(name)
     return isinstance(value, frozenset) and not value.isdisjoint(members)
 
 
 def _notable(ctx: FeatureContext) -> bool:
-    return _is_transfer(ctx) and _ge(ctx, "amount_cny", 5000)
+    return ctx.op.kind == "transfer" and _ge(ctx, "amount_cny", 5000)
 
 
 #: Behaviour signals typologies can weigh; each is False when it cannot be known.
 SIGNALS: Mapping[str, Callable[[FeatureContext], bool]] = {
-    "new_payee": lambda c: _is_transfer(c) and _lt(c, "payee_known_days", NEW_PAYEE_DAYS),
+    "new_payee": lambda c: c.op.kind == "transfer" and _lt(c, "payee_known_days", NEW_PAYEE_DAYS),
     "own_name_new_account": lambda c: (
-        _is_transfer(c)
-        and _value(c, "payee_name_matches_customer") is True
-        and _value(c, "payee_other_bank") is True
+        c.op.kind == "transfer"
+        and c.get("payee_name_matches_customer") is True
+        and c.get("payee_other_bank") is True
         and _lt(c, "payee_known_days", 30)
     ),
     "drains_balance": lambda c: _notable(c) and _ge(c, "share_of_balance", 0.8),
@@ -100,16 +100,16 @@ SIGNALS: Mapping[str, Callable[[FeatureContext], bool]] = {
     "deposit_broken_recent": lambda c: _within(c, "hours_since_deposit_break", 168),
     "deposit_break": lambda c: c.op.kind == "time_deposit" and c.op.deposit_action == "break",
     "retry_after_stop": lambda c: _ge(c, "stopped_in_call", 1),
-    "split_payments": lambda c: _is_transfer(c) and _ge(c, "velocity_count_24h", 2),
-    "claimed_relative_new_payee": lambda c: _value(c, "claimed_relative_new_payee") is True,
+    "split_payments": lambda c: c.op.kind == "transfer" and _ge(c, "velocity_count_24h", 2),
+    "claimed_relative_new_payee": lambda c: c.get("claimed_relative_new_payee") is True,
     "night": lambda c: _ge(c, "local_hour", 22) or _lt(c, "local_hour", 6),
-    "long_known_payee": lambda c: _is_transfer(c) and _ge(c, "payee_known_days", 365),
+    "long_known_payee": lambda c: c.op.kind == "transfer" and _ge(c, "payee_known_days", 365),
     "contact_changed_recent": lambda c: _within(
         c, "hours_since_contact_change", CONTACT_CHANGE_HOURS
     ),
     "video_posing": lambda c: _intersects(c, "video_signals", _POSING),
     "prompted_on_camera": lambda c: _intersects(c, "video_signals", {"multiple_faces"}),
-    "liveness_failed": lambda c: _value(c, "liveness_result") == "failed",
+    "liveness_failed": lambda c: c.get("liveness_result") == "failed",
 }
 
 

@@ -21,9 +21,8 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
-from types import MappingProxyType
-from typing import Generic, NamedTuple, TypeVar
+from dataclasses import dataclass, field
+from typing import Final, Generic, NamedTuple, TypeVar
 
 P = TypeVar("P")
 P_co = TypeVar("P_co", covariant=True)
@@ -31,6 +30,8 @@ P_co = TypeVar("P_co", covariant=True)
 #: A word of a folded text: letters, digits and an apostrophe inside ("don't").
 WORD = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
 _MIN_TYPO_LENGTH = 5
+_CORRECTIONS_KEPT = 20_000
+_UNSEEN: Final = object()
 _PREFIX_KEY = 4
 
 
@@ -56,7 +57,7 @@ class Hit(NamedTuple, Generic[P_co]):
 
 def tokenise(folded: str) -> list[Token]:
     """The words of a folded text, in order."""
-    return [Token(m.group(), m.start(), m.end(), i) for i, m in enumerate(WORD.finditer(folded))]
+    return [Token(m[0], *m.span(), i) for i, m in enumerate(WORD.finditer(folded))]
 
 
 def _one_slip(word: str, known: str) -> bool:
@@ -97,6 +98,14 @@ class PhraseIndex(Generic[P]):
     by_prefix: Mapping[str, tuple[tuple[tuple[str, ...], str, P], ...]]
     vocabulary: frozenset[str]
     slips: Mapping[str, tuple[str, ...]]
+    #: first characters of the phrases in ``by_pair``
+    pair_starts: frozenset[str] = frozenset()
+    #: word -> the vocabulary word it is a slip of (None: none), remembered
+    #: because customers use the same words again and again; a pure function
+    #: of the word and the index, so sharing it between threads is harmless
+    _corrections: dict[str, str | None] = field(
+        default_factory=dict, compare=False, repr=False, hash=False
+    )
 
     @classmethod
     def build(cls, phrases: Iterable[tuple[str, P]]) -> PhraseIndex[P]:
@@ -134,43 +143,61 @@ class PhraseIndex(Generic[P]):
                 by_single[text] = tuple(payloads)
             else:
                 by_pair.setdefault(text[:2], []).append((text, tuple(payloads)))
+        # Plain dicts, typed read-only: a mapping proxy costs an extra call on
+        # every lookup, and find() makes one or two per character.
         return cls(
-            MappingProxyType({k: tuple(v) for k, v in by_pair.items()}),
-            MappingProxyType(by_single),
-            MappingProxyType({k: tuple(v) for k, v in by_word.items()}),
-            MappingProxyType({k: tuple(v) for k, v in by_prefix.items()}),
+            {k: tuple(v) for k, v in by_pair.items()},
+            by_single,
+            {k: tuple(v) for k, v in by_word.items()},
+            {k: tuple(v) for k, v in by_prefix.items()},
             frozenset(vocabulary),
-            MappingProxyType({k: tuple(sorted(v)) for k, v in slips.items()}),
+            {k: tuple(sorted(v)) for k, v in slips.items()},
+            frozenset(text[0] for text in by_pair),
         )
 
     def correct(self, tokens: list[Token]) -> list[Token]:
         """``tokens`` with words one slip from exactly one vocabulary word replaced by it."""
         out = tokens
+        memo = self._corrections
         for t in tokens:
             word = t.text
-            if len(word) < _MIN_TYPO_LENGTH or word in self.vocabulary or not word.isalpha():
+            if len(word) < _MIN_TYPO_LENGTH or word in self.vocabulary:
                 continue
-            candidates = set(self.slips.get(word, ()))
-            for i in range(len(word)):
-                candidates.update(self.slips.get(word[:i] + word[i + 1 :], ()))
-            matches = [c for c in candidates if _one_slip(word, c)]
-            if len(matches) == 1:
+            meant = memo.get(word, _UNSEEN)
+            if meant is _UNSEEN:
+                meant = self._meant(word)
+                if len(memo) >= _CORRECTIONS_KEPT:  # bounded: words come from customers
+                    memo.clear()
+                memo[word] = meant
+            if meant is not None:
                 if out is tokens:
                     out = list(tokens)
-                out[t.position] = Token(matches[0], t.start, t.end, t.position)
+                out[t.position] = Token(meant, t.start, t.end, t.position)
         return out
+
+    def _meant(self, word: str) -> str | None:
+        """The one vocabulary word ``word`` is a slip of, if exactly one."""
+        if not word.isalpha():
+            return None
+        candidates = set(self.slips.get(word, ()))
+        for i in range(len(word)):
+            candidates.update(self.slips.get(word[:i] + word[i + 1 :], ()))
+        matches = [c for c in candidates if _one_slip(word, c)]
+        return matches[0] if len(matches) == 1 else None
 
     def find(self, folded: str, tokens: list[Token]) -> list[Hit[P]]:
         """Every occurrence of every phrase in ``folded`` (words from ``tokens``)."""
         hits: list[Hit[P]] = []
         if not folded.isascii():
-            by_pair, by_single = self.by_pair, self.by_single
+            by_pair, by_single, pair_starts = self.by_pair, self.by_single, self.pair_starts
             startswith = folded.startswith
-            for i in range(len(folded)):
-                singles = by_single.get(folded[i])
+            for i, ch in enumerate(folded):
+                singles = by_single.get(ch)
                 if singles is not None:
                     for payload in singles:
-                        hits.append(Hit(folded[i], i, i + 1, payload))
+                        hits.append(Hit(ch, i, i + 1, payload))
+                if ch not in pair_starts:
+                    continue  # most characters begin no phrase: spare the slice
                 bucket = by_pair.get(folded[i : i + 2])
                 if bucket is not None:
                     for phrase, payloads in bucket:

@@ -111,33 +111,43 @@ class StatementModel:
                     scores[index] += w
         return scores, seen
 
-    def _matched(self, folded: str, tokens: Sequence[Token]) -> list[str]:
-        """The statement's n-grams that carry weights (each once): the same as
-        filtering :func:`features`, without building every n-gram first."""
+    def _matched(self, folded: str, tokens: Sequence[Token]) -> dict[str, None]:
+        """The statement's n-grams that carry weights (each once, in order): the
+        same as filtering :func:`features`, without building every n-gram first."""
         weights = self.weights
         seen: dict[str, None] = {}
         for run in _CJK_RUN.findall(folded):
-            for size in (2, 3):
-                for i in range(len(run) - size + 1):
-                    gram = run[i : i + size]
-                    if gram in weights:
-                        seen[gram] = None
+            n = len(run)
+            for i in range(n - 1):
+                gram = run[i : i + 2]
+                if gram in weights:
+                    seen[gram] = None
+            for i in range(n - 2):
+                gram = run[i : i + 3]
+                if gram in weights:
+                    seen[gram] = None
         if tokens:
             words = [t.text for t in tokens]
+            last = len(words) - 1
             for i, w in enumerate(words):
                 if len(w) > 1 and w in weights:
                     seen[w] = None
-                if i + 1 < len(words):
+                if i < last:
                     pair = f"{w} {words[i + 1]}"
                     if pair in weights:
                         seen[pair] = None
-        return list(seen)
+        return seen
 
     def judge(self, folded: str, tokens: Sequence[Token]) -> ModelVerdict | None:
         """The verdict on one statement; None when no known n-gram occurs."""
-        scores, seen = self._scores(self._matched(folded, tokens))
+        seen = self._matched(folded, tokens)
         if not seen:
             return None
+        scores = list(self.bias)
+        weights = self.weights
+        for gram in seen:
+            for index, w in weights[gram]:
+                scores[index] += w
         legit = self.legit
         best = 0 if legit != 0 else 1
         for i, value in enumerate(scores):
