@@ -88,6 +88,8 @@ class FeatureParams:
     long_known_days: float = 365.0
     #: evidence from which a decision above allow names the likely scam
     explain_threshold: float = 0.5
+    #: "large" in absolute terms (CNY): never a routine payment
+    large_amount_cny: float = 50_000.0
 
 
 class FeatureContext:

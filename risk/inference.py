@@ -60,17 +60,17 @@ _NUMBER = (int, float)
 
 def _ge(ctx: FeatureContext, name: str, bound: float) -> bool:
     value = ctx.get(name)
-    return isinstance(value, _NUMBER) and value >= bound  # type: ignore[operator]
+    return isinstance(value, _NUMBER) and value >= bound
 
 
 def _lt(ctx: FeatureContext, name: str, bound: float) -> bool:
     value = ctx.get(name)
-    return isinstance(value, _NUMBER) and value < bound  # type: ignore[operator]
+    return isinstance(value, _NUMBER) and value < bound
 
 
 def _within(ctx: FeatureContext, name: str, hours: float) -> bool:
     value = ctx.get(name)
-    return isinstance(value, _NUMBER) and value <= hours  # type: ignore[operator]
+    return isinstance(value, _NUMBER) and value <= hours
 
 
 def _intersects(ctx: FeatureContext, name: str, members: set[str] | frozenset[str]) -> bool:
@@ -127,18 +127,18 @@ def reading(ctx: FeatureContext) -> Reading | None:
     return result
 
 
-def _to_long_known_family(ctx: FeatureContext) -> bool:
-    """The money goes to a payee recorded as family and known for long."""
+def _long_known_payee(ctx: FeatureContext) -> tuple[bool, bool]:
+    """Whether the money goes to a payee known for long, and whether that payee
+    is recorded as family."""
     if not _is_transfer(ctx):
-        return False
+        return False, False
     try:
         entry = _payee(ctx)
     except MissingData:
-        return False
-    if entry is None or (entry.relation or "").casefold() != "family":
-        return False
-    days = (ctx.now.date() - entry.first_seen).days
-    return days >= ctx.params.long_known_days
+        return False, False
+    if entry is None or (ctx.now.date() - entry.first_seen).days < ctx.params.long_known_days:
+        return False, False
+    return True, (entry.relation or "").casefold() == "family"
 
 
 #: operations that pay no one: words about the family cannot be about a stranger's account
@@ -164,13 +164,17 @@ def _cue_story(ctx: FeatureContext) -> Mapping[str, float]:
     read = reading(ctx)
     if read is not None and read.cues:
         known = ctx.params.typologies
-        to_family = _to_long_known_family(ctx)
+        to_known, to_family = _long_known_payee(ctx)
         # Who the words are about: the payee book settles it for a payment; an
         # operation that pays no one cannot send the money to a stranger at all.
         discount = to_family or ctx.op.kind in _NO_PAYEE_KINDS
         for name, weight in read.cue_weights(discount).items():
             info = known.get(name)
-            if info is None or (to_family and info.family_payee_settles):
+            if (
+                info is None
+                or (to_family and info.family_payee_settles)
+                or (to_known and info.known_payee_settles)
+            ):
                 continue
             result[name] = min(weight, STORY_CAP)
     ctx.values["_cue_story"] = result
@@ -316,11 +320,32 @@ def naming_reason(ctx: FeatureContext) -> tuple[str, Reason] | None:
 # ------------------------------------------------------------------ features
 
 
-@feature("set", "scam typologies the stated reason tells of (negation and context read)", cost=3)
+@feature(
+    "set",
+    "scam typologies the stated reason tells of (negation and context read); a routine "
+    "payment with no reason recorded tells of none",
+    cost=3,
+)
 def reason_typologies(ctx: FeatureContext) -> object:
     if ctx.need_session().stated_reason is None:
+        if _routine_payment(ctx):
+            return frozenset()
         raise MissingData("the customer's stated reason was not recorded")
     return _told(ctx)
+
+
+#: amount up to which a payment is within the customer's usual range (x their 95th percentile)
+ROUTINE_AMOUNT_VS_P95 = 1.0
+
+
+def _routine_payment(ctx: FeatureContext) -> bool:
+    """A payment a teller would not ask about: to a payee the customer has paid
+    for long, within their usual range, not large. Any fact unknown: not routine."""
+    if not _is_transfer(ctx) or not _ge(ctx, "payee_known_days", ctx.params.long_known_days):
+        return False
+    if not _ge(ctx, "amount_cny", 0) or _ge(ctx, "amount_cny", ctx.params.large_amount_cny):
+        return False
+    return _within(ctx, "amount_vs_p95", ROUTINE_AMOUNT_VS_P95)
 
 
 @feature("set", "as reason_typologies, but empty when no reason was recorded", cost=3)

@@ -257,6 +257,7 @@ def build_ruleset(data: object, origin: str = "<data>") -> Ruleset:
         name_threshold=top.params.get("name_threshold", 1.0),
         explain_threshold=top.params.get("explain_threshold", 0.5),
         long_known_days=top.params.get("long_known_payee_days", 365.0),
+        large_amount_cny=top.params["large_amount_cny"],
     )
     return Ruleset(
         name=top.name,
@@ -305,6 +306,7 @@ def _typology_info(name: str, t: Typology) -> TypologyInfo:
         signals=MappingProxyType(dict(t.signals)),
         roles=t.roles,
         family_payee_settles=t.family_payee_settles,
+        known_payee_settles=t.known_payee_settles,
     )
 
 

@@ -146,6 +146,9 @@ class Typology(_Strict):
     #: the story is about the family's own account ("my son changed his number"):
     #: money paid to a long-known family payee reaches the real relative, so it does not count
     family_payee_settles: bool = False
+    #: the money goes to the seller's or organiser's own account: a payee paid for
+    #: over a year (a friend repaid for a purchase) is not that account, so the story does not count
+    known_payee_settles: bool = False
     #: behaviour signal -> weight
     signals: dict[str, float] = {}
     name: TextPair | None = None

@@ -22,7 +22,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Final, Generic, NamedTuple, TypeVar
+from typing import Generic, NamedTuple, TypeVar
 
 P = TypeVar("P")
 P_co = TypeVar("P_co", covariant=True)
@@ -30,8 +30,9 @@ P_co = TypeVar("P_co", covariant=True)
 #: A word of a folded text: letters, digits and an apostrophe inside ("don't").
 WORD = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
 _MIN_TYPO_LENGTH = 5
+#: shortest part a word split by spaces is read from (a pinyin syllable has two letters or more)
+_MIN_JOIN_PART = 2
 _CORRECTIONS_KEPT = 20_000
-_UNSEEN: Final = object()
 _PREFIX_KEY = 4
 
 
@@ -100,6 +101,8 @@ class PhraseIndex(Generic[P]):
     slips: Mapping[str, tuple[str, ...]]
     #: first characters of the phrases in ``by_pair``
     pair_starts: frozenset[str] = frozenset()
+    #: first part of a vocabulary word -> the words it begins (see :meth:`_joined`)
+    joins: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     #: word -> the vocabulary word it is a slip of (None: none), remembered
     #: because customers use the same words again and again; a pure function
     #: of the word and the index, so sharing it between threads is harmless
@@ -136,6 +139,14 @@ class PhraseIndex(Generic[P]):
                 slips.setdefault(word, set()).add(word)
                 for i in range(len(word)):
                     slips.setdefault(word[:i] + word[i + 1 :], set()).add(word)
+        # Pinyin is often typed a syllable at a time ("zhong jiang" for
+        # "zhongjiang"): each word of the vocabulary can be found from its first
+        # part, then read from the words that follow.
+        joins: dict[str, set[str]] = {}
+        for word in vocabulary:
+            if word.isalpha():
+                for cut in range(_MIN_JOIN_PART, len(word) - _MIN_JOIN_PART + 1):
+                    joins.setdefault(word[:cut], set()).add(word)
         by_pair: dict[str, list[tuple[str, tuple[P, ...]]]] = {}
         by_single: dict[str, tuple[P, ...]] = {}
         for text, payloads in by_char.items():
@@ -153,6 +164,7 @@ class PhraseIndex(Generic[P]):
             frozenset(vocabulary),
             {k: tuple(sorted(v)) for k, v in slips.items()},
             frozenset(text[0] for text in by_pair),
+            {k: tuple(sorted(v)) for k, v in joins.items()},
         )
 
     def correct(self, tokens: list[Token]) -> list[Token]:
@@ -163,8 +175,9 @@ class PhraseIndex(Generic[P]):
             word = t.text
             if len(word) < _MIN_TYPO_LENGTH or word in self.vocabulary:
                 continue
-            meant = memo.get(word, _UNSEEN)
-            if meant is _UNSEEN:
+            if word in memo:
+                meant = memo[word]
+            else:
                 meant = self._meant(word)
                 if len(memo) >= _CORRECTIONS_KEPT:  # bounded: words come from customers
                     memo.clear()
@@ -213,7 +226,24 @@ class PhraseIndex(Generic[P]):
                     last = _match_words(words, tokens, t.position)
                     if last is not None:
                         hits.append(Hit(text, t.start, tokens[last].end, payload))
+                if t.text in self.joins:
+                    self._joined(tokens, t, hits)
         return hits
+
+    def _joined(self, tokens: list[Token], first: Token, hits: list[Hit[P]]) -> None:
+        """One-word phrases typed in parts from ``first`` on ("zhong jiang")."""
+        for word in self.joins[first.text]:
+            text, last = first.text, first.position
+            while len(text) < len(word) and last + 1 < len(tokens):
+                last += 1
+                text += tokens[last].text
+                if not word.startswith(text):
+                    break
+            if text != word or last == first.position:
+                continue
+            for words, phrase, payload in self.by_word.get(word, ()):
+                if len(words) == 1:
+                    hits.append(Hit(phrase, first.start, tokens[last].end, payload))
 
 
 def _match_words(words: tuple[str, ...], tokens: list[Token], first: int) -> int | None:
