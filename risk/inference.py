@@ -23,6 +23,7 @@ import math
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from risk.features import (
     UNKNOWN,
@@ -211,9 +212,9 @@ def _told(ctx: FeatureContext) -> frozenset[str]:
     return frozenset(name for name, weight in story(ctx).items() if weight >= bar)
 
 
-@dataclass(frozen=True)
-class Inference:
-    """The most likely typology and the evidence for it."""
+class Inference(NamedTuple):
+    """The most likely typology and the evidence for it (a named tuple: one is
+    made per naming, and a frozen dataclass costs several times more to make)."""
 
     best: str | None
     evidence: float
@@ -235,16 +236,16 @@ def infer(ctx: FeatureContext) -> Inference:
         held = [test(ctx) for test in plan.tests]
         best: str | None = None
         best_score = -math.inf
-        best_signals: tuple[str, ...] = ()
+        best_weighted: tuple[tuple[int, float], ...] = ()
         for name, weighted in plan.typologies:
             score = told.get(name, 0.0)
             for index, weight in weighted:
                 if held[index]:
                     score += weight
             if score > best_score:
-                best, best_score = name, score
-                best_signals = tuple(plan.names[i] for i, w in weighted if w > 0 and held[i])
-        result = Inference(best, best_score if best is not None else 0.0, best_signals)
+                best, best_score, best_weighted = name, score, weighted
+        signals = tuple(plan.names[i] for i, w in best_weighted if w > 0 and held[i])
+        result = Inference(best, best_score if best is not None else 0.0, signals)
     finally:
         if len(missing) != before:  # forget what only the explanation looked for
             for key in list(missing)[before:]:
