@@ -101,8 +101,8 @@ class PhraseIndex(Generic[P]):
     slips: Mapping[str, tuple[str, ...]]
     #: first characters of the phrases in ``by_pair``
     pair_starts: frozenset[str] = frozenset()
-    #: first part of a vocabulary word -> the words it begins (see :meth:`_joined`)
-    joins: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    #: first part of a vocabulary word -> the letter after it -> the words (see :meth:`_joined`)
+    joins: Mapping[str, Mapping[str, tuple[str, ...]]] = field(default_factory=dict)
     #: word -> the vocabulary word it is a slip of (None: none), remembered
     #: because customers use the same words again and again; a pure function
     #: of the word and the index, so sharing it between threads is harmless
@@ -142,11 +142,12 @@ class PhraseIndex(Generic[P]):
         # Pinyin is often typed a syllable at a time ("zhong jiang" for
         # "zhongjiang"): each word of the vocabulary can be found from its first
         # part, then read from the words that follow.
-        joins: dict[str, set[str]] = {}
+        joins: dict[str, dict[str, set[str]]] = {}
         for word in vocabulary:
             if word.isalpha():
                 for cut in range(_MIN_JOIN_PART, len(word) - _MIN_JOIN_PART + 1):
-                    joins.setdefault(word[:cut], set()).add(word)
+                    after = joins.setdefault(word[:cut], {})
+                    after.setdefault(word[cut], set()).add(word)
         by_pair: dict[str, list[tuple[str, tuple[P, ...]]]] = {}
         by_single: dict[str, tuple[P, ...]] = {}
         for text, payloads in by_char.items():
@@ -164,7 +165,7 @@ class PhraseIndex(Generic[P]):
             frozenset(vocabulary),
             {k: tuple(sorted(v)) for k, v in slips.items()},
             frozenset(text[0] for text in by_pair),
-            {k: tuple(sorted(v)) for k, v in joins.items()},
+            {k: {c: tuple(sorted(w)) for c, w in v.items()} for k, v in joins.items()},
         )
 
     def correct(self, tokens: list[Token]) -> list[Token]:
@@ -226,13 +227,18 @@ class PhraseIndex(Generic[P]):
                     last = _match_words(words, tokens, t.position)
                     if last is not None:
                         hits.append(Hit(text, t.start, tokens[last].end, payload))
-                if t.text in self.joins:
-                    self._joined(tokens, t, hits)
+                after = self.joins.get(t.text)
+                if after is not None and t.position + 1 < len(tokens):
+                    words_on = after.get(tokens[t.position + 1].text[0])
+                    if words_on is not None:
+                        self._joined(tokens, t, words_on, hits)
         return hits
 
-    def _joined(self, tokens: list[Token], first: Token, hits: list[Hit[P]]) -> None:
+    def _joined(
+        self, tokens: list[Token], first: Token, words_on: tuple[str, ...], hits: list[Hit[P]]
+    ) -> None:
         """One-word phrases typed in parts from ``first`` on ("zhong jiang")."""
-        for word in self.joins[first.text]:
+        for word in words_on:
             text, last = first.text, first.position
             while len(text) < len(word) and last + 1 < len(tokens):
                 last += 1
