@@ -95,15 +95,15 @@ _COMPARE: dict[str, Callable[[Any, Any], bool]] = {
     "intersects": lambda value, members: not members.isdisjoint(value),
 }
 _SOURCE: dict[str, str] = {
-    "eq": "v == {c}",
-    "ne": "v != {c}",
-    "lt": "v < {c}",
-    "le": "v <= {c}",
-    "gt": "v > {c}",
-    "ge": "v >= {c}",
-    "in": "v in {c}",
-    "not_in": "v not in {c}",
-    "intersects": "not {c}.isdisjoint(v)",
+    "eq": "{v} == {c}",
+    "ne": "{v} != {c}",
+    "lt": "{v} < {c}",
+    "le": "{v} <= {c}",
+    "gt": "{v} > {c}",
+    "ge": "{v} >= {c}",
+    "in": "{v} in {c}",
+    "not_in": "{v} not in {c}",
+    "intersects": "not {c}.isdisjoint({v})",
 }
 
 
@@ -279,7 +279,18 @@ class _Writer:
     def __init__(self) -> None:
         self.lines: list[str] = []
         self.constants: dict[str, object] = {}
+        #: feature name -> local variable
+        self.locals: dict[str, str] = {}
+        #: features whose local is sure to be loaded wherever code is emitted next
+        self.loaded: set[str] = set()
         self._names = 0
+
+    def local(self, feature: str) -> str:
+        """The local variable that holds ``feature`` in the generated function."""
+        name = self.locals.get(feature)
+        if name is None:
+            name = self.locals[feature] = f"f{len(self.locals)}"
+        return name
 
     def name(self, prefix: str) -> str:
         self._names += 1
@@ -292,6 +303,65 @@ class _Writer:
 
     def emit(self, indent: int, line: str) -> None:
         self.lines.append("    " * indent + line)
+
+    def load(self, feature: str, indent: int) -> str:
+        """Code that makes sure ``feature``'s local holds its value; the local's name.
+
+        Each feature is kept in a local once read: a local is several times
+        cheaper than a dict lookup, and a value never changes within one evaluation.
+        """
+        local = self.local(feature)
+        if feature in self.loaded:
+            return local
+        self.emit(indent, f"if {local} is NOT_YET:")
+        self.emit(indent + 1, f"{local} = values.get({feature!r}, NOT_YET)")
+        self.emit(indent + 1, f"if {local} is NOT_YET:")
+        self.emit(indent + 2, f"{local} = compute({feature!r})")
+        return local
+
+    def part(self, part: Node, indent: int) -> tuple[str, str]:
+        """Code for one part of an ``all``: (expression true unless the part is
+        False, expression true when it is unknown)."""
+        if isinstance(part, Compare):
+            local = self.load(part.feature, indent)
+            test = _SOURCE[part.op].format(v=local, c=self.constant(part.operand))
+            return f"{local} is UNKNOWN or {test}", f"{local} is UNKNOWN"
+        sub = self.name("t")
+        self.node(part, sub, indent)
+        return f"{sub} is not False", f"{sub} is None"
+
+    def rule(self, node: Node, index: int, indent: int) -> None:
+        """Code that appends ``index`` to ``held`` or ``undecided``.
+
+        A rule is mostly an ``all`` of feature tests, and most rules fail their
+        first test: nested ``if`` statements stop there at the cost of one
+        comparison, and only a rule that is not False looks at what was unknown.
+        """
+        if isinstance(node, Compare):
+            node = AllOf((node,))
+        if not isinstance(node, AllOf):
+            target = self.name("r")
+            self.node(node, target, indent)
+            self.emit(indent, f"if {target} is True:")
+            self.emit(indent + 1, f"held.append({index})")
+            self.emit(indent, f"elif {target} is None:")
+            self.emit(indent + 1, f"undecided.append({index})")
+            return
+        unknowns: list[str] = []
+        depth = indent
+        for number, part in enumerate(_ordered(node.parts)):
+            not_false, unknown = self.part(part, depth)
+            if number == 0 and indent == 1 and isinstance(part, Compare):
+                # every evaluation runs a rule's first test: from here on the
+                # feature's local is known to hold its value, and needs no check
+                self.loaded.add(part.feature)
+            unknowns.append(unknown)
+            self.emit(depth, f"if {not_false}:")
+            depth += 1
+        self.emit(depth, f"if {' or '.join(unknowns)}:")
+        self.emit(depth + 1, f"undecided.append({index})")
+        self.emit(depth, "else:")
+        self.emit(depth + 1, f"held.append({index})")
 
     def node(self, node: Node, target: str, indent: int) -> None:
         """Code that sets ``target`` to True, False or None for ``node``."""
@@ -310,12 +380,9 @@ class _Writer:
         body = indent + 1
         for part in parts:
             if isinstance(part, Compare) and is_all:
-                feature = repr(part.feature)
-                test = _SOURCE[part.op].format(c=self.constant(part.operand))
-                self.emit(body, f"v = values.get({feature}, NOT_YET)")
-                self.emit(body, "if v is NOT_YET:")
-                self.emit(body + 1, f"v = compute({feature})")
-                self.emit(body, "if v is UNKNOWN:")
+                local = self.load(part.feature, body)
+                test = _SOURCE[part.op].format(v=local, c=self.constant(part.operand))
+                self.emit(body, f"if {local} is UNKNOWN:")
                 self.emit(body + 1, f"{target} = None")
                 self.emit(body, f"elif not ({test}):")
                 self.emit(body + 1, f"{target} = False")
@@ -340,19 +407,17 @@ def compile_rules(conditions: Sequence[Node], label: str = "rules") -> RulesEval
     """
     writer = _Writer()
     for index, node in enumerate(conditions):
-        target = writer.name("r")
-        writer.node(node, target, 1)
-        writer.emit(1, f"if {target} is True:")
-        writer.emit(2, f"held.append({index})")
-        writer.emit(1, f"elif {target} is None:")
-        writer.emit(2, f"undecided.append({index})")
+        writer.rule(node, index, 1)
+    # The constants are bound as defaults: locals, cheaper to read than globals.
+    bound = ", ".join(f"{name}={name}" for name in ("NOT_YET", "UNKNOWN", *writer.constants))
     source = "\n".join(
         [
-            "def evaluate(ctx):",
+            f"def evaluate(ctx, *, {bound}):",
             "    values = ctx.values",
             "    compute = ctx.compute",
             "    held = []",
             "    undecided = []",
+            *(f"    {local} = NOT_YET" for local in writer.locals.values()),
             *writer.lines,
             "    return held, undecided",
         ]

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import math
 import threading
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
@@ -39,6 +40,7 @@ from risk.model import (
     Operation,
     Reason,
     RiskLists,
+    RuleSnooze,
     ShadowResult,
 )
 from risk.ruleset import (
@@ -107,6 +109,16 @@ def _fail_safe_floor(ruleset_large: float, ctx: FeatureContext | None, op: objec
 _BY_RANK: tuple[Decision, ...] = tuple(Decision)
 
 
+def _snoozed(
+    snoozes: Mapping[str, tuple[RuleSnooze, ...]], code: str, customer: str | None, now: datetime
+) -> bool:
+    """An unexpired snooze covers this rule, for everyone or for this customer."""
+    entries = snoozes.get(code)
+    return entries is not None and any(
+        s.expires_at > now and (s.customer_id is None or s.customer_id == customer) for s in entries
+    )
+
+
 def evaluate_ruleset(
     ruleset: Ruleset,
     operation: Operation,
@@ -123,14 +135,8 @@ def evaluate_ruleset(
     if undecided:
         ctx.missing["kind"] = "unknown operation kind"
 
-    snoozed_codes: frozenset[str] = frozenset()
-    if lists is not None and lists.snoozes:
-        customer = profile.customer_id if profile is not None else None
-        snoozed_codes = frozenset(
-            s.rule_code
-            for s in lists.snoozes
-            if s.expires_at > now and (s.customer_id is None or s.customer_id == customer)
-        )
+    snoozes = lists.snooze_index if lists is not None and lists.snoozes else None
+    customer = profile.customer_id if profile is not None else None
 
     fired: list[CompiledRule] = []
     mitigations: list[CompiledRule] = []
@@ -139,7 +145,7 @@ def evaluate_ruleset(
         held, unsure = ruleset.evaluators[operation.kind](ctx)
         for index in held:
             rule = rules[index]
-            if snoozed_codes and rule.snoozable and rule.code in snoozed_codes:
+            if snoozes and rule.snoozable and _snoozed(snoozes, rule.code, customer, now):
                 snoozed.append(rule.code)
             elif rule.points < 0:
                 mitigations.append(rule)
@@ -147,7 +153,7 @@ def evaluate_ruleset(
                 fired.append(rule)
         for index in unsure:
             rule = rules[index]
-            if snoozed_codes and rule.snoozable and rule.code in snoozed_codes:
+            if snoozes and rule.snoozable and _snoozed(snoozes, rule.code, customer, now):
                 snoozed.append(rule.code)
             else:
                 undecided = True

@@ -9,6 +9,11 @@ most once per evaluation, so an operation pays only for what its rules read.
 
 Feature kinds: ``number`` (int or float; ``math.inf`` for "never happened"),
 ``bool``, ``str`` and ``set`` (a frozenset of strings).
+
+This module holds the context, the registry and the features of the amount
+and the customer; the others live with their subject: whom the money goes to
+(``risk.payees``), when and in what order (``risk.sequence``), what the
+customer says (``risk.inference``) and the call's video (``risk.integrity``).
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from decimal import Decimal
 from typing import Final
 
@@ -29,7 +34,7 @@ from risk.model import (
     Operation,
     RiskLists,
 )
-from risk.normalise import normalise_account, normalise_phone
+from risk.normalise import normalise_account
 from risk.typologies import TypologyInfo
 
 
@@ -83,6 +88,8 @@ class FeatureParams:
     long_known_days: float = 365.0
     #: evidence from which a decision above allow names the likely scam
     explain_threshold: float = 0.5
+    #: "large" in absolute terms (CNY): never a routine payment
+    large_amount_cny: float = 50_000.0
 
 
 class FeatureContext:
@@ -286,20 +293,6 @@ def _payee(ctx: FeatureContext) -> KnownPayee | None:
     return index.get(_payee_account(ctx))
 
 
-def _normalise_name(name: str) -> str:
-    folded = name.casefold().replace(" ", "")
-    if folded.isalnum():  # the usual case (Chinese names are alphanumeric)
-        return folded
-    return "".join(ch for ch in folded if ch.isalnum())
-
-
-_PASSWORD_RESET = frozenset({"password_reset"})
-_LIMIT_RAISE = frozenset({"limit_change"})
-_DEPOSIT_BREAK = frozenset({"time_deposit_break"})
-_NEW_DEVICE = frozenset({"new_device"})
-_STOPPED = frozenset({"held", "blocked", "rejected"})
-
-
 # ------------------------------------------------------------------ features
 
 
@@ -377,158 +370,6 @@ def payee_novelty_rate(ctx: FeatureContext) -> object:
     return rate
 
 
-@feature("bool", "the payee is in the customer's payee book")
-def payee_known(ctx: FeatureContext) -> object:
-    return _payee(ctx) is not None
-
-
-@feature("number", "days since the payee was first seen (0 for a new payee)")
-def payee_known_days(ctx: FeatureContext) -> object:
-    entry = _payee(ctx)
-    if entry is None:
-        return 0.0
-    return max(0.0, float((ctx.now.date() - entry.first_seen).days))
-
-
-@feature("str", "recorded relation to a known payee ('family', ...); 'none' otherwise")
-def payee_relation(ctx: FeatureContext) -> object:
-    entry = _payee(ctx)
-    if entry is None or entry.relation is None:
-        return "none"
-    return entry.relation.casefold()
-
-
-@feature("bool", "payee name equals the customer's own name", cost=2)
-def payee_name_matches_customer(ctx: FeatureContext) -> object:
-    own = ctx.need_profile().name
-    if own is None:
-        raise MissingData("customer name not provided")
-    if ctx.op.payee_name is None:
-        raise MissingData("payee name not provided")
-    return _normalise_name(own) == _normalise_name(ctx.op.payee_name)
-
-
-@feature("bool", "payee bank differs from the customer's home bank")
-def payee_other_bank(ctx: FeatureContext) -> object:
-    home = ctx.need_profile().home_bank
-    if home is None:
-        raise MissingData("customer's home bank not provided")
-    if ctx.op.payee_bank is None:
-        raise MissingData("payee bank not provided")
-    return home.strip().upper() != ctx.op.payee_bank.strip().upper()
-
-
-@feature("bool", "payee account is on the block list")
-def payee_blocked(ctx: FeatureContext) -> object:
-    blocked = ctx.need_lists().blocked_account_index
-    if blocked is None:
-        raise MissingData("blocked-account list not available")
-    return _payee_account(ctx) in blocked
-
-
-@feature("bool", "the payee's phone or a number that contacted the customer is blocked", cost=2)
-def phone_blocked(ctx: FeatureContext) -> object:
-    blocked = ctx.need_lists().blocked_phone_index
-    if blocked is None:
-        raise MissingData("blocked-phone list not available")
-    phones = ctx.need_session().contact_phones
-    if ctx.op.payee_phone is not None:
-        phones = (*phones, ctx.op.payee_phone)
-    return bool(phones) and any(normalise_phone(p) in blocked for p in phones)
-
-
-@feature("bool", "an unexpired allow-list entry covers this customer and payee", cost=2)
-def allow_listed(ctx: FeatureContext) -> object:
-    index = ctx.need_lists().allow_index
-    if index is None:
-        raise MissingData("allow list not available")
-    key = (ctx.need_profile().customer_id, _payee_account(ctx))
-    return any(e.expires_at > ctx.now for e in index.get(key, ()))
-
-
-@feature(
-    "number",
-    "transfers in the last 24 h before this one (executed, plus stopped attempts in this call)",
-    cost=3,
-)
-def velocity_count_24h(ctx: FeatureContext) -> object:
-    return _velocity(ctx)[0]
-
-
-@feature("number", "sum in CNY of the last 24 h of transfers, including this one", cost=3)
-def velocity_sum_24h_cny(ctx: FeatureContext) -> object:
-    return _velocity(ctx)[1] + ctx.number("amount_cny")
-
-
-def _velocity(ctx: FeatureContext) -> tuple[int, float]:
-    cached = ctx.values.get("_velocity")
-    if isinstance(cached, tuple):
-        return cached
-    habits = ctx.need_profile().habits
-    if habits is None:
-        raise MissingData("transaction history not provided")
-    earlier = ctx.need_session().earlier_operations
-    if earlier is None:
-        raise MissingData("earlier operations in this call not provided")
-    start = ctx.now - timedelta(hours=24)
-    count = 0
-    total = 0.0
-    # Executed transfers reach the habit profile through the ledger; attempts
-    # that were stopped in this call do not, but still show intent.
-    for t in habits.since(start, ctx.now):
-        count += 1
-        total += float(t.amount)
-    for op in earlier:
-        if op.kind == "transfer" and op.outcome in _STOPPED and op.at > start:
-            count += 1
-            total += to_cny(ctx.params, op.amount, op.currency, "earlier amount")
-    result = (count, total)
-    ctx.values["_velocity"] = result
-    return result
-
-
-@feature("number", "hour of day in the customer's local time (0-23)")
-def local_hour(ctx: FeatureContext) -> object:
-    local = ctx.need_session().local_time
-    if local is None:
-        raise MissingData("customer's local time not provided")
-    return local.hour
-
-
-@feature("bool", "the local hour is outside the customer's (or peer group's) usual hours", cost=2)
-def hour_unusual(ctx: FeatureContext) -> object:
-    hour = ctx.number("local_hour")
-    return int(hour) not in _baseline(ctx).usual_hours
-
-
-@feature("number", "hours since the last password reset; inf if none", cost=2)
-def hours_since_password_reset(ctx: FeatureContext) -> object:
-    return _hours_since(ctx, _PASSWORD_RESET)
-
-
-@feature("number", "hours since the last limit change (event or in this call); inf if none", cost=2)
-def hours_since_limit_raise(ctx: FeatureContext) -> object:
-    return _hours_since(ctx, _LIMIT_RAISE)
-
-
-@feature("number", "hours since a time deposit was broken early; inf if none", cost=2)
-def hours_since_deposit_break(ctx: FeatureContext) -> object:
-    return _hours_since(ctx, _DEPOSIT_BREAK)
-
-
-@feature("number", "hours since a new device was bound; inf if none", cost=2)
-def hours_since_new_device(ctx: FeatureContext) -> object:
-    return _hours_since(ctx, _NEW_DEVICE)
-
-
-@feature("number", "operations in this call that were held, blocked or rejected")
-def stopped_in_call(ctx: FeatureContext) -> object:
-    earlier = ctx.need_session().earlier_operations
-    if earlier is None:
-        raise MissingData("earlier operations in this call not provided")
-    return sum(1 for op in earlier if op.outcome in _STOPPED)
-
-
-@feature("str", "redirect that opened the call ('none' if the customer called directly)")
-def redirect_kind(ctx: FeatureContext) -> object:
-    return ctx.need_session().redirect_kind or "none"
+# The other features register themselves on import; importing them here means
+# that every feature is known wherever the registry is.
+from risk import payees, sequence  # noqa: E402, F401

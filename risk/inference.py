@@ -23,6 +23,7 @@ import math
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from risk.features import (
     UNKNOWN,
@@ -49,46 +50,46 @@ _POSING = VIDEO_SIGNALS - {"multiple_faces"}
 NAMED_REASON = "scam_named"
 
 
-def _value(ctx: FeatureContext, name: str) -> object:
-    value = ctx.get(name)
-    return None if value is UNKNOWN else value
-
-
 def _is_transfer(ctx: FeatureContext) -> bool:
     return ctx.op.kind == "transfer"
 
 
+# The comparisons read the feature directly: UNKNOWN is not a number, so an
+# unknown fact is simply absent (these run for every typology on every naming).
+_NUMBER = (int, float)
+
+
 def _ge(ctx: FeatureContext, name: str, bound: float) -> bool:
-    value = _value(ctx, name)
-    return isinstance(value, int | float) and value >= bound
+    value = ctx.get(name)
+    return isinstance(value, _NUMBER) and value >= bound
 
 
 def _lt(ctx: FeatureContext, name: str, bound: float) -> bool:
-    value = _value(ctx, name)
-    return isinstance(value, int | float) and value < bound
+    value = ctx.get(name)
+    return isinstance(value, _NUMBER) and value < bound
 
 
 def _within(ctx: FeatureContext, name: str, hours: float) -> bool:
-    value = _value(ctx, name)
-    return isinstance(value, int | float) and value <= hours
+    value = ctx.get(name)
+    return isinstance(value, _NUMBER) and value <= hours
 
 
 def _intersects(ctx: FeatureContext, name: str, members: set[str] | frozenset[str]) -> bool:
-    value = _value(ctx, name)
+    value = ctx.get(name)
     return isinstance(value, frozenset) and not value.isdisjoint(members)
 
 
 def _notable(ctx: FeatureContext) -> bool:
-    return _is_transfer(ctx) and _ge(ctx, "amount_cny", 5000)
+    return ctx.op.kind == "transfer" and _ge(ctx, "amount_cny", 5000)
 
 
 #: Behaviour signals typologies can weigh; each is False when it cannot be known.
 SIGNALS: Mapping[str, Callable[[FeatureContext], bool]] = {
-    "new_payee": lambda c: _is_transfer(c) and _lt(c, "payee_known_days", NEW_PAYEE_DAYS),
+    "new_payee": lambda c: c.op.kind == "transfer" and _lt(c, "payee_known_days", NEW_PAYEE_DAYS),
     "own_name_new_account": lambda c: (
-        _is_transfer(c)
-        and _value(c, "payee_name_matches_customer") is True
-        and _value(c, "payee_other_bank") is True
+        c.op.kind == "transfer"
+        and c.get("payee_name_matches_customer") is True
+        and c.get("payee_other_bank") is True
         and _lt(c, "payee_known_days", 30)
     ),
     "drains_balance": lambda c: _notable(c) and _ge(c, "share_of_balance", 0.8),
@@ -100,16 +101,16 @@ SIGNALS: Mapping[str, Callable[[FeatureContext], bool]] = {
     "deposit_broken_recent": lambda c: _within(c, "hours_since_deposit_break", 168),
     "deposit_break": lambda c: c.op.kind == "time_deposit" and c.op.deposit_action == "break",
     "retry_after_stop": lambda c: _ge(c, "stopped_in_call", 1),
-    "split_payments": lambda c: _is_transfer(c) and _ge(c, "velocity_count_24h", 2),
-    "claimed_relative_new_payee": lambda c: _value(c, "claimed_relative_new_payee") is True,
+    "split_payments": lambda c: c.op.kind == "transfer" and _ge(c, "velocity_count_24h", 2),
+    "claimed_relative_new_payee": lambda c: c.get("claimed_relative_new_payee") is True,
     "night": lambda c: _ge(c, "local_hour", 22) or _lt(c, "local_hour", 6),
-    "long_known_payee": lambda c: _is_transfer(c) and _ge(c, "payee_known_days", 365),
+    "long_known_payee": lambda c: c.op.kind == "transfer" and _ge(c, "payee_known_days", 365),
     "contact_changed_recent": lambda c: _within(
         c, "hours_since_contact_change", CONTACT_CHANGE_HOURS
     ),
     "video_posing": lambda c: _intersects(c, "video_signals", _POSING),
     "prompted_on_camera": lambda c: _intersects(c, "video_signals", {"multiple_faces"}),
-    "liveness_failed": lambda c: _value(c, "liveness_result") == "failed",
+    "liveness_failed": lambda c: c.get("liveness_result") == "failed",
 }
 
 
@@ -127,18 +128,18 @@ def reading(ctx: FeatureContext) -> Reading | None:
     return result
 
 
-def _to_long_known_family(ctx: FeatureContext) -> bool:
-    """The money goes to a payee recorded as family and known for long."""
+def _long_known_payee(ctx: FeatureContext) -> tuple[bool, bool]:
+    """Whether the money goes to a payee known for long, and whether that payee
+    is recorded as family."""
     if not _is_transfer(ctx):
-        return False
+        return False, False
     try:
         entry = _payee(ctx)
     except MissingData:
-        return False
-    if entry is None or (entry.relation or "").casefold() != "family":
-        return False
-    days = (ctx.now.date() - entry.first_seen).days
-    return days >= ctx.params.long_known_days
+        return False, False
+    if entry is None or (ctx.now.date() - entry.first_seen).days < ctx.params.long_known_days:
+        return False, False
+    return True, (entry.relation or "").casefold() == "family"
 
 
 #: operations that pay no one: words about the family cannot be about a stranger's account
@@ -164,13 +165,17 @@ def _cue_story(ctx: FeatureContext) -> Mapping[str, float]:
     read = reading(ctx)
     if read is not None and read.cues:
         known = ctx.params.typologies
-        to_family = _to_long_known_family(ctx)
+        to_known, to_family = _long_known_payee(ctx)
         # Who the words are about: the payee book settles it for a payment; an
         # operation that pays no one cannot send the money to a stranger at all.
         discount = to_family or ctx.op.kind in _NO_PAYEE_KINDS
         for name, weight in read.cue_weights(discount).items():
             info = known.get(name)
-            if info is None or (to_family and info.family_payee_settles):
+            if (
+                info is None
+                or (to_family and info.family_payee_settles)
+                or (to_known and info.known_payee_settles)
+            ):
                 continue
             result[name] = min(weight, STORY_CAP)
     ctx.values["_cue_story"] = result
@@ -207,9 +212,9 @@ def _told(ctx: FeatureContext) -> frozenset[str]:
     return frozenset(name for name, weight in story(ctx).items() if weight >= bar)
 
 
-@dataclass(frozen=True)
-class Inference:
-    """The most likely typology and the evidence for it."""
+class Inference(NamedTuple):
+    """The most likely typology and the evidence for it (a named tuple: one is
+    made per naming, and a frozen dataclass costs several times more to make)."""
 
     best: str | None
     evidence: float
@@ -231,16 +236,16 @@ def infer(ctx: FeatureContext) -> Inference:
         held = [test(ctx) for test in plan.tests]
         best: str | None = None
         best_score = -math.inf
-        best_signals: tuple[str, ...] = ()
+        best_weighted: tuple[tuple[int, float], ...] = ()
         for name, weighted in plan.typologies:
             score = told.get(name, 0.0)
             for index, weight in weighted:
                 if held[index]:
                     score += weight
             if score > best_score:
-                best, best_score = name, score
-                best_signals = tuple(plan.names[i] for i, w in weighted if w > 0 and held[i])
-        result = Inference(best, best_score if best is not None else 0.0, best_signals)
+                best, best_score, best_weighted = name, score, weighted
+        signals = tuple(plan.names[i] for i, w in best_weighted if w > 0 and held[i])
+        result = Inference(best, best_score if best is not None else 0.0, signals)
     finally:
         if len(missing) != before:  # forget what only the explanation looked for
             for key in list(missing)[before:]:
@@ -316,11 +321,32 @@ def naming_reason(ctx: FeatureContext) -> tuple[str, Reason] | None:
 # ------------------------------------------------------------------ features
 
 
-@feature("set", "scam typologies the stated reason tells of (negation and context read)", cost=3)
+@feature(
+    "set",
+    "scam typologies the stated reason tells of (negation and context read); a routine "
+    "payment with no reason recorded tells of none",
+    cost=3,
+)
 def reason_typologies(ctx: FeatureContext) -> object:
     if ctx.need_session().stated_reason is None:
+        if _routine_payment(ctx):
+            return frozenset()
         raise MissingData("the customer's stated reason was not recorded")
     return _told(ctx)
+
+
+#: amount up to which a payment is within the customer's usual range (x their 95th percentile)
+ROUTINE_AMOUNT_VS_P95 = 1.0
+
+
+def _routine_payment(ctx: FeatureContext) -> bool:
+    """A payment a teller would not ask about: to a payee the customer has paid
+    for long, within their usual range, not large. Any fact unknown: not routine."""
+    if not _is_transfer(ctx) or not _ge(ctx, "payee_known_days", ctx.params.long_known_days):
+        return False
+    if not _ge(ctx, "amount_cny", 0) or _ge(ctx, "amount_cny", ctx.params.large_amount_cny):
+        return False
+    return _within(ctx, "amount_vs_p95", ROUTINE_AMOUNT_VS_P95)
 
 
 @feature("set", "as reason_typologies, but empty when no reason was recorded", cost=3)

@@ -22,6 +22,7 @@ VIDEO_SIGNALS = frozenset(
 _STATUSES = frozenset({"ok", "suspect", "unknown"})
 _LIVENESS = frozenset({"passed", "failed"})
 _CONTACT_CHANGE = frozenset({"contact_change"})
+_NO_SIGNALS: frozenset[str] = frozenset()
 
 
 @feature("str", "video integrity of the call: 'ok', 'suspect' or 'unknown' (no analysis)")
@@ -40,8 +41,8 @@ def video_status(ctx: FeatureContext) -> object:
 @feature("set", "active video signal codes (empty when none or unknown)", members=VIDEO_SIGNALS)
 def video_signals(ctx: FeatureContext) -> object:
     integrity = ctx.need_session().video_integrity
-    if integrity is None:
-        return frozenset()
+    if integrity is None or not integrity.signals:
+        return _NO_SIGNALS
     return frozenset(s.casefold() for s in integrity.signals)
 
 

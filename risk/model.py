@@ -256,6 +256,14 @@ class RiskLists:
             index[key] = (*index.get(key, ()), entry)
         return index
 
+    @cached_property
+    def snooze_index(self) -> Mapping[str, tuple[RuleSnooze, ...]]:
+        """Snoozes by rule code, so an evaluation looks up only the rules that fired."""
+        index: dict[str, tuple[RuleSnooze, ...]] = {}
+        for snooze in self.snoozes:
+            index[snooze.rule_code] = (*index.get(snooze.rule_code, ()), snooze)
+        return index
+
 
 # -------------------------------------------------------------------- outputs
 

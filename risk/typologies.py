@@ -29,3 +29,6 @@ class TypologyInfo:
     roles: bool = False
     #: money to a long-known family payee reaches the real relative: the story does not count
     family_payee_settles: bool = False
+    #: the scam's money goes to the seller's or the "platform's" account: a payee the
+    #: customer has paid for long (a friend repaid) is not that account, so the story does not count
+    known_payee_settles: bool = False

@@ -23,6 +23,19 @@ def _table() -> dict[int, str]:
     return {ord(src): dst for src, dst in data.items()}
 
 
+@cache
+def _variants() -> frozenset[str]:
+    return frozenset(chr(code) for code in _table())
+
+
 def fold(text: str) -> str:
     """``text`` in its canonical form (NFKC, casefolded, simplified characters)."""
-    return unicodedata.normalize("NFKC", text).casefold().translate(_table())
+    # Each step is skipped when it would change nothing: checking is several
+    # times cheaper than NFKC or a table translation, and most statements are
+    # already normalised and written in simplified characters.
+    if not unicodedata.is_normalized("NFKC", text):
+        text = unicodedata.normalize("NFKC", text)
+    text = text.casefold()
+    if text.isascii() or _variants().isdisjoint(text):
+        return text
+    return text.translate(_table())

@@ -21,8 +21,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
-from types import MappingProxyType
+from dataclasses import dataclass, field
 from typing import Generic, NamedTuple, TypeVar
 
 P = TypeVar("P")
@@ -31,6 +30,9 @@ P_co = TypeVar("P_co", covariant=True)
 #: A word of a folded text: letters, digits and an apostrophe inside ("don't").
 WORD = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
 _MIN_TYPO_LENGTH = 5
+#: shortest part a word split by spaces is read from (a pinyin syllable has two letters or more)
+_MIN_JOIN_PART = 2
+_CORRECTIONS_KEPT = 20_000
 _PREFIX_KEY = 4
 
 
@@ -56,7 +58,7 @@ class Hit(NamedTuple, Generic[P_co]):
 
 def tokenise(folded: str) -> list[Token]:
     """The words of a folded text, in order."""
-    return [Token(m.group(), m.start(), m.end(), i) for i, m in enumerate(WORD.finditer(folded))]
+    return [Token(m[0], *m.span(), i) for i, m in enumerate(WORD.finditer(folded))]
 
 
 def _one_slip(word: str, known: str) -> bool:
@@ -97,6 +99,16 @@ class PhraseIndex(Generic[P]):
     by_prefix: Mapping[str, tuple[tuple[tuple[str, ...], str, P], ...]]
     vocabulary: frozenset[str]
     slips: Mapping[str, tuple[str, ...]]
+    #: first characters of the phrases in ``by_pair``
+    pair_starts: frozenset[str] = frozenset()
+    #: first part of a vocabulary word -> the letter after it -> the words (see :meth:`_joined`)
+    joins: Mapping[str, Mapping[str, tuple[str, ...]]] = field(default_factory=dict)
+    #: word -> the vocabulary word it is a slip of (None: none), remembered
+    #: because customers use the same words again and again; a pure function
+    #: of the word and the index, so sharing it between threads is harmless
+    _corrections: dict[str, str | None] = field(
+        default_factory=dict, compare=False, repr=False, hash=False
+    )
 
     @classmethod
     def build(cls, phrases: Iterable[tuple[str, P]]) -> PhraseIndex[P]:
@@ -127,6 +139,15 @@ class PhraseIndex(Generic[P]):
                 slips.setdefault(word, set()).add(word)
                 for i in range(len(word)):
                     slips.setdefault(word[:i] + word[i + 1 :], set()).add(word)
+        # Pinyin is often typed a syllable at a time ("zhong jiang" for
+        # "zhongjiang"): each word of the vocabulary can be found from its first
+        # part, then read from the words that follow.
+        joins: dict[str, dict[str, set[str]]] = {}
+        for word in vocabulary:
+            if word.isalpha():
+                for cut in range(_MIN_JOIN_PART, len(word) - _MIN_JOIN_PART + 1):
+                    after = joins.setdefault(word[:cut], {})
+                    after.setdefault(word[cut], set()).add(word)
         by_pair: dict[str, list[tuple[str, tuple[P, ...]]]] = {}
         by_single: dict[str, tuple[P, ...]] = {}
         for text, payloads in by_char.items():
@@ -134,43 +155,63 @@ class PhraseIndex(Generic[P]):
                 by_single[text] = tuple(payloads)
             else:
                 by_pair.setdefault(text[:2], []).append((text, tuple(payloads)))
+        # Plain dicts, typed read-only: a mapping proxy costs an extra call on
+        # every lookup, and find() makes one or two per character.
         return cls(
-            MappingProxyType({k: tuple(v) for k, v in by_pair.items()}),
-            MappingProxyType(by_single),
-            MappingProxyType({k: tuple(v) for k, v in by_word.items()}),
-            MappingProxyType({k: tuple(v) for k, v in by_prefix.items()}),
+            {k: tuple(v) for k, v in by_pair.items()},
+            by_single,
+            {k: tuple(v) for k, v in by_word.items()},
+            {k: tuple(v) for k, v in by_prefix.items()},
             frozenset(vocabulary),
-            MappingProxyType({k: tuple(sorted(v)) for k, v in slips.items()}),
+            {k: tuple(sorted(v)) for k, v in slips.items()},
+            frozenset(text[0] for text in by_pair),
+            {k: {c: tuple(sorted(w)) for c, w in v.items()} for k, v in joins.items()},
         )
 
     def correct(self, tokens: list[Token]) -> list[Token]:
         """``tokens`` with words one slip from exactly one vocabulary word replaced by it."""
         out = tokens
+        memo = self._corrections
         for t in tokens:
             word = t.text
-            if len(word) < _MIN_TYPO_LENGTH or word in self.vocabulary or not word.isalpha():
+            if len(word) < _MIN_TYPO_LENGTH or word in self.vocabulary:
                 continue
-            candidates = set(self.slips.get(word, ()))
-            for i in range(len(word)):
-                candidates.update(self.slips.get(word[:i] + word[i + 1 :], ()))
-            matches = [c for c in candidates if _one_slip(word, c)]
-            if len(matches) == 1:
+            if word in memo:
+                meant = memo[word]
+            else:
+                meant = self._meant(word)
+                if len(memo) >= _CORRECTIONS_KEPT:  # bounded: words come from customers
+                    memo.clear()
+                memo[word] = meant
+            if meant is not None:
                 if out is tokens:
                     out = list(tokens)
-                out[t.position] = Token(matches[0], t.start, t.end, t.position)
+                out[t.position] = Token(meant, t.start, t.end, t.position)
         return out
+
+    def _meant(self, word: str) -> str | None:
+        """The one vocabulary word ``word`` is a slip of, if exactly one."""
+        if not word.isalpha():
+            return None
+        candidates = set(self.slips.get(word, ()))
+        for i in range(len(word)):
+            candidates.update(self.slips.get(word[:i] + word[i + 1 :], ()))
+        matches = [c for c in candidates if _one_slip(word, c)]
+        return matches[0] if len(matches) == 1 else None
 
     def find(self, folded: str, tokens: list[Token]) -> list[Hit[P]]:
         """Every occurrence of every phrase in ``folded`` (words from ``tokens``)."""
         hits: list[Hit[P]] = []
         if not folded.isascii():
-            by_pair, by_single = self.by_pair, self.by_single
+            by_pair, by_single, pair_starts = self.by_pair, self.by_single, self.pair_starts
             startswith = folded.startswith
-            for i in range(len(folded)):
-                singles = by_single.get(folded[i])
+            for i, ch in enumerate(folded):
+                singles = by_single.get(ch)
                 if singles is not None:
                     for payload in singles:
-                        hits.append(Hit(folded[i], i, i + 1, payload))
+                        hits.append(Hit(ch, i, i + 1, payload))
+                if ch not in pair_starts:
+                    continue  # most characters begin no phrase: spare the slice
                 bucket = by_pair.get(folded[i : i + 2])
                 if bucket is not None:
                     for phrase, payloads in bucket:
@@ -186,7 +227,29 @@ class PhraseIndex(Generic[P]):
                     last = _match_words(words, tokens, t.position)
                     if last is not None:
                         hits.append(Hit(text, t.start, tokens[last].end, payload))
+                after = self.joins.get(t.text)
+                if after is not None and t.position + 1 < len(tokens):
+                    words_on = after.get(tokens[t.position + 1].text[0])
+                    if words_on is not None:
+                        self._joined(tokens, t, words_on, hits)
         return hits
+
+    def _joined(
+        self, tokens: list[Token], first: Token, words_on: tuple[str, ...], hits: list[Hit[P]]
+    ) -> None:
+        """One-word phrases typed in parts from ``first`` on ("zhong jiang")."""
+        for word in words_on:
+            text, last = first.text, first.position
+            while len(text) < len(word) and last + 1 < len(tokens):
+                last += 1
+                text += tokens[last].text
+                if not word.startswith(text):
+                    break
+            if text != word or last == first.position:
+                continue
+            for words, phrase, payload in self.by_word.get(word, ()):
+                if len(words) == 1:
+                    hits.append(Hit(phrase, first.start, tokens[last].end, payload))
 
 
 def _match_words(words: tuple[str, ...], tokens: list[Token], first: int) -> int | None:

@@ -25,9 +25,9 @@ from __future__ import annotations
 import re
 from bisect import bisect_right
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
-from functools import cached_property
-from typing import TypeVar
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import NamedTuple, TypeVar
 
 from risk.language.fold import fold
 from risk.language.lexicon import WORD, Hit, PhraseIndex, tokenise
@@ -50,19 +50,20 @@ _LONG_SCOPE = 6
 _DESCRIBE_GAP = 3
 #: share of a role phrase's weight when nobody tells the customer anything
 _UNDIRECTED_ROLE_SHARE = 0.5
+_NO_RELATIVES: frozenset[str] = frozenset()
+_NO_WEIGHTS: Mapping[str, float] = MappingProxyType({})
+_NOT_JUDGED = object()
 
 
-@dataclass(frozen=True)
-class Cue:
+class Cue(NamedTuple):
     """A typology phrase and its weight (negative: an innocent context)."""
 
     typology: str
     weight: float
 
 
-@dataclass(frozen=True)
-class CueHit:
-    """One typology phrase found in the statement."""
+class CueHit(NamedTuple):
+    """One typology phrase found in the statement (a named tuple: cheap to make)."""
 
     phrase: str
     typology: str
@@ -71,34 +72,55 @@ class CueHit:
     about_family: bool = False
 
 
-@dataclass(frozen=True)
 class Reading:
     """What the statement says, independent of the operation.
 
     The statement model's verdict and, for a statement without typology cues,
     the relatives it names are worked out on first use: most statements need
-    neither, and the reading is on every operation's path.
+    neither, and the reading is on every operation's path. (A plain slotted
+    class, not a dataclass with cached properties: one is made per statement,
+    and ``functools.cached_property`` takes a lock on every first read.)
     """
+
+    __slots__ = ("_judge", "_model", "_relatives", "_sums", "_sums_not_family", "cues", "folded")
 
     folded: str
     cues: tuple[CueHit, ...]
-    _relatives: frozenset[str] | Callable[[], frozenset[str]] = frozenset()
-    _judge: Callable[[], ModelVerdict | None] | None = None
-    #: per typology: the sum of the counted cue weights, family descriptions included
-    _sums: Mapping[str, float] = field(default_factory=dict)
-    #: the same without phrases that describe the customer's family
-    _sums_not_family: Mapping[str, float] = field(default_factory=dict)
 
-    @cached_property
+    def __init__(
+        self,
+        folded: str,
+        cues: tuple[CueHit, ...],
+        relatives: frozenset[str] | Callable[[], frozenset[str]] = _NO_RELATIVES,
+        judge: Callable[[], ModelVerdict | None] | None = None,
+        sums: Mapping[str, float] = _NO_WEIGHTS,
+        sums_not_family: Mapping[str, float] = _NO_WEIGHTS,
+    ) -> None:
+        self.folded = folded
+        self.cues = cues
+        self._relatives = relatives
+        self._judge = judge
+        self._model: ModelVerdict | object | None = _NOT_JUDGED
+        #: per typology: the sum of the counted cue weights, family descriptions included
+        self._sums = sums
+        #: the same without phrases that describe the customer's family
+        self._sums_not_family = sums_not_family
+
+    @property
     def relatives(self) -> frozenset[str]:
         """Relations the customer names and does not deny ("son", "grandchild", ...)."""
         found = self._relatives
-        return found if isinstance(found, frozenset) else found()
+        if not isinstance(found, frozenset):
+            found = self._relatives = found()
+        return found
 
-    @cached_property
+    @property
     def model(self) -> ModelVerdict | None:
         """The statement model's verdict (None without a model or known n-gram)."""
-        return self._judge() if self._judge is not None else None
+        verdict = self._model
+        if verdict is _NOT_JUDGED:
+            verdict = self._model = self._judge() if self._judge is not None else None
+        return verdict  # type: ignore[return-value]
 
     def cue_weights(self, discount_family: bool) -> Mapping[str, float]:
         """Summed weights of the cues that count, per typology."""

@@ -315,6 +315,25 @@ def test_other_operation_kinds_pass(engine: RiskEngine, kit: Any) -> None:
     assert decide(engine, kit, Operation(kind="balance_inquiry")).decision is Decision.ALLOW
 
 
+def test_takeover_order_stops_an_operation_that_moves_no_money(
+    engine: RiskEngine, kit: Any
+) -> None:
+    """SMS number changed, then a new device: reviewed even for a balance inquiry;
+    either sign alone is not enough."""
+    from risk import Operation
+
+    inquiry = Operation(kind="balance_inquiry")
+    changed = RecentEvent("contact_change", kit.now - timedelta(hours=20))
+    device = RecentEvent("new_device", kit.now - timedelta(hours=2))
+    both = decide(engine, kit, inquiry, profile=kit.profile(recent_events=(changed, device)))
+    assert both.decision is Decision.REVIEW
+    assert "takeover_signs_at_counter" in both.reason_codes
+    assert both.typology == "account_takeover"
+    for alone in (changed, device):
+        result = decide(engine, kit, inquiry, profile=kit.profile(recent_events=(alone,)))
+        assert result.decision is Decision.ALLOW
+
+
 def test_specialist_text_is_rendered_with_values(engine: RiskEngine, kit: Any) -> None:
     result = decide(engine, kit, kit.to_stranger("60000"))
     text = next(r.specialist_text for r in result.reasons if r.code == "large_amount")

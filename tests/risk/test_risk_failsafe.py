@@ -109,7 +109,8 @@ MISSING = [
     ("recent events", "daughter", "7000", "profile", "recent_events", "hours_since_password_reset"),
     ("whole profile", "daughter", "1000", "profile", None, "payee_known"),
     ("earlier operations", "daughter", "1000", "session", "earlier_operations", "stopped_in_call"),
-    ("stated reason", "daughter", "1000", "session", "stated_reason", "reason_typologies"),
+    # (above her usual range: a routine payment needs no stated reason, see below)
+    ("stated reason", "daughter", "7000", "session", "stated_reason", "reason_typologies"),
     ("local time", "daughter", "7000", "session", "local_time", "local_hour"),
     ("whole session", "daughter", "1000", "session", None, "reason_typologies"),
     ("blocked accounts", "daughter", "1000", "lists", "blocked_accounts", "payee_blocked"),
@@ -154,6 +155,20 @@ def test_missing_input_with_default_ruleset(
 
     large = {**parts, "operation": replace(parts["operation"], amount=LARGE)}
     assert _evaluate(engine, _without(large, part, field), kit.now).decision >= Decision.HOLD
+
+
+def test_a_routine_payment_needs_no_stated_reason(kit: Any) -> None:
+    """A teller does not ask why the usual amount goes to the long-known daughter;
+    an unusual amount, a new payee or a large sum without a reason is still reviewed."""
+    engine = RiskEngine()
+    silent = kit.session(stated_reason=None)
+    routine = engine.evaluate(kit.transfer(), kit.profile(), silent, kit.lists(), kit.now)
+    assert routine.decision is Decision.ALLOW
+    assert routine.unknown_features == ()
+    for op in (kit.to_stranger("500"), kit.transfer(amount=Decimal("7000"))):
+        result = engine.evaluate(op, kit.profile(), silent, kit.lists(), kit.now)
+        assert result.decision >= Decision.REVIEW
+        assert "reason_typologies" in result.unknown_features
 
 
 def test_unknown_operation_kind_is_not_waved_through(kit: Any) -> None:

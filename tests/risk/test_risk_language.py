@@ -156,3 +156,33 @@ def test_a_relative_named_for_an_organisations_bill(engine: RiskEngine, kit: Any
     assert "relative_on_new_account" not in to_hospital.reason_codes
     assert "relative_on_new_account" in to_person.reason_codes
     assert to_person.decision > to_hospital.decision
+
+
+@pytest.mark.parametrize(
+    ("text", "typology"),
+    [
+        ("zhong jiang le, yao jiao shuifei", "prize_tax"),
+        ("an quan zhang hu, ta shuo", "safe_account"),
+    ],
+)
+def test_pinyin_typed_a_syllable_at_a_time(engine: RiskEngine, text: str, typology: str) -> None:
+    assert typology in counted(read(engine, text))
+    # the parts alone are not words of the lexicon
+    assert not counted(read(engine, text.split()[0]))
+
+
+def test_a_long_known_payee_is_not_the_sellers_account(engine: RiskEngine, kit: Any) -> None:
+    """A purchase story paid to someone paid for years (a friend repaid) is not
+    paying the seller; the same words to a new payee are."""
+    say = kit.session(stated_reason="paying back for the health supplements he bought me")
+    old_friend = kit.profile(
+        known_payees=(
+            *kit.profile().known_payees,
+            KnownPayee(kit.stranger, date(2018, 5, 1), "张伟"),
+        )
+    )
+    op = kit.to_stranger("600")
+    known = engine.evaluate(op, old_friend, say, kit.lists(), kit.now)
+    assert "typology_health_products" not in known.reason_codes
+    new = engine.evaluate(op, kit.profile(), say, kit.lists(), kit.now)
+    assert "typology_health_products" in new.reason_codes

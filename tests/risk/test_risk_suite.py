@@ -5,7 +5,9 @@
 - ``held_out``: ``scenarios/held_out/``, each file written before the engine
   changes it exercises and not used to tune them (``cases_2.yaml`` also covers
   video integrity, the counter's new kinds and contact-change takeovers;
-  ``cases_3.yaml`` is told mostly without the textbook words). Its figures are
+  ``cases_3.yaml`` is told mostly without the textbook words; ``cases_4.yaml``
+  covers every operation kind in new words, its first-run figures in its
+  header). Its figures are
   also reported per file, since each batch was unseen when it was written.
 
 Per part: detection (scams decided review or stronger), false alarms
