@@ -71,3 +71,17 @@ async def test_a_diverted_video_receiver_paces_its_remb() -> None:
         assert isinstance(estimator, PacedEstimator)
     finally:
         await pc.close()
+
+
+def test_a_sender_that_no_longer_answers_nacks_from_its_history_is_named(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Forwarded packets are put in the sender's history so that aiortc answers
+    the leg's NACKs; a sender that stopped reading it would leave them unanswered."""
+
+    async def retransmit(self: RTCRtpSender, sequence_number: int) -> None:
+        return None
+
+    monkeypatch.setattr(RTCRtpSender, "_retransmit", retransmit)
+    with pytest.raises(AiortcInternalsChanged, match="NACKs"):
+        check_internals()
