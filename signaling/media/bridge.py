@@ -139,9 +139,14 @@ class CallBridge:
 
     # -- signaling from the parties ----------------------------------------------
     async def on_offer(self, sdp: str) -> None:
-        """The desk's offer: a new generation. The node answers the desk with one
-        codec per kind and, at the same time, offers the app exactly that codec,
-        so that both legs connect in parallel and carry the same codec."""
+        """The desk's offer: a new generation. The node offers the app the one
+        codec per kind it takes from the desk's offer and answers the desk with
+        it, so that both legs connect in parallel and carry the same codec.
+
+        The app's offer goes first: the app's leg needs one more round trip
+        (offer, answer) than the desk's, so it is the one the call waits for.
+        The desk's leg takes the desk's offer before that, so that the desk's
+        trickled candidates have a leg to go to meanwhile."""
         async with self._lock:
             self._check_open()
             codecs = _checked_offer(sdp)  # before anything is torn down for it
@@ -163,23 +168,26 @@ class CallBridge:
                 raise BridgeRefused("invalid_sdp", f"the offer was refused: {exc}") from exc
             for transceiver in desk.pc.getTransceivers():
                 self._divert(desk, transceiver)
-            await desk.pc.setLocalDescription(await desk.pc.createAnswer())
-            answer = str(desk.pc.localDescription.sdp)
-            generation = self.generation
-        # The desk's leg starts connecting while the app's offer is being made.
-        await self._send(
-            self.call_id,
-            "specialist",
-            {"type": "webrtc.answer", "call_id": self.call_id, "sdp": answer},
-        )
-        async with self._lock:
-            if self._closed or self.generation != generation:
-                return  # restarted or closed meanwhile: this offer is stale
             offer = await self._offer_app(chosen)
+            generation = self.generation
         await self._send(
             self.call_id,
             "customer",
             {"type": "webrtc.offer", "call_id": self.call_id, "sdp": offer},
+        )
+        async with self._lock:
+            if (
+                self._closed
+                or self.generation != generation
+                or self._legs.get("specialist") is not desk
+            ):
+                return  # restarted or closed meanwhile: this offer is stale
+            await desk.pc.setLocalDescription(await desk.pc.createAnswer())
+            answer = str(desk.pc.localDescription.sdp)
+        await self._send(
+            self.call_id,
+            "specialist",
+            {"type": "webrtc.answer", "call_id": self.call_id, "sdp": answer},
         )
 
     async def reconnect_app(self) -> None:
