@@ -238,6 +238,9 @@ class CallBridge:
             except (ValueError, InternalError, InvalidStateError, OperationError) as exc:
                 raise BridgeRefused("invalid_sdp", f"answer refused: {exc}") from exc
             await self._flush_candidates(app)
+            # The app's leg connects now. A keyframe of the desk's asked for now
+            # comes in about when the leg is up; its forwarder keeps it until then.
+            self._want_keyframe("specialist")
 
     async def on_ice(self, party: Party, candidate: Mapping[str, Any] | None) -> None:
         """A trickled candidate of ``party`` (``None``: end of candidates)."""

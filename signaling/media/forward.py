@@ -12,11 +12,15 @@ reconnected: a new SSRC, new sequence numbers and clock) the stream goes on
 from where it was, one packet and the elapsed time later. The receiving
 client never sees a jump.
 
-Video starts on a keyframe: a forwarder takes nothing until its sender has
-started (aiortc starts a sender once the leg's DTLS is up; packets sent before
-would only reach the receiver late, as a burst of stale picture), then drops
-packets until the first packet of a keyframe and asks the source for one
-(``want_keyframe``). It asks again, at most every :data:`KEYFRAME_RETRY_S`,
+Video starts on a keyframe. A forwarder sends nothing until its sender has
+started (aiortc starts a sender once the leg's DTLS is up). Meanwhile it keeps
+the packets from the source's latest keyframe on (at most
+:data:`EARLY_PACKETS`), so that a leg that connects just after a keyframe
+went by starts with it at once (the node asks for that keyframe when the
+leg's party answers, while the leg connects); a keyframe older than
+:data:`EARLY_MAX_AGE_S` would show stale picture, so it is let go. Without one,
+the forwarder drops packets until the first packet of a keyframe and asks the
+source for one (``want_keyframe``). It asks again, at most every :data:`KEYFRAME_RETRY_S`,
 for as long as it keeps dropping: a request can be lost, or answered by a
 keyframe that was itself lost, and the sender's own encoder sends a keyframe
 only every few minutes, so a single request could leave the picture frozen.
@@ -46,6 +50,8 @@ from aiortc.rtp import RtpPacket
 __all__ = ["IdleTrack", "PacketSink", "RtpForwarder", "is_keyframe", "starts_keyframe"]
 
 KEYFRAME_RETRY_S = 1.0
+EARLY_PACKETS = 128  # about 1.5 s of 800 kb/s video
+EARLY_MAX_AGE_S = 0.5
 
 
 def is_keyframe(codec: str, data: bytes) -> bool:
@@ -110,6 +116,9 @@ class RtpForwarder:
         self._seq_offset = 0
         self._ts_offset = 0
         self._last: tuple[int, int, float] | None = None  # (seq, ts, when) last sent
+        # Before the sink starts: the packets from the latest keyframe on, and when it came.
+        self._early: list[tuple[RtpPacket, bytes]] = []
+        self._early_at = 0.0
         self.forwarded = 0
         self.dropped = 0
 
@@ -122,9 +131,15 @@ class RtpForwarder:
         """Whether the leg's sender has started."""
         return self.sink is not None and self.sink.started
 
-    def sink_started(self) -> None:
-        """The sink's sender has started: its receiver starts on a keyframe."""
-        self.request_keyframe()
+    async def sink_started(self) -> None:
+        """The sink's sender has started: its receiver starts on a keyframe, the
+        one kept meanwhile if it is recent enough, else one asked for now."""
+        early, self._early = self._early, []
+        if not early or self._clock() - self._early_at > EARLY_MAX_AGE_S:
+            self.request_keyframe()
+            return
+        for packet, data in early:
+            await self.forward(packet, data)
 
     def request_keyframe(self) -> None:
         """The receiving end of this leg needs a keyframe."""
@@ -135,6 +150,7 @@ class RtpForwarder:
     async def forward(self, packet: RtpPacket, data: bytes) -> None:
         """Send one packet received from the source (``data``: its depayloaded bytes)."""
         if self.sink is None or not self.sink.started:
+            self._keep_early(packet, data)
             self.dropped += 1
             return
         if packet.ssrc != self._source:
@@ -164,6 +180,17 @@ class RtpForwarder:
         last = self._last
         if last is None or (sequence_number - last[0]) & 0xFFFF < 0x8000:
             self._last = (sequence_number, timestamp, self._clock())
+
+    def _keep_early(self, packet: RtpPacket, data: bytes) -> None:
+        if self.kind != "video":
+            return  # audio starts with the next packet anyway
+        early = self._early
+        if starts_keyframe(self.codec, packet.payload, data):
+            self._early, self._early_at = [(packet, data)], self._clock()
+        elif early and early[0][0].ssrc == packet.ssrc and len(early) < EARLY_PACKETS:
+            early.append((packet, data))
+        else:
+            early.clear()  # too long ago, or from a source that is gone
 
     def _continue_from(self, packet: RtpPacket) -> None:
         """Map ``packet`` to the next place in the outgoing stream."""

@@ -368,11 +368,11 @@ class SenderSink:
     extensions, sends the leg's RTCP sender reports, answers its NACKs (from
     its history, over RTX) and takes its PLI/FIR (see
     :func:`on_keyframe_request`). Its track must never yield a frame, so that
-    aiortc's own packetising loop sends nothing. ``on_start`` is called once,
-    when aiortc starts the sender (the leg's DTLS is up).
+    aiortc's own packetising loop sends nothing. ``on_start`` is awaited once,
+    when aiortc starts the sender (the leg's DTLS is up), and may send.
     """
 
-    def __init__(self, sender: RTCRtpSender, on_start: Callable[[], None]) -> None:
+    def __init__(self, sender: RTCRtpSender, on_start: Callable[[], Awaitable[None]]) -> None:
         self._sender = sender
         self.payload_type: int | None = None
         self._packets = self._octets = 0
@@ -388,7 +388,7 @@ class SenderSink:
                 self._extensions: Any = getattr(sender, _SENDER_EXTENSIONS)
                 self._transport: RTCDtlsTransport = sender.transport
                 self.payload_type = parameters.codecs[0].payloadType
-                on_start()
+                await on_start()
 
         # RTCPeerConnection looks ``send`` up on the sender when the leg connects.
         sender.send = send  # type: ignore[method-assign]

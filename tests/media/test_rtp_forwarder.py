@@ -56,9 +56,9 @@ def _packet(seq: int, ts: int, part: tuple[bytes, bytes], ssrc: int = 1) -> tupl
     return packet, part[1]
 
 
-def _start(forwarder: RtpForwarder, sink: Sink) -> None:
+async def _start(forwarder: RtpForwarder, sink: Sink) -> None:
     sink.started = True
-    forwarder.sink_started()
+    await forwarder.sink_started()
 
 
 def test_only_the_first_packet_of_a_keyframe_starts_one() -> None:
@@ -72,11 +72,31 @@ def test_only_the_first_packet_of_a_keyframe_starts_one() -> None:
 
 
 async def test_nothing_is_sent_before_the_sender_starts() -> None:
-    """Packets forwarded while the leg connects would reach the receiver late."""
     forwarder, sink, asked = _forwarder()
     for i in range(5):
-        await forwarder.forward(*_packet(i, i * 3000, KEY_START))
+        await forwarder.forward(*_packet(i, i * 3000, DELTA_START))
     assert sink.sent == [] and forwarder.dropped == 5 and not forwarder.sending and not asked
+
+
+async def test_a_leg_that_starts_just_after_a_keyframe_starts_with_it() -> None:
+    """The keyframe asked for while the leg connected is kept until it is up; one
+    that is too old (stale picture) is let go and a new one asked for."""
+    clock = Clock()
+    forwarder, sink, asked = _forwarder(clock=clock)
+    await forwarder.forward(*_packet(1, 0, DELTA_START))
+    await forwarder.forward(*_packet(2, 3000, KEY_START))
+    await forwarder.forward(*_packet(3, 3000, CONTINUATION))
+    await forwarder.forward(*_packet(4, 6000, DELTA_START))
+    clock.now += 0.1
+    await _start(forwarder, sink)
+    assert [p for _, _, p in sink.sent] == [KEY_START[0], CONTINUATION[0], DELTA_START[0]]
+    assert not asked and not forwarder.waiting_for_keyframe
+
+    late, late_sink, late_asked = _forwarder(clock=clock)
+    await late.forward(*_packet(2, 3000, KEY_START))
+    clock.now += 1.0
+    await _start(late, late_sink)
+    assert late_sink.sent == [] and len(late_asked) == 1 and late.waiting_for_keyframe
 
 
 async def test_a_starting_sender_asks_for_a_keyframe_and_asks_again_until_one_comes() -> None:
@@ -85,7 +105,7 @@ async def test_a_starting_sender_asks_for_a_keyframe_and_asks_again_until_one_co
     interval (not with every packet: each request costs the sender a keyframe)."""
     clock = Clock()
     forwarder, sink, asked = _forwarder(clock=clock)
-    _start(forwarder, sink)
+    await _start(forwarder, sink)
     assert forwarder.sending and len(asked) == 1
     for i in range(3):
         clock.now += 0.1
@@ -110,7 +130,7 @@ async def test_gaps_are_kept_and_a_late_packet_takes_its_own_place() -> None:
     """A packet lost upstream stays a gap the receiver can NACK; its
     retransmission, arriving late, gets the sequence number it would have had."""
     forwarder, sink, _ = _forwarder()
-    _start(forwarder, sink)
+    await _start(forwarder, sink)
     await forwarder.forward(*_packet(65_534, 1000, KEY_START))  # wraps past 65535
     await forwarder.forward(*_packet(0, 1000, CONTINUATION))  # 65535 lost
     await forwarder.forward(*_packet(65_535, 1000, CONTINUATION))  # its retransmission
@@ -127,7 +147,7 @@ async def test_a_new_source_continues_the_stream_from_a_keyframe() -> None:
     elapsed time later, and the picture restarts on a keyframe."""
     clock = Clock()
     forwarder, sink, asked = _forwarder(clock=clock)
-    _start(forwarder, sink)
+    await _start(forwarder, sink)
     await forwarder.forward(*_packet(10, 3000, KEY_START))
     await forwarder.forward(*_packet(11, 6000, DELTA_START))
     last_seq, last_ts, _ = sink.sent[-1]
@@ -145,7 +165,7 @@ async def test_a_new_source_continues_the_stream_from_a_keyframe() -> None:
 async def test_audio_needs_no_keyframe_and_follows_a_new_source_at_once() -> None:
     clock = Clock()
     forwarder, sink, asked = _forwarder("audio", clock)
-    _start(forwarder, sink)
+    await _start(forwarder, sink)
     await forwarder.forward(*_packet(5, 960, (b"opus", b"opus")))
     clock.now += 0.02
     await forwarder.forward(*_packet(900, 50_000, (b"opus", b"opus"), ssrc=9))
