@@ -127,6 +127,11 @@ class RtpForwarder:
         return self._waiting_for_keyframe
 
     @property
+    def last_sequence_number(self) -> int | None:
+        """The (rewritten) sequence number of the newest packet sent, if any."""
+        return None if self._last is None else self._last[0]
+
+    @property
     def sending(self) -> bool:
         """Whether the leg's sender has started."""
         return self.sink is not None and self.sink.started
