@@ -9,7 +9,9 @@
 - ``janus``: :class:`server.media.janus.node.JanusMediaNode` driving a private
   Janus (a child process of this one), every call recorded the same way.
 
-Prints its port on stdout, serves until SIGTERM.
+Prints its port on stdout, serves until SIGTERM. With ``BENCH_RELAY_PROFILE=PATH``
+the event-loop thread runs under cProfile and its statistics go to ``PATH``
+(``{mode}`` in it is replaced by the node's mode).
 
     .venv/bin/python bench/_relay_node.py relay
 """
@@ -155,10 +157,11 @@ async def serve(mode: str) -> None:
             if (bridge := node.bridge(call_id)) and (leg := bridge.leg(party))  # type: ignore[arg-type]
             for track in leg.outgoing.values()
         )
-        print(f"node: {node.stats()}, frames dropped by senders {dropped}", file=sys.stderr)
+        print(f"node: {node.stats()}, packets not forwarded {dropped}", file=sys.stderr)
         if profile is not None:
             profile.disable()
-            profile.dump_stats(os.environ["BENCH_RELAY_PROFILE"])
+            # "{mode}" in the path keeps each run's profile apart.
+            profile.dump_stats(os.environ["BENCH_RELAY_PROFILE"].replace("{mode}", mode))
         await node.close()
         if taps is not None:
             taps.report()

@@ -6,14 +6,18 @@ The desk (specialist) offers to the node, the node offers to the app (customer):
    the same ones (its own peer connection, its own ICE and DTLS);
 2. app ``webrtc.answer`` → the app's choice is the call's codec; the node
    answers the desk with exactly that codec, so both legs carry the same one;
-3. each encoded frame received on one leg goes, as received, to the other
-   leg's :class:`~signaling.media.forward.ForwardTrack` and to the call's
+3. each RTP packet received on one leg goes, as received, out of the other
+   leg's sender (:class:`~signaling.media.forward.RtpForwarder`: that leg's
+   SSRC and payload type, its own continuous sequence numbers and
+   timestamps), and each complete encoded frame to the call's
    :class:`~signaling.media.tap.MediaTap`. Nothing is decoded or encoded.
 
 Keyframes: a leg whose receiver asks for one (PLI/FIR), or whose forward track
 starts or lost frames, sends a PLI to the leg the video comes from (at most one
-per :data:`KEYFRAME_REQUEST_INTERVAL_S`). NACK and congestion feedback stay per
-leg, handled by aiortc.
+per :data:`KEYFRAME_REQUEST_INTERVAL_S`). RTCP stays per leg, handled by aiortc:
+receiver and sender reports, NACKs (each leg's sender answers its receiver's
+from its own history; the node's receiver asks the source for what it lost)
+and congestion feedback (REMB, paced).
 
 :class:`CallBridge` owns every peer connection it creates and closes them all in
 :meth:`CallBridge.close`; its methods are serialised by one lock.
@@ -32,6 +36,7 @@ import structlog
 from aiortc import RTCPeerConnection, RTCRtpTransceiver, RTCSessionDescription
 from aiortc.exceptions import InternalError, InvalidStateError, OperationError
 from aiortc.jitterbuffer import JitterFrame
+from aiortc.rtp import RtpPacket
 from aiortc.sdp import SessionDescription, candidate_from_sdp
 
 from signaling.rtc import rtc_configuration
@@ -43,8 +48,14 @@ from .codecs import (
     offered_codecs,
     single_codec,
 )
-from .forward import ForwardTrack, is_keyframe
-from .passthrough import DivertedReceiver, divert_receiver, on_keyframe_request, request_keyframe
+from .forward import IdleTrack, RtpForwarder, is_keyframe
+from .passthrough import (
+    DivertedReceiver,
+    SenderSink,
+    divert_receiver,
+    on_keyframe_request,
+    request_keyframe,
+)
 from .tap import EncodedFrame, MediaTap, Party
 
 __all__ = ["KEYFRAME_REQUEST_INTERVAL_S", "BridgeRefused", "CallBridge", "Outbound"]
@@ -73,8 +84,10 @@ class Leg:
 
     party: Party
     pc: RTCPeerConnection
-    #: Encoded media this leg sends to its party (received on the other leg).
-    outgoing: dict[str, ForwardTrack] = field(default_factory=dict)
+    #: The packets this leg sends to its party (received on the other leg).
+    outgoing: dict[str, RtpForwarder] = field(default_factory=dict)
+    #: Its senders' tracks (which yield nothing: the forwarders send).
+    tracks: dict[str, IdleTrack] = field(default_factory=dict)
     incoming: dict[str, DivertedReceiver] = field(default_factory=dict)
     pending_candidates: list[Any] = field(default_factory=list)
     gap_reported: bool = False
@@ -84,7 +97,7 @@ class Leg:
         return sum(r.decoded for r in self.incoming.values())
 
     async def close(self) -> None:
-        for track in self.outgoing.values():
+        for track in self.tracks.values():
             track.stop()
         await self.pc.close()
 
@@ -126,9 +139,14 @@ class CallBridge:
 
     # -- signaling from the parties ----------------------------------------------
     async def on_offer(self, sdp: str) -> None:
-        """The desk's offer: a new generation. The node answers the desk with one
-        codec per kind and, at the same time, offers the app exactly that codec,
-        so that both legs connect in parallel and carry the same codec."""
+        """The desk's offer: a new generation. The node offers the app the one
+        codec per kind it takes from the desk's offer and answers the desk with
+        it, so that both legs connect in parallel and carry the same codec.
+
+        The app's offer goes first: the app's leg needs one more round trip
+        (offer, answer) than the desk's, so it is the one the call waits for.
+        The desk's leg takes the desk's offer before that, so that the desk's
+        trickled candidates have a leg to go to meanwhile."""
         async with self._lock:
             self._check_open()
             codecs = _checked_offer(sdp)  # before anything is torn down for it
@@ -141,7 +159,7 @@ class CallBridge:
             self._codecs = chosen
             desk = self._new_leg("specialist")
             for kind in chosen:
-                transceiver = desk.pc.addTransceiver(desk.outgoing[kind], direction="sendrecv")
+                transceiver = desk.pc.addTransceiver(desk.tracks[kind], direction="sendrecv")
                 transceiver.setCodecPreferences(chosen[kind])
             try:
                 await desk.pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="offer"))
@@ -150,23 +168,26 @@ class CallBridge:
                 raise BridgeRefused("invalid_sdp", f"the offer was refused: {exc}") from exc
             for transceiver in desk.pc.getTransceivers():
                 self._divert(desk, transceiver)
-            await desk.pc.setLocalDescription(await desk.pc.createAnswer())
-            answer = str(desk.pc.localDescription.sdp)
-            generation = self.generation
-        # The desk's leg starts connecting while the app's offer is being made.
-        await self._send(
-            self.call_id,
-            "specialist",
-            {"type": "webrtc.answer", "call_id": self.call_id, "sdp": answer},
-        )
-        async with self._lock:
-            if self._closed or self.generation != generation:
-                return  # restarted or closed meanwhile: this offer is stale
             offer = await self._offer_app(chosen)
+            generation = self.generation
         await self._send(
             self.call_id,
             "customer",
             {"type": "webrtc.offer", "call_id": self.call_id, "sdp": offer},
+        )
+        async with self._lock:
+            if (
+                self._closed
+                or self.generation != generation
+                or self._legs.get("specialist") is not desk
+            ):
+                return  # restarted or closed meanwhile: this offer is stale
+            await desk.pc.setLocalDescription(await desk.pc.createAnswer())
+            answer = str(desk.pc.localDescription.sdp)
+        await self._send(
+            self.call_id,
+            "specialist",
+            {"type": "webrtc.answer", "call_id": self.call_id, "sdp": answer},
         )
 
     async def reconnect_app(self) -> None:
@@ -193,7 +214,7 @@ class CallBridge:
     async def _offer_app(self, codecs: Mapping[str, list[Any]]) -> str:
         leg = self._new_leg("customer")
         for kind in codecs:
-            transceiver = leg.pc.addTransceiver(leg.outgoing[kind], direction="sendrecv")
+            transceiver = leg.pc.addTransceiver(leg.tracks[kind], direction="sendrecv")
             transceiver.setCodecPreferences(codecs[kind])
             self._divert(leg, transceiver)
         await leg.pc.setLocalDescription(await leg.pc.createOffer())
@@ -217,6 +238,9 @@ class CallBridge:
             except (ValueError, InternalError, InvalidStateError, OperationError) as exc:
                 raise BridgeRefused("invalid_sdp", f"answer refused: {exc}") from exc
             await self._flush_candidates(app)
+            # The app's leg connects now. A keyframe of the desk's asked for now
+            # comes in about when the leg is up; its forwarder keeps it until then.
+            self._want_keyframe("specialist")
 
     async def on_ice(self, party: Party, candidate: Mapping[str, Any] | None) -> None:
         """A trickled candidate of ``party`` (``None``: end of candidates)."""
@@ -283,8 +307,12 @@ class CallBridge:
         leg = Leg(party=party, pc=pc)
         source = _other(party)
         for kind in KINDS:
-            leg.outgoing[kind] = ForwardTrack(
-                kind, CLOCK_RATES[kind], want_keyframe=lambda: self._want_keyframe(source)
+            leg.tracks[kind] = IdleTrack(kind)
+            leg.outgoing[kind] = RtpForwarder(
+                kind,
+                self._codec_name(kind),
+                CLOCK_RATES[kind],
+                want_keyframe=lambda: self._want_keyframe(source),
             )
         self._legs[party] = leg
 
@@ -304,17 +332,29 @@ class CallBridge:
             return
         party = leg.party
 
+        # A replaced leg can still hand over packets and frames while it closes;
+        # they belong to a connection that is gone and must reach neither the
+        # other party nor the recording.
         def on_frame(codec: Any, frame: JitterFrame) -> None:
-            # A replaced leg can still hand over frames while it closes; they
-            # belong to a connection that is gone and must reach neither the
-            # other party (their timestamps would jump back) nor the recording.
             if self._legs.get(party) is leg:
-                self._forward(party, kind, codec.name, frame)
+                self._record(party, kind, codec.name, frame)
 
-        leg.incoming[kind] = divert_receiver(transceiver.receiver, kind, on_frame)
+        async def on_packet(packet: RtpPacket, data: bytes) -> None:
+            if self._legs.get(party) is leg and (sink := self._legs.get(_other(party))):
+                await sink.outgoing[kind].forward(packet, data)
+
+        leg.incoming[kind] = divert_receiver(transceiver.receiver, kind, on_frame, on_packet)
+        forwarder = leg.outgoing[kind]
+        forwarder.sink = SenderSink(transceiver.sender, on_start=forwarder.sink_started)
         on_keyframe_request(transceiver.sender, lambda: leg.outgoing["video"].request_keyframe())
 
-    def _forward(self, source: Party, kind: str, codec: str, frame: JitterFrame) -> None:
+    def _codec_name(self, kind: str) -> str:
+        """The call's codec of ``kind`` ("VP8", "H264", "opus"); "" if it has none."""
+        codecs = (self._codecs or {}).get(kind)
+        return str(codecs[0].mimeType.split("/", 1)[1]) if codecs else ""
+
+    def _record(self, source: Party, kind: str, codec: str, frame: JitterFrame) -> None:
+        """A complete frame received from ``source`` (its packets are forwarded): to the tap."""
         keyframe = is_keyframe(codec, frame.data)
         try:
             self._write_tap(source, kind, codec, frame, keyframe)
@@ -323,9 +363,6 @@ class CallBridge:
             self.tap_errors += 1
             if self.tap_errors == 1:
                 log.exception("media.tap_failed", call_id=self.call_id)
-        sink = self._legs.get(_other(source))
-        if sink is not None:
-            sink.outgoing[kind].push(frame.data, frame.timestamp, keyframe)
         self.forwarded += 1
 
     def _write_tap(

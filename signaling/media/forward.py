@@ -1,45 +1,57 @@
-"""A sending track fed with encoded frames from the other leg: no encoder involved.
+"""One leg's outgoing stream of one kind, made of the RTP packets received on the other leg.
 
-aiortc's ``RTCRtpSender`` calls ``recv()`` on its track and, given an
-``av.Packet``, only packetises it (``Encoder.pack``). :class:`ForwardTrack` is
-that track: the relay :meth:`~ForwardTrack.push`-es each encoded frame received
-on the other leg, and the sender takes them out in order.
+The relay forwards media packet by packet, without decoding, depacketising for
+the other leg or repacketising: :class:`RtpForwarder` takes each RTP packet the
+source leg's receiver accepted and sends it on the sink leg's sender
+(:class:`~signaling.media.passthrough.SenderSink`) with the sink's own SSRC
+and payload type and with sequence numbers and timestamps rewritten to one
+continuous stream: a packet's place relative to its neighbours is kept (a
+packet lost upstream is a gap the receiver can NACK, a late retransmission
+fills its own place), and when the source changes (the other party's leg
+reconnected: a new SSRC, new sequence numbers and clock) the stream goes on
+from where it was, one packet and the elapsed time later. The receiving
+client never sees a jump.
 
-Bounded: a sender that falls behind (congested leg) loses the oldest frames,
-never slows the leg the media comes from. For video, a loss means the picture
-would be broken until the next keyframe, so the track then drops delta frames
-until a keyframe arrives and asks for one (``want_keyframe``). It asks again,
-at most every :data:`KEYFRAME_RETRY_S`, for as long as it keeps dropping delta
-frames: a request can be lost, or answered by a keyframe that was itself lost,
-and the sender's own encoder sends a keyframe only every few minutes, so a single
-request could leave the picture frozen. Not more often: each request makes the
-sender encode a large keyframe, and asking again while one is on its way only
-costs the leg bandwidth.
+Video starts on a keyframe. A forwarder sends nothing until its sender has
+started (aiortc starts a sender once the leg's DTLS is up). Meanwhile it keeps
+the packets from the source's latest keyframe on (at most
+:data:`EARLY_PACKETS`), so that a leg that connects just after a keyframe
+went by starts with it at once (the node asks for that keyframe when the
+leg's party answers, while the leg connects); a keyframe older than
+:data:`EARLY_MAX_AGE_S` would show stale picture, so it is let go. Without one,
+the forwarder drops packets until the first packet of a keyframe and asks the
+source for one (``want_keyframe``). It asks again, at most every :data:`KEYFRAME_RETRY_S`,
+for as long as it keeps dropping: a request can be lost, or answered by a
+keyframe that was itself lost, and the sender's own encoder sends a keyframe
+only every few minutes, so a single request could leave the picture frozen.
+Not more often: each request makes the sender encode a large keyframe, and
+asking again while one is on its way only costs the leg bandwidth. The same
+happens when the source changes.
 
-A fresh track starts in that state too, and takes no frames until its sender
-first asks for one (aiortc starts a sender once the leg's DTLS is up): frames
-pushed while the leg is still connecting would only reach the receiver late, as
-a burst of stale picture, and then overflow the queue.
+Nothing is queued: a packet is sent while the source's packet is being
+handled, so the relay adds no buffering delay. A leg that cannot keep up
+loses packets in its socket, and its receiver's NACKs and PLIs are answered per
+leg (retransmission from the sink sender's history; keyframe requests
+propagated to the source).
 """
 
 from __future__ import annotations
 
 import asyncio
-import fractions
+import secrets
 import time
-from collections import deque
 from collections.abc import Callable
-from typing import Any
+from typing import NoReturn, Protocol
 
-import av
 from aiortc import MediaStreamTrack
 from aiortc.mediastreams import MediaStreamError
+from aiortc.rtp import RtpPacket
 
-__all__ = ["ForwardTrack", "is_keyframe"]
+__all__ = ["IdleTrack", "PacketSink", "RtpForwarder", "is_keyframe", "starts_keyframe"]
 
-VIDEO_QUEUE_FRAMES = 60  # 2 s at 30 fps
 KEYFRAME_RETRY_S = 1.0
-AUDIO_QUEUE_FRAMES = 100  # 2 s of 20 ms Opus frames
+EARLY_PACKETS = 128  # about 1.5 s of 800 kb/s video
+EARLY_MAX_AGE_S = 0.5
 
 
 def is_keyframe(codec: str, data: bytes) -> bool:
@@ -60,90 +72,160 @@ def is_keyframe(codec: str, data: bytes) -> bool:
     return True  # audio: every frame stands alone
 
 
-class ForwardTrack(MediaStreamTrack):
-    """Encoded frames of one kind, to be sent as they are on one leg."""
+def starts_keyframe(codec: str, payload: bytes, data: bytes) -> bool:
+    """Whether an RTP packet (``payload``, depayloaded to ``data``) is the first of a keyframe."""
+    if codec == "VP8":
+        # RFC 7741 4.2: S set and partition index 0 mark the first packet of a frame.
+        return bool(payload) and payload[0] & 0x1F == 0x10 and is_keyframe(codec, data)
+    # H.264: only the first fragment of a NAL unit carries a start code after
+    # depayloading (emulation prevention keeps one out of the NAL's bytes).
+    return is_keyframe(codec, data)
+
+
+class PacketSink(Protocol):
+    """Where a forwarder's packets go: a leg's sender (``SenderSink``)."""
+
+    @property
+    def started(self) -> bool: ...
+
+    async def send(self, packet: RtpPacket, sequence_number: int, timestamp: int) -> bool: ...
+
+
+class RtpForwarder:
+    """The packets of one kind that one leg sends to its party (received on the other leg)."""
 
     def __init__(
         self,
         kind: str,
+        codec: str,
         clock_rate: int,
         want_keyframe: Callable[[], None] | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        super().__init__()
         self.kind = kind
-        self._time_base = fractions.Fraction(1, clock_rate)
-        self._frames: deque[av.Packet[Any]] = deque(
-            maxlen=VIDEO_QUEUE_FRAMES if kind == "video" else AUDIO_QUEUE_FRAMES
-        )
-        self._ready = asyncio.Event()
+        self.codec = codec
+        self._clock_rate = clock_rate
         self._want_keyframe = want_keyframe
-        self._waiting_for_keyframe = kind == "video"
-        self._sending = False  # set by the sender's first recv()
         self._clock = clock
+        self.sink: PacketSink | None = None
+        self._waiting_for_keyframe = kind == "video"
         self._asked_at = -1e9
-        self.pushed = 0
+        self._source: int | None = None  # the SSRC being forwarded
+        self._rebase = True  # the next packet forwarded continues the stream
+        self._first: int = 0  # source sequence number the current mapping starts at
+        self._seq_offset = 0
+        self._ts_offset = 0
+        self._last: tuple[int, int, float] | None = None  # (seq, ts, when) last sent
+        # Before the sink starts: the packets from the latest keyframe on, and when it came.
+        self._early: list[tuple[RtpPacket, bytes]] = []
+        self._early_at = 0.0
+        self.forwarded = 0
         self.dropped = 0
 
     @property
     def waiting_for_keyframe(self) -> bool:
         return self._waiting_for_keyframe
 
-    def push(self, data: bytes, timestamp: int, keyframe: bool) -> None:
-        """Queue one encoded frame (``timestamp`` in the track's clock rate)."""
-        if self.readyState != "live":
+    @property
+    def last_sequence_number(self) -> int | None:
+        """The (rewritten) sequence number of the newest packet sent, if any."""
+        return None if self._last is None else self._last[0]
+
+    @property
+    def sending(self) -> bool:
+        """Whether the leg's sender has started."""
+        return self.sink is not None and self.sink.started
+
+    async def sink_started(self) -> None:
+        """The sink's sender has started: its receiver starts on a keyframe, the
+        one kept meanwhile if it is recent enough, else one asked for now."""
+        early, self._early = self._early, []
+        if not early or self._clock() - self._early_at > EARLY_MAX_AGE_S:
+            self.request_keyframe()
             return
-        if not self._sending:
-            self.dropped += 1
-            return
-        if self._waiting_for_keyframe:
-            if not keyframe:
-                self.dropped += 1
-                if self._clock() - self._asked_at >= KEYFRAME_RETRY_S:
-                    self.request_keyframe()
-                return
-            self._waiting_for_keyframe = False
-        if len(self._frames) == self._frames.maxlen:
-            # Full: the leg cannot keep up. Drop what is queued rather than
-            # stall the source; video must restart from a keyframe.
-            self.dropped += len(self._frames)
-            self._frames.clear()
-            if self.kind == "video":
-                self._waiting_for_keyframe = True
-                self.request_keyframe()
-                if not keyframe:
-                    self.dropped += 1
-                    return
-                self._waiting_for_keyframe = False
-        packet = av.Packet(data)
-        packet.pts = timestamp
-        packet.time_base = self._time_base
-        self._frames.append(packet)
-        self.pushed += 1
-        self._ready.set()
+        for packet, data in early:
+            await self.forward(packet, data)
 
     def request_keyframe(self) -> None:
-        """The receiving end of this track's leg needs a keyframe."""
+        """The receiving end of this leg needs a keyframe."""
         if self.kind == "video" and self._want_keyframe is not None:
             self._asked_at = self._clock()
             self._want_keyframe()
 
-    @property
-    def sending(self) -> bool:
-        """Whether the leg's sender has started taking frames."""
-        return self._sending
+    async def forward(self, packet: RtpPacket, data: bytes) -> None:
+        """Send one packet received from the source (``data``: its depayloaded bytes)."""
+        if self.sink is None or not self.sink.started:
+            self._keep_early(packet, data)
+            self.dropped += 1
+            return
+        if packet.ssrc != self._source:
+            # A new source stream: the other party's leg (re)connected.
+            self._source, self._rebase = packet.ssrc, True
+            if self.kind == "video" and not self._waiting_for_keyframe:
+                self._waiting_for_keyframe = True
+                self.request_keyframe()
+        if self._waiting_for_keyframe:
+            if not starts_keyframe(self.codec, packet.payload, data):
+                self.dropped += 1
+                if self._clock() - self._asked_at >= KEYFRAME_RETRY_S:
+                    self.request_keyframe()
+                return
+            self._waiting_for_keyframe, self._rebase = False, True
+        if self._rebase:
+            self._continue_from(packet)
+        elif (packet.sequence_number - self._first) & 0xFFFF >= 0x8000:
+            self.dropped += 1  # late: from before where this stream was picked up
+            return
+        sequence_number = (packet.sequence_number + self._seq_offset) & 0xFFFF
+        timestamp = (packet.timestamp + self._ts_offset) & 0xFFFFFFFF
+        if not await self.sink.send(packet, sequence_number, timestamp):
+            self.dropped += 1
+            return
+        self.forwarded += 1
+        last = self._last
+        if last is None or (sequence_number - last[0]) & 0xFFFF < 0x8000:
+            self._last = (sequence_number, timestamp, self._clock())
 
-    async def recv(self) -> av.Packet[Any]:
-        if not self._sending:
-            self._sending = True
-            self.request_keyframe()  # the receiver starts on a keyframe
-        while not self._frames:
-            if self.readyState != "live":
-                raise MediaStreamError
-            self._ready.clear()
-            await self._ready.wait()
-        return self._frames.popleft()
+    def _keep_early(self, packet: RtpPacket, data: bytes) -> None:
+        if self.kind != "video":
+            return  # audio starts with the next packet anyway
+        early = self._early
+        if starts_keyframe(self.codec, packet.payload, data):
+            self._early, self._early_at = [(packet, data)], self._clock()
+        elif early and early[0][0].ssrc == packet.ssrc and len(early) < EARLY_PACKETS:
+            early.append((packet, data))
+        else:
+            early.clear()  # too long ago, or from a source that is gone
+
+    def _continue_from(self, packet: RtpPacket) -> None:
+        """Map ``packet`` to the next place in the outgoing stream."""
+        self._rebase, self._first = False, packet.sequence_number
+        if self._last is None:
+            # A stream's first packet: random bases, as an RTP sender picks them
+            # (the sequence number in the lower half, so SRTP's rollover is far).
+            sequence_number, timestamp = secrets.randbelow(32768), secrets.randbits(32)
+        else:
+            last_seq, last_ts, sent_at = self._last
+            elapsed = max(1, round((self._clock() - sent_at) * self._clock_rate))
+            sequence_number, timestamp = last_seq + 1, last_ts + elapsed
+        self._seq_offset = (sequence_number - packet.sequence_number) & 0xFFFF
+        self._ts_offset = (timestamp - packet.timestamp) & 0xFFFFFFFF
+
+
+class IdleTrack(MediaStreamTrack):
+    """A forwarding sender's track: it never yields a frame, so aiortc's own
+    packetising loop waits on it while the forwarder sends the leg's packets
+    (the sender's RTCP runs as usual)."""
+
+    def __init__(self, kind: str) -> None:
+        super().__init__()
+        self.kind = kind
+        self._stopped = asyncio.Event()
+
+    async def recv(self) -> NoReturn:
+        await self._stopped.wait()
+        raise MediaStreamError
 
     def stop(self) -> None:
         super().stop()
-        self._ready.set()  # wake a pending recv() so that it raises
+        self._stopped.set()

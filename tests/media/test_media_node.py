@@ -153,6 +153,67 @@ async def test_reconnected_receiver_gets_a_keyframe_within_a_second() -> None:
     await node.close()
 
 
+async def test_the_desk_sees_one_continuous_stream_across_the_apps_reconnect() -> None:
+    """The app's new leg is a new source (its own SSRC, sequence numbers and
+    clock); the desk's leg stays up and its receiver sees the same stream go on:
+    one source, no jump in sequence numbers (which it would count as packets
+    lost), and its picture resumes."""
+    router = NodeRouter()
+    node = MediaNode("n1", router.send, lambda call_id: [])
+    async with relayed_calls(node, router) as (call,):
+        await _flowing(call, 15)
+        bridge = node.bridge(call.call_id)
+        assert bridge is not None and call.desk.stats is not None
+        before = call.desk.stats.video_frames
+        await call.app.handle({"type": "media.restart", "call_id": call.call_id})
+        await bridge.reconnect_app()
+        await call.app.wait_for_frames(5, timeout=20)
+        await call.desk.wait_for_frames(before + 15, timeout=20)
+        assert call.desk._conn is not None
+        receiver = next(
+            t.receiver for t in call.desk._conn.pc.getTransceivers() if t.kind == "video"
+        )
+        inbound = [s for s in (await receiver.getStats()).values() if s.type == "inbound-rtp"]
+        assert len(inbound) == 1 and 0 <= inbound[0].packetsLost < 20
+        assert node.stats().decoded_frames == 0
+    await node.close()
+
+
+async def test_each_leg_answers_its_receivers_nacks_from_what_it_forwarded() -> None:
+    """A packet lost between the node and a party is resent by that party's leg
+    (over RTX, from the leg's own history), not asked for again upstream."""
+    from aiortc.rtp import RtpPacket
+
+    router = NodeRouter()
+    node = MediaNode("n1", router.send, lambda call_id: [])
+    async with relayed_calls(node, router) as (call,):
+        await _flowing(call, 10)
+        bridge = node.bridge(call.call_id)
+        leg = bridge.leg("customer") if bridge is not None else None
+        assert leg is not None
+        forwarder = leg.outgoing["video"]
+        lost = forwarder.last_sequence_number
+        sender = next(t.sender for t in leg.pc.getTransceivers() if t.kind == "video")
+        sent: list[bytes] = []
+        transport = sender.transport
+        original = transport._send_rtp
+
+        async def spy(data: bytes) -> None:
+            sent.append(data)
+            await original(data)
+
+        transport._send_rtp = spy  # type: ignore[method-assign]
+        try:
+            assert lost is not None
+            await sender._retransmit(lost)
+        finally:
+            transport._send_rtp = original  # type: ignore[method-assign]
+        resent = [RtpPacket.parse(data) for data in sent]
+        assert [p.ssrc for p in resent] == [sender._rtx_ssrc]
+        assert int.from_bytes(resent[0].payload[:2], "big") == lost  # RTX: the original's number
+    await node.close()
+
+
 async def test_h264_when_the_desk_puts_it_first(monkeypatch: pytest.MonkeyPatch) -> None:
     """Both legs carry the desk's first codec; here H.264 (aiortc's list reordered)."""
     import aiortc.codecs
