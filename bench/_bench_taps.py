@@ -34,16 +34,18 @@ class WriterTap:
         self.frames += 1
         if not self.writer.submit(frame):
             self.dropped += 1
+        # As server/recordings/tap.py: a batch that fills slowly is handed over
+        # after a short while, not only when it is full.
+        if self.writer.pending and not self._timer:
+            self._timer = True
+            asyncio.get_running_loop().call_later(0.1, self._flush)
 
     def mark(self, kind: str, *, at: float, operation_id: str | None = None) -> None:
         return None
 
     def track_gap(self, party: Party, *, since: float) -> None:
-        return None
-
-        if self.writer.pending and not self._timer:
-            self._timer = True
-            asyncio.get_running_loop().call_later(0.1, self._flush)
+        if not self.writer.gap(party, since):
+            self.dropped += 1
 
     def _flush(self) -> None:
         self._timer = False
