@@ -3,7 +3,7 @@ first, then SQL, with a compensation if SQL fails) and decline."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import structlog
 
@@ -11,6 +11,7 @@ from server.auth.principal import Principal, Role
 from server.db.models import Call
 from server.errors import Conflict
 from server.failures import dependency_failure
+from server.outbox.events import CallAccepted, CallQueued
 from server.routing.errors import OfferExpired
 from server.routing.model import (
     DesiredPresence,
@@ -20,9 +21,6 @@ from . import repository as repo
 from .base import CallServiceBase
 from .messages import call_assigned
 from .state import CallAction
-
-if TYPE_CHECKING:
-    pass
 
 log = structlog.get_logger(__name__)
 
@@ -102,6 +100,7 @@ class OfferCommands(CallServiceBase):
                         offer_id=offer_id,
                         waited_s=waited,
                     )
+                    self.record(session, CallAccepted(call_id, now, principal.subject))
                     await session.commit()
             except Exception as exc:
                 if dependency_failure(exc) is not None and before is not None:
@@ -126,15 +125,11 @@ class OfferCommands(CallServiceBase):
             log.info("call.accepted", call_id=call_id, specialist_id=principal.subject)
             assigned = call_assigned(call_id, specialist, self.settings.proficiency_threshold)
             view = await self.render(session, call, Role.SPECIALIST)
-        # No pooled connection is held while Redis (the bus) is awaited, and
-        # observers (media set-up) open their own sessions.
+        # No pooled connection is held while Redis (the bus) is awaited, and the
+        # handlers (media set-up, the recording notice) open their own sessions.
         await self.hub.send(Role.CUSTOMER, call.customer_id, assigned)
-        await self.on_accepted(call, principal.subject)
+        await self.deliver(call_id)
         return view
-
-    async def on_accepted(self, call: Call, specialist_id: str) -> None:
-        for observer in self.observers:
-            await observer.call_accepted(call)
 
     async def decline(self, principal: Principal, call_id: str, offer_id: str) -> None:
         principal.require(Role.SPECIALIST)
@@ -147,7 +142,8 @@ class OfferCommands(CallServiceBase):
         except OfferExpired as exc:
             raise Conflict("this offer has expired or was withdrawn", code="offer_expired") from exc
         async with self.sessions() as session:
-            await repo.transition(session, call_id, CallAction.WITHDRAW_OFFER)
+            if await repo.transition(session, call_id, CallAction.WITHDRAW_OFFER):
+                self.record(session, CallQueued(call_id, now, cause="declined"))
             await repo.add_event(
                 session, call_id, now, "declined", Role.SPECIALIST.value, principal.subject
             )

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import uuid
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import structlog
 from sqlalchemy.exc import IntegrityError
@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from server.auth.principal import Principal, Role
 from server.db.models import Call
 from server.errors import NodeDraining, NotFound
+from server.outbox.events import CallQueued
 from server.routing.model import (
     PriorityClass,
 )
@@ -22,9 +23,6 @@ from . import repository as repo
 from .base import CallRequest, CallServiceBase, TicketGrant
 from .messages import call_ended, offer_withdrawn
 from .state import CallAction, CallState, EndReason
-
-if TYPE_CHECKING:
-    pass
 
 log = structlog.get_logger(__name__)
 
@@ -93,6 +91,7 @@ class QueueCommands(CallServiceBase):
                 priority=call.priority,
                 intent=call.intent,
             )
+            self.record(session, CallQueued(call.call_id, now, cause="created"))
             await session.commit()
             # SQL has the call: from here a failing Redis is repaired, not refused.
             await self._deferrable("enqueue", self._enqueue(call, now), call.call_id)

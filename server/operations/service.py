@@ -33,6 +33,8 @@ from server.calls.state import CallState
 from server.db.banking import Operation, WarningShown
 from server.db.models import Call
 from server.errors import Conflict, Forbidden, NotFound, ValidationFailed
+from server.outbox.events import OperationDecided
+from server.outbox.relay import OutboxWriter
 from server.recordings.hooks import require_recording
 from server.settings import Settings
 from signaling.integrity.liveness import Challenge
@@ -82,6 +84,7 @@ class OperationService:
         core: CoreBanking,
         clock: Callable[[], float] = time.time,
         integrity: IntegritySource | None = None,
+        events: OutboxWriter | None = None,
     ) -> None:
         self.settings = settings
         self.sessions = sessions
@@ -92,6 +95,9 @@ class OperationService:
         self.zone = ZoneInfo(settings.branch_timezone)
         # The call's video integrity (server/integrity); None: not analysed, unknown.
         self.integrity = integrity
+        # Where an operation's decision is written, in its transaction (a record:
+        # server/outbox/events.py); None: not written.
+        self.events = events
 
     # -- reading -------------------------------------------------------------------
     async def get(self, principal: Principal, operation_id: str) -> dict[str, Any]:
@@ -366,6 +372,7 @@ class OperationService:
                 await audit_operation(
                     session, "operation.refused_by_customer", operation_id, now, by=principal
                 )
+                self._decided(session, OperationDecided(op.call_id, now, operation_id, "rejected"))
                 await session.commit()
             else:
                 op.confirmation = confirmation
@@ -376,7 +383,7 @@ class OperationService:
 
     async def _execute(self, session: AsyncSession, op: Operation, now: float) -> None:
         """Claim, execute and record in one transaction; a refusal rolls all of it back."""
-        operation_id, version = op.operation_id, op.version
+        operation_id, version, call_id = op.operation_id, op.version, op.call_id
         confirmation = op.confirmation
         try:
             # Lock order (call, customer) before the claim; the claim itself
@@ -411,6 +418,7 @@ class OperationService:
             await audit_operation(
                 session, "operation.executed", operation_id, now, data={"result": result}
             )
+            self._decided(session, OperationDecided(call_id, now, operation_id, "executed"))
             await session.commit()
         except ExecutionFailed as exc:
             await session.rollback()
@@ -432,7 +440,12 @@ class OperationService:
             await audit_operation(
                 session, "operation.failed", operation_id, now, data={"reason": reason}
             )
+            self._decided(session, OperationDecided(call_id, now, operation_id, "failed"))
             await session.commit()
+
+    def _decided(self, session: AsyncSession, event: OperationDecided) -> None:
+        if self.events is not None:  # ids, not the row: also written after a rollback
+            self.events.append(session, event)
 
     async def expire_overdue_liveness(self, now: float) -> None:
         """Housekeeping: operations whose liveness verdict never came are decided as

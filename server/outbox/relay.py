@@ -10,6 +10,11 @@ waits while an earlier one is failing for that handler. Handlers are isolated:
 one that fails (or overruns its bound) is logged with the event id and retried
 with exponential backoff, and never keeps another handler from its delivery.
 
+Kinds written as a record only (:data:`server.outbox.events.RECORD_ONLY`, no
+handler takes them) are inserted already delivered: no relay pass reads them.
+:class:`OutboxWriter` is the writing half alone, for a service that only writes
+such kinds (it is built before the relay, whose handlers may need that service).
+
 The relay is owned by :class:`Outbox`: :meth:`Outbox.start` begins the delivery
 task, :meth:`Outbox.stop` cancels and awaits it. :meth:`Outbox.flush` delivers a
 call's pending events at once, in the caller's task (used right after a commit so
@@ -57,6 +62,19 @@ class RelayTiming:
     prune_every_s: float = 3600.0
 
 
+class OutboxWriter:
+    """Appends events in the caller's transaction; ``record_only`` kinds are written
+    as delivered (nothing would ever deliver them)."""
+
+    def __init__(self, node_id: str, record_only: frozenset[str] = frozenset()) -> None:
+        self.node_id = node_id
+        self.record_only = record_only
+
+    def append(self, session: AsyncSession, event: Event) -> str:
+        """Write ``event`` in the caller's transaction (delivered once it commits)."""
+        return store.append(session, event, self.node_id, delivered=event.kind in self.record_only)
+
+
 class Outbox:
     """Appends events in the caller's transaction and delivers them (see module doc)."""
 
@@ -67,12 +85,18 @@ class Outbox:
         timing: RelayTiming | None = None,
         clock: Callable[[], float] = time.time,
         handlers: Sequence[Handler] = (),
+        record_only: frozenset[str] = frozenset(),
     ) -> None:
         """``handlers``: every handler of the events, in delivery order (per event);
-        fixed for the outbox's life. Without any, events are written and kept."""
+        fixed for the outbox's life. Without any, events are written and kept.
+        ``record_only``: kinds written as delivered; no handler may take one."""
         names = [handler.name for handler in handlers]
         if len(set(names)) != len(names):
             raise ValueError(f"outbox handler names must be unique: {names}")
+        taken = sorted(kind for handler in handlers for kind in handler.kinds & record_only)
+        if taken:
+            raise ValueError(f"record-only kinds have no handler: {taken}")
+        self.writer = OutboxWriter(node_id, record_only)
         self.sessions = sessions
         self.node_id = node_id
         self.timing = timing or RelayTiming()
@@ -91,7 +115,12 @@ class Outbox:
     # -- writing -----------------------------------------------------------------
     def append(self, session: AsyncSession, event: Event) -> str:
         """Write ``event`` in the caller's transaction (delivered once it commits)."""
-        return store.append(session, event, self.node_id)
+        return self.writer.append(session, event)
+
+    async def has_pending(self, call_id: str, kind: str) -> bool:
+        """Whether ``call_id`` has an undelivered event of ``kind``."""
+        async with self.sessions() as session:
+            return await store.has_pending(session, call_id, kind)
 
     # -- delivering --------------------------------------------------------------
     @property
