@@ -27,7 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 import risk
 from server.auth.principal import Principal, Role
-from server.banking.core import CoreBanking, ExecutionFailed
+from server.banking.core import ExecutionFailed
 from server.calls import repository as repo
 from server.calls.state import CallState
 from server.db.banking import Operation, WarningShown
@@ -35,6 +35,7 @@ from server.db.models import Call
 from server.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from server.outbox.events import OperationDecided
 from server.outbox.relay import OutboxWriter
+from server.ports import CoreBanking, Transaction
 from server.recordings.hooks import require_recording
 from server.settings import Settings
 from signaling.integrity.liveness import Challenge
@@ -132,7 +133,9 @@ class OperationService:
                 )
             await require_recording(session, self.settings, call_id, kind.value)
             # A medium reported lost, or a choice of account to make: refused now.
-            await self.core.preflight(session, call.customer_id, kind.value, params, _now_dt(now))
+            await self.core.preflight(
+                Transaction(session), call.customer_id, kind.value, params, _now_dt(now)
+            )
             # A sensitive operation waits for a liveness check (server/operations/liveness.py).
             challenge = (
                 self.integrity.liveness_challenge(call_id, kind.value, params)
@@ -408,7 +411,7 @@ class OperationService:
                 checked = integrity.liveness if integrity is not None else None
             params = await execution_params(session, op, now, checked)
             result = await self.core.execute(
-                session, operation_id, op.customer_id, op.kind, params, _now_dt(now)
+                Transaction(session), operation_id, op.customer_id, op.kind, params, _now_dt(now)
             )
             await session.execute(
                 update(Operation)
