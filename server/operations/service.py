@@ -247,8 +247,8 @@ class OperationService:
         return op
 
     async def warning_shown(self, principal: Principal, operation_id: str) -> None:
-        """The customer's app says the warning is on screen: record when."""
-        principal.require(Role.CUSTOMER)
+        """The customer's app says the warning is on screen: record when (its
+        socket route lets only a customer's socket say so)."""
         now = self.clock()
         async with self.sessions() as session:
             await visible_operation(session, principal, operation_id)
