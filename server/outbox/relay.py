@@ -18,14 +18,18 @@ such kinds (it is built before the relay, whose handlers may need that service).
 The relay is owned by :class:`Outbox`: :meth:`Outbox.start` begins the delivery
 task, :meth:`Outbox.stop` cancels and awaits it. :meth:`Outbox.flush` delivers a
 call's pending events at once, in the caller's task (used right after a commit so
-that effects follow the change as promptly as before the outbox existed).
+that effects follow the change as promptly as before the outbox existed). One
+call's events are delivered by one task at a time (a flush and the loop take the
+call's lock), and calls never wait for each other: a handler hanging for one call
+delays no other call's flush.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 import structlog
@@ -106,8 +110,11 @@ class Outbox:
         self._wake = asyncio.Event()
         # Set while the relay waits between passes (none running).
         self._between_passes = asyncio.Event()
-        # One pass at a time, so a flush and the loop never deliver the same event twice.
-        self._delivering = asyncio.Lock()
+        # One delivery at a time per call (or per event without a call), so that a
+        # flush and the loop never deliver the same event twice, while a flush
+        # never waits for another call's slow handler: lock and how many hold or
+        # wait for it (the entry goes once none does).
+        self._call_locks: dict[str, tuple[asyncio.Lock, int]] = {}
         # (event id, handler) -> (failures so far, not before this clock reading)
         self._retries: dict[tuple[str, str], tuple[int, float]] = {}
         self._last_prune = float("-inf")
@@ -166,34 +173,64 @@ class Outbox:
             return 0
 
     async def deliver_pending(self, call_id: str | None = None) -> int:
-        """One pass over pending events (all, or ``call_id``'s)."""
-        async with self._delivering:
-            now = self.clock()
+        """One pass over pending events (all, or ``call_id``'s); how many it
+        completely delivered."""
+        now = self.clock()
+        async with self.sessions() as session:
+            rows = await store.pending(
+                session,
+                node_id=self.node_id,
+                adopt_before=now - self.timing.adopt_after_s,
+                call_id=call_id,
+                limit=self.timing.batch,
+            )
+            events = [(row.event_id, row.call_id, row.kind, dict(row.payload)) for row in rows]
+        by_call: dict[str, list[tuple[str, str | None, str, dict[str, object]]]] = {}
+        for event in events:
+            by_call.setdefault(event[1] or event[0], []).append(event)
+        complete: list[str] = []
+        for key, of_call in by_call.items():
+            async with self._lock_of(key):
+                complete += await self._deliver_call(of_call)
+        # One statement for the pass. Each handler's delivery is already recorded,
+        # so an event left unmarked (the process died first) is marked by the
+        # next pass without calling its handlers again.
+        if complete:
             async with self.sessions() as session:
-                rows = await store.pending(
-                    session,
-                    node_id=self.node_id,
-                    adopt_before=now - self.timing.adopt_after_s,
-                    call_id=call_id,
-                    limit=self.timing.batch,
-                )
-                events = [(row.event_id, row.call_id, row.kind, dict(row.payload)) for row in rows]
-                done = await store.delivered_handlers(session, [e[0] for e in events])
-            # (call id or event id, handler) whose earlier event is still pending:
-            # that handler gets none of the call's later events in this pass.
-            blocked: set[tuple[str, str]] = set()
-            complete: list[str] = []
-            for event_id, event_call, kind, payload in events:
-                if await self._deliver_one(event_id, event_call, kind, payload, done, blocked):
-                    complete.append(event_id)
-            # One statement for the pass. Each handler's delivery is already recorded,
-            # so an event left unmarked (the process died first) is marked by the
-            # next pass without calling its handlers again.
-            if complete:
-                async with self.sessions() as session:
-                    await store.mark_delivered(session, complete, self.clock())
-                    await session.commit()
-            return len(complete)
+                await store.mark_delivered(session, complete, self.clock())
+                await session.commit()
+        return len(complete)
+
+    async def _deliver_call(
+        self, events: list[tuple[str, str | None, str, dict[str, object]]]
+    ) -> list[str]:
+        """One call's pending events, in order; the ids of those now complete.
+        What is already delivered is read under the call's lock (a flush may have
+        delivered some since the pass read them)."""
+        async with self.sessions() as session:
+            done = await store.delivered_handlers(session, [e[0] for e in events])
+        # (call id or event id, handler) whose earlier event is still pending:
+        # that handler gets none of the call's later events in this pass.
+        blocked: set[tuple[str, str]] = set()
+        complete: list[str] = []
+        for event_id, event_call, kind, payload in events:
+            if await self._deliver_one(event_id, event_call, kind, payload, done, blocked):
+                complete.append(event_id)
+        return complete
+
+    @contextlib.asynccontextmanager
+    async def _lock_of(self, key: str) -> AsyncIterator[None]:
+        lock, users = self._call_locks.get(key, (asyncio.Lock(), 0))
+        self._call_locks[key] = (lock, users + 1)
+        try:
+            async with lock:
+                yield
+        finally:
+            lock, users = self._call_locks[key]
+            if users == 1:
+                del self._call_locks[key]
+            else:
+                self._call_locks[key] = (lock, users - 1)
 
     async def _deliver_one(
         self,

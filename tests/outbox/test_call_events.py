@@ -40,7 +40,7 @@ from server.outbox.events import (
     OfferMade,
     OperationDecided,
 )
-from server.outbox.relay import Handler, Outbox
+from server.outbox.relay import Handler, Outbox, RelayTiming
 from tests.plugin.waiting import until
 
 from .world import DESK, FAST, World, rows_of, world
@@ -272,3 +272,40 @@ async def _committed(stdout: asyncio.StreamReader) -> str:
         if line.startswith("committed "):
             return line.split()[1]
     raise AssertionError("the child ended without committing")
+
+
+async def test_a_calls_flush_does_not_wait_for_another_calls_slow_handler(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    """Each call's deliveries are serialized on their own: the media.start of a new
+    call goes out while another call's handler hangs (bound: 20 s, for a loaded
+    machine; it would be never if the flush waited for the hanging handler)."""
+    entered = asyncio.Event()
+    release = asyncio.Event()
+    seen: list[str | None] = []
+
+    async def handle(event: Event) -> None:
+        if event.call_id == "call-slow":
+            entered.set()
+            await release.wait()
+        seen.append(event.call_id)
+
+    kinds = frozenset({CallAccepted.kind})
+    # The hanging handler's bound is well past the test's, so it is never cut short.
+    timing = RelayTiming(handler_timeout_s=120.0)
+    outbox = Outbox(sessions, "node-a", timing, handlers=[Handler("media", kinds, handle)])
+
+    async def accepted(call_id: str) -> None:
+        async with sessions() as session:
+            outbox.append(session, CallAccepted(call_id, 1.0, DESK))
+            await session.commit()
+
+    await accepted("call-slow")
+    slow = asyncio.create_task(outbox.flush("call-slow"))
+    await asyncio.wait_for(entered.wait(), 20)
+    await accepted("call-fast")
+    assert await asyncio.wait_for(outbox.flush("call-fast"), 20) == 1
+    assert seen == ["call-fast"]
+    release.set()
+    assert await slow == 1
+    assert seen == ["call-fast", "call-slow"]
