@@ -6,8 +6,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import structlog
-
 from server.auth.principal import Principal, Role
 from server.db.models import Call
 from server.errors import Conflict
@@ -17,8 +15,6 @@ from . import repository as repo
 from .base import CallServiceBase
 from .messages import call_ended
 from .state import IN_CONVERSATION, CallAction, CallState, EndReason
-
-log = structlog.get_logger(__name__)
 
 
 class ConversationCommands(CallServiceBase):

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import structlog
-
 from server.auth.principal import Role
 from server.outbox.events import CallQueued
 
@@ -14,8 +12,6 @@ from . import repository as repo
 from .base import CallServiceBase
 from .messages import call_assigned, call_offered, queue_update
 from .state import IN_CONVERSATION, WAITING, CallAction, CallState
-
-log = structlog.get_logger(__name__)
 
 
 class SocketResume(CallServiceBase):

@@ -6,7 +6,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-import structlog
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -31,8 +30,6 @@ from .store import MediaRecord, MediaStore
 
 if TYPE_CHECKING:
     from server.ports import Clock, Notifier
-
-log = structlog.get_logger(__name__)
 
 
 class MediaParts:

@@ -28,7 +28,9 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from server.calls import repository as repo
 from server.calls.state import CallAction
+from server.db.banking import Operation
 from server.db.outbox import OutboxDelivery
+from server.operations.state import PENDING
 from server.outbox.events import (
     KINDS,
     RECORD_ONLY,
@@ -309,3 +311,58 @@ async def test_a_calls_flush_does_not_wait_for_another_calls_slow_handler(
     release.set()
     assert await slow == 1
     assert seen == ["call-fast", "call-slow"]
+
+
+async def test_the_repair_pass_announces_an_unhandled_end_again_but_not_a_pending_one(
+    database_url: str, tmp_path: Path
+) -> None:
+    """A call in wrap-up whose operation is still pending (its end was delivered to
+    a handler that did nothing) gets a fresh ConversationEnded, whose handler closes
+    the operation; while an end event is still being retried, none is added."""
+    closing = {"on": False, "fail": False}
+    ended = frozenset({ConversationEnded.kind})
+
+    async def close_pending(event: Event) -> None:
+        if closing["fail"]:
+            raise RuntimeError("the database blinked")
+        if closing["on"] and event.call_id is not None:
+            await w.operations.call_ended(await w.branch.call(event.call_id))
+
+    handler = Handler("operations.close_pending", ended, close_pending)
+    async with world(database_url, tmp_path, handlers=[handler]) as w:
+        call_id = await w.queued_and_offered()
+        await w.accept(call_id)
+        await w.media_up(call_id)
+        await w.operations.start(w.desk, call_id, "transfer", TRANSFER, None)
+        await w.end(call_id)
+        assert await pending_operations(w, call_id) == 1
+        calls = w.branch.calls
+        closing["on"] = True
+        assert await calls.announce_end_again(await w.branch.call(call_id), w.branch.clock())
+        assert await pending_operations(w, call_id) == 0
+        closing["fail"] = True
+        assert await calls.announce_end_again(await w.branch.call(call_id), w.branch.clock())
+        # That one is still being retried: the next pass adds no other.
+        assert not await calls.announce_end_again(await w.branch.call(call_id), w.branch.clock())
+        kinds = [row.kind for row in await rows_of(w.branch.sessions, call_id)]
+        assert kinds.count(ConversationEnded.kind) == 3
+
+
+TRANSFER = {
+    "amount": "100.00",
+    "currency": "CNY",
+    "payee_account": "6222020200112233445",
+    "payee_name": "王小明",
+    "payee_bank": "中国工商银行",
+}
+
+
+async def pending_operations(w: World, call_id: str) -> int:
+    async with w.branch.sessions() as session:
+        rows = await session.execute(
+            select(Operation.state).where(
+                Operation.call_id == call_id,
+                Operation.state.in_([state.value for state in PENDING]),
+            )
+        )
+        return len(rows.all())
