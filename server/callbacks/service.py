@@ -35,7 +35,7 @@ from server.db.models import Call
 from server.errors import Conflict, IllegalTransition, NotFound
 
 from . import repository as repo
-from .changes import CallbackChanges, ringing_message
+from .changes import CallbackChanges, ringing_replay
 from .policy import CallbackPolicy, Unavailable, why_not_offered
 from .state import OPEN, AttemptOutcome, CallbackState, Outcome
 from .sweeper import CallbackSweeper
@@ -399,12 +399,9 @@ class CallbackService:
             ringing = await repo.in_states(
                 session, {CallbackState.RINGING}, customer_id=customer_id
             )
-        replay = []
-        for callback in ringing:
-            until = timestamp(callback.next_attempt_at)
-            if until is not None and until > now:
-                replay.append(ringing_message(callback.callback_id, until - now))
-        return replay
+        return ringing_replay(
+            ((c.callback_id, timestamp(c.next_attempt_at)) for c in ringing), now
+        )
 
 
 _NOT_AVAILABLE = "callback_not_available"

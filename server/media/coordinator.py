@@ -34,7 +34,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from server.auth.principal import Principal, Role
 from server.calls import repository as repo
 from server.calls.state import IN_CONVERSATION, CallAction, CallState, EndReason
-from server.db.models import Call
+from server.db.models import Call, CallEvent
 from server.errors import Conflict, ServiceUnavailable, ValidationFailed
 from server.hub.connection import ClientConnection
 from signaling.media.bridge import BridgeRefused
@@ -140,6 +140,20 @@ class MediaCoordinator:
         call = await self._call_in_conversation(connection.principal)
         if call is None:
             return await self._failed_notice(connection.principal)
+        if call.specialist_id is None:  # never so in conversation
+            return []
+        parties = CallParties(call.call_id, call.customer_id, call.specialist_id)
+        return await self.party_returned(connection, parties)
+
+    async def party_returned(
+        self, connection: ClientConnection, call: CallParties
+    ) -> list[dict[str, Any]]:
+        """A party's new socket came up while ``call`` is in conversation: it takes
+        over the party's media (a restart for both once everyone is back)."""
+        party = party_of(connection.principal)
+        if party is None:
+            return []
+        connection.had_media = True
         now = self.clock()
 
         def resume(record: MediaRecord) -> tuple[bool, bool]:
@@ -178,7 +192,9 @@ class MediaCoordinator:
 
     async def disconnected(self, connection: ClientConnection) -> None:
         party = party_of(connection.principal)
-        if party is None:
+        # A socket that never carried media (a customer who only waited) has none
+        # to mark absent: no query for it.
+        if party is None or not connection.had_media:
             return
         call = await self._call_in_conversation(connection.principal)
         if call is None:
@@ -443,7 +459,9 @@ class MediaCoordinator:
                     await session.commit()
                 await self._send_media(call, "media.restart", reason="media_node_lost")
 
-    async def _send_media(self, call: Call, kind: str, reason: str | None = None) -> None:
+    async def _send_media(
+        self, call: Call | CallParties, kind: str, reason: str | None = None
+    ) -> None:
         assert call.specialist_id is not None
         ref = _ref(call)
         if kind == "media.restart" and self.media is not None and ref is not None:
@@ -493,7 +511,7 @@ class MediaCoordinator:
         since = repo.utc(time.time() - FAILED_NOTICE_WINDOW_S)
         async with self.sessions() as session:
             result = await session.execute(
-                select(Call)
+                select(Call.call_id)
                 .where(
                     Call.customer_id == principal.subject,
                     Call.end_reason == EndReason.FAILED.value,
@@ -502,29 +520,35 @@ class MediaCoordinator:
                 .order_by(Call.conversation_ended_at.desc())
                 .limit(1)
             )
-            call = result.scalars().first()
-            if call is None:
+            call_id = result.scalars().first()
+        return await self.tell_failed(call_id) if call_id is not None else []
+
+    async def tell_failed(self, call_id: str) -> list[dict[str, Any]]:
+        """The notice for a customer whose call ``call_id`` (their latest, ended as
+        failed within :data:`FAILED_NOTICE_WINDOW_S`) ended while away; told once."""
+        async with self.sessions() as session:
+            told = await session.execute(
+                select(CallEvent.event_id)
+                .where(CallEvent.call_id == call_id, CallEvent.kind == "customer_told_failed")
+                .limit(1)
+            )
+            if told.first() is not None:
                 return []
-            told = [
-                e
-                for e in await repo.timeline(session, call.call_id)
-                if e.kind == "customer_told_failed"
-            ]
-            if told:
-                return []
-            await repo.add_event(session, call.call_id, self.clock(), "customer_told_failed")
+            await repo.add_event(session, call_id, self.clock(), "customer_told_failed")
             await session.commit()
         return [
             {
                 "type": "call.ended",
-                "call_id": call.call_id,
+                "call_id": call_id,
                 "end_reason": EndReason.FAILED.value,
                 "message": FAILED_MESSAGE,
             }
         ]
 
 
-def _ref(call: Call) -> CallParties | None:
+def _ref(call: Call | CallParties) -> CallParties | None:
+    if isinstance(call, CallParties):
+        return call
     if call.specialist_id is None:
         return None
     return CallParties(call.call_id, call.customer_id, call.specialist_id)
