@@ -213,9 +213,7 @@ class CallbackChanges:
         await self.hub.send(Role.CUSTOMER, callback.customer_id, message.model_dump())
 
 
-def ringing_replay(
-    ringing: Iterable[tuple[str, float | None]], now: float
-) -> list[dict[str, Any]]:
+def ringing_replay(ringing: Iterable[tuple[str, float | None]], now: float) -> list[dict[str, Any]]:
     """``callback.ringing`` for each (callback id, ring ends at) still ringing at ``now``:
     what a customer's app that (re)connects during the ring is told."""
     return [

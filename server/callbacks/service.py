@@ -399,9 +399,7 @@ class CallbackService:
             ringing = await repo.in_states(
                 session, {CallbackState.RINGING}, customer_id=customer_id
             )
-        return ringing_replay(
-            ((c.callback_id, timestamp(c.next_attempt_at)) for c in ringing), now
-        )
+        return ringing_replay(((c.callback_id, timestamp(c.next_attempt_at)) for c in ringing), now)
 
 
 _NOT_AVAILABLE = "callback_not_available"

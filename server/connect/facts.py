@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from itertools import islice
 from typing import Any
 
-from sqlalchemy import and_, case, select
+from sqlalchemy import and_, case, exists, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import aliased
 
@@ -31,8 +31,8 @@ from server.callbacks.views import timestamp
 from server.calls.repository import utc
 from server.calls.state import CUSTOMER_OPEN, CallState, EndReason
 from server.db.banking import Callback
-from server.db.models import Call, Customer
-from server.media.coordinator import FAILED_NOTICE_WINDOW_S
+from server.db.models import Call, CallEvent, Customer
+from server.media.coordinator import FAILED_NOTICE_EVENT, FAILED_NOTICE_WINDOW_S
 from server.tasks import cancel_and_wait
 
 
@@ -53,8 +53,9 @@ class CustomerFacts:
     do_not_call: bool
     # (callback id, ring ends at), oldest request first.
     ringing: tuple[tuple[str, float | None], ...]
-    # Their latest call that failed within the notice window; read only when no
-    # call is open (a customer waiting again needs no news of the last one).
+    # Their latest call that failed within the notice window, if they were not
+    # told yet; read only when no call is open (a customer waiting again needs no
+    # news of the last one).
     failed_call_id: str | None
 
     def offer_facts(self) -> OfferFacts | None:
@@ -161,6 +162,8 @@ def _statement(customer_ids: Sequence[str], since: Any) -> Any:
         .correlate(Customer)
         .scalar_subquery()
     )
+    # Told once: a failed call the customer was already told of needs no notice.
+    told = exists().where(CallEvent.call_id == latest_failed, CallEvent.kind == FAILED_NOTICE_EVENT)
     return (
         select(
             Customer.customer_id,
@@ -173,7 +176,7 @@ def _statement(customer_ids: Sequence[str], since: Any) -> Any:
             Callback.callback_id,
             Callback.next_attempt_at,
             # CASE: the failed-call lookup runs only for customers with no open call.
-            case((Call.call_id.is_(None), latest_failed), else_=None),
+            case((Call.call_id.is_(None), case((~told, latest_failed), else_=None)), else_=None),
         )
         .select_from(Customer)
         .outerjoin(Call, and_(Call.customer_id == Customer.customer_id, Call.state.in_(_OPEN)))

@@ -63,6 +63,8 @@ log = structlog.get_logger(__name__)
 # peers' ICE did not recover by itself.
 RESTART_AFTER_S = 4.0
 FAILED_NOTICE_WINDOW_S = 900.0
+# The timeline event saying the customer was told their call failed (told once).
+FAILED_NOTICE_EVENT = "customer_told_failed"
 
 FAILED_MESSAGE = {
     "zh": "刚才网络中断，视频通话已结束。您可以再点一次按钮，我们会尽快为您接通。",
@@ -529,12 +531,12 @@ class MediaCoordinator:
         async with self.sessions() as session:
             told = await session.execute(
                 select(CallEvent.event_id)
-                .where(CallEvent.call_id == call_id, CallEvent.kind == "customer_told_failed")
+                .where(CallEvent.call_id == call_id, CallEvent.kind == FAILED_NOTICE_EVENT)
                 .limit(1)
             )
             if told.first() is not None:
                 return []
-            await repo.add_event(session, call_id, self.clock(), "customer_told_failed")
+            await repo.add_event(session, call_id, self.clock(), FAILED_NOTICE_EVENT)
             await session.commit()
         return [
             {
