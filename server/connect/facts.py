@@ -23,16 +23,14 @@ from typing import Any
 
 from sqlalchemy import and_, case, exists, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-from sqlalchemy.orm import aliased
 
 from server.callbacks.offers import OfferFacts
 from server.callbacks.state import CallbackState
 from server.callbacks.views import timestamp
-from server.calls.repository import utc
-from server.calls.state import CUSTOMER_OPEN, CallState, EndReason
+from server.calls.state import CUSTOMER_OPEN, CallState
 from server.db.banking import Callback
 from server.db.models import Call, CallEvent, Customer
-from server.media.coordinator import FAILED_NOTICE_EVENT, FAILED_NOTICE_WINDOW_S
+from server.media.coordinator import FAILED_NOTICE_EVENT, latest_failed_call
 from server.tasks import cancel_and_wait
 
 
@@ -131,9 +129,8 @@ class HelloReads:
                 self._readers.discard(task)
 
     async def _read(self, customer_ids: Sequence[str]) -> dict[str, CustomerFacts]:
-        since = utc(time.time() - FAILED_NOTICE_WINDOW_S)
         async with self._sessions() as session:
-            rows = (await session.execute(_statement(customer_ids, since))).all()
+            rows = (await session.execute(_statement(customer_ids, time.time()))).all()
         return _facts(rows)
 
     async def stop(self) -> None:
@@ -148,19 +145,9 @@ class HelloReads:
 _OPEN = [s.value for s in CUSTOMER_OPEN]
 
 
-def _statement(customer_ids: Sequence[str], since: Any) -> Any:
-    failed = aliased(Call, name="failed")
+def _statement(customer_ids: Sequence[str], now: float) -> Any:
     latest_failed = (
-        select(failed.call_id)
-        .where(
-            failed.customer_id == Customer.customer_id,
-            failed.end_reason == EndReason.FAILED.value,
-            failed.conversation_ended_at >= since,
-        )
-        .order_by(failed.conversation_ended_at.desc())
-        .limit(1)
-        .correlate(Customer)
-        .scalar_subquery()
+        latest_failed_call(Customer.customer_id, now).correlate(Customer).scalar_subquery()
     )
     # Told once: a failed call the customer was already told of needs no notice.
     told = exists().where(CallEvent.call_id == latest_failed, CallEvent.kind == FAILED_NOTICE_EVENT)

@@ -1,4 +1,5 @@
-"""``GET /api/v1/ws``: one socket per client, one reader (this handler), one writer task.
+"""``GET /api/v1/ws``: one socket per client, one reader (this handler), and a writer task
+while there is something to send.
 
 Life of a socket: ``hello`` within the hello timeout of the socket's arrival or
 close 4401; ``welcome``; then messages until either side closes. aiohttp's

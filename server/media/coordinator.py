@@ -28,8 +28,9 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import structlog
 from pydantic import ValidationError
-from sqlalchemy import select
+from sqlalchemy import Select, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.orm import aliased
 
 from server.auth.principal import Principal, Role
 from server.calls import repository as repo
@@ -510,18 +511,8 @@ class MediaCoordinator:
         """Tell a returning customer, once, that their call ended while away."""
         if principal.role is not Role.CUSTOMER:
             return []
-        since = repo.utc(time.time() - FAILED_NOTICE_WINDOW_S)
         async with self.sessions() as session:
-            result = await session.execute(
-                select(Call.call_id)
-                .where(
-                    Call.customer_id == principal.subject,
-                    Call.end_reason == EndReason.FAILED.value,
-                    Call.conversation_ended_at >= since,
-                )
-                .order_by(Call.conversation_ended_at.desc())
-                .limit(1)
-            )
+            result = await session.execute(latest_failed_call(principal.subject, time.time()))
             call_id = result.scalars().first()
         return await self.tell_failed(call_id) if call_id is not None else []
 
@@ -546,6 +537,22 @@ class MediaCoordinator:
                 "message": FAILED_MESSAGE,
             }
         ]
+
+
+def latest_failed_call(customer: Any, now: float) -> Select[str]:
+    """The id of the customer's latest call that failed within the notice window
+    (``customer``: their id, or a column to correlate with)."""
+    failed = aliased(Call, name="failed")
+    return (
+        select(failed.call_id)
+        .where(
+            failed.customer_id == customer,
+            failed.end_reason == EndReason.FAILED.value,
+            failed.conversation_ended_at >= repo.utc(now - FAILED_NOTICE_WINDOW_S),
+        )
+        .order_by(failed.conversation_ended_at.desc())
+        .limit(1)
+    )
 
 
 def _ref(call: Call | CallParties) -> CallParties | None:
