@@ -167,15 +167,21 @@ class _Socket:
         self.sent.append(text)
 
 
+def writers() -> list[asyncio.Task[Any]]:
+    return [t for t in asyncio.all_tasks() if t.get_name() == "ws-writer"]
+
+
 async def test_an_idle_socket_holds_no_writer_task() -> None:
     ws = _Socket()
     connection = ClientConnection(ws, Principal(Role.CUSTOMER, "C1001"), 8)  # type: ignore[arg-type]
     connection.send({"type": "welcome"})
+    assert writers() == []  # nothing is written before start()
     connection.start()
-    assert connection._writer is not None  # something to write: a writer runs
-    await asyncio.wait_for(asyncio.shield(connection._writer), timeout=5)
+    (writer,) = writers()  # something to write: a writer runs
+    await asyncio.wait_for(writer, timeout=5)
     assert ws.sent == ['{"type": "welcome"}']
-    assert connection._writer is None and connection._pending is None  # idle: nothing held
+    assert writers() == []  # idle: no task held
     connection.send({"type": "pong"})
-    assert connection._writer is not None
+    assert len(writers()) == 1
     await connection.stop()
+    assert writers() == []
