@@ -40,34 +40,24 @@ async def add_waiting_calls(url: str, customers: list[str]) -> None:
     server started on the database puts them in its queue at start-up, as after a
     restart. The set-up of a storm, not a measure (creating 5,000 calls through the
     API is a benchmark of its own: bench/create.py)."""
-    from sqlalchemy import insert
-
-    from server.db.engine import make_engine
     from server.db.models import Call
 
     start = datetime.now(tz=UTC)
-    engine = make_engine(url)
-    try:
-        async with engine.begin() as conn:
-            await conn.execute(
-                insert(Call),
-                [
-                    {
-                        "call_id": uuid.uuid4().hex,
-                        "customer_id": customer_id,
-                        "state": "queued",
-                        "priority": "normal",
-                        "callback_allowed": False,
-                        "context": {},
-                        "created_at": start + timedelta(microseconds=index),
-                        "enqueued_at": start + timedelta(microseconds=index),
-                        "media_version": 0,
-                    }
-                    for index, customer_id in enumerate(customers)
-                ],
-            )
-    finally:
-        await engine.dispose()
+    rows = [
+        {
+            "call_id": uuid.uuid4().hex,
+            "customer_id": customer_id,
+            "state": "queued",
+            "priority": "normal",
+            "callback_allowed": False,
+            "context": {},
+            "created_at": start + timedelta(microseconds=index),
+            "enqueued_at": start + timedelta(microseconds=index),
+            "media_version": 0,
+        }
+        for index, customer_id in enumerate(customers)
+    ]
+    await _fleet.insert_rows(url, Call, rows)
 
 
 async def run_config(
