@@ -19,6 +19,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import psutil
@@ -86,35 +87,39 @@ async def database(name: str, tmp: Path) -> Database:
     return Database(name, url, redis_url)
 
 
-async def add_customers(url: str, count: int, prefix: str = "B") -> list[str]:
+async def insert_rows(url: str, model: Any, rows: list[dict[str, Any]]) -> None:
+    """Write ``rows`` of ``model``'s table in one transaction (a benchmark's set-up)."""
     from sqlalchemy import insert
 
     from server.db.engine import make_engine
+
+    engine = make_engine(url)
+    try:
+        async with engine.begin() as conn:
+            await conn.execute(insert(model), rows)
+    finally:
+        await engine.dispose()
+
+
+async def add_customers(url: str, count: int, prefix: str = "B") -> list[str]:
     from server.db.models import Customer
 
     ids = [f"{prefix}{n:06d}" for n in range(1, count + 1)]
     now = datetime.now(tz=UTC)
-    engine = make_engine(url)
-    try:
-        async with engine.begin() as conn:
-            await conn.execute(
-                insert(Customer),
-                [
-                    {
-                        "customer_id": c,
-                        "display_name": "Bench",
-                        "age": 75,
-                        "preferred_dialect": "cmn",
-                        "phone": None,
-                        "contact_consent": True,
-                        "do_not_call": False,
-                        "created_at": now,
-                    }
-                    for c in ids
-                ],
-            )
-    finally:
-        await engine.dispose()
+    rows = [
+        {
+            "customer_id": c,
+            "display_name": "Bench",
+            "age": 75,
+            "preferred_dialect": "cmn",
+            "phone": None,
+            "contact_consent": True,
+            "do_not_call": False,
+            "created_at": now,
+        }
+        for c in ids
+    ]
+    await insert_rows(url, Customer, rows)
     return ids
 
 

@@ -58,7 +58,10 @@ from server.auth.staff import STAFF_ACCESS
 from server.auth.throttle import THROTTLE
 from server.banking.documents import DOCUMENTS
 from server.bootstrap import Container, build
+from server.callbacks.offers import CallbackOffers
 from server.calls.sockets import CallSocketHooks
+from server.connect.facts import HelloReads
+from server.connect.greeting import Greeting
 from server.errors import ValidationFailed
 from server.http import (  # noqa: F401  (importing a routes module registers its routes)
     routes_auth,
@@ -106,7 +109,8 @@ def app_of(container: Container) -> web.Application:
     )
     _put_services(app, container)
     registry.install(app)
-    app.router.add_get("/api/v1/ws", socket_endpoint(socket_routes(container)))
+    sockets = socket_routes(container)
+    app.router.add_get("/api/v1/ws", socket_endpoint(sockets))
     install_openapi(app)
     install_web(app)  # the desk, supervisor and senior-app pages (server/web/)
     install_edge(app)  # staff access checks, throttles, security headers
@@ -126,6 +130,8 @@ def app_of(container: Container) -> web.Application:
         container.recordings.node_stopping()
         # Close client sockets before aiohttp waits for their handlers to return.
         await container.hub.close()
+        for stop in sockets.stops:
+            await stop()
 
     app.on_shutdown.append(shutting_down)
     return app
@@ -163,27 +169,28 @@ def socket_routes(c: Container) -> SocketRoutes:
         connection.principal.require(Role.CUSTOMER)
         await operations.warning_shown(connection.principal, operation_id)
 
-    callbacks = c.callbacks
-
-    async def replay_ringing(connection: ClientConnection) -> list[dict[str, Any]]:
-        principal = connection.principal
-        if principal.role is not Role.CUSTOMER:
-            return []
-        return await callbacks.customer_connected(principal.subject)
-
     media = c.media_coordinator
     calls = CallSocketHooks(c.calls, c.hub)
+    greeting = Greeting(
+        reads=HelloReads(c.sessions),
+        calls=c.calls,
+        desks=calls,
+        media=media,
+        offers=CallbackOffers(c.sessions, c.callbacks.policy),
+        clock=c.clock,
+    )
     handlers: list[tuple[str, MessageHandler]] = [
         *((kind, media.handle) for kind in CLIENT_MEDIA_MESSAGE_TYPES),
         ("risk.warning_shown", warning_shown),
     ]
     return SocketRoutes.of(
         handlers,
-        # The desk logs in to routing (or the customer's call is replayed) first;
-        # then media resumes; then a ringing callback is replayed.
-        connect_hooks=(calls.connected, media.connected, replay_ringing),
+        # A customer's hello: one read for the call, its media and a ringing
+        # callback; a desk logs in to routing, then its media resumes.
+        connect_hooks=(greeting.connected,),
         # The desk leaves routing first, then its media party is marked absent.
         disconnect_hooks=(calls.disconnected, media.disconnected),
+        stops=(greeting.stop,),
     )
 
 

@@ -7,6 +7,7 @@ only then is the customer's app told.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
@@ -210,6 +211,16 @@ class CallbackChanges:
             next_attempt_at=iso(calls_repo.utc(next_at)) if next_at is not None else None,
         )
         await self.hub.send(Role.CUSTOMER, callback.customer_id, message.model_dump())
+
+
+def ringing_replay(ringing: Iterable[tuple[str, float | None]], now: float) -> list[dict[str, Any]]:
+    """``callback.ringing`` for each (callback id, ring ends at) still ringing at ``now``:
+    what a customer's app that (re)connects during the ring is told."""
+    return [
+        ringing_message(callback_id, until - now)
+        for callback_id, until in ringing
+        if until is not None and until > now
+    ]
 
 
 def ringing_message(callback_id: str, expires_in_s: float) -> dict[str, Any]:

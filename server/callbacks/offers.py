@@ -17,6 +17,9 @@ from . import repository as repo
 from .messages import offer_words
 from .policy import CallbackPolicy, why_not_offered
 
+# (call state, callback allowed, customer consent, do-not-call), as offer_facts reads them.
+OfferFacts = tuple[str, bool, bool, bool]
+
 
 class CallbackOffers:
     """Says, in each ``queue.update``, whether the customer may ask to be called back."""
@@ -33,18 +36,22 @@ class CallbackOffers:
         async with self.sessions() as session:
             facts = await repo.offer_facts(session, updates.keys())
         for call_id, message in updates.items():
-            found = facts.get(call_id)
-            available = found is not None and (
-                why_not_offered(
-                    queued=found[0] == CallState.QUEUED.value,
-                    callback_allowed=found[1],
-                    consent=found[2],
-                    do_not_call=found[3],
-                    estimated_wait_s=message.get("estimated_wait_s"),
-                    threshold_s=self.policy.threshold_s,
-                )
-                is None
+            self.annotate(message, facts.get(call_id))
+
+    def annotate(self, message: dict[str, Any], facts: OfferFacts | None) -> None:
+        """Add the callback option to one ``queue.update``, from its call's facts
+        (:func:`~server.callbacks.repository.offer_facts`; None: no such call)."""
+        available = facts is not None and (
+            why_not_offered(
+                queued=facts[0] == CallState.QUEUED.value,
+                callback_allowed=facts[1],
+                consent=facts[2],
+                do_not_call=facts[3],
+                estimated_wait_s=message.get("estimated_wait_s"),
+                threshold_s=self.policy.threshold_s,
             )
-            message["callback_available"] = available
-            if available:
-                message["callback_message"] = self._offer_words
+            is None
+        )
+        message["callback_available"] = available
+        if available:
+            message["callback_message"] = self._offer_words

@@ -35,11 +35,11 @@ from server.db.models import Call
 from server.errors import Conflict, IllegalTransition, NotFound
 
 from . import repository as repo
-from .changes import CallbackChanges, ringing_message
+from .changes import CallbackChanges
 from .policy import CallbackPolicy, Unavailable, why_not_offered
 from .state import OPEN, AttemptOutcome, CallbackState, Outcome
 from .sweeper import CallbackSweeper
-from .views import callback_view, load_visible, not_ringing, timestamp
+from .views import callback_view, load_visible, not_ringing
 
 log = structlog.get_logger(__name__)
 
@@ -390,21 +390,6 @@ class CallbackService:
         """End rings nobody answered, then ring (or skip) the callbacks whose turn has
         come. Run every few seconds by every node's dispatcher (:mod:`.sweeper`)."""
         await self._sweeper.sweep(now)
-
-    # -- sockets ---------------------------------------------------------------------------
-    async def customer_connected(self, customer_id: str) -> list[dict[str, Any]]:
-        """A customer's app (re)connected while its callback rings: ring it there too."""
-        now = self.clock()
-        async with self.sessions() as session:
-            ringing = await repo.in_states(
-                session, {CallbackState.RINGING}, customer_id=customer_id
-            )
-        replay = []
-        for callback in ringing:
-            until = timestamp(callback.next_attempt_at)
-            if until is not None and until > now:
-                replay.append(ringing_message(callback.callback_id, until - now))
-        return replay
 
 
 _NOT_AVAILABLE = "callback_not_available"

@@ -10,8 +10,8 @@ from server.outbox.events import CallQueued
 
 from . import repository as repo
 from .base import CallServiceBase
-from .messages import call_assigned, call_offered, queue_update
-from .state import IN_CONVERSATION, WAITING, CallAction, CallState
+from .messages import call_offered
+from .state import CallAction
 
 
 class SocketResume(CallServiceBase):
@@ -61,34 +61,6 @@ class SocketResume(CallServiceBase):
                 return None
             customer = await repo.get_customer(session, call.customer_id)
         return call_offered(call, customer, offer_id, expires_at - self.clock())
-
-    async def customer_connected(self, customer_id: str) -> list[dict[str, Any]]:
-        """A customer socket came up: tell it where its open call stands.
-
-        Read-only on purpose: a thousand apps reconnecting at once must not queue
-        a thousand writes (SQLite takes one at a time); the dispatcher marks
-        connected customers as seen in one batched update every few seconds."""
-        async with self.sessions() as session:
-            call = await repo.open_call_of(session, customer_id)
-            specialist = (
-                await repo.get_specialist(session, call.specialist_id)
-                if call is not None and call.specialist_id
-                else None
-            )
-        # The session is closed before the annotation hooks, which open their own.
-        if call is None:
-            return []
-        state = CallState(call.state)
-        if state in WAITING:
-            estimate = await self.estimate_for(call.call_id)
-            if estimate is None:
-                return []
-            update = queue_update(estimate)
-            await self.annotate_queue_updates({call.call_id: update})
-            return [update]
-        if state in IN_CONVERSATION and specialist is not None:
-            return [call_assigned(call.call_id, specialist, self.settings.proficiency_threshold)]
-        return []
 
     async def relogin_desk(self, specialist_id: str, connection: str) -> None:
         """Routing lost a desk whose socket this node holds: log it in again."""

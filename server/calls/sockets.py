@@ -2,7 +2,8 @@
 
 A specialist's socket logs the desk in to routing (or an ``error`` replayed in
 its place when the desk may not take calls); the last socket of a desk on this
-node withdraws it. A customer's socket gets its open call replayed.
+node withdraws it. A customer's hello is answered by :mod:`server.connect`, from
+one read shared with its media and callback parts.
 """
 
 from __future__ import annotations
@@ -32,8 +33,6 @@ class CallSocketHooks:
                 return await self._calls.desk_connected(principal.subject, connection.conn_id)
             except CloudBranchError as exc:
                 return [error(exc.code, exc.detail)]
-        if principal.role is Role.CUSTOMER:
-            return await self._calls.customer_connected(principal.subject)
         return []
 
     async def disconnected(self, connection: ClientConnection) -> None:

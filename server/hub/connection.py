@@ -1,8 +1,13 @@
-"""One client's socket: a bounded send queue drained by its own writer task.
+"""One client's socket: a bounded send buffer, written by a task that runs only
+while there is something to write.
 
-Senders never await the network: :meth:`ClientConnection.send` only enqueues. A
-client that cannot keep up fills its queue and is disconnected (close code 4408),
-so one slow phone on a lift never stalls the messages of everyone else.
+Senders never await the network: :meth:`ClientConnection.send` only buffers. A
+client that cannot keep up fills its buffer and is disconnected (close code
+4408), so one slow phone on a lift never stalls the messages of everyone else.
+
+An idle socket (most of them: customers waiting in the queue) holds no task and
+no buffer, only this object: the writer is started when a message is buffered
+and ends when the buffer is empty again.
 """
 
 from __future__ import annotations
@@ -10,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
+from collections import deque
 from typing import Any
 
 import structlog
@@ -27,11 +33,26 @@ CLOSE_REPLACED = 4409
 CLOSE_SHUTDOWN = 1001
 # A node drains (restart, deploy): reconnect, and the load balancer picks another.
 CLOSE_SERVICE_RESTART = 1012
-_CLOSE_TIMEOUT_S = 5.0
+
+# Messages whose sending or receipt means this socket carries (or carried) a
+# call's media: only such a socket has media state to clean up when it closes.
+_MEDIA_TYPES = ("media.", "webrtc.")
 
 
 class ClientConnection:
-    """A welcomed client: who it is, its socket, and its outgoing queue."""
+    """A welcomed client: who it is, its socket, and what is waiting to be sent."""
+
+    __slots__ = (
+        "_closing",
+        "_limit",
+        "_pending",
+        "_started",
+        "_writer",
+        "conn_id",
+        "had_media",
+        "principal",
+        "ws",
+    )
 
     def __init__(
         self,
@@ -45,29 +66,40 @@ class ClientConnection:
         # Tells this socket apart from an older or newer one of the same client,
         # on any node: routing keys a desk's presence by it ("<node>/<uuid>").
         self.conn_id = f"{node_id}/{uuid.uuid4().hex}" if node_id else uuid.uuid4().hex
-        self._queue: asyncio.Queue[str | None] = asyncio.Queue(maxsize=queue_size)
-        self._writer: asyncio.Task[None] | None = None
-        self._closing = False
+        # True once a media message went either way, or the socket came up in a
+        # call's conversation: its close then has a media party to mark absent.
+        self.had_media = False
+        self._limit = queue_size
+        self._pending: deque[str] | None = None  # None while nothing waits
+        self._writer: asyncio.Task[None] | None = None  # runs while something waits
+        self._started = False
+        self._closing: tuple[int, str] | None = None
 
     @property
     def closed(self) -> bool:
-        return self._closing or self.ws.closed
+        return self._closing is not None or self.ws.closed
 
     def start(self) -> None:
-        self._writer = asyncio.create_task(
-            self._write_loop(), name=f"ws-writer-{self.principal.role}-{self.principal.subject}"
-        )
+        """Begin writing: what was buffered before (the welcome replay) goes first."""
+        self._started = True
+        self._wake()
 
     def send(self, message: dict[str, Any]) -> bool:
-        """Queue a message for this client; False if it was dropped."""
+        """Buffer a message for this client; False if it was dropped."""
         if self.closed:
             return False
-        try:
-            self._queue.put_nowait(json.dumps(message, ensure_ascii=False, default=str))
-        except asyncio.QueueFull:
+        kind = message.get("type")
+        if isinstance(kind, str) and kind.startswith(_MEDIA_TYPES):
+            self.had_media = True
+        pending = self._pending
+        if pending is None:
+            pending = self._pending = deque()
+        elif len(pending) >= self._limit:
             log.warning("ws.slow_consumer", role=self.principal.role)
             self.close_soon(CLOSE_SLOW_CONSUMER, "too slow")
             return False
+        pending.append(json.dumps(message, ensure_ascii=False, default=str))
+        self._wake()
         return True
 
     def refuse(self, code: str, detail: str) -> None:
@@ -77,29 +109,35 @@ class ClientConnection:
         self.close_soon(CLOSE_UNAUTHORIZED, "access revoked")
 
     def close_soon(self, code: int, reason: str) -> None:
-        """Ask the writer to close the socket after what is already queued."""
-        if self._closing:
+        """Ask the writer to close the socket after what is already buffered."""
+        if self._closing is not None:
             return
-        self._closing = True
-        self._close_code, self._close_reason = code, reason
-        # Make room for the sentinel: a slow consumer loses its backlog anyway.
-        while self._queue.full():
-            self._queue.get_nowait()
-        self._queue.put_nowait(None)
+        self._closing = (code, reason)
+        self._wake()
+
+    def _wake(self) -> None:
+        if self._started and self._writer is None and (self._pending or self._closing):
+            self._writer = asyncio.create_task(self._write_loop(), name="ws-writer")
 
     async def _write_loop(self) -> None:
         try:
-            while True:
-                text = await self._queue.get()
-                if text is None:
-                    await self.ws.close(code=self._close_code, message=self._close_reason.encode())
-                    return
-                await self.ws.send_str(text)
+            while self._pending:
+                await self.ws.send_str(self._pending.popleft())
+            self._pending = None
+            if self._closing is not None:
+                code, reason = self._closing
+                await self.ws.close(code=code, message=reason.encode())
         except (ConnectionError, RuntimeError, TimeoutError):
             # The peer went away mid-send; the reader sees the close and cleans up.
-            return
+            self._pending = None
+        finally:
+            # No await between the empty check above and here: a send() that comes
+            # after starts a new writer.
+            if self._writer is asyncio.current_task():
+                self._writer = None
 
     async def stop(self) -> None:
         """Stop the writer (cancel, then await). Safe to call twice."""
+        self._started = False
         writer, self._writer = self._writer, None
         await cancel_and_wait(writer)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections import defaultdict
 from typing import Any
 
 import structlog
@@ -21,7 +20,8 @@ class Hub:
 
     def __init__(self, bus: MessageBus | None = None) -> None:
         self._bus: MessageBus = bus or LocalBus()
-        self._clients: dict[tuple[str, str], set[ClientConnection]] = defaultdict(set)
+        # A client has one live socket here (the newest), so one entry per identity.
+        self._clients: dict[tuple[str, str], ClientConnection] = {}
 
     async def start(self) -> None:
         await self._bus.start(self._deliver_local)
@@ -31,37 +31,31 @@ class Hub:
         live one: older sockets of the same client here stop receiving at once and
         are returned, for the caller to close (4409) once the new one has taken
         over (so their late close cannot be mistaken for the client leaving)."""
-        group = self._clients[_key(connection.principal)]
-        displaced = list(group)
-        group.clear()
-        group.add(connection)
-        return displaced
+        older = self._clients.get(key := _key(connection.principal))
+        self._clients[key] = connection
+        return [older] if older is not None else []
 
     def discard(self, connection: ClientConnection) -> None:
         key = _key(connection.principal)
-        clients = self._clients.get(key)
-        if clients is not None:
-            clients.discard(connection)
-            if not clients:
-                del self._clients[key]
+        if self._clients.get(key) is connection:
+            del self._clients[key]
 
     def is_connected_here(self, role: Role, subject: str) -> bool:
-        return bool(self._clients.get((role.value, subject)))
+        return (role.value, subject) in self._clients
 
     def connections(self) -> list[ClientConnection]:
         """Every client socket on this node (a copy: safe to close while iterating)."""
-        return [c for group in self._clients.values() for c in group]
+        return list(self._clients.values())
 
     def local_subjects(self, role: Role) -> list[str]:
-        return [subject for (r, subject), c in self._clients.items() if r == role.value and c]
+        return [subject for (r, subject) in self._clients if r == role.value]
 
     def local_connections(self, role: Role) -> list[tuple[str, str]]:
         """(subject, connection id) of this node's live sockets with that role."""
         return [
             (subject, connection.conn_id)
-            for (r, subject), group in self._clients.items()
+            for (r, subject), connection in self._clients.items()
             if r == role.value
-            for connection in group
         ]
 
     @property
@@ -71,10 +65,8 @@ class Hub:
 
     def send_local(self, role: Role, subject: str, message: dict[str, Any]) -> int:
         """Queue ``message`` for this node's clients with that identity; how many got it."""
-        sent = 0
-        for connection in list(self._clients.get((role.value, subject), ())):
-            sent += connection.send(message)
-        return sent
+        connection = self._clients.get((role.value, subject))
+        return int(connection.send(message)) if connection is not None else 0
 
     async def send(self, role: Role, subject: str, message: dict[str, Any]) -> None:
         """Deliver to the client wherever it is connected (this node or another)."""
@@ -92,7 +84,7 @@ class Hub:
 
     async def close_clients(self, code: int, reason: str) -> None:
         """Close every client socket with ``code``, after what is already queued."""
-        connections = [c for group in self._clients.values() for c in group]
+        connections = list(self._clients.values())
         for connection in connections:
             connection.close_soon(code, reason)
         await asyncio.gather(*(c.stop() for c in connections), return_exceptions=True)

@@ -1,22 +1,27 @@
-"""``GET /api/v1/ws``: one socket per client, one reader (this handler), one writer task.
+"""``GET /api/v1/ws``: one socket per client, one reader (this handler), and a writer task
+while there is something to send.
 
-Life of a socket: ``hello`` within the hello timeout or close 4401; ``welcome``;
-then messages until either side closes. aiohttp's heartbeat pings the client and
-closes a socket that stops answering, which is how a desk that lost its network
-becomes offline for routing.
+Life of a socket: ``hello`` within the hello timeout of the socket's arrival or
+close 4401; ``welcome``; then messages until either side closes. aiohttp's
+heartbeat pings the client and closes a socket that stops answering, which is how
+a desk that lost its network becomes offline for routing.
+
+The hello deadline is the client's, not this node's: a hello that reached the
+node in time is answered however late a busy node gets round to reading it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import select
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
 
 import structlog
-from aiohttp import WSMsgType, web
+from aiohttp import WSMessage, WSMsgType, web
 from pydantic import ValidationError
 
 from server.appkeys import HUB, METRICS, SETTINGS
@@ -44,12 +49,13 @@ class SocketRoutes:
     ``handlers``: message ``type`` -> its handler (read-only). ``connect_hooks``, in
     order: what each returns is replayed to a new socket after ``welcome``.
     ``disconnect_hooks``, in order: run when a socket ends, each whatever the
-    others do.
+    others do. ``stops``: what the hooks started, stopped when the node shuts down.
     """
 
     handlers: Mapping[str, MessageHandler]
     connect_hooks: tuple[ConnectHook, ...]
     disconnect_hooks: tuple[DisconnectHook, ...]
+    stops: tuple[Callable[[], Awaitable[None]], ...] = ()
 
     @classmethod
     def of(
@@ -57,6 +63,7 @@ class SocketRoutes:
         handlers: Iterable[tuple[str, MessageHandler]],
         connect_hooks: Iterable[ConnectHook] = (),
         disconnect_hooks: Iterable[DisconnectHook] = (),
+        stops: Iterable[Callable[[], Awaitable[None]]] = (),
     ) -> SocketRoutes:
         """Routes from (type, handler) pairs; a type given twice is a wiring error."""
         table: dict[str, MessageHandler] = {}
@@ -64,7 +71,9 @@ class SocketRoutes:
             if kind in table or kind in _BUILT_IN:
                 raise ValueError(f"socket message type {kind!r} has two handlers")
             table[kind] = handler
-        return cls(MappingProxyType(table), tuple(connect_hooks), tuple(disconnect_hooks))
+        return cls(
+            MappingProxyType(table), tuple(connect_hooks), tuple(disconnect_hooks), tuple(stops)
+        )
 
 
 # Answered by the socket itself, never by a route.
@@ -82,13 +91,15 @@ def socket_endpoint(routes: SocketRoutes) -> Callable[[web.Request], Awaitable[w
 
 async def _serve(request: web.Request, routes: SocketRoutes) -> web.WebSocketResponse:
     settings = request.app[SETTINGS]
+    # The socket's arrival: this handler starts as soon as its upgrade is parsed.
+    deadline = asyncio.get_running_loop().time() + settings.ws_hello_timeout_s
     ws = web.WebSocketResponse(
         heartbeat=settings.ws_heartbeat_s,
         max_msg_size=settings.ws_max_message_bytes,
         receive_timeout=None,
     )
     await ws.prepare(request)
-    principal = await _await_hello(ws, request)
+    principal = await _await_hello(ws, request, deadline)
     if principal is None:
         return ws
     hub = request.app[HUB]
@@ -96,7 +107,6 @@ async def _serve(request: web.Request, routes: SocketRoutes) -> web.WebSocketRes
     displaced = hub.add(connection)
     gauge = request.app[METRICS].ws_clients.labels(principal.role.value)
     gauge.inc()
-    bound = log.bind(role=principal.role.value)
     try:
         connection.send(
             {"type": "welcome", "role": principal.role.value, "subject": principal.subject}
@@ -105,6 +115,7 @@ async def _serve(request: web.Request, routes: SocketRoutes) -> web.WebSocketRes
             connection.send(message)
         for older in displaced:
             older.close_soon(CLOSE_REPLACED, "replaced by a newer connection")
+        del displaced  # not held for the socket's life
         # Only now does the client get ``welcome``: by then this socket has taken
         # over (media session claimed, older sockets displaced), so nothing the
         # client does on welcome can race with that.
@@ -118,19 +129,18 @@ async def _serve(request: web.Request, routes: SocketRoutes) -> web.WebSocketRes
             await ws.close()
         for hook in routes.disconnect_hooks:
             await _guarded_close_step(hook(connection))
-        bound.info("ws.closed", code=ws.close_code)
+        log.info("ws.closed", role=principal.role.value, code=ws.close_code)
     return ws
 
 
-async def _await_hello(ws: web.WebSocketResponse, request: web.Request) -> Principal | None:
+async def _await_hello(
+    ws: web.WebSocketResponse, request: web.Request, deadline: float
+) -> Principal | None:
     settings = request.app[SETTINGS]
-    try:
-        msg = await ws.receive(timeout=settings.ws_hello_timeout_s)
-    except TimeoutError:
-        await ws.close(code=CLOSE_UNAUTHORIZED, message=b"hello expected")
-        return None
-    if msg.type is not WSMsgType.TEXT:
-        await ws.close(code=CLOSE_UNAUTHORIZED, message=b"hello expected")
+    msg = await first_message(ws, request, deadline, settings.ws_hello_timeout_s)
+    if msg is None or msg.type is not WSMsgType.TEXT:
+        if not ws.closed:
+            await ws.close(code=CLOSE_UNAUTHORIZED, message=b"hello expected")
         return None
     try:
         hello = Hello.model_validate_json(msg.data)
@@ -143,6 +153,40 @@ async def _await_hello(ws: web.WebSocketResponse, request: web.Request) -> Princ
         await ws.send_json(error("unauthorized", detail))
         await ws.close(code=CLOSE_UNAUTHORIZED, message=b"unauthorized")
         return None
+
+
+async def first_message(
+    ws: web.WebSocketResponse, request: web.Request, deadline: float, late_allowance_s: float
+) -> WSMessage | None:
+    """The client's first message if it reached this node by ``deadline`` (loop time).
+
+    A node under load may get round to a socket after its deadline: what had
+    arrived by then (read by aiohttp, or still in the kernel's buffer) is read and
+    answered, within ``late_allowance_s`` more, rather than the socket closed.
+    None: nothing came in time.
+    """
+    loop = asyncio.get_running_loop()
+    receiving = asyncio.ensure_future(ws.receive())
+    try:
+        await asyncio.wait((receiving,), timeout=max(0.0, deadline - loop.time()))
+        if not receiving.done() and _bytes_waiting(request):
+            await asyncio.wait((receiving,), timeout=late_allowance_s)
+        return receiving.result() if receiving.done() else None
+    finally:
+        if not receiving.done():
+            receiving.cancel()
+            await asyncio.gather(receiving, return_exceptions=True)
+
+
+def _bytes_waiting(request: web.Request) -> bool:
+    """Whether the client's bytes wait in the kernel, not yet read by this node."""
+    transport = request.transport
+    sock = transport.get_extra_info("socket") if transport is not None else None
+    if sock is None:
+        return False
+    poller = select.poll()  # not select.select: descriptors past 1024 under a storm
+    poller.register(sock.fileno(), select.POLLIN)
+    return bool(poller.poll(0))
 
 
 async def _replay_or_error(
@@ -185,9 +229,12 @@ async def _read_loop(
 ) -> None:
     handlers = routes.handlers
     ws = connection.ws
-    budget = MessageBudget.from_settings(request.app[SETTINGS])
+    # Made at the first message: most sockets (customers waiting) never send one.
+    budget: MessageBudget | None = None
     async for msg in ws:
         if msg.type is WSMsgType.TEXT:
+            if budget is None:
+                budget = MessageBudget.from_settings(request.app[SETTINGS])
             await _handle_text(handlers, connection, msg.data, budget)
         elif msg.type is WSMsgType.BINARY:
             connection.send(error("unsupported", "binary messages are not accepted"))

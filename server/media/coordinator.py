@@ -26,14 +26,16 @@ import time
 from typing import Any
 
 import structlog
-from sqlalchemy import select
+from sqlalchemy import Select, select
+from sqlalchemy.orm import aliased
 
 from server.auth.principal import Principal, Role
 from server.calls import repository as repo
 from server.calls.state import EndReason
-from server.db.models import Call
+from server.db.models import Call, CallEvent
 from server.errors import Conflict
 from server.hub.connection import ClientConnection
+from signaling.relay import CallParties
 from signaling.session import IllegalTransition, MediaSessionState
 
 from .parties import (
@@ -50,7 +52,10 @@ from .upkeep import MediaUpkeep
 
 log = structlog.get_logger(__name__)
 
-__all__ = ["EndConversation", "MediaCoordinator", "party_of"]
+__all__ = ["EndConversation", "MediaCoordinator", "latest_failed_call", "party_of"]
+
+# The timeline event saying the customer was told their call failed (told once).
+FAILED_NOTICE_EVENT = "customer_told_failed"
 
 
 class MediaCoordinator(MediaSignals, MediaUpkeep):
@@ -73,6 +78,20 @@ class MediaCoordinator(MediaSignals, MediaUpkeep):
         call = await self._call_in_conversation(connection.principal)
         if call is None:
             return await self._failed_notice(connection.principal)
+        if call.specialist_id is None:  # never so in conversation
+            return []
+        parties = CallParties(call.call_id, call.customer_id, call.specialist_id)
+        return await self.party_returned(connection, parties)
+
+    async def party_returned(
+        self, connection: ClientConnection, call: CallParties
+    ) -> list[dict[str, Any]]:
+        """A party's new socket came up while ``call`` is in conversation: it takes
+        over the party's media (a restart for both once everyone is back)."""
+        party = party_of(connection.principal)
+        if party is None:
+            return []
+        connection.had_media = True
         now = self.clock()
 
         def resume(record: MediaRecord) -> tuple[bool, bool]:
@@ -111,7 +130,9 @@ class MediaCoordinator(MediaSignals, MediaUpkeep):
 
     async def disconnected(self, connection: ClientConnection) -> None:
         party = party_of(connection.principal)
-        if party is None:
+        # A socket that never carried media (a customer who only waited) has none
+        # to mark absent: no query for it.
+        if party is None or not connection.had_media:
             return
         call = await self._call_in_conversation(connection.principal)
         if call is None:
@@ -144,35 +165,45 @@ class MediaCoordinator(MediaSignals, MediaUpkeep):
         """Tell a returning customer, once, that their call ended while away."""
         if principal.role is not Role.CUSTOMER:
             return []
-        since = repo.utc(time.time() - FAILED_NOTICE_WINDOW_S)
         async with self.sessions() as session:
-            result = await session.execute(
-                select(Call)
-                .where(
-                    Call.customer_id == principal.subject,
-                    Call.end_reason == EndReason.FAILED.value,
-                    Call.conversation_ended_at >= since,
-                )
-                .order_by(Call.conversation_ended_at.desc())
+            result = await session.execute(latest_failed_call(principal.subject, time.time()))
+            call_id = result.scalars().first()
+        return await self.tell_failed(call_id) if call_id is not None else []
+
+    async def tell_failed(self, call_id: str) -> list[dict[str, Any]]:
+        """The notice for a customer whose call ``call_id`` (their latest, ended as
+        failed within :data:`FAILED_NOTICE_WINDOW_S`) ended while away; told once."""
+        async with self.sessions() as session:
+            told = await session.execute(
+                select(CallEvent.event_id)
+                .where(CallEvent.call_id == call_id, CallEvent.kind == FAILED_NOTICE_EVENT)
                 .limit(1)
             )
-            call = result.scalars().first()
-            if call is None:
+            if told.first() is not None:
                 return []
-            told = [
-                e
-                for e in await repo.timeline(session, call.call_id)
-                if e.kind == "customer_told_failed"
-            ]
-            if told:
-                return []
-            await repo.add_event(session, call.call_id, self.clock(), "customer_told_failed")
+            await repo.add_event(session, call_id, self.clock(), FAILED_NOTICE_EVENT)
             await session.commit()
         return [
             {
                 "type": "call.ended",
-                "call_id": call.call_id,
+                "call_id": call_id,
                 "end_reason": EndReason.FAILED.value,
                 "message": FAILED_MESSAGE,
             }
         ]
+
+
+def latest_failed_call(customer: Any, now: float) -> Select[str]:
+    """The id of the customer's latest call that failed within the notice window
+    (``customer``: their id, or a column to correlate with)."""
+    failed = aliased(Call, name="failed")
+    return (
+        select(failed.call_id)
+        .where(
+            failed.customer_id == customer,
+            failed.end_reason == EndReason.FAILED.value,
+            failed.conversation_ended_at >= repo.utc(now - FAILED_NOTICE_WINDOW_S),
+        )
+        .order_by(failed.conversation_ended_at.desc())
+        .limit(1)
+    )

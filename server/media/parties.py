@@ -39,7 +39,9 @@ def party_of(principal: Principal) -> PartyRole | None:
 EndConversation = Callable[[str, EndReason, float], Awaitable[bool]]
 
 
-def ref_of(call: Call) -> CallParties | None:
+def ref_of(call: Call | CallParties) -> CallParties | None:
+    if isinstance(call, CallParties):
+        return call
     if call.specialist_id is None:
         return None
     return CallParties(call.call_id, call.customer_id, call.specialist_id)

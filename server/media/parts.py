@@ -19,6 +19,7 @@ from signaling.messages import (
     MEDIA_ROLE_OF_PARTY,
     PartyRole,
 )
+from signaling.relay import CallParties
 from signaling.session import IllegalTransition, MediaSessionState
 
 from .nodes import MediaRelay
@@ -57,7 +58,9 @@ class MediaParts:
         # only the coordinator writes one (the lifecycle's steps are its handlers).
         self.outbox = outbox
 
-    async def _send_media(self, call: Call, kind: str, reason: str | None = None) -> None:
+    async def _send_media(
+        self, call: Call | CallParties, kind: str, reason: str | None = None
+    ) -> None:
         assert call.specialist_id is not None
         ref = ref_of(call)
         if kind == "media.restart" and self.media is not None and ref is not None:

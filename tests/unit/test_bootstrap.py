@@ -149,11 +149,7 @@ def test_the_outbox_handlers_and_socket_routes_are_visible_ordered_lists(
         "media.state",
         "risk.warning_shown",
     }
-    assert [h.__qualname__ for h in routes.connect_hooks] == [
-        "CallSocketHooks.connected",
-        "MediaCoordinator.connected",
-        "socket_routes.<locals>.replay_ringing",
-    ]
+    assert [h.__qualname__ for h in routes.connect_hooks] == ["Greeting.connected"]
     assert [h.__qualname__ for h in routes.disconnect_hooks] == [
         "CallSocketHooks.disconnected",
         "MediaCoordinator.disconnected",
