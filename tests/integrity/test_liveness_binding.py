@@ -94,7 +94,14 @@ async def _call(
         reply = await desk_party.get(f"/api/v1/calls/{call_id}/integrity")
         return bool(reply.status == 200 and reply.body["status"] == "ok")
 
+    async def active() -> bool:
+        # The video can be analysed before both parties' media.state has made the
+        # call active (on a busy machine): operations need the active call.
+        reply = await desk_party.get(f"/api/v1/calls/{call_id}")
+        return bool(reply.status == 200 and reply.body["state"] == "active")
+
     await _until(analysed_ok)
+    await _until(active)
     return desk, customer, call_id
 
 
