@@ -11,8 +11,8 @@ import heapq
 import itertools
 import secrets
 import uuid
-from collections import Counter
-from collections.abc import Callable
+from collections import Counter, deque
+from collections.abc import Callable, Sequence
 
 from sortedcontainers import SortedList
 
@@ -38,6 +38,17 @@ from .model import (
     ladder_step,
     step_after_skill,
 )
+from .standing import (
+    ChangeKind,
+    QueueChange,
+    QueueChanges,
+    Staffing,
+    Standing,
+    staffing_of,
+)
+
+# How many changes the log keeps; a reader further behind asks for standings again.
+LOG_LENGTH = 4096
 
 
 class MemoryQueueBackend:
@@ -51,6 +62,12 @@ class MemoryQueueBackend:
         self._dialect_queues: dict[str, SortedList] = {}  # unoffered, on the dialect step
         self._skill_queues: dict[str, SortedList] = {}  # unoffered, on the skill step
         self._any_queue: SortedList = SortedList()  # unoffered, on the any step
+        # Every waiting call (offered or not) by its step: ranks for standings.
+        self._on_any: SortedList = SortedList()
+        self._on_dialect: dict[str, SortedList] = {}
+        self._on_skill: dict[str, SortedList] = {}
+        self._log: deque[QueueChange] = deque(maxlen=LOG_LENGTH)
+        self._version = 0
         # Heap of skill- and dialect-step deadlines, cleaned lazily.
         self._promotions: list[tuple[float, str]] = []
         self._specialists: dict[str, _Specialist] = {}
@@ -69,6 +86,9 @@ class MemoryQueueBackend:
 
     # -- calls ---------------------------------------------------------------
     async def enqueue(self, call: QueuedCall, now: float) -> int:
+        return (await self.enqueue_standing(call, now)).position
+
+    async def enqueue_standing(self, call: QueuedCall, now: float) -> Standing:
         if call.call_id not in self._calls:
             rank: _RankTuple = (call.rank_key(self.policy), next(self._seq), call.call_id)
             has_speaker = call.dialect is not None and self._logged_in_by_dialect[call.dialect] > 0
@@ -80,7 +100,9 @@ class MemoryQueueBackend:
             self._order.add(rank)
             self._queue_unoffered(entry)
             self._watch_deadline(entry)
-        return self._position(call.call_id) or 0
+            self._place(entry)
+            self._log_change(ChangeKind.ADDED, entry)
+        return self._standing(self._calls[call.call_id])
 
     async def remove(self, call_id: str, now: float) -> Offer | None:
         entry = self._calls.pop(call_id, None)
@@ -88,6 +110,8 @@ class MemoryQueueBackend:
             return None
         self._order.discard(entry.rank)
         self._unqueue_unoffered(entry)
+        self._unplace(entry)
+        self._log_change(ChangeKind.LEFT, entry)
         if entry.offer_id is None:
             return None
         offer = self._offers.pop(entry.offer_id)
@@ -104,6 +128,75 @@ class MemoryQueueBackend:
         if entry is None:
             return None
         return int(self._order.index(entry.rank)) + 1
+
+    async def standings(self, call_ids: Sequence[str]) -> tuple[int, list[Standing]]:
+        return self._version, [self._standing(self._calls[c]) for c in call_ids if c in self._calls]
+
+    async def queue_changes(self, since: int) -> QueueChanges:
+        if since == self._version:
+            return QueueChanges(self._epoch, self._version, ())
+        first = self._log[0].version if self._log else self._version + 1
+        complete = since <= self._version and first <= since + 1
+        after = tuple(c for c in self._log if c.version > since) if complete else ()
+        return QueueChanges(self._epoch, self._version, after, complete)
+
+    async def staffing(self) -> Staffing:
+        return staffing_of(s.view() for s in self._specialists.values())
+
+    def _standing(self, entry: _Waiting) -> Standing:
+        call, rank = entry.call, entry.rank
+        dialect = self._on_dialect.get(call.dialect) if call.dialect else None
+        key = call.skill_key
+        skill = self._on_skill.get(key) if key else None
+        return Standing(
+            call_id=call.call_id,
+            customer_id=call.customer_id,
+            rank=(rank[0], rank[1]),
+            step=entry.step,
+            dialect=call.dialect,
+            skill_key=key,
+            position=int(self._order.index(rank)) + 1,
+            ahead_any=int(self._on_any.bisect_left(rank)),
+            ahead_dialect=int(dialect.bisect_left(rank)) if dialect is not None else 0,
+            ahead_skill=int(skill.bisect_left(rank)) if skill is not None else 0,
+            as_of=self._version,
+        )
+
+    def _on_step_of(self, entry: _Waiting) -> SortedList:
+        """Every waiting call on the entry's step (and pool), offered or not."""
+        if entry.step is LadderStep.SKILL:
+            key = entry.call.skill_key
+            assert key is not None
+            return self._on_skill.setdefault(key, SortedList())
+        if entry.step is LadderStep.DIALECT:
+            assert entry.call.dialect is not None
+            return self._on_dialect.setdefault(entry.call.dialect, SortedList())
+        return self._on_any
+
+    def _place(self, entry: _Waiting) -> None:
+        self._on_step_of(entry).add(entry.rank)
+
+    def _unplace(self, entry: _Waiting) -> None:
+        self._on_step_of(entry).discard(entry.rank)
+
+    def _log_change(
+        self, kind: ChangeKind, entry: _Waiting, old_step: LadderStep | None = None
+    ) -> None:
+        self._version += 1
+        call = entry.call
+        self._log.append(
+            QueueChange(
+                version=self._version,
+                kind=kind,
+                call_id=call.call_id,
+                customer_id=call.customer_id,
+                rank=(entry.rank[0], entry.rank[1]),
+                step=entry.step,
+                dialect=call.dialect,
+                skill_key=call.skill_key,
+                old_step=old_step,
+            )
+        )
 
     def _queue(self, entry: _Waiting) -> SortedList:
         """The unoffered queue of the entry's current step."""
@@ -139,12 +232,16 @@ class MemoryQueueBackend:
         """Put the call on a later ladder step (offered or not)."""
         if entry.step is step:
             return
+        old = entry.step
+        self._unplace(entry)
         if entry.offer_id is None:
             self._unqueue_unoffered(entry)
             entry.step = step
             self._queue_unoffered(entry)
         else:
             entry.step = step
+        self._place(entry)
+        self._log_change(ChangeKind.STEPPED, entry, old)
         self._watch_deadline(entry)
 
     def _step_after_skill(self, entry: _Waiting) -> LadderStep:
@@ -436,6 +533,8 @@ class MemoryQueueBackend:
         spec = self._specialists[specialist_id]
         entry = self._calls.pop(offer.call_id)
         self._order.discard(entry.rank)
+        self._unplace(entry)
+        self._log_change(ChangeKind.LEFT, entry)
         spec.offer_id = None
         spec.call_id = offer.call_id
         spec.in_wrap_up = False

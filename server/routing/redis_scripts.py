@@ -20,6 +20,7 @@ if TYPE_CHECKING:
 
 ScriptName = Literal[
     "accept",
+    "changes",
     "connect",
     "decline",
     "disconnect",
@@ -39,6 +40,8 @@ ScriptName = Literal[
     "restore_assignment",
     "set_presence",
     "snapshot",
+    "staffing",
+    "standings",
 ]
 
 _NAMES: tuple[ScriptName, ...] = get_args(ScriptName)
