@@ -23,92 +23,51 @@ restarted for both parties. In ``direct`` mode they are relayed peer to peer.
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable, Sequence
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 import structlog
-from pydantic import ValidationError
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from server.auth.principal import Principal, Role
 from server.calls import repository as repo
-from server.calls.state import IN_CONVERSATION, CallAction, CallState, EndReason
+from server.calls.state import EndReason
 from server.db.models import Call
-from server.errors import Conflict, ServiceUnavailable, ValidationFailed
+from server.errors import Conflict
 from server.hub.connection import ClientConnection
-from signaling.media.bridge import BridgeRefused
-from signaling.messages import (
-    MEDIA_ROLE_OF_PARTY,
-    MediaState,
-    PartyRole,
-    WebRtcAnswer,
-    WebRtcIce,
-    WebRtcOffer,
-    parse_client_media_message,
-)
-from signaling.relay import CallParties, RelayRefused, relay_target
 from signaling.session import IllegalTransition, MediaSessionState
 
 from .directory import NoMediaNode
-from .nodes import MediaRelay
-from .store import MediaRecord, MediaStore
+from .parties import (
+    FAILED_MESSAGE,
+    FAILED_NOTICE_WINDOW_S,
+    CallActivated,
+    EndConversation,
+    node_call,
+    party_of,
+    ref_of,
+)
+from .store import MediaRecord
 
 if TYPE_CHECKING:
-    from server.ports import Clock, Notifier
+    pass
+
+from .signals import MediaSignals
+from .upkeep import MediaUpkeep
 
 log = structlog.get_logger(__name__)
 
-# A session interrupted with both parties present this long gets a restart: the
-# peers' ICE did not recover by itself.
-RESTART_AFTER_S = 4.0
-FAILED_NOTICE_WINDOW_S = 900.0
-
-FAILED_MESSAGE = {
-    "zh": "刚才网络中断，视频通话已结束。您可以再点一次按钮，我们会尽快为您接通。",
-    "en": "The network dropped and the video call ended. Tap the button again and "
-    "we will put you through as soon as we can.",
-}
+__all__ = ["CallActivated", "EndConversation", "MediaCoordinator", "party_of"]
 
 
-def party_of(principal: Principal) -> PartyRole | None:
-    if principal.role is Role.CUSTOMER:
-        return "customer"
-    if principal.role is Role.SPECIALIST:
-        return "specialist"
-    return None
-
-
-# Ends a call's conversation: (call_id, reason, now) -> whether it ended now.
-EndConversation = Callable[[str, EndReason, float], Awaitable[bool]]
-# Media is up for the first time: the call is active (told to the call's observers).
-CallActivated = Callable[[str], Awaitable[None]]
-
-
-class MediaCoordinator:
+class MediaCoordinator(MediaSignals, MediaUpkeep):
     """Media of accepted calls. It holds no call service: the call service tells it
     of lifecycle steps (it is one of the call's observers), and what it does to a
     call in return is given to it, ``activated`` here and ``end_conversation`` with
-    each :meth:`sweep`, so that the two are built one after the other."""
+    each :meth:`sweep`, so that the two are built one after the other.
 
-    def __init__(
-        self,
-        store: MediaStore,
-        ice_servers: Callable[[str], list[dict[str, Any]]],
-        media: MediaRelay | None = None,
-        *,
-        sessions: async_sessionmaker[AsyncSession],
-        hub: Notifier,
-        clock: Clock,
-        activated: CallActivated,
-    ) -> None:
-        self.store = store
-        self.ice_servers = ice_servers
-        self.media = media  # None: direct (peer-to-peer) mode
-        self.sessions = sessions
-        self.hub = hub
-        self.clock = clock
-        self.activated = activated
+    Its parts, one module each: :mod:`.parts` (collaborators, restart, ``media.*``
+    messages), :mod:`.signals` (messages from clients), :mod:`.upkeep` (the sweep);
+    here the lifecycle hooks and the sockets' hello and close."""
 
     # -- call lifecycle hooks --------------------------------------------------
     async def call_accepted(self, call: Call) -> None:
@@ -127,9 +86,9 @@ class MediaCoordinator:
             await self.store.change(call.call_id, lambda r: r.session.close(now, "hangup"))
         except Conflict:
             return  # media never started
-        ref = _ref(call)
+        ref = ref_of(call)
         if self.media is not None and ref is not None:
-            await _node_call(self.media.close_call(ref), call.call_id)
+            await node_call(self.media.close_call(ref), call.call_id)
 
     # -- sockets -----------------------------------------------------------------
     async def connected(self, connection: ClientConnection) -> list[dict[str, Any]]:
@@ -199,200 +158,14 @@ class MediaCoordinator:
             dropped = await self.store.change(call.call_id, drop)
         except (IllegalTransition, Conflict):
             return
-        ref = _ref(call)
+        ref = ref_of(call)
         if dropped and self.media is not None and ref is not None:
-            await _node_call(self.media.party_left(ref, party), call.call_id)
+            await node_call(self.media.party_left(ref, party), call.call_id)
         if dropped:
             async with self.sessions() as session:
                 await repo.add_event(session, call.call_id, now, "party_dropped", party)
                 await session.commit()
 
-    # -- messages from clients -----------------------------------------------------
-    async def handle(self, connection: ClientConnection, data: dict[str, Any]) -> None:
-        try:
-            message = parse_client_media_message(data)
-        except ValidationError as exc:
-            first = exc.errors(include_url=False)[0]
-            where = ".".join(str(p) for p in first["loc"])
-            raise ValidationFailed(f"{where}: {first['msg']}", code="invalid_message") from exc
-        principal = connection.principal
-        party = party_of(principal)
-        call = await self._call(message.call_id)
-        if party is None or call is None or not self._is_party(call, principal):
-            raise Conflict("you are not a party of that call", code="not_in_call")
-        if CallState(call.state) not in IN_CONVERSATION or call.specialist_id is None:
-            raise Conflict(f"call is {call.state}; no media now", code="illegal_state")
-        if isinstance(message, MediaState):
-            await self._report(call, party, message.state, connection.conn_id)
-            return
-        parties = CallParties(call.call_id, call.customer_id, call.specialist_id)
-        try:
-            target = relay_target(principal.role.value, principal.subject, parties, message)
-        except RelayRefused as exc:
-            raise Conflict(exc.detail, code=exc.code) from exc
-        conn_id = connection.conn_id
-        note: Callable[[MediaRecord], int] | None = None
-        kind: Literal["offer", "answer"] | None = None
-        if isinstance(message, WebRtcOffer | WebRtcAnswer):
-            now = self.clock()
-            kind = "offer" if isinstance(message, WebRtcOffer) else "answer"
-
-            def note(record: MediaRecord) -> int:
-                record.connections.setdefault(party, conn_id)
-                if kind == "offer":
-                    record.session.offer_relayed(now)
-                else:
-                    record.session.answer_relayed(now)
-                return record.session.generation
-
-        generation: int | None = None
-        if note is not None:
-            try:
-                generation = await self.store.change(call.call_id, note)
-            except IllegalTransition as exc:
-                raise Conflict(str(exc), code="illegal_state") from exc
-        if self.media is None:
-            await self.hub.send(Role(target.role), target.subject, message.model_dump(mode="json"))
-            return
-        try:
-            await self._to_node(call, parties, party, message, generation)
-        except (Conflict, ServiceUnavailable):
-            if kind is not None and generation is not None:
-                await self._description_refused(call.call_id, kind, generation)
-            raise
-
-    async def _to_node(
-        self,
-        call: Call,
-        parties: CallParties,
-        party: PartyRole,
-        message: WebRtcOffer | WebRtcAnswer | WebRtcIce,
-        generation: int | None = None,
-    ) -> None:
-        """Relay mode: the server is the party's peer; the call's media node answers.
-
-        An offer or answer is counted in the media session *before* it reaches
-        the node: the node answers the desk's offer by offering the app, whose
-        answer can come back while this step is still under way, and that
-        answer must find the offer counted. One the node refuses is uncounted
-        again: by the caller when the node is this process's (see
-        :meth:`_description_refused`), by the node's process otherwise, which
-        answers the party asynchronously (``generation`` goes with the message).
-        """
-        assert self.media is not None
-        try:
-            await self.media.signal(
-                parties,
-                party,
-                message.model_dump(mode="json"),
-                generation=generation,
-            )
-        except BridgeRefused as exc:
-            raise Conflict(exc.detail, code=exc.code) from exc
-        except NoMediaNode as exc:
-            raise ServiceUnavailable(str(exc), code="media_unavailable") from exc
-
-    async def _description_refused(
-        self, call_id: str, kind: Literal["offer", "answer"], generation: int
-    ) -> None:
-        """The node refused an offer or answer: the party may send a good one."""
-        try:
-            await self.store.description_refused(call_id, kind, generation, self.clock())
-        except Conflict as exc:
-            log.warning("media.refusal_not_recorded", call_id=call_id, reason=str(exc))
-
-    async def _report(self, call: Call, party: PartyRole, state: str, conn_id: str) -> None:
-        now = self.clock()
-
-        def apply(record: MediaRecord) -> tuple[MediaSessionState, MediaSessionState, bool]:
-            session = record.session
-            # The newest hello names the current socket; a report fills it in
-            # only for a party whose socket predates its call's media session.
-            if party not in session.absent_parties:
-                record.connections.setdefault(party, conn_id)
-            before = session.state
-            first = session.first_connected_at is None
-            after = session.reported(party, state, now)  # type: ignore[arg-type]
-            return before, after, first
-
-        try:
-            before, after, first = await self.store.change(call.call_id, apply)
-        except IllegalTransition as exc:
-            raise Conflict(str(exc), code="illegal_state") from exc
-        async with self.sessions() as session:
-            if after is MediaSessionState.CONNECTED and before is not MediaSessionState.CONNECTED:
-                if first:
-                    await repo.transition(
-                        session,
-                        call.call_id,
-                        CallAction.MEDIA_CONNECTED,
-                        media_started_at=repo.utc(now),
-                    )
-                await repo.add_event(
-                    session, call.call_id, now, "media_connected" if first else "media_reconnected"
-                )
-            elif after is MediaSessionState.INTERRUPTED and before is not after:
-                await repo.add_event(
-                    session, call.call_id, now, "media_interrupted", party, state=state
-                )
-            await session.commit()
-        if after is MediaSessionState.CONNECTED and before is not after and first:
-            await self.activated(call.call_id)
-        if state == "failed":
-            await self._restart_if_present(call, now, "failed")
-
-    async def _restart_if_present(self, call: Call, now: float, reason: str) -> bool:
-        def restart(record: MediaRecord) -> bool:
-            session = record.session
-            if session.absent_parties or session.state is not MediaSessionState.INTERRUPTED:
-                return False
-            session.restart(now)
-            return True
-
-        try:
-            restarted = await self.store.change(call.call_id, restart)
-        except (IllegalTransition, Conflict):
-            return False
-        if restarted:
-            async with self.sessions() as session:
-                await repo.add_event(session, call.call_id, now, "media_restarted", reason=reason)
-                await session.commit()
-            await self._send_media(call, "media.restart", reason=reason)
-        return restarted
-
-    # -- housekeeping ----------------------------------------------------------------
-    async def sweep(self, now: float, end_conversation: EndConversation) -> None:
-        """End calls whose grace window ran out; restart stuck interruptions."""
-        async with self.sessions() as session:
-            calls = await repo.calls_in_states(session, set(IN_CONVERSATION))
-        if self.media is not None:
-            await self._move_off_dead_nodes(calls, now)
-        for call in calls:
-            if not call.media:
-                continue
-            record = MediaRecord.from_json(call.media)
-            media = record.session
-            if media.state not in (MediaSessionState.INTERRUPTED, MediaSessionState.RESTARTING):
-                continue
-            if media.grace_deadline is not None and now >= media.grace_deadline:
-                await self._expire(call, now, end_conversation)
-            elif (
-                media.state is MediaSessionState.INTERRUPTED
-                and media.interrupted_at is not None
-                and now - media.interrupted_at >= RESTART_AFTER_S
-            ):
-                await self._restart_if_present(call, now, "no_recovery")
-
-    async def _expire(self, call: Call, now: float, end_conversation: EndConversation) -> None:
-        try:
-            expired = await self.store.change(call.call_id, lambda r: r.session.grace_expired(now))
-        except Conflict:
-            return
-        if expired:
-            log.info("media.grace_expired", call_id=call.call_id)
-            await end_conversation(call.call_id, EndReason.FAILED, now)
-
-    # -- helpers -----------------------------------------------------------------------
     async def _assign_node(self, call: Call) -> None:
         assert self.media is not None
         try:
@@ -403,88 +176,6 @@ class MediaCoordinator:
             log.error("media.no_node", call_id=call.call_id)
             return
         log.info("media.node_assigned", call_id=call.call_id, node_id=node_id)
-
-    async def _move_off_dead_nodes(self, calls: Sequence[Call], now: float) -> None:
-        """Calls whose media node died get another node and a restart for both parties."""
-        assert self.media is not None
-        live = [c for c in calls if c.media and c.specialist_id is not None]
-        try:
-            lost = set(await self.media.lost([c.call_id for c in live]))
-        except (ConnectionError, OSError) as exc:
-            log.warning("media.node_check_failed", error=str(exc))
-            return
-        for call in live:
-            if call.call_id not in lost:
-                continue
-            try:
-                moved = await self.media.reassign(call.call_id)
-            except NoMediaNode:
-                log.error("media.no_node", call_id=call.call_id)
-                continue
-            if not moved:
-                continue  # another server moved it first
-            log.warning("media.node_lost", call_id=call.call_id)
-
-            def restart(record: MediaRecord) -> bool:
-                if record.session.absent_parties:
-                    return False  # restarted when the absent party returns
-                record.session.restart(now)
-                return True
-
-            try:
-                restarted = await self.store.change(call.call_id, restart)
-            except (IllegalTransition, Conflict):
-                continue
-            if restarted:
-                async with self.sessions() as session:
-                    await repo.add_event(
-                        session, call.call_id, now, "media_restarted", reason="media_node_lost"
-                    )
-                    await session.commit()
-                await self._send_media(call, "media.restart", reason="media_node_lost")
-
-    async def _send_media(self, call: Call, kind: str, reason: str | None = None) -> None:
-        assert call.specialist_id is not None
-        ref = _ref(call)
-        if kind == "media.restart" and self.media is not None and ref is not None:
-            # The node drops the old legs before the parties build new ones.
-            await _node_call(self.media.restart(ref), call.call_id)
-        ice = self.ice_servers(call.call_id)
-        for role, subject in (
-            (Role.SPECIALIST, call.specialist_id),
-            (Role.CUSTOMER, call.customer_id),
-        ):
-            party: PartyRole = "specialist" if role is Role.SPECIALIST else "customer"
-            message: dict[str, Any] = {
-                "type": kind,
-                "call_id": call.call_id,
-                "role": MEDIA_ROLE_OF_PARTY[party],
-                "ice_servers": ice,
-            }
-            if reason is not None:
-                message["reason"] = reason
-            await self.hub.send(role, subject, message)
-
-    async def _call(self, call_id: str) -> Call | None:
-        async with self.sessions() as session:
-            return await repo.get_call(session, call_id)
-
-    @staticmethod
-    def _is_party(call: Call, principal: Principal) -> bool:
-        if principal.role is Role.CUSTOMER:
-            return call.customer_id == principal.subject
-        return principal.role is Role.SPECIALIST and call.specialist_id == principal.subject
-
-    async def _call_in_conversation(self, principal: Principal) -> Call | None:
-        column = Call.customer_id if principal.role is Role.CUSTOMER else Call.specialist_id
-        async with self.sessions() as session:
-            result = await session.execute(
-                select(Call).where(
-                    column == principal.subject,
-                    Call.state.in_([s.value for s in IN_CONVERSATION]),
-                )
-            )
-            return result.scalars().first()
 
     async def _failed_notice(self, principal: Principal) -> list[dict[str, Any]]:
         """Tell a returning customer, once, that their call ended while away."""
@@ -522,17 +213,3 @@ class MediaCoordinator:
                 "message": FAILED_MESSAGE,
             }
         ]
-
-
-def _ref(call: Call) -> CallParties | None:
-    if call.specialist_id is None:
-        return None
-    return CallParties(call.call_id, call.customer_id, call.specialist_id)
-
-
-async def _node_call(step: Awaitable[None], call_id: str) -> None:
-    """A control step for the media node that must not fail the caller's own work."""
-    try:
-        await step
-    except (BridgeRefused, NoMediaNode, ConnectionError, OSError) as exc:
-        log.warning("media.node_step_failed", call_id=call_id, error=str(exc))

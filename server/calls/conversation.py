@@ -1,0 +1,142 @@
+"""The end of a conversation and the wrap-up after it: SQL is the record, the
+parties are told once it has committed, and what reacts to the end runs from the
+outbox (server/bootstrap.py lists the handlers)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import structlog
+
+from server.auth.principal import Principal, Role
+from server.db.models import Call
+from server.errors import Conflict
+from server.outbox.events import ConversationEnded
+
+from . import repository as repo
+from .base import CallServiceBase
+from .messages import call_ended
+from .state import IN_CONVERSATION, CallAction, CallState, EndReason
+
+if TYPE_CHECKING:
+    pass
+
+log = structlog.get_logger(__name__)
+
+
+class ConversationCommands(CallServiceBase):
+    """A conversation ends (by a party, the media sweep or a callback), then wrap-up."""
+
+    async def end_by_specialist(self, principal: Principal, call_id: str) -> dict[str, Any]:
+        principal.require(Role.SPECIALIST)
+        now = self.clock()
+        async with self.sessions() as session:
+            call = await self._held_call(session, principal, call_id)
+            if CallState(call.state) not in IN_CONVERSATION:
+                raise Conflict(f"call is {call.state}; cannot end", code="illegal_state")
+        await self.end_conversation(call_id, EndReason.COMPLETED, now, actor=principal)
+        async with self.sessions() as session:
+            call = await self._held_call(session, principal, call_id)
+            return await self.render(session, call, Role.SPECIALIST)
+
+    async def end_conversation(
+        self, call_id: str, reason: EndReason, now: float, actor: Principal | None = None
+    ) -> bool:
+        """Connecting or active → wrap-up; both parties are told the call ended."""
+        async with self.sessions() as session:
+            done = await repo.transition(
+                session,
+                call_id,
+                CallAction.END_CONVERSATION,
+                end_reason=reason.value,
+                conversation_ended_at=repo.utc(now),
+            )
+            if done:
+                await repo.add_event(
+                    session,
+                    call_id,
+                    now,
+                    "conversation_ended",
+                    actor.role.value if actor else None,
+                    actor.subject if actor else None,
+                    end_reason=reason.value,
+                )
+                if self.outbox is not None:
+                    self.outbox.append(session, ConversationEnded(call_id, now, reason.value))
+            await session.commit()
+            call = await repo.get_call(session, call_id)
+        if not done or call is None:
+            return False
+        # SQL has committed: every step below runs whatever the others do.
+        # Pending operations go first: money moves only inside a live call.
+        if self.outbox is not None:
+            # Its handlers (the list in server/bootstrap.py), each isolated and retried.
+            await self.outbox.flush(call_id)
+        else:
+            await self.on_conversation_ended(call)
+        ended = call_ended(call_id, reason.value)
+        if call.specialist_id:
+            await self._deferrable(
+                "end_call", self.backend.end_call(call.specialist_id, now), call_id
+            )
+            await self.hub.send(Role.SPECIALIST, call.specialist_id, ended)
+        await self.hub.send(Role.CUSTOMER, call.customer_id, ended)
+        return True
+
+    async def on_conversation_ended(self, call: Call) -> None:
+        # One observer failing (media, a database blip) never skips the others:
+        # cancelling pending operations must happen whatever else fails.
+        for observer in self.observers:
+            try:
+                await observer.conversation_ended(call)
+            except Exception:
+                log.exception(
+                    "call.observer_failed", call_id=call.call_id, observer=type(observer).__name__
+                )
+
+    async def wrap_up(
+        self, principal: Principal, call_id: str, code: str, note: str | None
+    ) -> dict[str, Any]:
+        principal.require(Role.SPECIALIST)
+        now = self.clock()
+        async with self.sessions() as session:
+            call = await self._held_call(session, principal, call_id)
+            if CallState(call.state) is not CallState.WRAP_UP:
+                raise Conflict(f"call is {call.state}; cannot wrap up", code="illegal_state")
+        await self.finish_wrap_up(call_id, code, note, now, actor=principal)
+        async with self.sessions() as session:
+            call = await self._held_call(session, principal, call_id)
+            return await self.render(session, call, Role.SPECIALIST)
+
+    async def finish_wrap_up(
+        self, call_id: str, code: str, note: str | None, now: float, actor: Principal | None
+    ) -> bool:
+        async with self.sessions() as session:
+            done = await repo.transition(
+                session,
+                call_id,
+                CallAction.FINISH_WRAP_UP,
+                wrap_up_code=code,
+                wrap_up_note=note,
+                ended_at=repo.utc(now),
+            )
+            if done:
+                await repo.add_event(
+                    session,
+                    call_id,
+                    now,
+                    "wrapped_up",
+                    actor.role.value if actor else None,
+                    actor.subject if actor else None,
+                    code=code,
+                )
+            await session.commit()
+            call = await repo.get_call(session, call_id)
+        if done and call is not None:
+            self.metrics.calls_ended.labels(call.end_reason or "completed").inc()
+            if call.specialist_id:
+                await self._deferrable(
+                    "finish_wrap_up", self.backend.finish_wrap_up(call.specialist_id, now), call_id
+                )
+            self.wake.set()
+        return done
