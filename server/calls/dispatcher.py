@@ -216,9 +216,15 @@ class Dispatcher:
             await session.commit()
             call = await repo.get_call(session, offer.call_id)
         if not ok:
-            # SQL says the call is no longer waiting (it ended on another path):
-            # take it out of the queue, which also frees the specialist.
-            if call is None or CallState(call.state) not in WAITING:
+            if call is None:
+                # Not committed yet: a create enqueues inside its transaction. Give
+                # the reservation back (the call keeps its place, the desk is not
+                # counted a miss); a call SQL never gets is taken out by repair.
+                # Offered again on the next pass, not at once.
+                await service.backend.decline(offer.offer_id, offer.specialist_id, now)
+            elif CallState(call.state) not in WAITING:
+                # SQL says the call is no longer waiting (it ended on another path):
+                # take it out of the queue, which also frees the specialist.
                 await service.backend.remove(offer.call_id, now)
                 service.wake.set()
             return

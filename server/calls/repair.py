@@ -11,7 +11,8 @@ conditional transitions stay the final word on who holds a call):
   calls specialists hold (so no busy desk is offered a call), then every waiting
   call from SQL, then the desks whose sockets it holds. Offers flow on the next
   dispatch pass.
-- **Reconciliation.** Every ``repair_interval_s``, a node compares the queue
+- **Reconciliation.** Every ``repair_interval_s`` while the queue moves (and
+  every twelfth interval while it stands still), a node compares the queue
   snapshot with SQL and repairs what has had no owner for two passes in a row
   (one pass could be a step in flight between Redis and SQL): a waiting call
   missing from the queue is put back; a call SQL has as ``offered`` with no
@@ -47,6 +48,8 @@ _EPOCH_EVERY_S = 1.0
 # killed node's desks are logged out within that bound (not the presence TTL).
 _NODE_RENEW_EVERY_S = 2.0
 _NODE_TTL_S = 8.0
+# With the queue still, a reconciliation runs once in this many intervals.
+_RECONCILE_IDLE_EVERY = 12
 
 
 class LiveStateRepair:
@@ -67,6 +70,8 @@ class LiveStateRepair:
         self._last_epoch_check = float("-inf")
         self._last_reconcile = float("-inf")
         self._suspects: set[tuple[str, str]] = set()
+        self._reconciled_version = -1
+        self._idle_passes = 0
         # Passes run one at a time: a pass whose snapshot predates another's must
         # not overwrite the suspects that one found.
         self._reconciling = asyncio.Lock()
@@ -80,7 +85,7 @@ class LiveStateRepair:
             await self._guarded("epoch", lambda: self.check_epoch(now))
         if now - self._last_reconcile >= self.interval_s:
             self._last_reconcile = now
-            await self._guarded("reconcile", lambda: self.reconcile(now))
+            await self._guarded("reconcile", lambda: self._reconcile_if_moved(now))
 
     async def _guarded(self, job: str, run: Callable[[], Awaitable[object]]) -> None:
         try:
@@ -141,6 +146,18 @@ class LiveStateRepair:
             desks=len(desks),
         )
         service.wake.set()
+
+    async def _reconcile_if_moved(self, now: float) -> None:
+        """Reconcile when the queue moved since the last pass, while suspects wait
+        for their second look, and at least every ``_RECONCILE_IDLE_EVERY`` passes:
+        a pass reads every waiting call (Redis and SQL), which a large queue where
+        nothing happens should not pay every few seconds."""
+        version = await self.service.backend.queue_version()
+        moved, self._reconciled_version = version != self._reconciled_version, version
+        self._idle_passes += 1
+        if moved or self._suspects or self._idle_passes >= _RECONCILE_IDLE_EVERY:
+            self._idle_passes = 0
+            await self.reconcile(now)
 
     async def reconcile(self, now: float) -> int:
         """One reconciliation pass; returns how many repairs it made."""

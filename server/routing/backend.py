@@ -70,6 +70,9 @@ class QueueBackend(Protocol):
         """The change-log entries after version ``since`` (calls that arrived, left
         or moved to a later step), in order; cheap when nothing changed."""
 
+    async def queue_version(self) -> int:
+        """The change log's version now (one read; it moves with every change)."""
+
     async def staffing(self) -> Staffing:
         """Working and idle specialists per pool (O(specialists))."""
 

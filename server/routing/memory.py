@@ -140,6 +140,9 @@ class MemoryQueueBackend:
         after = tuple(c for c in self._log if c.version > since) if complete else ()
         return QueueChanges(self._epoch, self._version, after, complete)
 
+    async def queue_version(self) -> int:
+        return self._version
+
     async def staffing(self) -> Staffing:
         return staffing_of(s.view() for s in self._specialists.values())
 

@@ -245,6 +245,9 @@ class RedisQueueBackend:
         reply = await self._scripts.run_list("changes", since, self.max_changes_per_read)
         return redis_standing.changes(reply, since)
 
+    async def queue_version(self) -> int:
+        return int(await self._client.get(self._key("qver")) or 0)
+
     async def staffing(self) -> Staffing:
         return redis_standing.staffing(await self._scripts.run_list("staffing"))
 
