@@ -12,10 +12,11 @@ conditional transitions stay the final word on who holds a call):
   call from SQL, then the desks whose sockets it holds. Offers flow on the next
   dispatch pass.
 - **Reconciliation.** Every ``repair_interval_s`` while the queue moves (and
-  every twelfth interval while it stands still), a node compares the queue
-  snapshot with SQL and repairs what has had no owner for two passes in a row
-  (one pass could be a step in flight between Redis and SQL): a waiting call
-  missing from the queue is put back; a call SQL has as ``offered`` with no
+  every twelfth interval while it stands still), a node compares the ids routing
+  has (``live_calls``: not a snapshot of every call's details) with SQL's
+  states and repairs what has had no owner for two passes in a row (one pass
+  could be a step in flight between Redis and SQL): a waiting call missing from
+  the queue is put back; a call SQL has as ``offered`` with no
   live offer goes back to ``queued``; a queued call SQL has finished is taken
   out; a specialist routing has as holding a call SQL says they do not hold is
   freed, and one SQL says holds a call gets it back. Each repair is logged.
@@ -166,41 +167,31 @@ class LiveStateRepair:
 
     async def _reconcile(self, now: float) -> int:
         service = self.service
-        snapshot = await service.backend.snapshot(now)
+        live = await service.backend.live_calls()
         async with service.sessions() as session:
-            open_calls = {c.call_id: c for c in await repo.calls_in_states(session, set(OPEN))}
-        queued = {view.call.call_id: view for view in snapshot.waiting}
-        holding = {s.specialist_id: s.call_id for s in snapshot.specialists if s.call_id}
-        held_in_routing = {call_id: spec for spec, call_id in holding.items()}
+            open_calls = await repo.states_of_calls_in(session, set(OPEN))
+        held_in_routing = {call_id: spec for spec, call_id in live.holding.items()}
         found: set[tuple[str, str]] = set()
-        for call_id, call in open_calls.items():
-            state = CallState(call.state)
-            if state in WAITING and call_id not in queued:
+        for call_id, (state_value, specialist_id) in open_calls.items():
+            state = CallState(state_value)
+            if state in WAITING and call_id not in live.waiting:
                 found.add(("requeue", call_id))
-            elif state is CallState.OFFERED and not queued[call_id].offered:
+            elif state is CallState.OFFERED and call_id not in live.offered:
                 found.add(("withdraw", call_id))
-            elif (
-                state in HELD
-                and call.specialist_id
-                and held_in_routing.get(call_id) != call.specialist_id
-            ):
+            elif state in HELD and specialist_id and held_in_routing.get(call_id) != specialist_id:
                 found.add(("restore", call_id))
-        for call_id in queued:
+        for call_id in live.waiting:
             waiting = open_calls.get(call_id)
-            if waiting is None or CallState(waiting.state) not in WAITING:
+            if waiting is None or CallState(waiting[0]) not in WAITING:
                 found.add(("dequeue", call_id))
-        for specialist_id, call_id in holding.items():
+        for specialist_id, call_id in live.holding.items():
             held = open_calls.get(call_id)
-            if (
-                held is None
-                or held.specialist_id != specialist_id
-                or CallState(held.state) not in HELD
-            ):
+            if held is None or held[1] != specialist_id or CallState(held[0]) not in HELD:
                 found.add(("free", specialist_id))
         async with service.sessions() as session:
             for call_id in await self.pending_operation_calls(session):
                 owner = open_calls.get(call_id)
-                if owner is None or CallState(owner.state) not in IN_CONVERSATION:
+                if owner is None or CallState(owner[0]) not in IN_CONVERSATION:
                     found.add(("operations", call_id))
         # Only what was already wrong on the previous pass: one pass may catch a
         # step in flight between Redis and SQL.

@@ -35,7 +35,7 @@ from .model import (
     SpecialistState,
     SpecialistView,
 )
-from .standing import QueueChanges, Staffing, Standing
+from .standing import LiveCalls, QueueChanges, Staffing, Standing
 
 
 class QueueBackend(Protocol):
@@ -159,6 +159,10 @@ class QueueBackend(Protocol):
 
     async def finish_wrap_up(self, specialist_id: str, now: float) -> SpecialistState:
         """Wrap-up done: the specialist is available (or away, if they asked)."""
+
+    async def live_calls(self) -> LiveCalls:
+        """The ids of the waiting calls (and of those offered) and who holds which
+        call: one consistent read, for repair."""
 
     async def snapshot(self, now: float) -> QueueSnapshot:
         """All waiting calls in queue order and all known specialists: O(n), for

@@ -40,6 +40,7 @@ from .model import (
 )
 from .standing import (
     ChangeKind,
+    LiveCalls,
     QueueChange,
     QueueChanges,
     Staffing,
@@ -569,6 +570,13 @@ class MemoryQueueBackend:
         spec.in_wrap_up = False
         self._make_idle(spec, now)
         return spec.state
+
+    async def live_calls(self) -> LiveCalls:
+        return LiveCalls(
+            waiting=frozenset(self._calls),
+            offered=frozenset(c for c, e in self._calls.items() if e.offer_id is not None),
+            holding={i: s.call_id for i, s in self._specialists.items() if s.call_id},
+        )
 
     async def snapshot(self, now: float) -> QueueSnapshot:
         self._promote_due(now)

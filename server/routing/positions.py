@@ -32,6 +32,16 @@ _MAX_SHIFTS_PER_BATCH = 200_000
 
 
 @dataclass(frozen=True)
+class Due:
+    """A customer to tell now; ``reminder``: nothing they see changed, but their
+    last update is ``every_s`` old."""
+
+    customer_id: str
+    estimate: WaitEstimate
+    reminder: bool = False
+
+
+@dataclass(frozen=True)
 class _Sent:
     position: int
     words: str
@@ -178,13 +188,13 @@ class NodePositions:
             elif last is None or now - last.at >= min_gap_s:
                 self._dirty.discard(call_id)
                 self._sent[call_id] = _Sent(estimate.position, words, now)
-                out.append((standing.customer_id, estimate))
+                out.append(Due(standing.customer_id, estimate))
         return out + self._stale(now, every_s)
 
-    def _stale(self, now: float, every_s: float) -> list[tuple[str, WaitEstimate]]:
+    def _stale(self, now: float, every_s: float) -> list[Due]:
         """Updates ``every_s`` old, looked for at most once a second (not per pass)."""
         assert self._staffing is not None
-        out: list[tuple[str, WaitEstimate]] = []
+        out: list[Due] = []
         if now < self._next_stale_check:
             return out
         self._next_stale_check = now + min(every_s, 1.0)
@@ -196,5 +206,5 @@ class NodePositions:
                 estimate = standing_estimate(standing, self._staffing, self._aht)
                 words = wait_message(estimate.seconds)["en"]
                 self._sent[call_id] = _Sent(estimate.position, words, now)
-                out.append((standing.customer_id, estimate))
+                out.append(Due(standing.customer_id, estimate, reminder=True))
         return out

@@ -53,7 +53,7 @@ from .model import (
     WaitingCallView,
 )
 from .redis_scripts import Scripts
-from .standing import QueueChanges, Staffing, Standing
+from .standing import LiveCalls, QueueChanges, Staffing, Standing
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
@@ -378,6 +378,9 @@ class RedisQueueBackend:
     async def finish_wrap_up(self, specialist_id: str, now: float) -> SpecialistState:
         reply = await self._scripts.run("finish_wrap_up", specialist_id, _num(now))
         return self._state_reply(specialist_id, reply)
+
+    async def live_calls(self) -> LiveCalls:
+        return redis_standing.live_calls(await self._scripts.run("live_calls"))
 
     async def snapshot(self, now: float) -> QueueSnapshot:
         document = json.loads(_text(await self._scripts.run("snapshot", _num(now))))

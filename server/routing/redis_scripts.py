@@ -30,6 +30,7 @@ ScriptName = Literal[
     "expire_offers",
     "finish_wrap_up",
     "heartbeat",
+    "live_calls",
     "noop",
     "pending_offer",
     "position",

@@ -14,6 +14,7 @@ from typing import Any
 from .model import LadderStep, SpecialistState, SpecialistView
 from .standing import (
     ChangeKind,
+    LiveCalls,
     QueueChange,
     QueueChanges,
     Rank,
@@ -110,3 +111,14 @@ def staffing(reply: Sequence[Any]) -> Staffing:
             )
         )
     return staffing_of(views)
+
+
+def live_calls(reply: Any) -> LiveCalls:
+    """``live_calls.lua``: one JSON document (cjson writes an empty array as {})."""
+    document = json.loads(_text(reply))
+    order, offered, holding = (document[k] or [] for k in ("order", "offered", "holding"))
+    return LiveCalls(
+        waiting=frozenset(member[_SEQ_DIGITS + 1 :] for member in order),
+        offered=frozenset(offered),
+        holding=dict(zip(holding[::2], holding[1::2], strict=True)),
+    )

@@ -131,6 +131,16 @@ class QueueChanges:
 
 
 @dataclass(frozen=True)
+class LiveCalls:
+    """Which calls routing has, and nothing else about them: what repair compares
+    with SQL (far cheaper than a snapshot, which builds every call's view)."""
+
+    waiting: frozenset[str]
+    offered: frozenset[str]
+    holding: dict[str, str]  # specialist id -> the call they hold
+
+
+@dataclass(frozen=True)
 class Pool:
     """Specialists who could take a call of one pool: working, and idle of those."""
 

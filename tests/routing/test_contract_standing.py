@@ -114,7 +114,10 @@ async def test_moving_standings_by_the_change_log_matches_reading_them_afresh(
 
     staffing = await backend.staffing()
     held.set_figures(staffing, AHT)
-    told = dict((e.call_id, (e.position, e.seconds or 0)) for _, e in held.due(30, 0.0, 60.0))
+    told = {
+        d.estimate.call_id: (d.estimate.position, d.estimate.seconds or 0)
+        for d in held.due(30, 0.0, 60.0)
+    }
     assert told == figures_from(fresh, staffing)
     assert version < held.version
 
@@ -138,3 +141,18 @@ async def test_staffing_counts_who_works_and_who_is_idle(backend: QueueBackend) 
     assert (staffing.everyone.working, staffing.everyone.idle) == (1, 1)
     assert (staffing.dialect("yue").working, staffing.dialect("cmn").idle) == (1, 1)
     assert staffing.dialect("wuu").working == 0
+
+
+async def test_live_calls_name_the_waiting_the_offered_and_the_held(
+    backend: QueueBackend,
+) -> None:
+    await staff(backend, "a", {"cmn": 5}, at=0)
+    await staff(backend, "b", {"cmn": 5}, at=1)
+    for n in range(3):
+        await backend.enqueue(call(f"c{n}", at=2 + n), 2 + n)
+    first, second = await backend.dispatch(5)
+    await backend.accept(first.offer_id, first.specialist_id, 6)
+    live = await backend.live_calls()
+    assert live.waiting == {"c1", "c2"}
+    assert live.offered == {second.call_id}
+    assert live.holding == {first.specialist_id: first.call_id}
