@@ -18,6 +18,7 @@ call, so :func:`standing_estimate` and :func:`estimate_waits` agree.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections import Counter
 from dataclasses import dataclass
@@ -96,8 +97,10 @@ def estimate_waits(snapshot: QueueSnapshot, aht_s: float | None) -> dict[str, Wa
     return estimates
 
 
+@functools.lru_cache(maxsize=512)
 def wait_message(seconds: int | None) -> dict[str, str]:
-    """Plain words for the senior app, in Chinese and English."""
+    """Plain words for the senior app, in Chinese and English. Cached (every
+    socket's update asks for one): the dict returned is shared, never change it."""
     if seconds is None:
         return {
             "zh": "正在为您安排服务专员，请稍候。",

@@ -171,13 +171,16 @@ class NodePositions:
             self._staffing, self._aht = staffing, aht_s
             self._dirty.update(self._calls)
 
-    def due(self, now: float, min_gap_s: float, every_s: float) -> list[tuple[str, WaitEstimate]]:
-        """(customer id, estimate) for each held call whose customer should be told
-        now: the words they see (position, "about N minutes") changed and their
-        last update is at least ``min_gap_s`` old, or it is ``every_s`` old."""
+    def __contains__(self, call_id: object) -> bool:
+        return call_id in self._calls
+
+    def due(self, now: float, min_gap_s: float, every_s: float) -> list[Due]:
+        """Each held call whose customer should be told now: the words they see
+        (position, "about N minutes") changed and their last update is at least
+        ``min_gap_s`` old, or it is ``every_s`` old."""
         if self._staffing is None:
             return []
-        out: list[tuple[str, WaitEstimate]] = []
+        out: list[Due] = []
         for call_id in list(self._dirty):
             standing = self._calls[call_id]
             estimate = standing_estimate(standing, self._staffing, self._aht)
