@@ -333,12 +333,15 @@ class Dispatcher:
         to the local customers who should be told now. Returns how many."""
         service = self.service
         positions = self.positions
+        positions.hold(set(service.hub.local_subjects(Role.CUSTOMER)))
         positions.apply(await service.backend.queue_changes(positions.version))
-        new = positions.keep_customers(set(service.hub.local_subjects(Role.CUSTOMER)))
         wanted = set(positions.wanted)
+        new = positions.to_look_up()
         if new:
             async with service.sessions() as session:
-                wanted.update((await repo.waiting_calls_of(session, new)).values())
+                found = await repo.waiting_calls_of(session, new)
+            positions.looked_up(new, found)
+            wanted.update(found.values())
         if wanted:
             _, standings = await service.backend.standings(sorted(wanted))
             positions.wanted.difference_update(wanted)

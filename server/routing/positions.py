@@ -8,8 +8,9 @@ cancel at the head of a 10,000-call queue thus costs this node one small step pe
 socket it holds, and a queue where nothing changes costs nothing at all. A full
 re-read (the standings of the held calls, O(log n) each, never a snapshot) is only
 needed when the log cannot say what changed: it was trimmed past this node's
-version, or the live state was lost and rebuilt. Call :meth:`apply` before
-:meth:`keep_customers` in each pass, so a re-read looks up every held customer.
+version, or the live state was lost and rebuilt. Each pass: :meth:`hold`, then
+:meth:`apply`, then look up :meth:`to_look_up` (after a re-read, every held
+customer) and :meth:`put` the standings read.
 
 Pure: no I/O and no clock; the dispatcher (``server/calls/dispatcher.py``) reads
 the log, the standings and the staffing, and sends what :meth:`due` returns.
@@ -57,7 +58,9 @@ class NodePositions:
         self._calls: dict[str, Standing] = {}
         self._call_of: dict[str, str] = {}  # customer id -> call id
         self._ranks: SortedList = SortedList()  # (rank key, sequence, call id)
-        self._looked_up: set[str] = set()  # customers whose open call was looked for
+        self._held: set[str] = set()  # customers with a socket here
+        self._looked_up: set[str] = set()  # of those, whose open call was looked for
+        self._second_look: set[str] = set()
         self._sent: dict[str, _Sent] = {}
         self._dirty: set[str] = set()
         self._staffing: Staffing | None = None
@@ -75,22 +78,38 @@ class NodePositions:
         return list(self._calls)
 
     # -- what the node holds ------------------------------------------------------
-    def keep_customers(self, customers: Collection[str]) -> list[str]:
-        """Forget customers whose socket left; return those whose open call has not
-        been looked for yet (the caller looks in SQL and :meth:`put`\\ s it)."""
-        for customer in [c for c in self._looked_up if c not in customers]:
+    def hold(self, customers: Collection[str]) -> None:
+        """The customers with a socket here now; forgets those who left."""
+        for customer in [c for c in self._held if c not in customers]:
+            self._held.discard(customer)
             self._looked_up.discard(customer)
+            self._second_look.discard(customer)
             call_id = self._call_of.get(customer)
             if call_id is not None:
                 self._drop(call_id)
-        new = [c for c in customers if c not in self._looked_up]
-        self._looked_up.update(new)
-        return new
+        self._held.update(customers)
+
+    def to_look_up(self) -> list[str]:
+        """Held customers whose open call is still to be looked up in SQL (the
+        caller reports with :meth:`looked_up`)."""
+        return [c for c in self._held if c not in self._looked_up]
+
+    def looked_up(self, customers: Iterable[str], with_a_call: Collection[str]) -> None:
+        """SQL was asked for these customers' calls. One found without a call is
+        asked once more on the next pass: a create enqueues before it commits, so
+        a call seen in the log before its customer's socket was here may not have
+        been in SQL yet at the first look."""
+        for customer in customers:
+            if customer in with_a_call or customer in self._second_look:
+                self._second_look.discard(customer)
+                self._looked_up.add(customer)
+            else:
+                self._second_look.add(customer)
 
     def put(self, standings: Iterable[Standing]) -> None:
         """Track these standings (fresh reads), replacing what was kept of them."""
         for standing in standings:
-            if standing.customer_id not in self._looked_up:
+            if standing.customer_id not in self._held:
                 continue  # the socket left meanwhile
             self._drop(standing.call_id, keep_sent=True)
             previous = self._call_of.get(standing.customer_id)
@@ -137,6 +156,7 @@ class NodePositions:
         self._call_of.clear()
         self._ranks.clear()
         self._looked_up.clear()
+        self._second_look.clear()
         self._dirty.clear()
         self.wanted.clear()
 
@@ -148,11 +168,7 @@ class NodePositions:
             elif change.kind is ChangeKind.STEPPED:
                 own.step = change.step
                 self._dirty.add(change.call_id)
-        elif (
-            own is None
-            and change.kind is ChangeKind.ADDED
-            and change.customer_id in self._looked_up
-        ):
+        elif own is None and change.kind is ChangeKind.ADDED and change.customer_id in self._held:
             self.wanted.add(change.call_id)
         score, seq = change.rank
         for _, _, call_id in self._ranks.irange(minimum=(score, seq + 1, "")):

@@ -88,9 +88,8 @@ async def test_moving_standings_by_the_change_log_matches_reading_them_afresh(
         dialect = ["yue", "cmn", None][n % 3]
         await backend.enqueue(call(f"c{n:02d}", dialect, at=n), n)
     held = NodePositions()
+    held.hold({f"cust-c{n:02d}" for n in (*range(12), 99)})
     held.apply(await backend.queue_changes(0))
-    customers = {f"cust-c{n:02d}" for n in (*range(12), 99)}
-    held.keep_customers(customers)
     version, standings = await backend.standings([f"c{n:02d}" for n in range(12)])
     held.put(standings)
     start = held.version
