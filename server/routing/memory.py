@@ -11,17 +11,19 @@ import heapq
 import itertools
 import secrets
 import uuid
-from collections import Counter, deque
+from collections import Counter
 from collections.abc import Callable, Sequence
 
 from sortedcontainers import SortedList
 
 from .errors import OfferExpired, SpecialistNotFound
+from .memory_records import ChangeLog
 from .memory_records import DispatchCandidate as _Candidate
 from .memory_records import IdleTuple as _IdleTuple
 from .memory_records import RankTuple as _RankTuple
 from .memory_records import SpecialistRecord as _Specialist
 from .memory_records import WaitingEntry as _Waiting
+from .memory_records import of_step as _of_step
 from .model import (
     Assignment,
     DesiredPresence,
@@ -41,7 +43,6 @@ from .model import (
 from .standing import (
     ChangeKind,
     LiveCalls,
-    QueueChange,
     QueueChanges,
     Staffing,
     Standing,
@@ -67,8 +68,7 @@ class MemoryQueueBackend:
         self._on_any: SortedList = SortedList()
         self._on_dialect: dict[str, SortedList] = {}
         self._on_skill: dict[str, SortedList] = {}
-        self._log: deque[QueueChange] = deque(maxlen=LOG_LENGTH)
-        self._version = 0
+        self._log = ChangeLog(LOG_LENGTH)
         # Heap of skill- and dialect-step deadlines, cleaned lazily.
         self._promotions: list[tuple[float, str]] = []
         self._specialists: dict[str, _Specialist] = {}
@@ -131,18 +131,14 @@ class MemoryQueueBackend:
         return int(self._order.index(entry.rank)) + 1
 
     async def standings(self, call_ids: Sequence[str]) -> tuple[int, list[Standing]]:
-        return self._version, [self._standing(self._calls[c]) for c in call_ids if c in self._calls]
+        found = [self._standing(self._calls[c]) for c in call_ids if c in self._calls]
+        return self._log.version, found
 
     async def queue_changes(self, since: int) -> QueueChanges:
-        if since == self._version:
-            return QueueChanges(self._epoch, self._version, ())
-        first = self._log[0].version if self._log else self._version + 1
-        complete = since <= self._version and first <= since + 1
-        after = tuple(c for c in self._log if c.version > since) if complete else ()
-        return QueueChanges(self._epoch, self._version, after, complete)
+        return self._log.after(since, self._epoch)
 
     async def queue_version(self) -> int:
-        return self._version
+        return self._log.version
 
     async def staffing(self) -> Staffing:
         return staffing_of(s.view() for s in self._specialists.values())
@@ -163,19 +159,12 @@ class MemoryQueueBackend:
             ahead_any=int(self._on_any.bisect_left(rank)),
             ahead_dialect=int(dialect.bisect_left(rank)) if dialect is not None else 0,
             ahead_skill=int(skill.bisect_left(rank)) if skill is not None else 0,
-            as_of=self._version,
+            as_of=self._log.version,
         )
 
     def _on_step_of(self, entry: _Waiting) -> SortedList:
         """Every waiting call on the entry's step (and pool), offered or not."""
-        if entry.step is LadderStep.SKILL:
-            key = entry.call.skill_key
-            assert key is not None
-            return self._on_skill.setdefault(key, SortedList())
-        if entry.step is LadderStep.DIALECT:
-            assert entry.call.dialect is not None
-            return self._on_dialect.setdefault(entry.call.dialect, SortedList())
-        return self._on_any
+        return _of_step(entry, self._on_skill, self._on_dialect, self._on_any)
 
     def _place(self, entry: _Waiting) -> None:
         self._on_step_of(entry).add(entry.rank)
@@ -186,32 +175,11 @@ class MemoryQueueBackend:
     def _log_change(
         self, kind: ChangeKind, entry: _Waiting, old_step: LadderStep | None = None
     ) -> None:
-        self._version += 1
-        call = entry.call
-        self._log.append(
-            QueueChange(
-                version=self._version,
-                kind=kind,
-                call_id=call.call_id,
-                customer_id=call.customer_id,
-                rank=(entry.rank[0], entry.rank[1]),
-                step=entry.step,
-                dialect=call.dialect,
-                skill_key=call.skill_key,
-                old_step=old_step,
-            )
-        )
+        self._log.append(kind, entry.call, entry.rank, entry.step, old_step)
 
     def _queue(self, entry: _Waiting) -> SortedList:
         """The unoffered queue of the entry's current step."""
-        if entry.step is LadderStep.SKILL:
-            key = entry.call.skill_key
-            assert key is not None
-            return self._skill_queues.setdefault(key, SortedList())
-        if entry.step is LadderStep.DIALECT:
-            assert entry.call.dialect is not None
-            return self._dialect_queues.setdefault(entry.call.dialect, SortedList())
-        return self._any_queue
+        return _of_step(entry, self._skill_queues, self._dialect_queues, self._any_queue)
 
     def _queue_unoffered(self, entry: _Waiting) -> None:
         self._queue(entry).add(entry.rank)
