@@ -221,17 +221,19 @@ class Dispatcher:
             await session.commit()
             call = await repo.get_call(session, offer.call_id)
         if not ok:
-            if call is None:
-                # Not committed yet: a create enqueues inside its transaction. Give
-                # the reservation back (the call keeps its place, the desk is not
-                # counted a miss); a call SQL never gets is taken out by repair.
-                # Offered again on the next pass, not at once.
-                await service.backend.decline(offer.offer_id, offer.specialist_id, now)
-            elif CallState(call.state) not in WAITING:
+            if call is not None and CallState(call.state) not in WAITING:
                 # SQL says the call is no longer waiting (it ended on another path):
                 # take it out of the queue, which also frees the specialist.
                 await service.backend.remove(offer.call_id, now)
                 service.wake.set()
+            else:
+                # Not visible to this transaction yet (a create enqueues inside its
+                # own, and may commit meanwhile), or SQL still records an earlier
+                # offer: give the reservation back rather than leave an offer
+                # nobody was told of to run out. The call keeps its place, the
+                # desk is not counted a miss; the next pass offers it again, and a
+                # call SQL never gets is taken out by repair.
+                await service.backend.decline(offer.offer_id, offer.specialist_id, now)
             return
         service.metrics.offers.labels(offer.step.value).inc()
         message = await service.offer_message(offer.call_id, offer.offer_id, offer.expires_at)
