@@ -159,6 +159,8 @@ def socket_routes(c: Container) -> SocketRoutes:
         operation_id = data.get("operation_id")
         if not isinstance(operation_id, str) or not 0 < len(operation_id) <= 64:
             raise ValidationFailed("operation_id: required", code="invalid_message")
+        # The socket edge checks the role, as the HTTP route registry does for routes.
+        connection.principal.require(Role.CUSTOMER)
         await operations.warning_shown(connection.principal, operation_id)
 
     callbacks = c.callbacks

@@ -1,7 +1,7 @@
 """``build(settings) -> Container``: every client and service, made once, here.
 
-The one wiring module. Every collaborator (observers, sweepers, hooks, the ticket
-resolver, the clock) is passed to a constructor; nothing is attached to a
+The one wiring module. Every collaborator (event handlers, sweepers, hooks, the
+ticket resolver, the clock) is passed to a constructor; nothing is attached to a
 service afterwards, and nothing is kept at module level. The order below is the
 order of construction; each step needs only what the steps before it made:
 
@@ -11,11 +11,14 @@ order of construction; each step needs only what the steps before it made:
 3. the recorder, then the video analyser composed with it (the media node's taps;
    both ask the node for keyframes through one :class:`KeyframeLine`), and with
    Redis the reader of what media-node processes analyse;
-4. the risk engine, the ledger and the operations service (told of video integrity);
+4. the risk engine, the ledger and the operations service (told of video integrity;
+   it writes its record-only events with an :class:`OutboxWriter`);
 5. the embedded media node, if any (it connects itself to the keyframe line), and
-   the media coordinator (told how to activate a call; it holds no call service);
-6. the outbox, with its handlers in delivery order (:func:`outbox_handlers`);
-7. the call service, with its observers, ticket resolver and ``queue.update`` hook;
+   the media lifecycle (a call's media start and close: outbox handlers);
+6. the outbox, with its handlers in delivery order (:func:`outbox_handlers`), then
+   the media coordinator, which writes ``CallActive`` to it (it holds no call
+   service);
+7. the call service, with the outbox, ticket resolver and ``queue.update`` hook;
 8. the callback service and the dispatcher with its sweepers;
 9. the staff access checks, throttles and login guard of the HTTP edge.
 
@@ -27,7 +30,6 @@ from __future__ import annotations
 
 import functools
 import time
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -45,31 +47,35 @@ from server.banking.ledger import SqlLedger
 from server.callbacks.offers import CallbackOffers
 from server.callbacks.policy import CallbackPolicy
 from server.callbacks.service import CallbackService
-from server.calls.activation import CallActivation
 from server.calls.clock import SharedClock, redis_time
 from server.calls.dispatcher import Dispatcher
-from server.calls.repository import get_call
-from server.calls.service import CallObserver, CallService
+from server.calls.service import CallService
+from server.calls.state import IN_CONVERSATION, CallState
 from server.db.engine import make_engine, make_sessionmaker
 from server.db.models import Call
 from server.hub.bus import LocalBus, MessageBus, RedisBus
 from server.hub.hub import Hub
-from server.integrity.observer import IntegrityObserver
 from server.integrity.remote import RemoteIntegrity
 from server.integrity.service import IntegrityService, integrity_applies
 from server.media.coordinator import MediaCoordinator
 from server.media.directory import LocalDirectory, MediaDirectory, RedisDirectory
 from server.media.janus.factory import media_node_factory
 from server.media.keyframes import KeyframeLine
+from server.media.lifecycle import MediaLifecycle
 from server.media.nodes import MediaRelay, NodeHost
 from server.media.store import MediaStore
 from server.metrics import Metrics
-from server.operations.observer import OperationsObserver
 from server.operations.pending import calls_with_pending_operations
 from server.operations.service import OperationService
-from server.outbox.events import ConversationEnded, Event
-from server.outbox.relay import Handler, Outbox
-from server.recordings.observer import RecordingObserver
+from server.outbox.events import (
+    RECORD_ONLY,
+    CallAccepted,
+    CallActive,
+    ConversationEnded,
+    Event,
+)
+from server.outbox.relay import Handler, Outbox, OutboxWriter
+from server.reactions import recording_notice, redirect_transfer, with_call
 from server.recordings.service import RecordingService
 from server.redirects.desk import TicketDesk
 from server.routing.backend import QueueBackend
@@ -114,8 +120,8 @@ class Container:
     # otherwise, including with separate media-node processes.
     media_host: NodeHost | None
     media_coordinator: MediaCoordinator
-    # Who is told of a call's lifecycle steps, in order (the call service's observers).
-    observers: tuple[CallObserver, ...]
+    # A call's media start and close (outbox handlers).
+    media_lifecycle: MediaLifecycle
     # Domain events written with the change and delivered after it (server/outbox).
     outbox: Outbox
     calls: CallService
@@ -200,43 +206,60 @@ def redis_client(url: str) -> Redis:
 
 def outbox_handlers(
     sessions: async_sessionmaker[AsyncSession],
+    hub: Hub,
+    clock: SharedClock,
     operations: OperationService,
-    media: MediaCoordinator,
+    integrity: IntegrityService,
+    media: MediaLifecycle,
     recordings: RecordingService,
 ) -> list[Handler]:
-    """Every handler of the outbox's events, in delivery order. Each is idempotent
-    (it may run twice after a crash) and isolated (see server/outbox/relay.py).
+    """Every handler of the outbox's events, in delivery order (for each event, the
+    handlers that take its kind run in this order; each call's events reach a
+    handler in the order they were written). Each is idempotent (it may run twice
+    after a crash) and isolated: one failing is retried with backoff and never
+    keeps the others from their delivery (server/outbox/relay.py).
 
+    call_accepted: media set-up first (a session, a node, ``media.start``), then
+    the recording notice (the parties hear it as their media starts).
+    call_active: a redirect's attempted transfer becomes a pending operation, then
+    integrity's random liveness challenges begin.
     conversation_ended: pending operations are closed first (money moves only
-    inside a live call), then the media session, then the recording's tap.
+    inside a live call), then the media session, the recording's tap, and
+    integrity's state for the call.
+    The other kinds are a record only (``RECORD_ONLY``): no handler takes them.
     """
+    accepted = frozenset({CallAccepted.kind})
+    active = frozenset({CallActive.kind})
     ended = frozenset({ConversationEnded.kind})
+    connecting = {CallState.CONNECTING}
+    live = {CallState.ACTIVE}
 
     async def close_recording(event: Event) -> None:
         if event.call_id is not None:
             await recordings.close_call(event.call_id)
 
+    async def forget_integrity(event: Event) -> None:
+        if event.call_id is not None:
+            await integrity.call_ended(event.call_id)
+
+    async def start_challenges(call: Call) -> None:
+        integrity.call_started(call.call_id)
+
+    notice = recording_notice(recordings, hub, sessions, clock)
     return [
-        Handler("operations.close_pending", ended, _with_call(sessions, operations.call_ended)),
-        Handler("media.close_session", ended, _with_call(sessions, media.conversation_ended)),
+        Handler("media.start", accepted, with_call(sessions, media.start, connecting)),
+        Handler("recording.notice", accepted, with_call(sessions, notice, IN_CONVERSATION)),
+        Handler(
+            "operations.redirect_transfer",
+            active,
+            with_call(sessions, redirect_transfer(operations, sessions), live),
+        ),
+        Handler("integrity.random_checks", active, with_call(sessions, start_challenges, live)),
+        Handler("operations.close_pending", ended, with_call(sessions, operations.call_ended)),
+        Handler("media.close_session", ended, with_call(sessions, media.close)),
         Handler("recording.close", ended, close_recording),
+        Handler("integrity.forget", ended, forget_integrity),
     ]
-
-
-def _with_call(
-    sessions: async_sessionmaker[AsyncSession], react: Callable[[Call], Awaitable[None]]
-) -> Callable[[Event], Awaitable[None]]:
-    """A handler that hands ``react`` the event's call, as read now."""
-
-    async def handle(event: Event) -> None:
-        if event.call_id is None:
-            return
-        async with sessions() as session:
-            call = await get_call(session, event.call_id)
-        if call is not None:
-            await react(call)
-
-    return handle
 
 
 def _media_relay(
@@ -341,40 +364,31 @@ def build(settings: Settings) -> Container:
         engine_of_risk,
         core=SqlLedger(tz=ZoneInfo(settings.branch_timezone), documents=documents),
         integrity=integrity,
+        events=OutboxWriter(settings.node_id, RECORD_ONLY),
     )
-    operations_observer = OperationsObserver(operations)
-    integrity_observer = IntegrityObserver(integrity)
-    recording_observer = RecordingObserver(recordings, hub)
 
-    # 5. media
+    # 5. media: the node, and a call's media start and close (outbox handlers)
     relay, media_host = _media_relay(settings, redis, hub, integrity.tap_factory, keyframes)
-    coordinator = MediaCoordinator(
-        MediaStore(sessions, settings.media_grace_s),
-        functools.partial(ice_servers_of, settings),
-        media=relay,
-        sessions=sessions,
-        hub=hub,
-        clock=clock,
-        # call_active, in the observers' order (the coordinator's and the recorder's
-        # own call_active do nothing).
-        activated=CallActivation(sessions, (operations_observer, integrity_observer)),
+    media_store = MediaStore(sessions, settings.media_grace_s)
+    ice = functools.partial(ice_servers_of, settings)
+    lifecycle = MediaLifecycle(
+        media_store, ice, media=relay, sessions=sessions, hub=hub, clock=clock
     )
 
-    # 6. the outbox and its handlers
+    # 6. the outbox and its handlers; the coordinator writes CallActive to it
     outbox = Outbox(
         sessions,
         settings.node_id,
-        handlers=outbox_handlers(sessions, operations, coordinator, recordings),
+        handlers=outbox_handlers(
+            sessions, hub, clock, operations, integrity, lifecycle, recordings
+        ),
+        record_only=RECORD_ONLY,
+    )
+    coordinator = MediaCoordinator(
+        media_store, ice, media=relay, sessions=sessions, hub=hub, clock=clock, outbox=outbox
     )
 
-    # 7. calls. Observers, in order: media set-up first (media.start), then the
-    # recording notice (it follows media.start), then operations and integrity.
-    observers: tuple[CallObserver, ...] = (
-        coordinator,
-        recording_observer,
-        operations_observer,
-        integrity_observer,
-    )
+    # 7. calls (what reacts to their changes: the outbox's handlers)
     callbacks_policy = callback_policy(settings)
     calls = CallService(
         settings,
@@ -384,7 +398,6 @@ def build(settings: Settings) -> Container:
         metrics,
         clock=clock,
         outbox=outbox,
-        observers=observers,
         ticket_resolver=desk.redeem,
         queue_update_hooks=(CallbackOffers(sessions, callbacks_policy).annotate_queue_updates,),
     )
@@ -424,7 +437,7 @@ def build(settings: Settings) -> Container:
         operations=operations,
         media_host=media_host,
         media_coordinator=coordinator,
-        observers=observers,
+        media_lifecycle=lifecycle,
         outbox=outbox,
         calls=calls,
         callbacks=callbacks,

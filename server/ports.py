@@ -13,24 +13,38 @@ of the hub?" has a short answer.
 - :data:`QueueBackend`: the queue, presence and offers (in-process or Redis);
   both backends pass one contract suite (``tests/routing``).
 - :data:`MessageBus`: node-to-node delivery under the notifier.
-- :data:`CoreBanking` and :class:`Ledger`: the bank's core as the branch sees
-  it. **Still session-bound**: each method takes the ``AsyncSession`` whose
-  transaction also holds the operation's audit entries, so that an effect and
-  its audit record commit together. A remote core behind this port needs that
-  pairing replaced (an outbox of postings, or a two-step reserve/commit); until
-  then the signature keeps the session.
+- :class:`CoreBanking` and :class:`Ledger`: the bank's core as the branch sees
+  it. Each method takes the operation's unit of work as a :class:`Transaction`,
+  opaque to the port: the branch's own SQL ledger (``server/banking/ledger.py``)
+  finds the operation's database session in it and writes its postings there,
+  so that money moves in the same transaction as the operation's state change
+  and audit entries, and commits or rolls back with them. A remote core behind
+  the port ignores the handle and makes its call idempotent by the operation id;
+  what it cannot have is that shared commit (it would need a reserve and a
+  confirm, or an outbox of postings).
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Protocol
 
+import risk
 from server.auth.principal import Role
-from server.banking.core import CoreBanking
 from server.hub.bus import MessageBus
 from server.routing.backend import QueueBackend
 
-__all__ = ["Clock", "CoreBanking", "Ledger", "MessageBus", "Notifier", "QueueBackend"]
+__all__ = [
+    "Clock",
+    "CoreBanking",
+    "Ledger",
+    "MessageBus",
+    "Notifier",
+    "QueueBackend",
+    "Transaction",
+]
 
 
 class Clock(Protocol):
@@ -44,6 +58,64 @@ class Notifier(Protocol):
     socket is; never fails the caller (a lost message is put right on reconnect)."""
 
     async def send(self, role: Role, subject: str, message: dict[str, Any]) -> None: ...
+
+
+@dataclass(frozen=True)
+class Transaction:
+    """The operation's unit of work, handed to the core without the port saying
+    what it is (the caller opens it, and commits or rolls it back)."""
+
+    handle: object
+
+
+class CoreBanking(Protocol):
+    """The bank's core system as the cloud branch sees it (the contract of each
+    method: ``server/banking/core.py``)."""
+
+    async def execute(
+        self,
+        tx: Transaction,
+        operation_id: str,
+        customer_id: str,
+        kind: str,
+        params: Mapping[str, Any],
+        now: datetime,
+    ) -> dict[str, Any]:
+        """Execute a confirmed operation within ``tx``; atomic with it, idempotent per
+        operation id. Returns the JSON-ready result to store on the operation
+        (money as decimal strings, times as RFC 3339). Raises ``ExecutionFailed``."""
+        ...
+
+    async def preflight(
+        self,
+        tx: Transaction,
+        customer_id: str,
+        kind: str,
+        params: Mapping[str, Any],
+        now: datetime,
+    ) -> None:
+        """Raise ``ExecutionFailed`` when starting the operation is already certain
+        to be refused (a medium reported lost, an ambiguous choice)."""
+        ...
+
+    async def risk_inputs(
+        self, tx: Transaction, customer_id: str, now: datetime
+    ) -> tuple[risk.CustomerProfile, risk.RiskLists]:
+        """What the risk engine needs to know about the customer at ``now``."""
+        ...
+
+    async def operation_facts(
+        self,
+        tx: Transaction,
+        customer_id: str,
+        kind: str,
+        params: Mapping[str, Any],
+        now: datetime,
+    ) -> dict[str, Any]:
+        """What the risk engine needs to know about the operation beyond its params
+        (a time deposit's principal, term and the interest an early break gives
+        up), as operation params; ``{}`` when there is nothing to add."""
+        ...
 
 
 class Ledger(CoreBanking, Protocol):

@@ -1,23 +1,26 @@
 """The core-banking boundary: what executing an in-call operation means.
 
 The call and operation layer never touches balances itself. It asks a
-:class:`CoreBanking` implementation to execute a confirmed operation and stores
-the returned result on the operation. The embedded default is
+:class:`server.ports.CoreBanking` implementation to execute a confirmed operation
+and stores the returned result on the operation. The embedded default is
 :class:`server.banking.ledger.SqlLedger`, a double-entry ledger in the service's
-own database; a bank's real core system would sit behind the same Protocol.
+own database; a bank's real core system would sit behind the same Protocol (its
+methods take the operation's unit of work as an opaque
+:class:`server.ports.Transaction`, not a database session).
 
-Contract of :meth:`CoreBanking.execute`:
+Contract of ``CoreBanking.execute``:
 
-- **Atomic.** It works in the caller's session and transaction. Everything it
-  writes (transfer, postings, balances, payee, events, audit entry) lands in
-  that transaction or not at all; the caller commits.
+- **Atomic.** It works within the caller's unit of work (for the SQL ledger, the
+  operation's session and transaction). Everything it writes (transfer,
+  postings, balances, payee, events, audit entry) lands in that transaction or
+  not at all; the caller commits.
 - **Idempotent per operation id.** Executing the same operation again returns
   the result of the first execution and moves no money; two concurrent
   executions of one operation post once.
 - **Refusals leave the ledger untouched.** A business refusal raises
   :class:`ExecutionFailed` with a stable ``reason_code``; any other exception
   also propagates. Either way the ledger's writes have been undone and the
-  caller's session is still usable, so the caller can record the operation as
+  caller's transaction is still usable, so the caller can record the operation as
   ``failed`` with the reason in the same transaction.
 
 Operation kinds and their ``params`` (money is a decimal *string*, never a float):
@@ -49,11 +52,8 @@ import uuid
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta, timezone
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
-from typing import Any, Final, Protocol
+from typing import Any, Final
 
-from sqlalchemy.ext.asyncio import AsyncSession
-
-import risk
 from server.errors import Conflict
 
 #: The ledger's currency. Accounts, limits and habit statistics are in CNY.
@@ -121,57 +121,6 @@ class ExecutionFailed(Conflict):
     def reason(self) -> str:
         """The reason code (the name the operation layer reads)."""
         return self.reason_code
-
-
-class CoreBanking(Protocol):
-    """The bank's core system as the cloud branch sees it."""
-
-    async def execute(
-        self,
-        session: AsyncSession,
-        operation_id: str,
-        customer_id: str,
-        kind: str,
-        params: Mapping[str, Any],
-        now: datetime,
-    ) -> dict[str, Any]:
-        """Execute a confirmed operation in ``session``'s transaction; see the module doc.
-
-        Returns the JSON-ready result to store on the operation (money as
-        decimal strings, times as RFC 3339). Raises :class:`ExecutionFailed`.
-        """
-        ...
-
-    async def preflight(
-        self,
-        session: AsyncSession,
-        customer_id: str,
-        kind: str,
-        params: Mapping[str, Any],
-        now: datetime,
-    ) -> None:
-        """Raise :class:`ExecutionFailed` when starting the operation is already
-        certain to be refused (a medium reported lost, an ambiguous choice)."""
-        ...
-
-    async def risk_inputs(
-        self, session: AsyncSession, customer_id: str, now: datetime
-    ) -> tuple[risk.CustomerProfile, risk.RiskLists]:
-        """What the risk engine needs to know about the customer at ``now``."""
-        ...
-
-    async def operation_facts(
-        self,
-        session: AsyncSession,
-        customer_id: str,
-        kind: str,
-        params: Mapping[str, Any],
-        now: datetime,
-    ) -> dict[str, Any]:
-        """What the risk engine needs to know about the operation beyond its params
-        (a time deposit's principal, term and the interest an early break gives
-        up), as operation params; ``{}`` when there is nothing to add."""
-        ...
 
 
 # ---------------------------------------------------------------------- money

@@ -65,6 +65,7 @@ import risk
 from server import audit
 from server.db.banking import AuditEntry
 from server.db.models import Customer
+from server.ports import Transaction
 
 from . import credentials, products, transfers
 from .core import (
@@ -87,8 +88,16 @@ from .profiles import load_risk_inputs
 EXECUTED: Final = "ledger.executed"
 
 
+def session_of(tx: Transaction) -> AsyncSession:
+    """The operation's database session: this ledger lives in the branch's own
+    database, and writes in the operation's transaction (see the module doc)."""
+    if not isinstance(tx.handle, AsyncSession):
+        raise TypeError(f"the SQL ledger works in a database session, not {type(tx.handle)}")
+    return tx.handle
+
+
 class SqlLedger:
-    """:class:`~server.banking.core.CoreBanking` on the service's own database.
+    """:class:`~server.ports.CoreBanking` on the service's own database.
 
     ``home_bank`` is the bank's code as payee banks are written; ``tz`` is the
     customers' local time zone (the daily limit counts the local day).
@@ -126,18 +135,20 @@ class SqlLedger:
 
     async def execute(
         self,
-        session: AsyncSession,
+        tx: Transaction,
         operation_id: str,
         customer_id: str,
         kind: str,
         params: Mapping[str, Any],
         now: datetime,
     ) -> dict[str, Any]:
-        """Execute one confirmed operation in ``session``'s transaction (the caller commits).
+        """Execute one confirmed operation in the transaction of ``tx``'s session (the
+        caller commits).
 
         See the module docstring for how this stays atomic and idempotent.
         Raises :class:`~server.banking.core.ExecutionFailed` for a refusal.
         """
+        session = session_of(tx)
         if now.tzinfo is None:
             raise ValueError("now must be timezone aware")
         handler = self._handlers.get(kind)
@@ -173,7 +184,7 @@ class SqlLedger:
 
     async def preflight(
         self,
-        session: AsyncSession,
+        tx: Transaction,
         customer_id: str,
         kind: str,
         params: Mapping[str, Any],
@@ -182,6 +193,7 @@ class SqlLedger:
         """Refuse at the start what is already certain to be refused: a medium
         reported lost, a choice of medium or account that is missing or
         ambiguous (the refusal names the choices), a period in the future."""
+        session = session_of(tx)
         if kind in ("transfer", "time_deposit") and params.get("action", "open") == "open":
             wanted = params.get("from_account")
             try:
@@ -199,11 +211,11 @@ class SqlLedger:
         await self.counter.preflight(session, customer_id, kind, params, now)
 
     async def risk_inputs(
-        self, session: AsyncSession, customer_id: str, now: datetime
+        self, tx: Transaction, customer_id: str, now: datetime
     ) -> tuple[risk.CustomerProfile, risk.RiskLists]:
         """The risk engine's view of the customer, read from this ledger."""
         return await load_risk_inputs(
-            session,
+            session_of(tx),
             customer_id,
             now,
             home_bank=self.home_bank,
@@ -213,7 +225,7 @@ class SqlLedger:
 
     async def operation_facts(
         self,
-        session: AsyncSession,
+        tx: Transaction,
         customer_id: str,
         kind: str,
         params: Mapping[str, Any],
@@ -224,7 +236,7 @@ class SqlLedger:
         if kind != "time_deposit" or params.get("action") != "break" or not deposit_id:
             return {}
         return await deposit_break_facts(
-            session,
+            session_of(tx),
             customer_id,
             str(deposit_id),
             now,

@@ -7,7 +7,7 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import structlog
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -18,6 +18,7 @@ from server.errors import NotFound
 from server.failures import dependency_failure
 from server.hub.hub import Hub
 from server.metrics import Metrics
+from server.outbox.events import Event
 from server.outbox.relay import Outbox
 from server.routing.backend import QueueBackend
 from server.routing.errors import RoutingError
@@ -64,23 +65,14 @@ QueueUpdateHook = Callable[[dict[str, dict[str, Any]]], Awaitable[None]]
 TicketResolver = Callable[[AsyncSession, str, str, float], Awaitable[TicketGrant]]
 
 
-class CallObserver(Protocol):
-    """Told about lifecycle steps that other parts (media) act on."""
-
-    async def call_accepted(self, call: Call) -> None: ...
-
-    async def call_active(self, call: Call) -> None: ...
-
-    async def conversation_ended(self, call: Call) -> None: ...
-
-
 class CallServiceBase:
     """Everything that changes a call, and the messages each change sends.
 
     Every collaborator is given here and fixed for the service's life (the
-    bootstrap, ``server/bootstrap.py``, decides them): ``observers`` are told of
-    lifecycle steps in order, ``ticket_resolver`` redeems redirect tickets,
-    ``queue_update_hooks`` add fields to ``queue.update`` messages.
+    bootstrap, ``server/bootstrap.py``, decides them): ``outbox`` records each
+    change's domain events in its transaction and delivers them to their
+    handlers (the list in the bootstrap), ``ticket_resolver`` redeems redirect
+    tickets, ``queue_update_hooks`` add fields to ``queue.update`` messages.
     """
 
     def __init__(
@@ -93,7 +85,6 @@ class CallServiceBase:
         clock: Clock = time.time,
         outbox: Outbox | None = None,
         *,
-        observers: Sequence[CallObserver] = (),
         ticket_resolver: TicketResolver | None = None,
         queue_update_hooks: Sequence[QueueUpdateHook] = (),
     ) -> None:
@@ -103,10 +94,10 @@ class CallServiceBase:
         self.hub = hub
         self.metrics = metrics
         self.clock = clock
-        # Where the effects of a change outside its transaction are recorded
-        # (server/outbox): without one, observers are called directly.
+        # Where a change's domain events are written, in its transaction
+        # (server/outbox). Without one nothing reacts to a change beyond its own
+        # messages (a service exercised alone, as the unit tier does).
         self.outbox = outbox
-        self.observers: tuple[CallObserver, ...] = tuple(observers)
         # Without a resolver every ticket is unknown (redirects not wired).
         self.ticket_resolver = ticket_resolver
         self.queue_update_hooks: tuple[QueueUpdateHook, ...] = tuple(queue_update_hooks)
@@ -208,6 +199,18 @@ class CallServiceBase:
         if call is None or call.specialist_id != principal.subject:
             raise NotFound(f"no call {call_id!r} held by you", code="call_not_found")
         return call
+
+    def record(self, session: AsyncSession, event: Event) -> None:
+        """Write ``event`` in ``session``'s transaction (with the change it reports)."""
+        if self.outbox is not None:
+            self.outbox.append(session, event)
+
+    async def deliver(self, call_id: str) -> None:
+        """Right after a commit: the call's events to their handlers, in this task,
+        so that their effects (media.start, ...) follow the change at once. A
+        handler that fails is retried by the outbox's relay; never the caller."""
+        if self.outbox is not None:
+            await self.outbox.flush(call_id)
 
     async def _deferrable(self, step: str, work: Awaitable[T], call_id: str) -> T | None:
         """Run a Redis step that follows a committed SQL step. If Redis fails (or

@@ -4,9 +4,7 @@ outbox (server/bootstrap.py lists the handlers)."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
-
-import structlog
+from typing import Any
 
 from server.auth.principal import Principal, Role
 from server.db.models import Call
@@ -17,11 +15,6 @@ from . import repository as repo
 from .base import CallServiceBase
 from .messages import call_ended
 from .state import IN_CONVERSATION, CallAction, CallState, EndReason
-
-if TYPE_CHECKING:
-    pass
-
-log = structlog.get_logger(__name__)
 
 
 class ConversationCommands(CallServiceBase):
@@ -61,19 +54,15 @@ class ConversationCommands(CallServiceBase):
                     actor.subject if actor else None,
                     end_reason=reason.value,
                 )
-                if self.outbox is not None:
-                    self.outbox.append(session, ConversationEnded(call_id, now, reason.value))
+                self.record(session, ConversationEnded(call_id, now, reason.value))
             await session.commit()
             call = await repo.get_call(session, call_id)
         if not done or call is None:
             return False
         # SQL has committed: every step below runs whatever the others do.
-        # Pending operations go first: money moves only inside a live call.
-        if self.outbox is not None:
-            # Its handlers (the list in server/bootstrap.py), each isolated and retried.
-            await self.outbox.flush(call_id)
-        else:
-            await self.on_conversation_ended(call)
+        # The handlers go first (pending operations first among them: money moves
+        # only inside a live call), each isolated and retried by the outbox.
+        await self.deliver(call_id)
         ended = call_ended(call_id, reason.value)
         if call.specialist_id:
             await self._deferrable(
@@ -83,16 +72,20 @@ class ConversationCommands(CallServiceBase):
         await self.hub.send(Role.CUSTOMER, call.customer_id, ended)
         return True
 
-    async def on_conversation_ended(self, call: Call) -> None:
-        # One observer failing (media, a database blip) never skips the others:
-        # cancelling pending operations must happen whatever else fails.
-        for observer in self.observers:
-            try:
-                await observer.conversation_ended(call)
-            except Exception:
-                log.exception(
-                    "call.observer_failed", call_id=call.call_id, observer=type(observer).__name__
-                )
+    async def announce_end_again(self, call: Call, now: float) -> bool:
+        """The repair pass found the call's end not acted on (its operations still
+        pending): its handlers, idempotent, run again from a fresh event. Not while
+        an earlier event of its end is still being delivered (the relay retries
+        that one). Returns whether an event was written."""
+        outbox = self.outbox
+        if outbox is None or await outbox.has_pending(call.call_id, ConversationEnded.kind):
+            return False
+        async with self.sessions() as session:
+            reason = call.end_reason or EndReason.COMPLETED.value
+            outbox.append(session, ConversationEnded(call.call_id, now, reason))
+            await session.commit()
+        await outbox.flush(call.call_id)
+        return True
 
     async def wrap_up(
         self, principal: Principal, call_id: str, code: str, note: str | None

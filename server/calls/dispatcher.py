@@ -25,6 +25,7 @@ import structlog
 
 from server.auth.principal import Role
 from server.failures import dependency_failure
+from server.outbox.events import CallQueued, OfferMade
 from server.routing.model import Offer
 from server.routing.positions import Due, NodePositions
 from server.tasks import cancel_and_wait
@@ -218,6 +219,8 @@ class Dispatcher:
                     offer_id=offer.offer_id,
                     step=offer.step.value,
                 )
+                event = OfferMade(offer.call_id, now, offer.specialist_id, offer.offer_id)
+                service.record(session, event)
             await session.commit()
             call = await repo.get_call(session, offer.call_id)
         if not ok:
@@ -243,7 +246,8 @@ class Dispatcher:
     async def _offer_missed(self, offer: Offer, now_away: bool, now: float) -> None:
         service = self.service
         async with service.sessions() as session:
-            await repo.transition(session, offer.call_id, CallAction.WITHDRAW_OFFER)
+            if await repo.transition(session, offer.call_id, CallAction.WITHDRAW_OFFER):
+                service.record(session, CallQueued(offer.call_id, now, cause="offer_missed"))
             await repo.add_event(
                 session,
                 offer.call_id,

@@ -3,7 +3,8 @@ first, then SQL, with a compensation if SQL fails) and decline."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from collections.abc import Awaitable
+from typing import Any
 
 import structlog
 
@@ -11,20 +12,19 @@ from server.auth.principal import Principal, Role
 from server.db.models import Call
 from server.errors import Conflict
 from server.failures import dependency_failure
+from server.outbox.events import CallAccepted, CallQueued
 from server.routing.errors import OfferExpired
-from server.routing.model import (
-    DesiredPresence,
-)
+from server.routing.model import DesiredPresence, Offer
 
 from . import repository as repo
 from .base import CallServiceBase
 from .messages import call_assigned
 from .state import CallAction
 
-if TYPE_CHECKING:
-    pass
-
 log = structlog.get_logger(__name__)
+
+
+OFFER_GONE = "this offer has expired or was withdrawn"
 
 
 class OfferCommands(CallServiceBase):
@@ -37,12 +37,24 @@ class OfferCommands(CallServiceBase):
         self.wake.set()
         return {"state": desired.value, "routing_state": state.value}
 
+    async def _pending_offer(self, principal: Principal, call_id: str, offer_id: str) -> Offer:
+        """The desk's pending offer, if it is the one answered; else it is gone."""
+        offer = await self.backend.pending_offer(principal.subject)
+        if offer is None or offer.offer_id != offer_id or offer.call_id != call_id:
+            raise Conflict(OFFER_GONE, code="offer_expired")
+        return offer
+
+    async def _answer(self, answer: Awaitable[object]) -> None:
+        """The queue's reservation answered; an offer that lapsed meanwhile is gone."""
+        try:
+            await answer
+        except OfferExpired as exc:
+            raise Conflict(OFFER_GONE, code="offer_expired") from exc
+
     async def accept(self, principal: Principal, call_id: str, offer_id: str) -> dict[str, Any]:
         principal.require(Role.SPECIALIST)
         now = self.clock()
-        offer = await self.backend.pending_offer(principal.subject)
-        if offer is None or offer.offer_id != offer_id or offer.call_id != call_id:
-            raise Conflict("this offer has expired or was withdrawn", code="offer_expired")
+        offer = await self._pending_offer(principal, call_id, offer_id)
         # Read first: a database that is down fails here, before the reservation
         # is turned into an assignment; the offer is then released (not a miss).
         try:
@@ -56,10 +68,7 @@ class OfferCommands(CallServiceBase):
                     call_id,
                 )
             raise
-        try:
-            await self.backend.accept(offer_id, principal.subject, now)
-        except OfferExpired as exc:
-            raise Conflict("this offer has expired or was withdrawn", code="offer_expired") from exc
+        await self._answer(self.backend.accept(offer_id, principal.subject, now))
         return await self._record_accept(principal, call_id, offer_id, offer, before, now)
 
     async def _undo_accept(self, call: Call, specialist_id: str, now: float) -> None:
@@ -102,6 +111,7 @@ class OfferCommands(CallServiceBase):
                         offer_id=offer_id,
                         waited_s=waited,
                     )
+                    self.record(session, CallAccepted(call_id, now, principal.subject))
                     await session.commit()
             except Exception as exc:
                 if dependency_failure(exc) is not None and before is not None:
@@ -126,28 +136,20 @@ class OfferCommands(CallServiceBase):
             log.info("call.accepted", call_id=call_id, specialist_id=principal.subject)
             assigned = call_assigned(call_id, specialist, self.settings.proficiency_threshold)
             view = await self.render(session, call, Role.SPECIALIST)
-        # No pooled connection is held while Redis (the bus) is awaited, and
-        # observers (media set-up) open their own sessions.
+        # No pooled connection is held while Redis (the bus) is awaited, and the
+        # handlers (media set-up, the recording notice) open their own sessions.
         await self.hub.send(Role.CUSTOMER, call.customer_id, assigned)
-        await self.on_accepted(call, principal.subject)
+        await self.deliver(call_id)
         return view
-
-    async def on_accepted(self, call: Call, specialist_id: str) -> None:
-        for observer in self.observers:
-            await observer.call_accepted(call)
 
     async def decline(self, principal: Principal, call_id: str, offer_id: str) -> None:
         principal.require(Role.SPECIALIST)
         now = self.clock()
-        offer = await self.backend.pending_offer(principal.subject)
-        if offer is None or offer.offer_id != offer_id or offer.call_id != call_id:
-            raise Conflict("this offer has expired or was withdrawn", code="offer_expired")
-        try:
-            await self.backend.decline(offer_id, principal.subject, now)
-        except OfferExpired as exc:
-            raise Conflict("this offer has expired or was withdrawn", code="offer_expired") from exc
+        await self._pending_offer(principal, call_id, offer_id)
+        await self._answer(self.backend.decline(offer_id, principal.subject, now))
         async with self.sessions() as session:
-            await repo.transition(session, call_id, CallAction.WITHDRAW_OFFER)
+            if await repo.transition(session, call_id, CallAction.WITHDRAW_OFFER):
+                self.record(session, CallQueued(call_id, now, cause="declined"))
             await repo.add_event(
                 session, call_id, now, "declined", Role.SPECIALIST.value, principal.subject
             )

@@ -5,7 +5,7 @@ queue."""
 from __future__ import annotations
 
 import uuid
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import structlog
 from sqlalchemy.exc import IntegrityError
@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from server.auth.principal import Principal, Role
 from server.db.models import Call
 from server.errors import NodeDraining, NotFound
+from server.outbox.events import CallQueued
 from server.routing.model import (
     PriorityClass,
 )
@@ -23,9 +24,6 @@ from . import repository as repo
 from .base import CallRequest, CallServiceBase, TicketGrant
 from .messages import call_ended, offer_withdrawn
 from .state import CallAction, CallState, EndReason
-
-if TYPE_CHECKING:
-    pass
 
 log = structlog.get_logger(__name__)
 
@@ -94,6 +92,7 @@ class QueueCommands(CallServiceBase):
                 priority=call.priority,
                 intent=call.intent,
             )
+            self.record(session, CallQueued(call.call_id, now, cause="created"))
             # One transaction for the whole step: the call is enqueued before it
             # commits, so the prediction (from the rank the enqueue script gives)
             # is written with it. A failing Redis is repaired, not refused; an

@@ -216,8 +216,7 @@ class LiveStateRepair:
                 ended = await repo.get_call(session, key)
             if ended is None or CallState(ended.state) in IN_CONVERSATION:
                 return False
-            await service.on_conversation_ended(ended)
-            return True
+            return await service.announce_end_again(ended, now)
         async with service.sessions() as session:
             call = await repo.get_call(session, key)
             if kind == "withdraw":

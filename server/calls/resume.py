@@ -3,21 +3,15 @@ pending offer; a customer's hello tells where its open call stands."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
-
-import structlog
+from typing import Any
 
 from server.auth.principal import Role
+from server.outbox.events import CallQueued
 
 from . import repository as repo
 from .base import CallServiceBase
 from .messages import call_assigned, call_offered, queue_update
 from .state import IN_CONVERSATION, WAITING, CallAction, CallState
-
-if TYPE_CHECKING:
-    pass
-
-log = structlog.get_logger(__name__)
 
 
 class SocketResume(CallServiceBase):
@@ -42,7 +36,9 @@ class SocketResume(CallServiceBase):
         withdrawn = await self.backend.disconnect(specialist_id, now, connection)
         if withdrawn is not None:
             async with self.sessions() as session:
-                await repo.transition(session, withdrawn.call_id, CallAction.WITHDRAW_OFFER)
+                if await repo.transition(session, withdrawn.call_id, CallAction.WITHDRAW_OFFER):
+                    event = CallQueued(withdrawn.call_id, now, cause="desk_disconnected")
+                    self.record(session, event)
                 await repo.add_event(
                     session,
                     withdrawn.call_id,

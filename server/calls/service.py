@@ -27,7 +27,6 @@ from __future__ import annotations
 from server.auth.principal import Principal, Role
 
 from .base import (
-    CallObserver,
     CallRequest,
     CallServiceBase,
     QueueUpdateHook,
@@ -46,8 +45,9 @@ class CallService(QueueCommands, OfferCommands, ConversationCommands, SocketResu
     """Everything that changes a call, and the messages each change sends.
 
     Every collaborator is given here and fixed for the service's life (the
-    bootstrap, ``server/bootstrap.py``, decides them): ``observers`` are told of
-    lifecycle steps in order, ``ticket_resolver`` redeems redirect tickets,
+    bootstrap, ``server/bootstrap.py``, decides them): ``outbox`` takes each
+    change's domain events in its transaction (their handlers are the list in the
+    bootstrap), ``ticket_resolver`` redeems redirect tickets,
     ``queue_update_hooks`` add fields to ``queue.update`` messages.
 
     Its parts, one module each: :mod:`.base` (collaborators, reading, rendering),
@@ -70,7 +70,6 @@ class CallService(QueueCommands, OfferCommands, ConversationCommands, SocketResu
 
 
 __all__ = [
-    "CallObserver",
     "CallRequest",
     "CallService",
     "CallServiceBase",

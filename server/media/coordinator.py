@@ -23,7 +23,7 @@ restarted for both parties. In ``direct`` mode they are relayed peer to peer.
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import structlog
 from sqlalchemy import select
@@ -36,59 +36,33 @@ from server.errors import Conflict
 from server.hub.connection import ClientConnection
 from signaling.session import IllegalTransition, MediaSessionState
 
-from .directory import NoMediaNode
 from .parties import (
     FAILED_MESSAGE,
     FAILED_NOTICE_WINDOW_S,
-    CallActivated,
     EndConversation,
     node_call,
     party_of,
     ref_of,
 )
-from .store import MediaRecord
-
-if TYPE_CHECKING:
-    pass
-
 from .signals import MediaSignals
+from .store import MediaRecord
 from .upkeep import MediaUpkeep
 
 log = structlog.get_logger(__name__)
 
-__all__ = ["CallActivated", "EndConversation", "MediaCoordinator", "party_of"]
+__all__ = ["EndConversation", "MediaCoordinator", "party_of"]
 
 
 class MediaCoordinator(MediaSignals, MediaUpkeep):
-    """Media of accepted calls. It holds no call service: the call service tells it
-    of lifecycle steps (it is one of the call's observers), and what it does to a
-    call in return is given to it, ``activated`` here and ``end_conversation`` with
-    each :meth:`sweep`, so that the two are built one after the other.
+    """Media of accepted calls, while they are in conversation. It holds no call
+    service: the start and end of a call's media are outbox handlers
+    (:class:`server.media.lifecycle.MediaLifecycle`), a call's first connection is
+    written as a ``CallActive`` event with its transition (``outbox``), and the
+    sweep is given ``end_conversation`` with each :meth:`sweep`.
 
     Its parts, one module each: :mod:`.parts` (collaborators, restart, ``media.*``
     messages), :mod:`.signals` (messages from clients), :mod:`.upkeep` (the sweep);
-    here the lifecycle hooks and the sockets' hello and close."""
-
-    # -- call lifecycle hooks --------------------------------------------------
-    async def call_accepted(self, call: Call) -> None:
-        now = self.clock()
-        await self.store.create(call.call_id, lambda r: r.session.start(now))
-        if self.media is not None:
-            await self._assign_node(call)
-        await self._send_media(call, "media.start")
-
-    async def call_active(self, call: Call) -> None:
-        return None
-
-    async def conversation_ended(self, call: Call) -> None:
-        now = self.clock()
-        try:
-            await self.store.change(call.call_id, lambda r: r.session.close(now, "hangup"))
-        except Conflict:
-            return  # media never started
-        ref = ref_of(call)
-        if self.media is not None and ref is not None:
-            await node_call(self.media.close_call(ref), call.call_id)
+    here the sockets' hello and close."""
 
     # -- sockets -----------------------------------------------------------------
     async def connected(self, connection: ClientConnection) -> list[dict[str, Any]]:
@@ -165,17 +139,6 @@ class MediaCoordinator(MediaSignals, MediaUpkeep):
             async with self.sessions() as session:
                 await repo.add_event(session, call.call_id, now, "party_dropped", party)
                 await session.commit()
-
-    async def _assign_node(self, call: Call) -> None:
-        assert self.media is not None
-        try:
-            node_id = await self.media.assign(call.call_id)
-        except NoMediaNode:
-            # The parties still get media.start; their offer is then refused
-            # with media_unavailable, and a restart tries again.
-            log.error("media.no_node", call_id=call.call_id)
-            return
-        log.info("media.node_assigned", call_id=call.call_id, node_id=node_id)
 
     async def _failed_notice(self, principal: Principal) -> list[dict[str, Any]]:
         """Tell a returning customer, once, that their call ended while away."""

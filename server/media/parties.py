@@ -37,8 +37,6 @@ def party_of(principal: Principal) -> PartyRole | None:
 
 # Ends a call's conversation: (call_id, reason, now) -> whether it ended now.
 EndConversation = Callable[[str, EndReason, float], Awaitable[bool]]
-# Media is up for the first time: the call is active (told to the call's observers).
-CallActivated = Callable[[str], Awaitable[None]]
 
 
 def ref_of(call: Call) -> CallParties | None:

@@ -6,7 +6,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-import structlog
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -15,6 +14,7 @@ from server.calls import repository as repo
 from server.calls.state import IN_CONVERSATION
 from server.db.models import Call
 from server.errors import Conflict
+from server.outbox.relay import Outbox
 from signaling.messages import (
     MEDIA_ROLE_OF_PARTY,
     PartyRole,
@@ -23,7 +23,6 @@ from signaling.session import IllegalTransition, MediaSessionState
 
 from .nodes import MediaRelay
 from .parties import (
-    CallActivated,
     node_call,
     ref_of,
 )
@@ -31,8 +30,6 @@ from .store import MediaRecord, MediaStore
 
 if TYPE_CHECKING:
     from server.ports import Clock, Notifier
-
-log = structlog.get_logger(__name__)
 
 
 class MediaParts:
@@ -48,7 +45,7 @@ class MediaParts:
         sessions: async_sessionmaker[AsyncSession],
         hub: Notifier,
         clock: Clock,
-        activated: CallActivated,
+        outbox: Outbox | None = None,
     ) -> None:
         self.store = store
         self.ice_servers = ice_servers
@@ -56,7 +53,9 @@ class MediaParts:
         self.sessions = sessions
         self.hub = hub
         self.clock = clock
-        self.activated = activated
+        # Where a call's activation is written, with its transition (server/outbox);
+        # only the coordinator writes one (the lifecycle's steps are its handlers).
+        self.outbox = outbox
 
     async def _send_media(self, call: Call, kind: str, reason: str | None = None) -> None:
         assert call.specialist_id is not None

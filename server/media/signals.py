@@ -15,6 +15,7 @@ from server.calls.state import IN_CONVERSATION, CallAction, CallState
 from server.db.models import Call
 from server.errors import Conflict, ServiceUnavailable, ValidationFailed
 from server.hub.connection import ClientConnection
+from server.outbox.events import CallActive
 from signaling.media.bridge import BridgeRefused
 from signaling.messages import (
     MediaState,
@@ -154,15 +155,20 @@ class MediaSignals(MediaParts):
             before, after, first = await self.store.change(call.call_id, apply)
         except IllegalTransition as exc:
             raise Conflict(str(exc), code="illegal_state") from exc
+        activated = False
         async with self.sessions() as session:
             if after is MediaSessionState.CONNECTED and before is not MediaSessionState.CONNECTED:
                 if first:
-                    await repo.transition(
+                    activated = await repo.transition(
                         session,
                         call.call_id,
                         CallAction.MEDIA_CONNECTED,
                         media_started_at=repo.utc(now),
                     )
+                if activated and self.outbox is not None:
+                    # What reacts to an active call (server/bootstrap.py) runs from
+                    # the outbox: written with the transition, delivered below.
+                    self.outbox.append(session, CallActive(call.call_id, now))
                 await repo.add_event(
                     session, call.call_id, now, "media_connected" if first else "media_reconnected"
                 )
@@ -171,7 +177,7 @@ class MediaSignals(MediaParts):
                     session, call.call_id, now, "media_interrupted", party, state=state
                 )
             await session.commit()
-        if after is MediaSessionState.CONNECTED and before is not after and first:
-            await self.activated(call.call_id)
+        if activated and self.outbox is not None:
+            await self.outbox.flush(call.call_id)
         if state == "failed":
             await self._restart_if_present(call, now, "failed")

@@ -28,9 +28,9 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 import risk
-from server.banking.core import CoreBanking
 from server.db.banking import Operation
 from server.db.models import Call
+from server.ports import CoreBanking, Transaction
 from signaling.integrity.liveness import Challenge, Verdict
 
 from .state import Kind
@@ -168,10 +168,12 @@ async def assess(
         # SQLite has no aborted transactions, and a savepoint there before
         # the first write would commit a transaction of its own.
         if session.get_bind().dialect.name == "sqlite":
-            profile, lists = await core.risk_inputs(session, call.customer_id, when)
+            profile, lists = await core.risk_inputs(Transaction(session), call.customer_id, when)
         else:
             async with session.begin_nested():
-                profile, lists = await core.risk_inputs(session, call.customer_id, when)
+                profile, lists = await core.risk_inputs(
+                    Transaction(session), call.customer_id, when
+                )
     except Exception:
         log.exception("risk.inputs_unavailable", operation_id=op.operation_id)
         profile = risk.CustomerProfile(customer_id=call.customer_id)
@@ -196,7 +198,9 @@ async def assess(
         video_integrity=video,
     )
     try:
-        facts = await core.operation_facts(session, call.customer_id, op.kind, op.params, when)
+        facts = await core.operation_facts(
+            Transaction(session), call.customer_id, op.kind, op.params, when
+        )
     except Exception:
         log.exception("risk.operation_facts_unavailable", operation_id=op.operation_id)
         facts = {}

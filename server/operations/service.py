@@ -27,12 +27,15 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 import risk
 from server.auth.principal import Principal, Role
-from server.banking.core import CoreBanking, ExecutionFailed
+from server.banking.core import ExecutionFailed
 from server.calls import repository as repo
 from server.calls.state import CallState
 from server.db.banking import Operation, WarningShown
 from server.db.models import Call
 from server.errors import Conflict, Forbidden, NotFound, ValidationFailed
+from server.outbox.events import OperationDecided
+from server.outbox.relay import OutboxWriter
+from server.ports import CoreBanking, Transaction
 from server.recordings.hooks import require_recording
 from server.settings import Settings
 from signaling.integrity.liveness import Challenge
@@ -82,6 +85,7 @@ class OperationService:
         core: CoreBanking,
         clock: Callable[[], float] = time.time,
         integrity: IntegritySource | None = None,
+        events: OutboxWriter | None = None,
     ) -> None:
         self.settings = settings
         self.sessions = sessions
@@ -92,6 +96,9 @@ class OperationService:
         self.zone = ZoneInfo(settings.branch_timezone)
         # The call's video integrity (server/integrity); None: not analysed, unknown.
         self.integrity = integrity
+        # Where an operation's decision is written, in its transaction (a record:
+        # server/outbox/events.py); None: not written.
+        self.events = events
 
     # -- reading -------------------------------------------------------------------
     async def get(self, principal: Principal, operation_id: str) -> dict[str, Any]:
@@ -126,7 +133,9 @@ class OperationService:
                 )
             await require_recording(session, self.settings, call_id, kind.value)
             # A medium reported lost, or a choice of account to make: refused now.
-            await self.core.preflight(session, call.customer_id, kind.value, params, _now_dt(now))
+            await self.core.preflight(
+                Transaction(session), call.customer_id, kind.value, params, _now_dt(now)
+            )
             # A sensitive operation waits for a liveness check (server/operations/liveness.py).
             challenge = (
                 self.integrity.liveness_challenge(call_id, kind.value, params)
@@ -238,8 +247,8 @@ class OperationService:
         return op
 
     async def warning_shown(self, principal: Principal, operation_id: str) -> None:
-        """The customer's app says the warning is on screen: record when."""
-        principal.require(Role.CUSTOMER)
+        """The customer's app says the warning is on screen: record when (its
+        socket route lets only a customer's socket say so)."""
         now = self.clock()
         async with self.sessions() as session:
             await visible_operation(session, principal, operation_id)
@@ -366,6 +375,7 @@ class OperationService:
                 await audit_operation(
                     session, "operation.refused_by_customer", operation_id, now, by=principal
                 )
+                self._decided(session, OperationDecided(op.call_id, now, operation_id, "rejected"))
                 await session.commit()
             else:
                 op.confirmation = confirmation
@@ -376,7 +386,7 @@ class OperationService:
 
     async def _execute(self, session: AsyncSession, op: Operation, now: float) -> None:
         """Claim, execute and record in one transaction; a refusal rolls all of it back."""
-        operation_id, version = op.operation_id, op.version
+        operation_id, version, call_id = op.operation_id, op.version, op.call_id
         confirmation = op.confirmation
         try:
             # Lock order (call, customer) before the claim; the claim itself
@@ -401,7 +411,7 @@ class OperationService:
                 checked = integrity.liveness if integrity is not None else None
             params = await execution_params(session, op, now, checked)
             result = await self.core.execute(
-                session, operation_id, op.customer_id, op.kind, params, _now_dt(now)
+                Transaction(session), operation_id, op.customer_id, op.kind, params, _now_dt(now)
             )
             await session.execute(
                 update(Operation)
@@ -411,6 +421,7 @@ class OperationService:
             await audit_operation(
                 session, "operation.executed", operation_id, now, data={"result": result}
             )
+            self._decided(session, OperationDecided(call_id, now, operation_id, "executed"))
             await session.commit()
         except ExecutionFailed as exc:
             await session.rollback()
@@ -432,7 +443,12 @@ class OperationService:
             await audit_operation(
                 session, "operation.failed", operation_id, now, data={"reason": reason}
             )
+            self._decided(session, OperationDecided(call_id, now, operation_id, "failed"))
             await session.commit()
+
+    def _decided(self, session: AsyncSession, event: OperationDecided) -> None:
+        if self.events is not None:  # ids, not the row: also written after a rollback
+            self.events.append(session, event)
 
     async def expire_overdue_liveness(self, now: float) -> None:
         """Housekeeping: operations whose liveness verdict never came are decided as

@@ -2,11 +2,37 @@
 
 Each event has a stable ``kind`` (what the outbox stores) and the call it belongs
 to, if any (delivery is ordered per call). :func:`encode` and :func:`decode` turn
-one into the JSON the outbox keeps and back.
+one into the JSON the outbox keeps and back. Every event is written to the outbox
+in the transaction of the change it reports; what reacts to it is the list of
+handlers in ``server/bootstrap.py`` (``outbox_handlers``).
 
-Written to the outbox today: :class:`ConversationEnded` (server/calls/service.py).
-The other kinds are the vocabulary the relay and its tests use; a change that
-starts writing one adds its handlers to the list in server/bootstrap.py.
+=====================  ===========================================  =====================
+event                  written when (module)                        for
+=====================  ===========================================  =====================
+CallQueued             a call joins the queue: created, or back     the record (no
+                       after a declined, missed or lost offer       handler)
+                       (server/calls/queueing.py, offers.py,
+                       resume.py, dispatcher.py)
+OfferMade              an offer is recorded (server/calls/           the record (no
+                       dispatcher.py)                               handler)
+CallAccepted           a specialist wins the call                   media set-up, the
+                       (server/calls/offers.py)                     recording notice
+CallActive             the call's media is up for the first time    a redirect's transfer,
+                       (server/media/signals.py)                    random liveness checks
+ConversationEnded      the conversation ends                        pending operations,
+                       (server/calls/conversation.py)               media, recording,
+                                                                    integrity clean-up
+OperationDecided       an operation is executed, fails, or the      the record (no
+                       customer refuses it                          handler)
+                       (server/operations/service.py)
+=====================  ===========================================  =====================
+
+"The record": the kinds in :data:`RECORD_ONLY` have nothing to do outside their
+transaction; they are written already delivered (one insert, no relay pass), so
+that the outbox table holds each call's whole history, in order, for the time it
+keeps delivered events (an audit trail and a feed for whatever reads it later).
+A kind that gains a handler leaves :data:`RECORD_ONLY`, and its writer then
+flushes the call's events after the commit, as the others do.
 """
 
 from __future__ import annotations
@@ -25,7 +51,11 @@ class Event:
 
 @dataclass(frozen=True)
 class CallQueued(Event):
+    """The call waits in the queue; ``cause``: ``created``, ``declined``,
+    ``offer_missed`` or ``desk_disconnected``."""
+
     kind: ClassVar[str] = "call_queued"
+    cause: str = "created"
 
 
 @dataclass(frozen=True)
@@ -42,6 +72,13 @@ class CallAccepted(Event):
 
 
 @dataclass(frozen=True)
+class CallActive(Event):
+    """Both parties' media connected for the first time (connecting → active)."""
+
+    kind: ClassVar[str] = "call_active"
+
+
+@dataclass(frozen=True)
 class ConversationEnded(Event):
     """A call left conversation (connecting or active) for wrap-up."""
 
@@ -51,6 +88,8 @@ class ConversationEnded(Event):
 
 @dataclass(frozen=True)
 class OperationDecided(Event):
+    """``decision``: ``executed``, ``failed`` or ``rejected`` (by the customer)."""
+
     kind: ClassVar[str] = "operation_decided"
     operation_id: str = ""
     decision: str = ""
@@ -58,8 +97,18 @@ class OperationDecided(Event):
 
 KINDS: dict[str, type[Event]] = {
     cls.kind: cls
-    for cls in (CallQueued, OfferMade, CallAccepted, ConversationEnded, OperationDecided)
+    for cls in (
+        CallQueued,
+        OfferMade,
+        CallAccepted,
+        CallActive,
+        ConversationEnded,
+        OperationDecided,
+    )
 }
+
+# Written already delivered: no handler takes them (see the module doc).
+RECORD_ONLY: frozenset[str] = frozenset({CallQueued.kind, OfferMade.kind, OperationDecided.kind})
 
 
 def encode(event: Event) -> dict[str, Any]:

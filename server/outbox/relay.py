@@ -10,17 +10,26 @@ waits while an earlier one is failing for that handler. Handlers are isolated:
 one that fails (or overruns its bound) is logged with the event id and retried
 with exponential backoff, and never keeps another handler from its delivery.
 
+Kinds written as a record only (:data:`server.outbox.events.RECORD_ONLY`, no
+handler takes them) are inserted already delivered: no relay pass reads them.
+:class:`OutboxWriter` is the writing half alone, for a service that only writes
+such kinds (it is built before the relay, whose handlers may need that service).
+
 The relay is owned by :class:`Outbox`: :meth:`Outbox.start` begins the delivery
 task, :meth:`Outbox.stop` cancels and awaits it. :meth:`Outbox.flush` delivers a
 call's pending events at once, in the caller's task (used right after a commit so
-that effects follow the change as promptly as before the outbox existed).
+that effects follow the change as promptly as before the outbox existed). One
+call's events are delivered by one task at a time (a flush and the loop take the
+call's lock), and calls never wait for each other: a handler hanging for one call
+delays no other call's flush.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 import structlog
@@ -57,6 +66,19 @@ class RelayTiming:
     prune_every_s: float = 3600.0
 
 
+class OutboxWriter:
+    """Appends events in the caller's transaction; ``record_only`` kinds are written
+    as delivered (nothing would ever deliver them)."""
+
+    def __init__(self, node_id: str, record_only: frozenset[str] = frozenset()) -> None:
+        self.node_id = node_id
+        self.record_only = record_only
+
+    def append(self, session: AsyncSession, event: Event) -> str:
+        """Write ``event`` in the caller's transaction (delivered once it commits)."""
+        return store.append(session, event, self.node_id, delivered=event.kind in self.record_only)
+
+
 class Outbox:
     """Appends events in the caller's transaction and delivers them (see module doc)."""
 
@@ -67,12 +89,18 @@ class Outbox:
         timing: RelayTiming | None = None,
         clock: Callable[[], float] = time.time,
         handlers: Sequence[Handler] = (),
+        record_only: frozenset[str] = frozenset(),
     ) -> None:
         """``handlers``: every handler of the events, in delivery order (per event);
-        fixed for the outbox's life. Without any, events are written and kept."""
+        fixed for the outbox's life. Without any, events are written and kept.
+        ``record_only``: kinds written as delivered; no handler may take one."""
         names = [handler.name for handler in handlers]
         if len(set(names)) != len(names):
             raise ValueError(f"outbox handler names must be unique: {names}")
+        taken = sorted(kind for handler in handlers for kind in handler.kinds & record_only)
+        if taken:
+            raise ValueError(f"record-only kinds have no handler: {taken}")
+        self.writer = OutboxWriter(node_id, record_only)
         self.sessions = sessions
         self.node_id = node_id
         self.timing = timing or RelayTiming()
@@ -82,8 +110,11 @@ class Outbox:
         self._wake = asyncio.Event()
         # Set while the relay waits between passes (none running).
         self._between_passes = asyncio.Event()
-        # One pass at a time, so a flush and the loop never deliver the same event twice.
-        self._delivering = asyncio.Lock()
+        # One delivery at a time per call (or per event without a call), so that a
+        # flush and the loop never deliver the same event twice, while a flush
+        # never waits for another call's slow handler: lock and how many hold or
+        # wait for it (the entry goes once none does).
+        self._call_locks: dict[str, tuple[asyncio.Lock, int]] = {}
         # (event id, handler) -> (failures so far, not before this clock reading)
         self._retries: dict[tuple[str, str], tuple[int, float]] = {}
         self._last_prune = float("-inf")
@@ -91,7 +122,12 @@ class Outbox:
     # -- writing -----------------------------------------------------------------
     def append(self, session: AsyncSession, event: Event) -> str:
         """Write ``event`` in the caller's transaction (delivered once it commits)."""
-        return store.append(session, event, self.node_id)
+        return self.writer.append(session, event)
+
+    async def has_pending(self, call_id: str, kind: str) -> bool:
+        """Whether ``call_id`` has an undelivered event of ``kind``."""
+        async with self.sessions() as session:
+            return await store.has_pending(session, call_id, kind)
 
     # -- delivering --------------------------------------------------------------
     @property
@@ -137,34 +173,64 @@ class Outbox:
             return 0
 
     async def deliver_pending(self, call_id: str | None = None) -> int:
-        """One pass over pending events (all, or ``call_id``'s)."""
-        async with self._delivering:
-            now = self.clock()
+        """One pass over pending events (all, or ``call_id``'s); how many it
+        completely delivered."""
+        now = self.clock()
+        async with self.sessions() as session:
+            rows = await store.pending(
+                session,
+                node_id=self.node_id,
+                adopt_before=now - self.timing.adopt_after_s,
+                call_id=call_id,
+                limit=self.timing.batch,
+            )
+            events = [(row.event_id, row.call_id, row.kind, dict(row.payload)) for row in rows]
+        by_call: dict[str, list[tuple[str, str | None, str, dict[str, object]]]] = {}
+        for event in events:
+            by_call.setdefault(event[1] or event[0], []).append(event)
+        complete: list[str] = []
+        for key, of_call in by_call.items():
+            async with self._lock_of(key):
+                complete += await self._deliver_call(of_call)
+        # One statement for the pass. Each handler's delivery is already recorded,
+        # so an event left unmarked (the process died first) is marked by the
+        # next pass without calling its handlers again.
+        if complete:
             async with self.sessions() as session:
-                rows = await store.pending(
-                    session,
-                    node_id=self.node_id,
-                    adopt_before=now - self.timing.adopt_after_s,
-                    call_id=call_id,
-                    limit=self.timing.batch,
-                )
-                events = [(row.event_id, row.call_id, row.kind, dict(row.payload)) for row in rows]
-                done = await store.delivered_handlers(session, [e[0] for e in events])
-            # (call id or event id, handler) whose earlier event is still pending:
-            # that handler gets none of the call's later events in this pass.
-            blocked: set[tuple[str, str]] = set()
-            complete: list[str] = []
-            for event_id, event_call, kind, payload in events:
-                if await self._deliver_one(event_id, event_call, kind, payload, done, blocked):
-                    complete.append(event_id)
-            # One statement for the pass. Each handler's delivery is already recorded,
-            # so an event left unmarked (the process died first) is marked by the
-            # next pass without calling its handlers again.
-            if complete:
-                async with self.sessions() as session:
-                    await store.mark_delivered(session, complete, self.clock())
-                    await session.commit()
-            return len(complete)
+                await store.mark_delivered(session, complete, self.clock())
+                await session.commit()
+        return len(complete)
+
+    async def _deliver_call(
+        self, events: list[tuple[str, str | None, str, dict[str, object]]]
+    ) -> list[str]:
+        """One call's pending events, in order; the ids of those now complete.
+        What is already delivered is read under the call's lock (a flush may have
+        delivered some since the pass read them)."""
+        async with self.sessions() as session:
+            done = await store.delivered_handlers(session, [e[0] for e in events])
+        # (call id or event id, handler) whose earlier event is still pending:
+        # that handler gets none of the call's later events in this pass.
+        blocked: set[tuple[str, str]] = set()
+        complete: list[str] = []
+        for event_id, event_call, kind, payload in events:
+            if await self._deliver_one(event_id, event_call, kind, payload, done, blocked):
+                complete.append(event_id)
+        return complete
+
+    @contextlib.asynccontextmanager
+    async def _lock_of(self, key: str) -> AsyncIterator[None]:
+        lock, users = self._call_locks.get(key, (asyncio.Lock(), 0))
+        self._call_locks[key] = (lock, users + 1)
+        try:
+            async with lock:
+                yield
+        finally:
+            lock, users = self._call_locks[key]
+            if users == 1:
+                del self._call_locks[key]
+            else:
+                self._call_locks[key] = (lock, users - 1)
 
     async def _deliver_one(
         self,

@@ -19,9 +19,10 @@ def utc(at: float) -> datetime:
     return datetime.fromtimestamp(at, UTC)
 
 
-def append(session: AsyncSession, event: Event, node_id: str) -> str:
+def append(session: AsyncSession, event: Event, node_id: str, *, delivered: bool = False) -> str:
     """Add ``event`` to the caller's transaction; it is written when the caller
-    commits, and never if the caller rolls back. Returns the event's id."""
+    commits, and never if the caller rolls back. ``delivered``: written as
+    delivered already (a kind no handler takes). Returns the event's id."""
     event_id = uuid.uuid4().hex
     session.add(
         OutboxEvent(
@@ -31,10 +32,20 @@ def append(session: AsyncSession, event: Event, node_id: str) -> str:
             node_id=node_id,
             payload=encode(event),
             created_at=utc(event.at),
-            delivered_at=None,
+            delivered_at=utc(event.at) if delivered else None,
         )
     )
     return event_id
+
+
+async def has_pending(session: AsyncSession, call_id: str, kind: str) -> bool:
+    """Whether an undelivered event of ``kind`` for ``call_id`` is in the table."""
+    query = select(OutboxEvent.id).where(
+        OutboxEvent.call_id == call_id,
+        OutboxEvent.kind == kind,
+        OutboxEvent.delivered_at.is_(None),
+    )
+    return (await session.execute(query.limit(1))).first() is not None
 
 
 async def pending(

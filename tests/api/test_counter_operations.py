@@ -23,6 +23,7 @@ from server.appkeys import CALLS, OPERATIONS
 from server.db.banking import AuditEntry, CustomerEvent, Document, LossReport, Passbook
 from server.db.models import Customer
 from server.operations.assessment import earlier_operations
+from server.ports import Transaction
 from tests.api.counter_support import run, start, through_review
 from tests.api.harness import Api, RunningServer
 from tests.api.helpers import assert_problem
@@ -279,7 +280,7 @@ async def test_contact_change_is_recorded_for_the_risk_engine(
             )
         ).all()
         assert len(events) == 1 and "13900139000" not in str(events[0].data)
-        profile, _ = await operations.core.risk_inputs(session, "C1001", now)
+        profile, _ = await operations.core.risk_inputs(Transaction(session), "C1001", now)
         earlier = await earlier_operations(session, "C1001", now)
     # What later operations are assessed with: the change as a recent event of the
     # account and as an earlier operation of this call.

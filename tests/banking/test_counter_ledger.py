@@ -16,6 +16,7 @@ from server.banking import ExecutionFailed, SqlLedger
 from server.banking.documents import DocumentStore
 from server.db.banking import Document, LossReport, Passbook
 from server.operations.state import Kind
+from server.ports import Transaction
 
 from .helpers import op_id
 
@@ -26,7 +27,9 @@ async def _execute(
     sessions: Sessions, ledger: SqlLedger, operation_id: str, kind: str, params: dict[str, Any]
 ) -> dict[str, Any]:
     async with sessions() as s:
-        result = await ledger.execute(s, operation_id, "C1021", kind, params, datetime.now(UTC))
+        result = await ledger.execute(
+            Transaction(s), operation_id, "C1021", kind, params, datetime.now(UTC)
+        )
         await s.commit()
     return result
 

@@ -24,6 +24,7 @@ from server.db.banking import (
     Transfer,
     TransferLimit,
 )
+from server.ports import Transaction
 
 from .helpers import (
     STRANGER,
@@ -53,7 +54,9 @@ async def _execute(
     now: datetime | None = None,
 ) -> dict[str, Any]:
     async with sessions() as s:
-        result = await ledger.execute(s, operation_id, customer_id, kind, params, now or _now())
+        result = await ledger.execute(
+            Transaction(s), operation_id, customer_id, kind, params, now or _now()
+        )
         await s.commit()
     return result
 
@@ -69,7 +72,7 @@ async def _refused(
     """Execute expecting a refusal; the caller's transaction must stay usable."""
     async with sessions() as s:
         with pytest.raises(ExecutionFailed) as caught:
-            await ledger.execute(s, op_id(), customer_id, kind, params, now or _now())
+            await ledger.execute(Transaction(s), op_id(), customer_id, kind, params, now or _now())
         await s.commit()  # what the operation layer does to record the failure
     return caught.value
 
@@ -155,7 +158,7 @@ async def test_executing_again_returns_the_first_result(
     # The same id for something else is refused, not replayed.
     async with sessions() as s:
         with pytest.raises(ExecutionFailed) as caught:
-            await ledger.execute(s, operation, "C1002", "balance_inquiry", {}, _now())
+            await ledger.execute(Transaction(s), operation, "C1002", "balance_inquiry", {}, _now())
     assert caught.value.reason_code == "operation_id_reused"
 
 
@@ -262,7 +265,7 @@ async def test_a_failure_mid_execution_leaves_no_half_posted_transfer(
         patch.setattr(step, broken)
         async with sessions() as s:
             with pytest.raises(RuntimeError):
-                await ledger.execute(s, operation, "C1001", "transfer", params, _now())
+                await ledger.execute(Transaction(s), operation, "C1001", "transfer", params, _now())
             # The caller's transaction is still usable and commits nothing of it.
             await s.commit()
 

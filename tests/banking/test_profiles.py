@@ -20,6 +20,7 @@ from server.db.banking import (
     Transfer,
 )
 from server.db.models import Customer
+from server.ports import Transaction
 
 from .helpers import STRANGER, Sessions, check_books, days_between, op_id, transfer_params
 
@@ -62,7 +63,9 @@ async def test_a_new_transfer_is_in_the_next_profile(sessions: Sessions, ledger:
     assert before.habits is not None and before.balance is not None
 
     async with sessions() as s:
-        await ledger.execute(s, op_id(), "C1002", "transfer", transfer_params("3333.33"), now)
+        await ledger.execute(
+            Transaction(s), op_id(), "C1002", "transfer", transfer_params("3333.33"), now
+        )
         await s.commit()
     after, _ = await _inputs(sessions, "C1002", now + timedelta(seconds=1))
 
@@ -80,14 +83,14 @@ async def test_recent_events_and_limit_direction(sessions: Sessions, ledger: Sql
     now = datetime.now(UTC)
     async with sessions() as s:
         await ledger.execute(
-            s,
+            Transaction(s),
             op_id(),
             "C1004",
             "limit_change",
             {"channel": "mobile", "new_limit": "5000", "currency": "CNY"},
             now,
         )
-        await ledger.execute(s, op_id(), "C1004", "password_reset", {}, now)
+        await ledger.execute(Transaction(s), op_id(), "C1004", "password_reset", {}, now)
         await s.commit()
     profile, _ = await _inputs(sessions, "C1004", now)
     # Lowering a limit protects the customer: it is not passed on as a limit change.
@@ -95,7 +98,7 @@ async def test_recent_events_and_limit_direction(sessions: Sessions, ledger: Sql
 
     async with sessions() as s:
         await ledger.execute(
-            s,
+            Transaction(s),
             op_id(),
             "C1004",
             "limit_change",

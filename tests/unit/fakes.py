@@ -5,7 +5,7 @@ sockets, no sleeping: time passes when the test moves the clock)."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -19,6 +19,7 @@ from server.db.engine import make_engine, make_sessionmaker
 from server.db.models import Call, CallEvent
 from server.metrics import Metrics
 from server.operations.pending import calls_with_pending_operations
+from server.outbox.relay import Handler, Outbox, RelayTiming
 from server.routing.memory import MemoryQueueBackend
 from server.routing.model import DesiredPresence
 from server.settings import Settings
@@ -92,6 +93,8 @@ class Branch:
     sessions: async_sessionmaker[AsyncSession]
     calls: CallService
     dispatcher: Dispatcher
+    # The outbox the call service writes its events to, when the test gave handlers.
+    outbox: Outbox | None = None
 
     async def tick(self, seconds: float = 0.0) -> None:
         """Move the clock, then run one dispatcher pass (as its loop would)."""
@@ -139,8 +142,19 @@ class Branch:
 
 
 @asynccontextmanager
-async def branch(database_url: str, **overrides: Any) -> AsyncIterator[Branch]:
-    """The services over ``database_url`` (a migrated, seeded SQLite copy), on a fake clock."""
+async def branch(
+    database_url: str,
+    *,
+    outbox_handlers: Sequence[Handler] | None = None,
+    outbox_timing: RelayTiming | None = None,
+    record_only: frozenset[str] = frozenset(),
+    **overrides: Any,
+) -> AsyncIterator[Branch]:
+    """The services over ``database_url`` (a migrated, seeded SQLite copy), on a fake clock.
+
+    With ``outbox_handlers`` the call service writes its events to an outbox with
+    those handlers (its relay is not started: the test starts it if it wants one).
+    Its retries follow real time, so that a backoff is not waiting for the fake clock."""
     settings = Settings(dev_mode=True, database_url=database_url, log_level="WARNING", **overrides)
     engine = make_engine(database_url)
     sessions = make_sessionmaker(engine)
@@ -148,10 +162,25 @@ async def branch(database_url: str, **overrides: Any) -> AsyncIterator[Branch]:
     notifier = FakeNotifier()
     backend = MemoryQueueBackend(settings.routing_policy())
     # The notifier stands in for the hub: it has the methods the services call.
-    calls = CallService(settings, sessions, backend, notifier, Metrics(), clock=clock)  # type: ignore[arg-type]
+    outbox = (
+        Outbox(
+            sessions,
+            settings.node_id,
+            outbox_timing,
+            handlers=outbox_handlers,
+            record_only=record_only,
+        )
+        if outbox_handlers is not None
+        else None
+    )
+    calls = CallService(
+        settings, sessions, backend, notifier, Metrics(), clock=clock, outbox=outbox
+    )  # type: ignore[arg-type]
     dispatcher = Dispatcher(calls, calls_with_pending_operations)
     try:
-        yield Branch(settings, clock, notifier, sessions, calls, dispatcher)
+        yield Branch(settings, clock, notifier, sessions, calls, dispatcher, outbox)
     finally:
+        if outbox is not None:
+            await outbox.stop()
         await backend.close()
         await engine.dispose()

@@ -73,6 +73,7 @@ def _services(c: Container) -> dict[str, object]:
         "recordings": c.recordings,
         "callbacks": c.callbacks,
         "media_coordinator": c.media_coordinator,
+        "media_lifecycle": c.media_lifecycle,
         "outbox": c.outbox,
         "desk": c.desk,
         "staff_access": c.staff_access,
@@ -101,17 +102,8 @@ def test_the_container_is_frozen_and_services_hold_its_own_collaborators(
     c = build(_settings(unit_database, tmp_path, media_mode="relay"))
     with pytest.raises(dataclasses.FrozenInstanceError):
         c.calls = c.calls  # type: ignore[misc]
-    assert c.calls.observers == (
-        c.media_coordinator,
-        *c.observers[1:],
-    )
-    assert [type(o).__name__ for o in c.observers] == [
-        "MediaCoordinator",
-        "RecordingObserver",
-        "OperationsObserver",
-        "IntegrityObserver",
-    ]
-    assert isinstance(c.calls.observers, tuple)
+    assert c.calls.outbox is c.outbox and c.media_coordinator.outbox is c.outbox
+    assert c.media_lifecycle.store is c.media_coordinator.store
     assert c.calls.ticket_resolver == c.desk.redeem
     assert isinstance(c.calls.queue_update_hooks, tuple) and len(c.calls.queue_update_hooks) == 1
     assert isinstance(c.dispatcher.sweepers, tuple) and len(c.dispatcher.sweepers) == 3
@@ -137,9 +129,14 @@ def test_the_outbox_handlers_and_socket_routes_are_visible_ordered_lists(
     c = build(_settings(unit_database, tmp_path, media_mode="direct"))
     assert c.media_host is None
     assert [h.name for h in c.outbox_handlers] == [
+        "media.start",
+        "recording.notice",
+        "operations.redirect_transfer",
+        "integrity.random_checks",
         "operations.close_pending",
         "media.close_session",
         "recording.close",
+        "integrity.forget",
     ]
     routes = socket_routes(c)
     assert isinstance(routes.handlers, types.MappingProxyType)
