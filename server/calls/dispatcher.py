@@ -48,6 +48,7 @@ _MIN_UPDATE_GAP_S = 0.25
 # Desks on other nodes change the staffing without waking this one: it is read
 # again after every change this node sees, and at least this often.
 _STAFFING_EVERY_S = 2.0
+_HOLD_EVERY_S = 1.0
 # What queue_update() itself writes; the hooks add the rest.
 _UPDATE_FIELDS = frozenset({"type", "call_id", "position", "estimated_wait_s", "message"})
 _HOLD_OFFERS_AFTER_FAILURE_S = 1.0
@@ -94,6 +95,7 @@ class Dispatcher:
         self._alive: asyncio.Task[None] | None = None
         self._last_housekeeping = 0.0
         self._last_staffing = float("-inf")
+        self._last_hold = float("-inf")
         self._last_customers_seen = float("-inf")
         # The standings of the calls whose customers have a socket here.
         self.positions = NodePositions()
@@ -339,7 +341,11 @@ class Dispatcher:
         to the local customers who should be told now. Returns how many."""
         service = self.service
         positions = self.positions
-        positions.hold(set(service.hub.local_subjects(Role.CUSTOMER)))
+        if staffing_moved or now - self._last_hold >= _HOLD_EVERY_S:
+            # Which customers have a socket here: a scan of every socket, so not
+            # on every quiet pass (a new socket's hello tells it its place itself).
+            self._last_hold = now
+            positions.hold(set(service.hub.local_subjects(Role.CUSTOMER)))
         positions.apply(await service.backend.queue_changes(positions.version))
         wanted = set(positions.wanted)
         new = positions.to_look_up()

@@ -65,7 +65,7 @@ class NodePositions:
         self._dirty: set[str] = set()
         self._staffing: Staffing | None = None
         self._aht: float | None = None
-        self._next_stale_check = float("-inf")
+        self._next_reminder_at = float("-inf")
         #: calls of held customers that arrived since: their standings are wanted
         self.wanted: set[str] = set()
         #: how many times the log could not say what changed (each a full re-read)
@@ -207,16 +207,18 @@ class NodePositions:
             elif last is None or now - last.at >= min_gap_s:
                 self._dirty.discard(call_id)
                 self._sent[call_id] = _Sent(estimate.position, words, now)
+                self._next_reminder_at = min(self._next_reminder_at, now + every_s)
                 out.append(Due(standing.customer_id, estimate))
         return out + self._stale(now, every_s)
 
     def _stale(self, now: float, every_s: float) -> list[Due]:
-        """Updates ``every_s`` old, looked for at most once a second (not per pass)."""
+        """Reminders: updates ``every_s`` old. The held calls are looked through
+        only when the oldest update is due, not on every pass."""
         assert self._staffing is not None
         out: list[Due] = []
-        if now < self._next_stale_check:
+        if now < self._next_reminder_at:
             return out
-        self._next_stale_check = now + min(every_s, 1.0)
+        oldest = now
         for call_id, last in list(self._sent.items()):
             standing = self._calls.get(call_id)
             if standing is None:
@@ -226,4 +228,7 @@ class NodePositions:
                 words = wait_message(estimate.seconds)["en"]
                 self._sent[call_id] = _Sent(estimate.position, words, now)
                 out.append(Due(standing.customer_id, estimate, reminder=True))
+            else:
+                oldest = min(oldest, last.at)
+        self._next_reminder_at = oldest + every_s
         return out
