@@ -188,35 +188,40 @@ class Outbox:
         by_call: dict[str, list[tuple[str, str | None, str, dict[str, object]]]] = {}
         for event in events:
             by_call.setdefault(event[1] or event[0], []).append(event)
-        complete: list[str] = []
+        complete = 0
         for key, of_call in by_call.items():
             async with self._lock_of(key):
                 complete += await self._deliver_call(of_call)
-        # One statement for the pass. Each handler's delivery is already recorded,
-        # so an event left unmarked (the process died first) is marked by the
-        # next pass without calling its handlers again.
-        if complete:
-            async with self.sessions() as session:
-                await store.mark_delivered(session, complete, self.clock())
-                await session.commit()
-        return len(complete)
+        return complete
 
     async def _deliver_call(
         self, events: list[tuple[str, str | None, str, dict[str, object]]]
-    ) -> list[str]:
-        """One call's pending events, in order; the ids of those now complete.
-        What is already delivered is read under the call's lock (a flush may have
-        delivered some since the pass read them)."""
+    ) -> int:
+        """One call's pending events, in order; how many are now complete. What is
+        already delivered is read under the call's lock (a flush may have delivered
+        some since the pass read them), and what this delivered is recorded in one
+        transaction at the end: every handler that succeeded, every event that is
+        complete. A process that dies before that commit runs those handlers again
+        (they are idempotent); one that dies after it never does."""
         async with self.sessions() as session:
             done = await store.delivered_handlers(session, [e[0] for e in events])
         # (call id or event id, handler) whose earlier event is still pending:
         # that handler gets none of the call's later events in this pass.
         blocked: set[tuple[str, str]] = set()
+        handled: list[tuple[str, str, int]] = []
         complete: list[str] = []
         for event_id, event_call, kind, payload in events:
-            if await self._deliver_one(event_id, event_call, kind, payload, done, blocked):
+            if await self._deliver_one(event_id, event_call, kind, payload, done, blocked, handled):
                 complete.append(event_id)
-        return complete
+        if handled or complete:
+            at = self.clock()
+            async with self.sessions() as session:
+                for event_id, handler_name, failures in handled:
+                    await store.mark_handled(session, event_id, handler_name, at, failures)
+                if complete:
+                    await store.mark_delivered(session, complete, at)
+                await session.commit()
+        return len(complete)
 
     @contextlib.asynccontextmanager
     async def _lock_of(self, key: str) -> AsyncIterator[None]:
@@ -240,6 +245,7 @@ class Outbox:
         payload: dict[str, object],
         done: set[tuple[str, str]],
         blocked: set[tuple[str, str]],
+        handled: list[tuple[str, str, int]],
     ) -> bool:
         try:
             event = decode(kind, payload)
@@ -256,7 +262,10 @@ class Outbox:
                 blocked.add(order_key)
                 complete = False
                 continue
-            if not await self._call(handler, event, event_id, retry[0] if retry else 0):
+            failures = retry[0] if retry else 0
+            if await self._call(handler, event, event_id, failures):
+                handled.append((event_id, handler.name, failures))
+            else:
                 blocked.add(order_key)
                 complete = False
         return complete
@@ -283,9 +292,6 @@ class Outbox:
             )
             return False
         self._retries.pop(key, None)
-        async with self.sessions() as session:
-            await store.mark_handled(session, event_id, handler.name, self.clock(), failures)
-            await session.commit()
         return True
 
     async def prune(self) -> int:

@@ -45,7 +45,7 @@ from server.outbox.events import (
 from server.outbox.relay import Handler, Outbox, RelayTiming
 from tests.plugin.waiting import until
 
-from .world import DESK, FAST, World, rows_of, world
+from .world import DESK, FAST, TRANSFER, World, rows_of, world
 
 ROOT = Path(__file__).parents[2]
 
@@ -346,15 +346,6 @@ async def test_the_repair_pass_announces_an_unhandled_end_again_but_not_a_pendin
         assert not await calls.announce_end_again(await w.branch.call(call_id), w.branch.clock())
         kinds = [row.kind for row in await rows_of(w.branch.sessions, call_id)]
         assert kinds.count(ConversationEnded.kind) == 3
-
-
-TRANSFER = {
-    "amount": "100.00",
-    "currency": "CNY",
-    "payee_account": "6222020200112233445",
-    "payee_name": "王小明",
-    "payee_bank": "中国工商银行",
-}
 
 
 async def pending_operations(w: World, call_id: str) -> int:

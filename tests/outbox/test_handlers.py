@@ -22,15 +22,7 @@ from server.outbox.events import CallAccepted, CallActive, ConversationEnded, Ev
 from server.routing.model import DesiredPresence
 from server.settings import Settings
 
-from .world import CUSTOMER, DESK, Party
-
-TRANSFER = {
-    "amount": "100.00",
-    "currency": "CNY",
-    "payee_account": "6222020200112233445",
-    "payee_name": "王小明",
-    "payee_bank": "中国工商银行",
-}
+from .world import CUSTOMER, DESK, TRANSFER, Party
 
 
 async def snapshot(c: Container, call_id: str) -> dict[str, Any]:

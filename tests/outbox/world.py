@@ -35,6 +35,14 @@ from tests.unit.fakes import Branch, branch
 FAST = RelayTiming(poll_s=0.05, retry_base_s=0.05, retry_cap_s=0.2, handler_timeout_s=5.0)
 CUSTOMER = "C1003"
 DESK = "S06"
+# A small transfer to a payee the customer has not paid before (a redirect's, or the desk's).
+TRANSFER = {
+    "amount": "100.00",
+    "currency": "CNY",
+    "payee_account": "6222020200112233445",
+    "payee_name": "王小明",
+    "payee_bank": "中国工商银行",
+}
 
 
 @dataclass(frozen=True)
