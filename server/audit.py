@@ -5,10 +5,15 @@ entry (``entry_hash = sha256(seq, prev_hash, content_hash)``), so changing,
 removing or reordering any stored row breaks every hash after it, and
 :func:`verify` names the first entry that no longer fits.
 
-Appends happen inside the caller's transaction, so an audited change and its
-entry commit or roll back together. The one-row ``audit_head`` table is updated
-first: that row lock (PostgreSQL) or write lock (SQLite) serialises appends from
-every node, so the chain never forks.
+Appends belong to the caller's transaction, so an audited change and its entry
+commit or roll back together (a savepoint rolled back takes its entries with it).
+:func:`record` only hashes the content; the entries are chained as the *last*
+statements before the transaction commits (a ``before_commit`` hook): the
+one-row ``audit_head`` is updated then, and its row lock (PostgreSQL) serialises
+appends from every node only for the few statements up to the commit, not for
+the whole transaction, so the chain never forks and audited writes on different
+calls run side by side. One lock order follows: whatever a transaction locks, it
+locks the head last.
 """
 
 from __future__ import annotations
@@ -20,8 +25,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import event, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session, SessionTransaction
 
 from server.db.banking import AuditEntry, AuditHead
 
@@ -64,6 +70,17 @@ def chain_hash(seq: int, prev_hash: str, own_content_hash: str) -> str:
     return hashlib.sha256(f"{seq}:{prev_hash}:{own_content_hash}".encode()).hexdigest()
 
 
+@dataclass(frozen=True)
+class _Pending:
+    """An entry hashed but not yet chained, and the (sub)transaction it belongs to."""
+
+    entry: AuditEntry
+    transaction: SessionTransaction | None
+
+
+_PENDING = "audit.pending"
+
+
 async def record(
     session: AsyncSession,
     kind: str,
@@ -75,21 +92,11 @@ async def record(
     subject_id: str | None = None,
     data: dict[str, Any] | None = None,
 ) -> AuditEntry:
-    """Append one entry in the session's transaction (the caller commits)."""
+    """Append one entry to the session's transaction (the caller commits). Its
+    ``seq`` and chain hashes are given when the transaction commits."""
     when = datetime.fromtimestamp(at, tz=UTC)
     payload = _normalise(data or {})
-    head = (
-        await session.execute(
-            update(AuditHead)
-            .where(AuditHead.head_id == 1)
-            .values(last_seq=AuditHead.last_seq + 1)
-            .returning(AuditHead.last_seq, AuditHead.last_hash)
-        )
-    ).one()
-    seq, prev_hash = int(head[0]), str(head[1])
-    own = content_hash(when, kind, actor_role, actor_id, subject_type, subject_id, payload)
     entry = AuditEntry(
-        seq=seq,
         at=when,
         kind=kind,
         actor_role=actor_role,
@@ -97,15 +104,73 @@ async def record(
         subject_type=subject_type,
         subject_id=subject_id,
         data=payload,
-        content_hash=own,
-        prev_hash=prev_hash,
-        entry_hash=chain_hash(seq, prev_hash, own),
+        content_hash=content_hash(
+            when, kind, actor_role, actor_id, subject_type, subject_id, payload
+        ),
     )
-    session.add(entry)
-    await session.execute(
-        update(AuditHead).where(AuditHead.head_id == 1).values(last_hash=entry.entry_hash)
-    )
+    sync = session.sync_session
+    if not sync.in_transaction():
+        sync.begin()  # no I/O: the connection is taken by the first statement
+    transaction = sync.get_nested_transaction() or sync.get_transaction()
+    sync.info.setdefault(_PENDING, []).append(_Pending(entry, transaction))
     return entry
+
+
+# The chaining runs in every session (the hooks act only on sessions holding
+# pending entries): SQLAlchemy's ORM events are set on the session class.
+@event.listens_for(Session, "before_commit")
+def _chain_pending(session: Session) -> None:
+    """Give the transaction's entries their place in the chain, last thing before
+    commit. Runs inside the async session's greenlet, so it may execute SQL."""
+    if session.in_nested_transaction():
+        return  # a savepoint released: its entries go with the outer transaction
+    pending: list[_Pending] = session.info.pop(_PENDING, [])
+    if not pending:
+        return
+    # Everything else first, so the head's lock is held only from here to commit.
+    session.flush()
+    head = session.execute(
+        update(AuditHead)
+        .where(AuditHead.head_id == 1)
+        .values(last_seq=AuditHead.last_seq + len(pending))
+        .returning(AuditHead.last_seq, AuditHead.last_hash)
+    ).one()
+    seq, prev_hash = int(head[0]) - len(pending), str(head[1])
+    for item in pending:
+        seq += 1
+        entry = item.entry
+        entry.seq, entry.prev_hash = seq, prev_hash
+        entry.entry_hash = chain_hash(seq, prev_hash, entry.content_hash)
+        prev_hash = entry.entry_hash
+        session.add(entry)
+    session.flush()
+    session.execute(update(AuditHead).where(AuditHead.head_id == 1).values(last_hash=prev_hash))
+
+
+@event.listens_for(Session, "after_soft_rollback")
+def _drop_rolled_back(session: Session, previous_transaction: SessionTransaction) -> None:
+    """A rolled-back (sub)transaction takes its entries, and its savepoints', with it."""
+    pending: list[_Pending] | None = session.info.get(_PENDING)
+    if not pending:
+        return
+    session.info[_PENDING] = [
+        p for p in pending if not _within(p.transaction, previous_transaction)
+    ]
+
+
+@event.listens_for(Session, "after_transaction_end")
+def _drop_unfinished(session: Session, transaction: SessionTransaction) -> None:
+    """The outer transaction ended without committing (closed, or rolled back)."""
+    if transaction.parent is None:
+        session.info.pop(_PENDING, None)
+
+
+def _within(transaction: SessionTransaction | None, outer: SessionTransaction) -> bool:
+    while transaction is not None:
+        if transaction is outer:
+            return True
+        transaction = transaction.parent
+    return False
 
 
 @dataclass(frozen=True)

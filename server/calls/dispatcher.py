@@ -4,6 +4,13 @@ Every node runs one. Each pass expires leases, makes offers (the backend's
 reservation is atomic, so nodes never double-offer), and pushes ``queue.update``
 to the customers connected to *this* node. Slower housekeeping (stale desks,
 wrap-ups left open, calls waiting past the limit) runs every few seconds.
+
+Positions move by delta, never from a snapshot: each pass reads the backend's
+change log after the version this node has seen (one small round trip, empty
+when nothing changed) and shifts the standings of the calls whose customers it
+holds (:class:`~server.routing.positions.NodePositions`). A customer is told when
+the words they see change (position, "about N minutes"), no more often than
+``_MIN_UPDATE_GAP_S``, and again every ``queue_update_interval_s`` regardless.
 """
 
 from __future__ import annotations
@@ -20,6 +27,7 @@ from server.auth.principal import Role
 from server.failures import dependency_failure
 from server.outbox.events import CallQueued, OfferMade
 from server.routing.model import Offer
+from server.routing.positions import Due, NodePositions
 from server.tasks import cancel_and_wait
 
 from . import repository as repo
@@ -34,11 +42,15 @@ Sweeper = Callable[[float], Awaitable[None]]
 log = structlog.get_logger(__name__)
 
 _HOUSEKEEPING_EVERY_S = 2.0
-_UPDATES_EVERY_S = 1.0
-# Each push takes a queue snapshot (every waiting call): under a burst of
-# changes, pushes are spaced at least this far apart and the last change still
-# goes out on the next pass.
+# A customer is told a change at most this often; the last change still goes out
+# once the gap has passed.
 _MIN_UPDATE_GAP_S = 0.25
+# Desks on other nodes change the staffing without waking this one: it is read
+# again after every change this node sees, and at least this often.
+_STAFFING_EVERY_S = 2.0
+_HOLD_EVERY_S = 1.0
+# What queue_update() itself writes; the hooks add the rest.
+_UPDATE_FIELDS = frozenset({"type", "call_id", "position", "estimated_wait_s", "message"})
 _HOLD_OFFERS_AFTER_FAILURE_S = 1.0
 
 
@@ -82,10 +94,13 @@ class Dispatcher:
         self._task: asyncio.Task[None] | None = None
         self._alive: asyncio.Task[None] | None = None
         self._last_housekeeping = 0.0
-        self._last_updates = 0.0
-        self._updates_pending = False
-        # call_id -> (position last sent, when it was sent)
-        self._sent: dict[str, tuple[int, float]] = {}
+        self._last_staffing = float("-inf")
+        self._last_hold = float("-inf")
+        self._last_customers_seen = float("-inf")
+        # The standings of the calls whose customers have a socket here.
+        self.positions = NodePositions()
+        # call id -> (the wait figure annotated, the fields the hooks added for it)
+        self._extras: dict[str, tuple[int | None, dict[str, Any]]] = {}
         # Extra housekeeping passes (media grace windows, callbacks), run in order
         # with the others; fixed here (server/bootstrap.py decides them).
         self.sweepers: tuple[Sweeper, ...] = tuple(sweepers)
@@ -154,14 +169,8 @@ class Dispatcher:
         if now - self._last_housekeeping >= _HOUSEKEEPING_EVERY_S:
             self._last_housekeeping = now
             await self._housekeeping(now)
-        self._updates_pending |= changed or bool(offers) or bool(expired)
-        since_last = now - self._last_updates
-        if (self._updates_pending and since_last >= _MIN_UPDATE_GAP_S) or (
-            since_last >= _UPDATES_EVERY_S
-        ):
-            self._last_updates = now
-            self._updates_pending = False
-            await self.push_queue_updates(now)
+        staffing_moved = changed or bool(offers) or bool(expired)
+        await self._step("queue_updates", self.push_queue_updates(now, staffing_moved))
         self.passes.pass_completed()
 
     async def _step(self, name: str, work: Awaitable[object]) -> None:
@@ -217,11 +226,19 @@ class Dispatcher:
             await session.commit()
             call = await repo.get_call(session, offer.call_id)
         if not ok:
-            # SQL says the call is no longer waiting (it ended on another path):
-            # take it out of the queue, which also frees the specialist.
-            if call is None or CallState(call.state) not in WAITING:
+            if call is not None and CallState(call.state) not in WAITING:
+                # SQL says the call is no longer waiting (it ended on another path):
+                # take it out of the queue, which also frees the specialist.
                 await service.backend.remove(offer.call_id, now)
                 service.wake.set()
+            else:
+                # Not visible to this transaction yet (a create enqueues inside its
+                # own, and may commit meanwhile), or SQL still records an earlier
+                # offer: give the reservation back rather than leave an offer
+                # nobody was told of to run out. The call keeps its place, the
+                # desk is not counted a miss; the next pass offers it again, and a
+                # call SQL never gets is taken out by repair.
+                await service.backend.decline(offer.offer_id, offer.specialist_id, now)
             return
         service.metrics.offers.labels(offer.step.value).inc()
         message = await service.offer_message(offer.call_id, offer.offer_id, offer.expires_at)
@@ -283,6 +300,13 @@ class Dispatcher:
                 await session.commit()
 
     async def _customers_seen(self, now: float) -> None:
+        # Abandonment is decided on a scale of abandon_after_s: marking every
+        # connected customer on each housekeeping pass would write a row per
+        # socket every two seconds for nothing.
+        every = max(_HOUSEKEEPING_EVERY_S, self.settings.abandon_after_s / 8)
+        if now - self._last_customers_seen < every:
+            return
+        self._last_customers_seen = now
         service = self.service
         customers = service.hub.local_subjects(Role.CUSTOMER)
         if customers:
@@ -312,38 +336,58 @@ class Dispatcher:
             ):
                 await service.finish_wrap_up(call.call_id, "auto", None, now, actor=None)
 
-    async def push_queue_updates(self, now: float) -> int:
-        """Send ``queue.update`` to local customers whose position changed, or
-        whose last update is older than the update interval. Returns how many."""
+    async def push_queue_updates(self, now: float, staffing_moved: bool = True) -> int:
+        """Move the held standings by the queue's change log and send ``queue.update``
+        to the local customers who should be told now. Returns how many."""
         service = self.service
-        customers = service.hub.local_subjects(Role.CUSTOMER)
-        if not customers:
-            self._sent.clear()
+        positions = self.positions
+        if staffing_moved or now - self._last_hold >= _HOLD_EVERY_S:
+            # Which customers have a socket here: a scan of every socket, so not
+            # on every quiet pass (a new socket's hello tells it its place itself).
+            self._last_hold = now
+            positions.hold(set(service.hub.local_subjects(Role.CUSTOMER)))
+        positions.apply(await service.backend.queue_changes(positions.version))
+        wanted = set(positions.wanted)
+        new = positions.to_look_up()
+        if new:
+            async with service.sessions() as session:
+                found = await repo.waiting_calls_of(session, new)
+            positions.looked_up(new, found)
+            wanted.update(found.values())
+        if wanted:
+            _, standings = await service.backend.standings(sorted(wanted))
+            positions.wanted.difference_update(wanted)
+            positions.put(standings)
+        if not len(positions):
             return 0
-        estimates = await service.estimates()
-        by_customer = {e.call_id: e for e in estimates.values()}
-        async with service.sessions() as session:
-            snapshot_calls = await repo.waiting_calls_of(session, customers)
-        outgoing: dict[str, tuple[str, dict[str, Any]]] = {}
-        live: set[str] = set()
-        for customer_id, call_id in snapshot_calls.items():
-            estimate = by_customer.get(call_id)
-            if estimate is None:
-                continue
-            live.add(call_id)
-            last = self._sent.get(call_id)
-            if (
-                last is None
-                or last[0] != estimate.position
-                or now - last[1] >= self.settings.queue_update_interval_s
-            ):
-                outgoing[call_id] = (customer_id, queue_update(estimate))
-                self._sent[call_id] = (estimate.position, now)
-        if outgoing:
-            await service.annotate_queue_updates({c: m for c, (_, m) in outgoing.items()})
-        for customer_id, message in outgoing.values():
-            service.hub.send_local(Role.CUSTOMER, customer_id, message)
-        for call_id in list(self._sent):
-            if call_id not in live:
-                del self._sent[call_id]
-        return len(outgoing)
+        stale = now - self._last_staffing >= _STAFFING_EVERY_S
+        if staffing_moved or stale or not positions.has_figures:
+            self._last_staffing = now
+            positions.set_figures(await service.backend.staffing(), await service.handle_time())
+        due = positions.due(now, _MIN_UPDATE_GAP_S, self.settings.queue_update_interval_s)
+        if not due:
+            return 0
+        await self._annotate(due)
+        for item in due:
+            message = {**queue_update(item.estimate), **self._extras[item.estimate.call_id][1]}
+            service.hub.send_local(Role.CUSTOMER, item.customer_id, message)
+        return len(due)
+
+    async def _annotate(self, due: list[Due]) -> None:
+        """The hooks' fields (the callback option) for each update. They depend on
+        the call and on its wait figure: a call whose figure is the one last
+        annotated keeps its fields (a cancel at the head moves a thousand sockets
+        without a thousand-row read); a reminder is annotated afresh."""
+        fresh: dict[str, dict[str, Any]] = {}
+        for item in due:
+            estimate = item.estimate
+            known = self._extras.get(estimate.call_id)
+            if item.reminder or known is None or known[0] != estimate.seconds:
+                fresh[estimate.call_id] = queue_update(estimate)
+        if fresh:
+            await self.service.annotate_queue_updates(fresh)
+            for call_id, message in fresh.items():
+                extras = {k: v for k, v in message.items() if k not in _UPDATE_FIELDS}
+                self._extras[call_id] = (message["estimated_wait_s"], extras)
+        if len(self._extras) > 2 * len(self.positions) + 64:
+            self._extras = {c: e for c, e in self._extras.items() if c in self.positions}

@@ -1,11 +1,13 @@
 """Wait estimates for the waiting calls, and the handle time they are made from.
 
-The figures come from :func:`server.routing.estimate.estimate_waits` (pure); what
-lives here is when they are computed. A queue snapshot reads every waiting call,
-so one is reused for a moment; the windowed average handle time is read from SQL
-only when the dispatcher's housekeeping refreshes it, never by a reader, who may
-be holding a pooled connection already (taking a second one there would let
-concurrent requests starve the pool).
+The figures come from :mod:`server.routing.estimate` (pure); what lives here is
+when they are computed. One call's estimate is made from its standing (O(log n)
+in the backend) and the staffing counts (O(specialists), reused for a moment),
+never from a snapshot of every waiting call; :meth:`WaitEstimates.all` (a
+snapshot) is for views of the whole queue. The windowed average handle time is
+read from SQL only when the dispatcher's housekeeping refreshes it, never by a
+reader, who may be holding a pooled connection already (taking a second one
+there would let concurrent requests starve the pool).
 """
 
 from __future__ import annotations
@@ -16,9 +18,15 @@ from collections.abc import Callable
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from server.routing.backend import QueueBackend
-from server.routing.estimate import WaitEstimate, estimate_waits
+from server.routing.estimate import WaitEstimate, estimate_waits, standing_estimate
+from server.routing.standing import Staffing, Standing
 
 from . import repository as repo
+
+# Staffing read for one call's estimate may be this old: it changes with desks,
+# not with the queue, and a burst of new calls or hellos should not read it once
+# each. The dispatcher reads it afresh after every change it sees.
+STAFFING_MAX_AGE_S = 0.25
 
 
 class WaitEstimates:
@@ -37,6 +45,7 @@ class WaitEstimates:
         self.handle_time_window = handle_time_window
         self._handle_time: tuple[float, float | None] = (0.0, None)
         self._estimates: tuple[float, dict[str, WaitEstimate] | None] = (0.0, None)
+        self._staffing: tuple[float, Staffing | None] = (0.0, None)
 
     def handle_time(self) -> float | None:
         """Windowed average handle time, as last refreshed (None: no data yet)."""
@@ -61,10 +70,21 @@ class WaitEstimates:
         self._estimates = (now, fresh)
         return fresh
 
+    async def staffing(self, max_age_s: float = STAFFING_MAX_AGE_S) -> Staffing:
+        """Working and idle specialists; reuses counts at most ``max_age_s`` old."""
+        now = self.clock()
+        taken_at, cached = self._staffing
+        if cached is not None and now - taken_at <= max_age_s:
+            return cached
+        fresh = await self.backend.staffing()
+        self._staffing = (now, fresh)
+        return fresh
+
+    async def of_standing(self, standing: Standing) -> WaitEstimate:
+        """The estimate of a call whose standing is known (say, from its enqueue)."""
+        return standing_estimate(standing, await self.staffing(), self.handle_time())
+
     async def of_call(self, call_id: str) -> WaitEstimate | None:
-        """One call's estimate (for a GET or a new call): a recent set will do,
-        unless it predates the call."""
-        estimate = (await self.all(max_age_s=0.5)).get(call_id)
-        if estimate is None:
-            estimate = (await self.all()).get(call_id)
-        return estimate
+        """One call's estimate (for a GET or a new call), from its standing."""
+        _, found = await self.backend.standings([call_id])
+        return await self.of_standing(found[0]) if found else None

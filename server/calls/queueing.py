@@ -1,5 +1,6 @@
-"""Joining and leaving the queue: create (SQL first, then the queue), leave
-(the queue first, then SQL), and putting SQL's waiting calls back in the queue."""
+"""Joining and leaving the queue: create (one SQL transaction around the enqueue),
+leave (the queue first, then SQL), and putting SQL's waiting calls back in the
+queue."""
 
 from __future__ import annotations
 
@@ -92,16 +93,32 @@ class QueueCommands(CallServiceBase):
                 intent=call.intent,
             )
             self.record(session, CallQueued(call.call_id, now, cause="created"))
-            await session.commit()
-            # SQL has the call: from here a failing Redis is repaired, not refused.
-            await self._deferrable("enqueue", self._enqueue(call, now), call.call_id)
-            estimate = await self._deferrable(
-                "estimate", self.estimate_for(call.call_id), call.call_id
+            # One transaction for the whole step: the call is enqueued before it
+            # commits, so the prediction (from the rank the enqueue script gives)
+            # is written with it. A failing Redis is repaired, not refused; an
+            # offer made before the commit is given back (see the dispatcher).
+            standing = await self._deferrable(
+                "enqueue",
+                self.backend.enqueue_standing(recovery.queued_call(call), now),
+                call.call_id,
+            )
+            estimate = (
+                await self._deferrable("estimate", self._waits.of_standing(standing), call.call_id)
+                if standing is not None
+                else None
             )
             if estimate is not None:
                 call.predicted_wait_s = estimate.seconds
-                await session.merge(call)
+            try:
                 await session.commit()
+            except BaseException:
+                # The call never reached SQL: take it out of the queue again
+                # (reconciliation would, two passes later).
+                if standing is not None:
+                    await self._deferrable(
+                        "dequeue", self.backend.remove(call.call_id, now), call.call_id
+                    )
+                raise
             self.metrics.calls_created.labels(call.priority).inc()
             log.info("call.queued", call_id=call.call_id, priority=call.priority)
             self.wake.set()

@@ -11,10 +11,12 @@ conditional transitions stay the final word on who holds a call):
   calls specialists hold (so no busy desk is offered a call), then every waiting
   call from SQL, then the desks whose sockets it holds. Offers flow on the next
   dispatch pass.
-- **Reconciliation.** Every ``repair_interval_s``, a node compares the queue
-  snapshot with SQL and repairs what has had no owner for two passes in a row
-  (one pass could be a step in flight between Redis and SQL): a waiting call
-  missing from the queue is put back; a call SQL has as ``offered`` with no
+- **Reconciliation.** Every ``repair_interval_s`` while the queue moves (and
+  every twelfth interval while it stands still), a node compares the ids routing
+  has (``live_calls``: not a snapshot of every call's details) with SQL's
+  states and repairs what has had no owner for two passes in a row (one pass
+  could be a step in flight between Redis and SQL): a waiting call missing from
+  the queue is put back; a call SQL has as ``offered`` with no
   live offer goes back to ``queued``; a queued call SQL has finished is taken
   out; a specialist routing has as holding a call SQL says they do not hold is
   freed, and one SQL says holds a call gets it back. Each repair is logged.
@@ -47,6 +49,8 @@ _EPOCH_EVERY_S = 1.0
 # killed node's desks are logged out within that bound (not the presence TTL).
 _NODE_RENEW_EVERY_S = 2.0
 _NODE_TTL_S = 8.0
+# With the queue still, a reconciliation runs once in this many intervals.
+_RECONCILE_IDLE_EVERY = 12
 
 
 class LiveStateRepair:
@@ -67,6 +71,8 @@ class LiveStateRepair:
         self._last_epoch_check = float("-inf")
         self._last_reconcile = float("-inf")
         self._suspects: set[tuple[str, str]] = set()
+        self._reconciled_version = -1
+        self._idle_passes = 0
         # Passes run one at a time: a pass whose snapshot predates another's must
         # not overwrite the suspects that one found.
         self._reconciling = asyncio.Lock()
@@ -80,7 +86,7 @@ class LiveStateRepair:
             await self._guarded("epoch", lambda: self.check_epoch(now))
         if now - self._last_reconcile >= self.interval_s:
             self._last_reconcile = now
-            await self._guarded("reconcile", lambda: self.reconcile(now))
+            await self._guarded("reconcile", lambda: self._reconcile_if_moved(now))
 
     async def _guarded(self, job: str, run: Callable[[], Awaitable[object]]) -> None:
         try:
@@ -142,6 +148,18 @@ class LiveStateRepair:
         )
         service.wake.set()
 
+    async def _reconcile_if_moved(self, now: float) -> None:
+        """Reconcile when the queue moved since the last pass, while suspects wait
+        for their second look, and at least every ``_RECONCILE_IDLE_EVERY`` passes:
+        a pass reads every waiting call (Redis and SQL), which a large queue where
+        nothing happens should not pay every few seconds."""
+        version = await self.service.backend.queue_version()
+        moved, self._reconciled_version = version != self._reconciled_version, version
+        self._idle_passes += 1
+        if moved or self._suspects or self._idle_passes >= _RECONCILE_IDLE_EVERY:
+            self._idle_passes = 0
+            await self.reconcile(now)
+
     async def reconcile(self, now: float) -> int:
         """One reconciliation pass; returns how many repairs it made."""
         async with self._reconciling:
@@ -149,41 +167,31 @@ class LiveStateRepair:
 
     async def _reconcile(self, now: float) -> int:
         service = self.service
-        snapshot = await service.backend.snapshot(now)
+        live = await service.backend.live_calls()
         async with service.sessions() as session:
-            open_calls = {c.call_id: c for c in await repo.calls_in_states(session, set(OPEN))}
-        queued = {view.call.call_id: view for view in snapshot.waiting}
-        holding = {s.specialist_id: s.call_id for s in snapshot.specialists if s.call_id}
-        held_in_routing = {call_id: spec for spec, call_id in holding.items()}
+            open_calls = await repo.states_of_calls_in(session, set(OPEN))
+        held_in_routing = {call_id: spec for spec, call_id in live.holding.items()}
         found: set[tuple[str, str]] = set()
-        for call_id, call in open_calls.items():
-            state = CallState(call.state)
-            if state in WAITING and call_id not in queued:
+        for call_id, (state_value, specialist_id) in open_calls.items():
+            state = CallState(state_value)
+            if state in WAITING and call_id not in live.waiting:
                 found.add(("requeue", call_id))
-            elif state is CallState.OFFERED and not queued[call_id].offered:
+            elif state is CallState.OFFERED and call_id not in live.offered:
                 found.add(("withdraw", call_id))
-            elif (
-                state in HELD
-                and call.specialist_id
-                and held_in_routing.get(call_id) != call.specialist_id
-            ):
+            elif state in HELD and specialist_id and held_in_routing.get(call_id) != specialist_id:
                 found.add(("restore", call_id))
-        for call_id in queued:
+        for call_id in live.waiting:
             waiting = open_calls.get(call_id)
-            if waiting is None or CallState(waiting.state) not in WAITING:
+            if waiting is None or CallState(waiting[0]) not in WAITING:
                 found.add(("dequeue", call_id))
-        for specialist_id, call_id in holding.items():
+        for specialist_id, call_id in live.holding.items():
             held = open_calls.get(call_id)
-            if (
-                held is None
-                or held.specialist_id != specialist_id
-                or CallState(held.state) not in HELD
-            ):
+            if held is None or held[1] != specialist_id or CallState(held[0]) not in HELD:
                 found.add(("free", specialist_id))
         async with service.sessions() as session:
             for call_id in await self.pending_operation_calls(session):
                 owner = open_calls.get(call_id)
-                if owner is None or CallState(owner.state) not in IN_CONVERSATION:
+                if owner is None or CallState(owner[0]) not in IN_CONVERSATION:
                     found.add(("operations", call_id))
         # Only what was already wrong on the previous pass: one pass may catch a
         # step in flight between Redis and SQL.

@@ -109,6 +109,19 @@ async def calls_in_states(session: AsyncSession, states: set[CallState]) -> Sequ
     return result.scalars().all()
 
 
+async def states_of_calls_in(
+    session: AsyncSession, states: set[CallState]
+) -> dict[str, tuple[str, str | None]]:
+    """call id -> (state, specialist id) of every call in ``states``: three columns,
+    no ORM objects (repair reads every open call)."""
+    result = await session.execute(
+        select(Call.call_id, Call.state, Call.specialist_id).where(
+            Call.state.in_([s.value for s in states])
+        )
+    )
+    return {call_id: (state, specialist) for call_id, state, specialist in result.all()}
+
+
 async def recent_handle_times(session: AsyncSession, window: int) -> list[float]:
     """Seconds from answer to the end of wrap-up, for the latest ``window`` calls."""
     result = await session.execute(

@@ -2,8 +2,10 @@
 
 Order of effects, and why:
 
-- create: SQL first (the call exists durably), then the queue. A crash between
-  the two is repaired at start-up by :meth:`CallService.rebuild_queue`.
+- create: one SQL transaction around the enqueue, so the predicted wait is
+  written with the call. Redis failing leaves the call waiting in SQL only (the
+  repair pass queues it); SQL failing takes it out of the queue again; an offer
+  made before the commit is given back by the dispatcher.
 - accept: the queue first (the atomic reservation decides who won), then SQL with a
   conditional update; if the call was cancelled in between, the specialist is
   released and the accept refused.

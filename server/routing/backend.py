@@ -20,6 +20,7 @@ All methods take ``now`` from the caller; backends never read the clock.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Protocol
 
 from .model import (
@@ -34,6 +35,7 @@ from .model import (
     SpecialistState,
     SpecialistView,
 )
+from .standing import LiveCalls, QueueChanges, Staffing, Standing
 
 
 class QueueBackend(Protocol):
@@ -53,8 +55,26 @@ class QueueBackend(Protocol):
         withdrew, if one was out; the specialist of that offer is available again
         and it does not count as a miss. Unknown calls are ignored (returns None)."""
 
+    async def enqueue_standing(self, call: QueuedCall, now: float) -> Standing:
+        """:meth:`enqueue`, answered with the call's whole standing (position and
+        the calls ahead of it by step), from the same atomic step."""
+
     async def position(self, call_id: str) -> int | None:
         """1-based place among all waiting calls, or None if not waiting."""
+
+    async def standings(self, call_ids: Sequence[str]) -> tuple[int, list[Standing]]:
+        """The standings of those of ``call_ids`` that wait (O(log n) each, from the
+        sorted sets), with the change-log version they reflect."""
+
+    async def queue_changes(self, since: int) -> QueueChanges:
+        """The change-log entries after version ``since`` (calls that arrived, left
+        or moved to a later step), in order; cheap when nothing changed."""
+
+    async def queue_version(self) -> int:
+        """The change log's version now (one read; it moves with every change)."""
+
+    async def staffing(self) -> Staffing:
+        """Working and idle specialists per pool (O(specialists))."""
 
     # -- specialists -----------------------------------------------------------
     async def register(self, profile: SpecialistProfile) -> None:
@@ -140,5 +160,10 @@ class QueueBackend(Protocol):
     async def finish_wrap_up(self, specialist_id: str, now: float) -> SpecialistState:
         """Wrap-up done: the specialist is available (or away, if they asked)."""
 
+    async def live_calls(self) -> LiveCalls:
+        """The ids of the waiting calls (and of those offered) and who holds which
+        call: one consistent read, for repair."""
+
     async def snapshot(self, now: float) -> QueueSnapshot:
-        """All waiting calls in queue order and all known specialists."""
+        """All waiting calls in queue order and all known specialists: O(n), for
+        the supervisor's views and for repair, never for a routine update."""

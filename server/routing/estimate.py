@@ -1,4 +1,5 @@
-"""Honest wait estimates from the queue snapshot and a windowed average handle time.
+"""Honest wait estimates, from a queue snapshot or from one call's standing, and a
+windowed average handle time.
 
 For a waiting call we count the specialists who could take it at its current
 ladder step and are working (available, reserved, busy or wrapping up), the calls
@@ -11,25 +12,19 @@ the call, there is no figure: we say so rather than invent one.
 A call on the skill step counts only the specialists with the skill (and its
 dialect, if it has one), and competes with earlier skill-step calls of the same
 pool, earlier dialect-step calls of its dialect and earlier any-step calls.
+A :class:`~server.routing.standing.Standing` carries exactly those counts for one
+call, so :func:`standing_estimate` and :func:`estimate_waits` agree.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 from collections import Counter
 from dataclasses import dataclass
 
-from .intents import skill_keys
-from .model import LadderStep, QueueSnapshot, SpecialistState
-
-_WORKING = frozenset(
-    {
-        SpecialistState.AVAILABLE,
-        SpecialistState.RESERVED,
-        SpecialistState.BUSY,
-        SpecialistState.WRAP_UP,
-    }
-)
+from .model import LadderStep, QueueSnapshot
+from .standing import Pool, Staffing, Standing, staffing_of
 
 
 @dataclass(frozen=True)
@@ -42,26 +37,35 @@ class WaitEstimate:
         return wait_message(self.seconds)
 
 
+def wait_seconds(ahead: int, pool: Pool, aht_s: float | None) -> int | None:
+    """Seconds until answered with ``ahead`` competing calls before this one."""
+    if aht_s is None or pool.working <= 0:
+        return None
+    completions_needed = max(0, ahead + 1 - pool.idle)
+    return math.ceil(completions_needed * aht_s / pool.working)
+
+
+def standing_estimate(standing: Standing, staffing: Staffing, aht_s: float | None) -> WaitEstimate:
+    """One call's estimate from its standing: the same figure :func:`estimate_waits`
+    gives it from a snapshot, without reading the other waiting calls."""
+    key = standing.skill_key
+    if standing.step is LadderStep.SKILL and key is not None:
+        ahead = standing.ahead_skill + standing.ahead_any
+        if standing.dialect is not None:
+            ahead += standing.ahead_dialect
+        pool = staffing.skill(key)
+    elif standing.step is LadderStep.DIALECT and standing.dialect is not None:
+        ahead = standing.ahead_dialect + standing.ahead_any
+        pool = staffing.dialect(standing.dialect)
+    else:
+        ahead = standing.position - 1
+        pool = staffing.everyone
+    return WaitEstimate(standing.call_id, standing.position, wait_seconds(ahead, pool, aht_s))
+
+
 def estimate_waits(snapshot: QueueSnapshot, aht_s: float | None) -> dict[str, WaitEstimate]:
     """An estimate for every waiting call in ``snapshot``."""
-    working_any = 0
-    idle_any = 0
-    working_by_dialect: Counter[str] = Counter()
-    idle_by_dialect: Counter[str] = Counter()
-    working_by_skill: Counter[str] = Counter()
-    idle_by_skill: Counter[str] = Counter()
-    for spec in snapshot.specialists:
-        if spec.state not in _WORKING:
-            continue
-        keys = skill_keys(spec.fluent_dialects, spec.intents)
-        working_any += 1
-        working_by_dialect.update(spec.fluent_dialects)
-        working_by_skill.update(keys)
-        if spec.state is SpecialistState.AVAILABLE:
-            idle_any += 1
-            idle_by_dialect.update(spec.fluent_dialects)
-            idle_by_skill.update(keys)
-
+    staffing = staffing_of(snapshot.specialists)
     ahead_any = 0
     ahead_by_dialect: Counter[str] = Counter()
     ahead_by_skill: Counter[str] = Counter()
@@ -73,20 +77,16 @@ def estimate_waits(snapshot: QueueSnapshot, aht_s: float | None) -> dict[str, Wa
             ahead = ahead_by_skill[key] + ahead_any
             if call.dialect is not None:
                 ahead += ahead_by_dialect[call.dialect]
-            working, idle = working_by_skill[key], idle_by_skill[key]
+            pool = staffing.skill(key)
         elif view.step is LadderStep.DIALECT and call.dialect is not None:
             # Competes with earlier calls for its dialect and with earlier any-step
             # calls, which its dialect's speakers also serve.
             ahead = ahead_by_dialect[call.dialect] + ahead_any
-            working = working_by_dialect[call.dialect]
-            idle = idle_by_dialect[call.dialect]
+            pool = staffing.dialect(call.dialect)
         else:
             ahead = view.position - 1
-            working, idle = working_any, idle_any
-        seconds: int | None = None
-        if aht_s is not None and working > 0:
-            completions_needed = max(0, ahead + 1 - idle)
-            seconds = math.ceil(completions_needed * aht_s / working)
+            pool = staffing.everyone
+        seconds = wait_seconds(ahead, pool, aht_s)
         estimates[call.call_id] = WaitEstimate(call.call_id, view.position, seconds)
         if view.step is LadderStep.SKILL and key is not None:
             ahead_by_skill[key] += 1
@@ -97,8 +97,10 @@ def estimate_waits(snapshot: QueueSnapshot, aht_s: float | None) -> dict[str, Wa
     return estimates
 
 
+@functools.lru_cache(maxsize=512)
 def wait_message(seconds: int | None) -> dict[str, str]:
-    """Plain words for the senior app, in Chinese and English."""
+    """Plain words for the senior app, in Chinese and English. Cached (every
+    socket's update asks for one): the dict returned is shared, never change it."""
     if seconds is None:
         return {
             "zh": "正在为您安排服务专员，请稍候。",

@@ -12,16 +12,18 @@ import itertools
 import secrets
 import uuid
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from sortedcontainers import SortedList
 
 from .errors import OfferExpired, SpecialistNotFound
+from .memory_records import ChangeLog
 from .memory_records import DispatchCandidate as _Candidate
 from .memory_records import IdleTuple as _IdleTuple
 from .memory_records import RankTuple as _RankTuple
 from .memory_records import SpecialistRecord as _Specialist
 from .memory_records import WaitingEntry as _Waiting
+from .memory_records import of_step as _of_step
 from .model import (
     Assignment,
     DesiredPresence,
@@ -38,6 +40,17 @@ from .model import (
     ladder_step,
     step_after_skill,
 )
+from .standing import (
+    ChangeKind,
+    LiveCalls,
+    QueueChanges,
+    Staffing,
+    Standing,
+    staffing_of,
+)
+
+# How many changes the log keeps; a reader further behind asks for standings again.
+LOG_LENGTH = 4096
 
 
 class MemoryQueueBackend:
@@ -51,6 +64,11 @@ class MemoryQueueBackend:
         self._dialect_queues: dict[str, SortedList] = {}  # unoffered, on the dialect step
         self._skill_queues: dict[str, SortedList] = {}  # unoffered, on the skill step
         self._any_queue: SortedList = SortedList()  # unoffered, on the any step
+        # Every waiting call (offered or not) by its step: ranks for standings.
+        self._on_any: SortedList = SortedList()
+        self._on_dialect: dict[str, SortedList] = {}
+        self._on_skill: dict[str, SortedList] = {}
+        self._log = ChangeLog(LOG_LENGTH)
         # Heap of skill- and dialect-step deadlines, cleaned lazily.
         self._promotions: list[tuple[float, str]] = []
         self._specialists: dict[str, _Specialist] = {}
@@ -69,6 +87,9 @@ class MemoryQueueBackend:
 
     # -- calls ---------------------------------------------------------------
     async def enqueue(self, call: QueuedCall, now: float) -> int:
+        return (await self.enqueue_standing(call, now)).position
+
+    async def enqueue_standing(self, call: QueuedCall, now: float) -> Standing:
         if call.call_id not in self._calls:
             rank: _RankTuple = (call.rank_key(self.policy), next(self._seq), call.call_id)
             has_speaker = call.dialect is not None and self._logged_in_by_dialect[call.dialect] > 0
@@ -80,7 +101,9 @@ class MemoryQueueBackend:
             self._order.add(rank)
             self._queue_unoffered(entry)
             self._watch_deadline(entry)
-        return self._position(call.call_id) or 0
+            self._place(entry)
+            self._log_change(ChangeKind.ADDED, entry)
+        return self._standing(self._calls[call.call_id])
 
     async def remove(self, call_id: str, now: float) -> Offer | None:
         entry = self._calls.pop(call_id, None)
@@ -88,6 +111,8 @@ class MemoryQueueBackend:
             return None
         self._order.discard(entry.rank)
         self._unqueue_unoffered(entry)
+        self._unplace(entry)
+        self._log_change(ChangeKind.LEFT, entry)
         if entry.offer_id is None:
             return None
         offer = self._offers.pop(entry.offer_id)
@@ -105,16 +130,56 @@ class MemoryQueueBackend:
             return None
         return int(self._order.index(entry.rank)) + 1
 
+    async def standings(self, call_ids: Sequence[str]) -> tuple[int, list[Standing]]:
+        found = [self._standing(self._calls[c]) for c in call_ids if c in self._calls]
+        return self._log.version, found
+
+    async def queue_changes(self, since: int) -> QueueChanges:
+        return self._log.after(since, self._epoch)
+
+    async def queue_version(self) -> int:
+        return self._log.version
+
+    async def staffing(self) -> Staffing:
+        return staffing_of(s.view() for s in self._specialists.values())
+
+    def _standing(self, entry: _Waiting) -> Standing:
+        call, rank = entry.call, entry.rank
+        dialect = self._on_dialect.get(call.dialect) if call.dialect else None
+        key = call.skill_key
+        skill = self._on_skill.get(key) if key else None
+        return Standing(
+            call_id=call.call_id,
+            customer_id=call.customer_id,
+            rank=(rank[0], rank[1]),
+            step=entry.step,
+            dialect=call.dialect,
+            skill_key=key,
+            position=int(self._order.index(rank)) + 1,
+            ahead_any=int(self._on_any.bisect_left(rank)),
+            ahead_dialect=int(dialect.bisect_left(rank)) if dialect is not None else 0,
+            ahead_skill=int(skill.bisect_left(rank)) if skill is not None else 0,
+            as_of=self._log.version,
+        )
+
+    def _on_step_of(self, entry: _Waiting) -> SortedList:
+        """Every waiting call on the entry's step (and pool), offered or not."""
+        return _of_step(entry, self._on_skill, self._on_dialect, self._on_any)
+
+    def _place(self, entry: _Waiting) -> None:
+        self._on_step_of(entry).add(entry.rank)
+
+    def _unplace(self, entry: _Waiting) -> None:
+        self._on_step_of(entry).discard(entry.rank)
+
+    def _log_change(
+        self, kind: ChangeKind, entry: _Waiting, old_step: LadderStep | None = None
+    ) -> None:
+        self._log.append(kind, entry.call, entry.rank, entry.step, old_step)
+
     def _queue(self, entry: _Waiting) -> SortedList:
         """The unoffered queue of the entry's current step."""
-        if entry.step is LadderStep.SKILL:
-            key = entry.call.skill_key
-            assert key is not None
-            return self._skill_queues.setdefault(key, SortedList())
-        if entry.step is LadderStep.DIALECT:
-            assert entry.call.dialect is not None
-            return self._dialect_queues.setdefault(entry.call.dialect, SortedList())
-        return self._any_queue
+        return _of_step(entry, self._skill_queues, self._dialect_queues, self._any_queue)
 
     def _queue_unoffered(self, entry: _Waiting) -> None:
         self._queue(entry).add(entry.rank)
@@ -139,12 +204,16 @@ class MemoryQueueBackend:
         """Put the call on a later ladder step (offered or not)."""
         if entry.step is step:
             return
+        old = entry.step
+        self._unplace(entry)
         if entry.offer_id is None:
             self._unqueue_unoffered(entry)
             entry.step = step
             self._queue_unoffered(entry)
         else:
             entry.step = step
+        self._place(entry)
+        self._log_change(ChangeKind.STEPPED, entry, old)
         self._watch_deadline(entry)
 
     def _step_after_skill(self, entry: _Waiting) -> LadderStep:
@@ -436,6 +505,8 @@ class MemoryQueueBackend:
         spec = self._specialists[specialist_id]
         entry = self._calls.pop(offer.call_id)
         self._order.discard(entry.rank)
+        self._unplace(entry)
+        self._log_change(ChangeKind.LEFT, entry)
         spec.offer_id = None
         spec.call_id = offer.call_id
         spec.in_wrap_up = False
@@ -467,6 +538,13 @@ class MemoryQueueBackend:
         spec.in_wrap_up = False
         self._make_idle(spec, now)
         return spec.state
+
+    async def live_calls(self) -> LiveCalls:
+        return LiveCalls(
+            waiting=frozenset(self._calls),
+            offered=frozenset(c for c, e in self._calls.items() if e.offer_id is not None),
+            holding={i: s.call_id for i, s in self._specialists.items() if s.call_id},
+        )
 
     async def snapshot(self, now: float) -> QueueSnapshot:
         self._promote_due(now)

@@ -35,6 +35,7 @@ import secrets
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from . import redis_standing
 from .errors import OfferExpired, SpecialistNotFound
 from .model import (
     Assignment,
@@ -52,6 +53,7 @@ from .model import (
     WaitingCallView,
 )
 from .redis_scripts import Scripts
+from .standing import LiveCalls, QueueChanges, Staffing, Standing
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
@@ -188,8 +190,15 @@ class RedisQueueBackend:
         return len(keys)
 
     # -- calls ---------------------------------------------------------------
+    # The most change-log entries one read returns; the reader reads on from there.
+    max_changes_per_read = 1024
+    max_standings_per_script = 500
+
     async def enqueue(self, call: QueuedCall, now: float) -> int:
-        position = await self._scripts.run(
+        return (await self.enqueue_standing(call, now)).position
+
+    async def enqueue_standing(self, call: QueuedCall, now: float) -> Standing:
+        reply = await self._scripts.run_list(
             "enqueue",
             call.call_id,
             call.customer_id,
@@ -211,7 +220,7 @@ class RedisQueueBackend:
             call.skill_key or "",
             _num(call.skill_deadline(self.policy)),
         )
-        return int(position)
+        return redis_standing.standings(reply)[1][0]
 
     async def remove(self, call_id: str, now: float) -> Offer | None:
         return _maybe_offer(await self._scripts.run_list("remove", call_id, _num(now)))
@@ -219,6 +228,28 @@ class RedisQueueBackend:
     async def position(self, call_id: str) -> int | None:
         position = int(await self._scripts.run("position", call_id))
         return position or None
+
+    async def standings(self, call_ids: Sequence[str]) -> tuple[int, list[Standing]]:
+        # In chunks, so one script never blocks Redis for long; each standing
+        # carries the version it was read at.
+        version, found = 0, []
+        for start in range(0, max(1, len(call_ids)), self.max_standings_per_script):
+            chunk = call_ids[start : start + self.max_standings_per_script]
+            version, part = redis_standing.standings(
+                await self._scripts.run_list("standings", *chunk)
+            )
+            found.extend(part)
+        return version, found
+
+    async def queue_changes(self, since: int) -> QueueChanges:
+        reply = await self._scripts.run_list("changes", since, self.max_changes_per_read)
+        return redis_standing.changes(reply, since)
+
+    async def queue_version(self) -> int:
+        return int(await self._client.get(self._key("qver")) or 0)
+
+    async def staffing(self) -> Staffing:
+        return redis_standing.staffing(await self._scripts.run_list("staffing"))
 
     # -- specialists -----------------------------------------------------------
     async def register(self, profile: SpecialistProfile) -> None:
@@ -347,6 +378,9 @@ class RedisQueueBackend:
     async def finish_wrap_up(self, specialist_id: str, now: float) -> SpecialistState:
         reply = await self._scripts.run("finish_wrap_up", specialist_id, _num(now))
         return self._state_reply(specialist_id, reply)
+
+    async def live_calls(self) -> LiveCalls:
+        return redis_standing.live_calls(await self._scripts.run("live_calls"))
 
     async def snapshot(self, now: float) -> QueueSnapshot:
         document = json.loads(_text(await self._scripts.run("snapshot", _num(now))))

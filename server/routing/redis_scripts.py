@@ -20,6 +20,7 @@ if TYPE_CHECKING:
 
 ScriptName = Literal[
     "accept",
+    "changes",
     "connect",
     "decline",
     "disconnect",
@@ -29,6 +30,7 @@ ScriptName = Literal[
     "expire_offers",
     "finish_wrap_up",
     "heartbeat",
+    "live_calls",
     "noop",
     "pending_offer",
     "position",
@@ -39,6 +41,8 @@ ScriptName = Literal[
     "restore_assignment",
     "set_presence",
     "snapshot",
+    "staffing",
+    "standings",
 ]
 
 _NAMES: tuple[ScriptName, ...] = get_args(ScriptName)

@@ -20,6 +20,7 @@ from typing import Any
 
 import pytest
 
+from server.appkeys import CALLS
 from server.routing.estimate import wait_message
 from tests.api.harness import Api, Party, RunningServer, Socket
 from tests.api.helpers import (
@@ -332,6 +333,38 @@ async def test_queue_updates_tell_the_caller_their_place_in_plain_words(api: Api
     assert moved["message"]["zh"] and moved["message"]["en"]
     # And again without any change, every queue_update_interval_s.
     await behind_ws.expect("queue.update", call_id=behind_id, position=1)
+
+
+async def test_a_cancel_at_the_head_moves_each_caller_up_by_one_without_a_snapshot(
+    api: Api, server: RunningServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    backend = server.app[CALLS].backend
+    snapshots: list[float] = []
+    take_snapshot = backend.snapshot
+
+    async def counted(now: float) -> Any:
+        snapshots.append(now)
+        return await take_snapshot(now)
+
+    monkeypatch.setattr(backend, "snapshot", counted)
+    waiting: list[tuple[Party, Socket, str]] = []
+    for place, customer_id in enumerate(["C1001", "C1002", "C1003", "C1004"], start=1):
+        customer = await api.customer(customer_id)
+        socket = await customer.connect()
+        call_id = (await customer.post("/api/v1/calls", {})).body["call_id"]
+        await socket.expect("queue.update", call_id=call_id, position=place)
+        waiting.append((customer, socket, call_id))
+
+    head, _, head_call = waiting[0]
+    assert (await head.delete(f"/api/v1/calls/{head_call}")).status == 204
+    for place, (_, socket, call_id) in enumerate(waiting[1:], start=1):
+        # The very next update of each caller behind says one place further up.
+        update = await socket.expect("queue.update", call_id=call_id)
+        assert update["position"] == place, update
+    # Nobody was told twice: nothing else changed for them.
+    for _, socket, call_id in waiting[1:]:
+        await expect_silence(socket, "queue.update", server, call_id=call_id)
+    assert snapshots == []
 
 
 async def test_a_caller_connecting_while_queued_is_told_where_they_stand(api: Api) -> None:

@@ -43,6 +43,14 @@
 --                         idle fluent(JSON array) skeys(JSON array: skill pools)
 --                         intents(JSON array) profile(JSON)
 --   P.."offer:"..id       hash: call spec step created expires
+--   P.."w:any"            zset: every waiting call on the "any" step, offered or not
+--                         (same scores/members as "order"): standings count from it
+--   P.."w:d:"..d          zset: the same, on the "dialect" step of d
+--   P.."w:s:"..k          zset: the same, on the "skill" step of pool k
+--   P.."qver"             INCR: version of the change log, one per change
+--   P.."qlog"             zset: the last changes, score = version, member = JSON
+--                         [version, kind, rank, member, step, old step, dialect,
+--                         skill pool, customer]; kind "add" | "leave" | "step"
 
 local P = ARGV[1]
 local K_SEQ = P .. 'seq'
@@ -60,6 +68,11 @@ local K_CALLINFO = P .. 'callinfo'
 local K_OFFERED = P .. 'offered'
 local K_SKILLKEYS = P .. 'skillkeys'
 local K_LOGGEDIN_SKILL = P .. 'loggedin:s'
+local K_WANY = P .. 'w:any'
+local K_QVER = P .. 'qver'
+local K_QLOG = P .. 'qlog'
+-- How many changes the log keeps; a node further behind asks for standings again.
+local LOG_LENGTH = 4096
 
 local function dq_key(d) return P .. 'q:d:' .. d end
 local function promo_key(d) return P .. 'promo:' .. d end
@@ -70,6 +83,8 @@ local function sidle_key(k) return P .. 'idle:s:' .. k end
 local function call_key(id) return P .. 'call:' .. id end
 local function spec_key(id) return P .. 'spec:' .. id end
 local function offer_key(id) return P .. 'offer:' .. id end
+local function wd_key(d) return P .. 'w:d:' .. d end
+local function ws_key(k) return P .. 'w:s:' .. k end
 
 -- Members of the rank zsets are "%016d:<call id>": the fixed-width arrival number
 -- makes equal rank keys order by arrival, and the call id needs no lookup.
@@ -80,10 +95,11 @@ local function member_seq(member) return tonumber(string.sub(member, 1, 16)) end
 
 local function load_call(id)
   local v = redis.call('HMGET', call_key(id), 'dialect', 'rank', 'deadline', 'member',
-    'step', 'offer', 'skey', 'sdeadline')
+    'step', 'offer', 'skey', 'sdeadline', 'customer')
   if not v[4] then return nil end
   return { id = id, dialect = v[1], rank = v[2], deadline = v[3], member = v[4],
-    step = v[5], offer = v[6], skey = v[7] or '', sdeadline = v[8] or '' }
+    step = v[5], offer = v[6], skey = v[7] or '', sdeadline = v[8] or '',
+    customer = v[9] or '' }
 end
 
 local function load_spec(id)
@@ -200,13 +216,59 @@ local function unqueue_unoffered(c)
   end
 end
 
+-- -- standings and the change log ---------------------------------------------------
+
+-- The set of every waiting call on the call's step (and pool), offered or not.
+local function step_set(c)
+  if c.step == 'skill' then return ws_key(c.skey) end
+  if c.step == 'dialect' then return wd_key(c.dialect) end
+  return K_WANY
+end
+
+local function place(c) redis.call('ZADD', step_set(c), c.rank, c.member) end
+local function unplace(c) redis.call('ZREM', step_set(c), c.member) end
+
+-- One entry of the change log (see the layout above); `old` only for "step".
+local function log_change(kind, c, old)
+  local version = redis.call('INCR', K_QVER)
+  redis.call('ZADD', K_QLOG, version, cjson.encode({ tostring(version), kind, c.rank,
+    c.member, c.step, old or '', c.dialect, c.skey, c.customer }))
+  if version % 64 == 0 then
+    redis.call('ZREMRANGEBYSCORE', K_QLOG, '-inf', tostring(version - LOG_LENGTH))
+  end
+end
+
+-- Members of `key` ranked before (score, member): the members are fixed-width
+-- arrival numbers first, so equal scores order by arrival, as in ZRANK.
+local function count_before(key, score, member)
+  local n = redis.call('ZCOUNT', key, '-inf', '(' .. score)
+  for _, m in ipairs(redis.call('ZRANGEBYSCORE', key, score, score)) do
+    if m < member then n = n + 1 end
+  end
+  return n
+end
+
+-- A waiting call's standing, as the Python side parses it (eleven fields).
+local function standing_reply(c)
+  local rank = redis.call('ZRANK', K_ORDER, c.member)
+  local dialect, skill = 0, 0
+  if c.dialect ~= '' then dialect = count_before(wd_key(c.dialect), c.rank, c.member) end
+  if c.skey ~= '' then skill = count_before(ws_key(c.skey), c.rank, c.member) end
+  return { c.id, c.customer, c.rank, c.member, c.step, c.dialect, c.skey, rank + 1,
+    count_before(K_WANY, c.rank, c.member), dialect, skill }
+end
+
 -- Put a call on a later ladder step (offered or not).
 local function move(c, step)
   if c.step == step then return end
   if c.offer == '' then unqueue_unoffered(c) end
   unwatch_deadline(c)
+  unplace(c)
+  local old = c.step
   c.step = step
   redis.call('HSET', call_key(c.id), 'step', step)
+  place(c)
+  log_change('step', c, old)
   if c.offer == '' then queue_unoffered(c) else watch_deadline(c) end
 end
 
@@ -282,6 +344,8 @@ local function forget_call(c)
   redis.call('ZREM', K_ORDER, c.member)
   if c.offer == '' then unqueue_unoffered(c) end
   unwatch_deadline(c)
+  unplace(c)
+  log_change('leave', c)
   redis.call('DEL', call_key(c.id))
   redis.call('HDEL', K_CALLINFO, c.id)
   redis.call('HDEL', K_OFFERED, c.id)

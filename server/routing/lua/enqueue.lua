@@ -1,4 +1,5 @@
--- Add a waiting call (idempotent by call id); reply with its 1-based position.
+-- Add a waiting call (idempotent by call id); reply with the change-log version
+-- and its standing (its 1-based position first), read in the same atomic step.
 -- ARGV: [1] prefix, [2] call id, [3] customer id, [4] dialect ("" = none),
 --       [5] priority, [6] enqueued_at, [7] rank key, [8] dialect deadline, [9] now,
 --       [10] JSON [customer id, dialect or null, priority, enqueued_at, intent or null]
@@ -26,7 +27,12 @@ if not member then
     'step', step, 'offer', '', 'skey', skey, 'sdeadline', sdeadline)
   redis.call('ZADD', K_ORDER, ARGV[7], member)
   redis.call('HSET', K_CALLINFO, id, ARGV[10])
-  queue_unoffered({ id = id, dialect = dialect, rank = ARGV[7], deadline = deadline,
-    member = member, step = step, skey = skey, sdeadline = sdeadline })
+  local c = { id = id, dialect = dialect, rank = ARGV[7], deadline = deadline,
+    member = member, step = step, skey = skey, sdeadline = sdeadline, customer = ARGV[3] }
+  queue_unoffered(c)
+  place(c)
+  log_change('add', c)
 end
-return redis.call('ZRANK', K_ORDER, member) + 1
+local reply = standing_reply(load_call(id))
+table.insert(reply, 1, tonumber(redis.call('GET', K_QVER) or '0'))
+return reply
