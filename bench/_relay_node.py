@@ -78,9 +78,9 @@ async def serve(mode: str) -> None:
     from bench._bench_taps import WriterTaps
 
     # The figure is for relayed *and recorded* calls: "relay" records too.
-    taps = WriterTaps() if mode in ("relay", "relay-recorded", "janus", "janus-plain") else None
+    taps = WriterTaps() if mode in ("relay", "relay-recorded", "janus", "janus-srtp") else None
     node: Any
-    if mode in ("janus", "janus-plain"):
+    if mode in ("janus", "janus-srtp"):
         import secrets
 
         from server.media.janus.config import JanusOptions
@@ -89,10 +89,10 @@ async def serve(mode: str) -> None:
 
         secret = secrets.token_hex(16)
         link = JanusLink(url=None, api_secret=secret, options=JanusOptions(api_secret=secret))
-        # "janus-plain": the same without SDES-SRTP between Janus and the node, to
-        # show what that encryption costs.
+        # "janus" as deployed beside its Janus (loopback: plain RTP between them);
+        # "janus-srtp" with SDES-SRTP forced on, to show what that encryption costs.
         node = JanusMediaNode(
-            "bench", send, lambda call_id: [], taps, 10_000, link=link, srtp=mode == "janus"
+            "bench", send, lambda call_id: [], taps, 10_000, link=link, srtp=mode == "janus-srtp"
         )
         await node.start()
     else:
@@ -107,7 +107,7 @@ async def serve(mode: str) -> None:
             other = "customer" if data["party"] == "specialist" else "specialist"
             await send(call_id, other, message)
             return
-        if mode in ("relay", "relay-recorded", "janus", "janus-plain"):
+        if mode in ("relay", "relay-recorded", "janus", "janus-srtp"):
             await node.signal(call_id, data["party"], message)
             return
 

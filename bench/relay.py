@@ -28,8 +28,10 @@ ends). Targets: >= 25 relayed calls per core (<= 40 ms CPU per call-second),
     .venv/bin/python bench/relay.py [--calls 4] [--seconds 10]
 
 With ``--backend janus`` the runs are ``p2p``, ``relay-recorded`` (the aiortc
-node, every call recorded) and ``janus`` (a private Janus bridging NoSIP legs,
-the node relaying their plain RTP and recording every call the same way); CPU
+node, every call recorded), ``janus`` (a private Janus bridging NoSIP legs,
+the node relaying their plain RTP and recording every call the same way) and
+``janus-srtp`` (the same with SDES-SRTP on those plain legs, as when Janus is on
+another host); CPU
 is split into Janus's process, the node's event-loop thread (aiortc, or the RTP
 relay and depacketising for Janus) and the recorder's writer threads. Targets:
 Janus <= 10 ms CPU per call-second, recorder <= 10 ms, the whole recorded call
@@ -482,7 +484,7 @@ async def main(calls: int, seconds: float, backend: str = "aiortc") -> None:
     results: dict[str, Result] = {}
     runs = ("p2p", "relay", "transcode")
     if backend == "janus":
-        runs = ("p2p", "relay-recorded", "janus", "janus-plain")
+        runs = ("p2p", "relay-recorded", "janus", "janus-srtp")
     for name in runs:
         # p2p: the node process only passes signaling on (media mode "direct").
         started = time.monotonic()
