@@ -195,3 +195,31 @@ async def test_settled_calls_leave_nothing_behind(redis_client: Redis) -> None:
     for name in ("order", "q:any", "offers", "callinfo", "offered"):
         assert f"leak:{name}" not in keys
     assert not {k for k in keys if k.startswith(("leak:q:d:", "leak:promo:"))}
+
+
+async def test_calls_queued_before_standings_were_kept_are_placed_when_requeued(
+    redis_client: Redis,
+) -> None:
+    """A rolling upgrade: calls a previous version queued have no standing-set
+    entry; the start-up's re-enqueue of the waiting calls places them."""
+    backend = RedisQueueBackend(redis_client, POLICY, prefix="upgrade:")
+    try:
+        for n, call_id in enumerate(("a", "b", "c"), start=1):
+            await backend.enqueue(call(call_id, None, at=n), n)
+        # What the previous version left: the calls, without their standing entries.
+        await redis_client.delete("upgrade:w:any")
+        _, lost = await backend.standings(["a", "b", "c"])
+        assert [s.ahead_any for s in lost] != [0, 1, 2]
+        version = await backend.queue_version()
+
+        for n, call_id in enumerate(("a", "b", "c"), start=1):
+            again = await backend.enqueue_standing(call(call_id, None, at=n), 10)
+            assert again.position == n
+        _, placed = await backend.standings(["a", "b", "c"])
+        assert [(s.position, s.ahead_any) for s in placed] == [(1, 0), (2, 1), (3, 2)]
+        assert await backend.queue_version() == version + 3  # logged, so nodes shift
+        # Placed once: a further re-enqueue changes nothing.
+        await backend.enqueue(call("b", None, at=2), 11)
+        assert await backend.queue_version() == version + 3
+    finally:
+        await backend.close()

@@ -32,6 +32,14 @@ if not member then
   queue_unoffered(c)
   place(c)
   log_change('add', c)
+else
+  -- Queued by a version that kept no standing sets (an upgrade): the start-up's
+  -- re-enqueue of every waiting call places it now, and says so in the log.
+  local c = load_call(id)
+  if not redis.call('ZSCORE', step_set(c), c.member) then
+    place(c)
+    log_change('add', c)
+  end
 end
 local reply = standing_reply(load_call(id))
 table.insert(reply, 1, tonumber(redis.call('GET', K_QVER) or '0'))
