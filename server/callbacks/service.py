@@ -33,6 +33,7 @@ from server.calls.views import iso
 from server.db.banking import Callback
 from server.db.models import Call
 from server.errors import Conflict, IllegalTransition, NotFound
+from server.outbox.events import CallQueued
 
 from . import repository as repo
 from .changes import CallbackChanges
@@ -246,6 +247,7 @@ class CallbackService:
                 actor_role=Role.CUSTOMER.value,
                 actor_id=principal.subject,
             )
+            self.calls.record(session, CallQueued(call.call_id, now, cause="callback"))
             try:
                 await session.commit()
             except IntegrityError as exc:

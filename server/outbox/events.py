@@ -51,8 +51,9 @@ class Event:
 
 @dataclass(frozen=True)
 class CallQueued(Event):
-    """The call waits in the queue; ``cause``: ``created``, ``declined``,
-    ``offer_missed`` or ``desk_disconnected``."""
+    """The call waits in the queue; ``cause``: ``created``, ``callback`` (a
+    customer answered a callback), ``declined``, ``offer_missed`` or
+    ``desk_disconnected``."""
 
     kind: ClassVar[str] = "call_queued"
     cause: str = "created"

@@ -24,6 +24,7 @@ from sqlalchemy import select, update
 from server.appkeys import CALLBACKS, COMPONENTS
 from server.db.banking import AuditEntry
 from server.db.models import Call, Customer
+from server.db.outbox import OutboxEvent
 from tests.api.harness import Api, Party, Reply, RunningServer, Socket
 from tests.api.nodes import nodes
 from tests.plugin.databases import clone_name, postgres_clone
@@ -324,6 +325,20 @@ async def test_answered_callback_is_served_before_later_callers(
         "callback.answered",
     ]
     await audit_ok(api)
+    # The answered callback's call was queued like any other: its event says how.
+    async with server.app[COMPONENTS].sessions() as session:
+        queued = (
+            (
+                await session.execute(
+                    select(OutboxEvent.payload).where(
+                        OutboxEvent.call_id == new_call, OutboxEvent.kind == "call_queued"
+                    )
+                )
+            )
+            .scalars()
+            .all()
+        )
+    assert [payload["cause"] for payload in queued] == ["callback"]
 
 
 @with_settings(callback_ring_s=30.0)
