@@ -30,13 +30,21 @@ class CallbackOffers:
         self._offer_words = offer_words(policy.hours).model_dump()
 
     async def annotate_queue_updates(self, updates: dict[str, dict[str, Any]]) -> None:
-        """Add ``callback_available`` (and the words offering it) to ``queue.update``s."""
+        """Add ``callback_available`` (and the words offering it) to ``queue.update``s.
+
+        A call SQL does not show is taken out of ``updates``: a create enqueues
+        before it commits, so its first standing can come before its row, and an
+        update then would tell the customer no callback is possible."""
         if not updates:
             return
         async with self.sessions() as session:
             facts = await repo.offer_facts(session, updates.keys())
-        for call_id, message in updates.items():
-            self.annotate(message, facts.get(call_id))
+        for call_id in list(updates):
+            found = facts.get(call_id)
+            if found is None:
+                del updates[call_id]
+            else:
+                self.annotate(updates[call_id], found)
 
     def annotate(self, message: dict[str, Any], facts: OfferFacts | None) -> None:
         """Add the callback option to one ``queue.update``, from its call's facts

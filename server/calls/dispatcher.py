@@ -368,10 +368,17 @@ class Dispatcher:
         if not due:
             return 0
         await self._annotate(due)
+        sent = 0
         for item in due:
-            message = {**queue_update(item.estimate), **self._extras[item.estimate.call_id][1]}
+            known = self._extras.get(item.estimate.call_id)
+            if known is None:
+                # A hook could not annotate it (not committed yet): told next pass.
+                positions.untold(item.estimate.call_id)
+                continue
+            message = {**queue_update(item.estimate), **known[1]}
             service.hub.send_local(Role.CUSTOMER, item.customer_id, message)
-        return len(due)
+            sent += 1
+        return sent
 
     async def _annotate(self, due: list[Due]) -> None:
         """The hooks' fields (the callback option) for each update. They depend on

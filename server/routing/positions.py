@@ -190,6 +190,12 @@ class NodePositions:
     def __contains__(self, call_id: object) -> bool:
         return call_id in self._calls
 
+    def untold(self, call_id: str) -> None:
+        """An update :meth:`due` gave was not sent after all: due again next time."""
+        if call_id in self._calls:
+            self._sent.pop(call_id, None)
+            self._dirty.add(call_id)
+
     def due(self, now: float, min_gap_s: float, every_s: float) -> list[Due]:
         """Each held call whose customer should be told now: the words they see
         (position, "about N minutes") changed and their last update is at least
