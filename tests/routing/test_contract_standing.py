@@ -155,3 +155,22 @@ async def test_live_calls_name_the_waiting_the_offered_and_the_held(
     assert live.waiting == {"c1", "c2"}
     assert live.offered == {second.call_id}
     assert live.holding == {first.specialist_id: first.call_id}
+
+
+async def test_an_update_not_sent_is_due_again_on_the_next_pass(backend: QueueBackend) -> None:
+    """The dispatcher holds back a call SQL does not show yet; its update must not
+    count as told, or the customer would wait for the next change of words."""
+    await backend.enqueue(call("a", None, at=1), 1)
+    held = NodePositions()
+    held.hold({"cust-a"})
+    held.apply(await backend.queue_changes(0))
+    _, standings = await backend.standings(["a"])
+    held.put(standings)
+    held.set_figures(await backend.staffing(), AHT)
+    first = held.due(10, 0.25, 60)
+    assert [d.estimate.call_id for d in first] == ["a"]
+    assert held.due(11, 0.25, 60) == []  # told: nothing new to say
+    held.untold("a")
+    assert [d.estimate.call_id for d in held.due(12, 0.25, 60)] == ["a"]
+    held.untold("gone")  # a call it does not hold: nothing to do
+    assert held.due(13, 0.25, 60) == []
