@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import socket
 import struct
-import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -149,9 +148,6 @@ class LegSockets:
         self.node_keys: dict[str, SdesKey] = {}
         self._srtp_wanted = srtp
         self.srtp: LegSrtp | None = None
-        # Packets leave from the pump thread and, for keyframe requests, from the
-        # event loop: one outbound SRTP session must not be used by both at once.
-        self._protect_lock = threading.Lock()
         self.ports: dict[str, int] = {}
         self._remote: dict[str, PlainMedia] = {}
         # The leg's Janus address per (kind, channel), from ``remote``: looked up per packet.
@@ -225,8 +221,7 @@ class LegSockets:
             return False
         try:
             if self.srtp is not None:
-                with self._protect_lock:
-                    data = self.srtp.protect(kind, channel, data)
+                data = self.srtp.protect(kind, channel, data)
             sock.send(data)
         except SrtpError:
             return False  # libsrtp refused the packet (malformed): one lost packet

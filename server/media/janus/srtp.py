@@ -9,14 +9,16 @@ rejected before it is forwarded or recorded.
 Each direction has its own key, per kind (one ``a=crypto`` line per m-line):
 Janus's key (in Janus's plain SDP) protects what Janus sends to the node, the
 node's key (in the SDP the node writes) what the node sends to Janus. A leg's
-:class:`LegSrtp` holds both directions' libsrtp sessions; it is used only from the
-node's RTP thread (:mod:`.pump`), so it needs no lock.
+:class:`LegSrtp` holds both directions' libsrtp sessions. Packets arrive only on
+the node's RTP thread (:mod:`.pump`); they leave from it and, for keyframe
+requests, from the event loop, so the outbound sessions are used under a lock.
 """
 
 from __future__ import annotations
 
 import base64
 import secrets
+import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -86,6 +88,8 @@ class LegSrtp:
                 raise ValueError(f"the {kind} section's suite {key.suite} is not {SUITE}")
         self._in = {kind: _session(key.key, outbound=False) for kind, key in janus_keys.items()}
         self._out = {kind: _session(key.key, outbound=True) for kind, key in node_keys.items()}
+        # One libsrtp session must not be used by two threads at once (see above).
+        self._out_lock = threading.Lock()
 
     def unprotect(self, kind: str, channel: str, data: bytes) -> bytes:
         session = self._in[kind]
@@ -93,4 +97,5 @@ class LegSrtp:
 
     def protect(self, kind: str, channel: str, data: bytes) -> bytes:
         session = self._out[kind]
-        return session.protect_rtcp(data) if channel == "rtcp" else session.protect(data)
+        with self._out_lock:
+            return session.protect_rtcp(data) if channel == "rtcp" else session.protect(data)
