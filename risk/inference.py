@@ -29,7 +29,6 @@ from risk.features import (
     UNKNOWN,
     FeatureContext,
     MissingData,
-    _payee,
     feature,
     to_cny,
 )
@@ -104,7 +103,9 @@ SIGNALS: Mapping[str, Callable[[FeatureContext], bool]] = {
     "split_payments": lambda c: c.op.kind == "transfer" and _ge(c, "velocity_count_24h", 2),
     "claimed_relative_new_payee": lambda c: c.get("claimed_relative_new_payee") is True,
     "night": lambda c: _ge(c, "local_hour", 22) or _lt(c, "local_hour", 6),
-    "long_known_payee": lambda c: c.op.kind == "transfer" and _ge(c, "payee_known_days", 365),
+    "long_known_payee": lambda c: (
+        c.op.kind == "transfer" and _ge(c, "payee_known_days", c.params.long_known_days)
+    ),
     "contact_changed_recent": lambda c: _within(
         c, "hours_since_contact_change", CONTACT_CHANGE_HOURS
     ),
@@ -131,15 +132,8 @@ def reading(ctx: FeatureContext) -> Reading | None:
 def _long_known_payee(ctx: FeatureContext) -> tuple[bool, bool]:
     """Whether the money goes to a payee known for long, and whether that payee
     is recorded as family."""
-    if not _is_transfer(ctx):
-        return False, False
-    try:
-        entry = _payee(ctx)
-    except MissingData:
-        return False, False
-    if entry is None or (ctx.now.date() - entry.first_seen).days < ctx.params.long_known_days:
-        return False, False
-    return True, (entry.relation or "").casefold() == "family"
+    known = _is_transfer(ctx) and _ge(ctx, "payee_known_days", ctx.params.long_known_days)
+    return known, known and ctx.get("payee_relation") == "family"
 
 
 #: operations that pay no one: words about the family cannot be about a stranger's account

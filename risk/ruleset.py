@@ -109,7 +109,6 @@ class Ruleset:
     version: str
     thresholds: Thresholds
     age_weights: tuple[AgeWeight, ...]
-    large_amount_cny: float
     params: Mapping[str, float]
     features: FeatureParams
     rules: tuple[CompiledRule, ...]
@@ -117,6 +116,11 @@ class Ruleset:
     #: per operation kind, one generated function evaluating its rules in order
     evaluators: Mapping[str, RulesEvaluator]
     spec: RulesetSpec
+
+    @property
+    def large_amount_cny(self) -> float:
+        """ "Large" in absolute terms (CNY): the fail-safe's floor (``features`` has it)."""
+        return self.features.large_amount_cny
 
     def decision_for(self, score: int) -> Decision:
         """The decision a score alone earns."""
@@ -264,7 +268,6 @@ def build_ruleset(data: object, origin: str = "<data>") -> Ruleset:
         version=f"{top.name}@{digest}",
         thresholds=top.thresholds,
         age_weights=tuple(top.age_weights),
-        large_amount_cny=top.params["large_amount_cny"],
         params=MappingProxyType(dict(top.params)),
         features=features,
         rules=tuple(compiled),

@@ -101,7 +101,7 @@ def stopped_in_call(ctx: FeatureContext) -> object:
     earlier = ctx.need_session().earlier_operations
     if earlier is None:
         raise MissingData("earlier operations in this call not provided")
-    return sum(1 for op in earlier if op.outcome in _STOPPED) if earlier else 0
+    return sum(1 for op in earlier if op.outcome in _STOPPED)
 
 
 @feature("str", "redirect that opened the call ('none' if the customer called directly)")

@@ -80,19 +80,19 @@ class StatementModel:
     weights: Mapping[str, tuple[tuple[int, float], ...]]
     legit: int
     #: the same weights as one number per class (zeros included), so that a
-    #: statement's scores are column sums made in C rather than a Python loop
-    dense: Mapping[str, tuple[float, ...]] = field(default_factory=dict, compare=False, repr=False)
+    #: statement's scores are column sums made in C rather than a Python loop;
+    #: always made from ``weights``, never given
+    dense: Mapping[str, tuple[float, ...]] = field(init=False, compare=False, repr=False)
 
     def __post_init__(self) -> None:
-        if not self.dense and self.weights:
-            width = len(self.classes)
-            dense: dict[str, tuple[float, ...]] = {}
-            for gram, entries in self.weights.items():
-                row = [0.0] * width
-                for index, w in entries:
-                    row[index] += w
-                dense[gram] = tuple(row)
-            object.__setattr__(self, "dense", dense)
+        width = len(self.classes)
+        dense: dict[str, tuple[float, ...]] = {}
+        for gram, entries in self.weights.items():
+            row = [0.0] * width
+            for index, w in entries:
+                row[index] += w
+            dense[gram] = tuple(row)
+        object.__setattr__(self, "dense", dense)
 
     @classmethod
     def from_json(cls, data: Mapping[str, object]) -> StatementModel:
@@ -104,26 +104,6 @@ class StatementModel:
             str(f): tuple((int(i), float(w)) for i, w in entries) for f, entries in raw.items()
         }
         return cls(classes, bias, weights, classes.index("legit"))
-
-    def probabilities(self, folded: str, tokens: Sequence[Token]) -> dict[str, float]:
-        """Every class's probability (for evaluation; the engine uses :meth:`judge`)."""
-        scores = self._scores(features(folded, tokens))[0]
-        top = max(scores)
-        exps = [math.exp(s - top) for s in scores]
-        total = sum(exps)
-        return {c: e / total for c, e in zip(self.classes, exps, strict=True)}
-
-    def _scores(self, grams: Iterable[str]) -> tuple[list[float], list[str]]:
-        scores = list(self.bias)
-        seen: list[str] = []
-        weights = self.weights
-        for f in grams:
-            entry = weights.get(f)
-            if entry is not None:
-                seen.append(f)
-                for index, w in entry:
-                    scores[index] += w
-        return scores, seen
 
     def _matched(self, folded: str, tokens: Sequence[Token]) -> dict[str, None]:
         """The statement's n-grams that carry weights (each once, in order): the
