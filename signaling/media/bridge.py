@@ -12,8 +12,8 @@ The desk (specialist) offers to the node, the node offers to the app (customer):
    timestamps), and each complete encoded frame to the call's
    :class:`~signaling.media.tap.MediaTap`. Nothing is decoded or encoded.
 
-Keyframes: a leg whose receiver asks for one (PLI/FIR), or whose forward track
-starts or lost frames, sends a PLI to the leg the video comes from (at most one
+Keyframes: a leg whose receiver asks for one (PLI/FIR), or whose sender starts
+or meets a new source stream, sends a PLI to the leg the video comes from (at most one
 per :data:`KEYFRAME_REQUEST_INTERVAL_S`). RTCP stays per leg, handled by aiortc:
 receiver and sender reports, NACKs (each leg's sender answers its receiver's
 from its own history; the node's receiver asks the source for what it lost)
@@ -340,8 +340,11 @@ class CallBridge:
                 self._record(party, kind, codec.name, frame)
 
         async def on_packet(packet: RtpPacket, data: bytes) -> None:
-            if self._legs.get(party) is leg and (sink := self._legs.get(_other(party))):
-                await sink.outgoing[kind].forward(packet, data)
+            if self._legs.get(party) is not leg:
+                return
+            sink = self._legs.get(_other(party))
+            if sink is not None and await sink.outgoing[kind].forward(packet, data):
+                self.forwarded += 1
 
         leg.incoming[kind] = divert_receiver(transceiver.receiver, kind, on_frame, on_packet)
         forwarder = leg.outgoing[kind]
@@ -363,7 +366,6 @@ class CallBridge:
             self.tap_errors += 1
             if self.tap_errors == 1:
                 log.exception("media.tap_failed", call_id=self.call_id)
-        self.forwarded += 1
 
     def _write_tap(
         self, source: Party, kind: str, codec: str, frame: JitterFrame, keyframe: bool

@@ -143,6 +143,8 @@ class RtpForwarder:
         if not early or self._clock() - self._early_at > EARLY_MAX_AGE_S:
             self.request_keyframe()
             return
+        # Counted as dropped when they came; they are sent after all.
+        self.dropped -= len(early)
         for packet, data in early:
             await self.forward(packet, data)
 
@@ -152,12 +154,13 @@ class RtpForwarder:
             self._asked_at = self._clock()
             self._want_keyframe()
 
-    async def forward(self, packet: RtpPacket, data: bytes) -> None:
-        """Send one packet received from the source (``data``: its depayloaded bytes)."""
+    async def forward(self, packet: RtpPacket, data: bytes) -> bool:
+        """Send one packet received from the source (``data``: its depayloaded bytes);
+        whether it was sent."""
         if self.sink is None or not self.sink.started:
             self._keep_early(packet, data)
             self.dropped += 1
-            return
+            return False
         if packet.ssrc != self._source:
             # A new source stream: the other party's leg (re)connected.
             self._source, self._rebase = packet.ssrc, True
@@ -169,22 +172,23 @@ class RtpForwarder:
                 self.dropped += 1
                 if self._clock() - self._asked_at >= KEYFRAME_RETRY_S:
                     self.request_keyframe()
-                return
+                return False
             self._waiting_for_keyframe, self._rebase = False, True
         if self._rebase:
             self._continue_from(packet)
         elif (packet.sequence_number - self._first) & 0xFFFF >= 0x8000:
             self.dropped += 1  # late: from before where this stream was picked up
-            return
+            return False
         sequence_number = (packet.sequence_number + self._seq_offset) & 0xFFFF
         timestamp = (packet.timestamp + self._ts_offset) & 0xFFFFFFFF
         if not await self.sink.send(packet, sequence_number, timestamp):
             self.dropped += 1
-            return
+            return False
         self.forwarded += 1
         last = self._last
         if last is None or (sequence_number - last[0]) & 0xFFFF < 0x8000:
             self._last = (sequence_number, timestamp, self._clock())
+        return True
 
     def _keep_early(self, packet: RtpPacket, data: bytes) -> None:
         if self.kind != "video":

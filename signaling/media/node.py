@@ -31,7 +31,8 @@ log = structlog.get_logger(__name__)
 class NodeStats:
     calls: int
     legs: int
-    forwarded_frames: int
+    #: RTP packets sent on from one leg to the other (on both backends)
+    forwarded_packets: int
     decoded_frames: int
     keyframe_requests: int
 
@@ -125,14 +126,14 @@ class MediaNode:
             self._forwarded_closed += bridge.forwarded
             self._decoded_closed += bridge.decoded
             self._keyframes_closed += bridge.keyframe_requests
-            log.info("media.call_closed", call_id=call_id, frames=bridge.forwarded)
+            log.info("media.call_closed", call_id=call_id, packets=bridge.forwarded)
 
     def stats(self) -> NodeStats:
         bridges = list(self._calls.values())
         return NodeStats(
             calls=len(bridges),
             legs=sum(b.leg_count for b in bridges),
-            forwarded_frames=self._forwarded_closed + sum(b.forwarded for b in bridges),
+            forwarded_packets=self._forwarded_closed + sum(b.forwarded for b in bridges),
             decoded_frames=self._decoded_closed + sum(b.decoded for b in bridges),
             keyframe_requests=self._keyframes_closed + sum(b.keyframe_requests for b in bridges),
         )

@@ -39,7 +39,7 @@ async def test_chromium_pages_have_video_both_ways_through_janus(
     assert await wait_frames(app, "cloudbranchApp", more_than=10) > 10
     stats = host.node.stats()
     # Every frame either page decoded came through the node: more than 10 each way.
-    assert stats.calls == 1 and stats.legs == 2 and stats.forwarded_frames > 20
+    assert stats.calls == 1 and stats.legs == 2 and stats.forwarded_packets > 20
     [call] = [host.node.call(c) for c in host.node.call_ids()]
     assert call is not None and call.rtp is not None and call.rtp.tapped_frames > 20
     await desk_context.close()

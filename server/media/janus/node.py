@@ -371,7 +371,7 @@ class JanusMediaNode:
         return NodeStats(
             calls=len(calls),
             legs=sum(len(c.legs) for c in calls),
-            forwarded_frames=self._forwarded_closed + sum(c.forwarded for c in calls),
+            forwarded_packets=self._forwarded_closed + sum(c.forwarded for c in calls),
             decoded_frames=0,
             keyframe_requests=self._keyframes_closed + sum(c.keyframe_requests for c in calls),
         )
