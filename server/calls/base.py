@@ -18,7 +18,7 @@ from server.errors import NotFound
 from server.failures import dependency_failure
 from server.hub.hub import Hub
 from server.metrics import Metrics
-from server.outbox.events import Event
+from server.outbox.events import CallQueued, Event
 from server.outbox.relay import Outbox
 from server.routing.backend import QueueBackend
 from server.routing.errors import RoutingError
@@ -31,7 +31,7 @@ from server.settings import Settings
 from . import recovery
 from . import repository as repo
 from .estimates import WaitEstimates
-from .state import WAITING, CallState
+from .state import WAITING, CallAction, CallState
 from .views import call_view
 
 if TYPE_CHECKING:
@@ -204,6 +204,16 @@ class CallServiceBase:
         """Write ``event`` in ``session``'s transaction (with the change it reports)."""
         if self.outbox is not None:
             self.outbox.append(session, event)
+
+    async def withdraw_offer(
+        self, session: AsyncSession, call_id: str, now: float, cause: str
+    ) -> bool:
+        """Offered → queued in ``session``'s transaction, with its ``CallQueued``
+        event: every way an offer goes back to the queue comes through here."""
+        done = await repo.transition(session, call_id, CallAction.WITHDRAW_OFFER)
+        if done:
+            self.record(session, CallQueued(call_id, now, cause=cause))
+        return done
 
     async def deliver(self, call_id: str) -> None:
         """Right after a commit: the call's events to their handlers, in this task,

@@ -25,7 +25,7 @@ import structlog
 
 from server.auth.principal import Role
 from server.failures import dependency_failure
-from server.outbox.events import CallQueued, OfferMade
+from server.outbox.events import OfferMade
 from server.routing.model import Offer
 from server.routing.positions import Due, NodePositions
 from server.tasks import cancel_and_wait
@@ -248,8 +248,7 @@ class Dispatcher:
     async def _offer_missed(self, offer: Offer, now_away: bool, now: float) -> None:
         service = self.service
         async with service.sessions() as session:
-            if await repo.transition(session, offer.call_id, CallAction.WITHDRAW_OFFER):
-                service.record(session, CallQueued(offer.call_id, now, cause="offer_missed"))
+            await service.withdraw_offer(session, offer.call_id, now, "offer_missed")
             await repo.add_event(
                 session,
                 offer.call_id,
@@ -296,7 +295,7 @@ class Dispatcher:
         service = self.service
         for withdrawn in await service.backend.reap_stale(now):
             async with service.sessions() as session:
-                await repo.transition(session, withdrawn.call_id, CallAction.WITHDRAW_OFFER)
+                await service.withdraw_offer(session, withdrawn.call_id, now, "offer_stale")
                 await session.commit()
 
     async def _customers_seen(self, now: float) -> None:

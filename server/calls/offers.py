@@ -12,7 +12,7 @@ from server.auth.principal import Principal, Role
 from server.db.models import Call
 from server.errors import Conflict
 from server.failures import dependency_failure
-from server.outbox.events import CallAccepted, CallQueued
+from server.outbox.events import CallAccepted
 from server.routing.errors import OfferExpired
 from server.routing.model import DesiredPresence, Offer
 
@@ -148,8 +148,7 @@ class OfferCommands(CallServiceBase):
         await self._pending_offer(principal, call_id, offer_id)
         await self._answer(self.backend.decline(offer_id, principal.subject, now))
         async with self.sessions() as session:
-            if await repo.transition(session, call_id, CallAction.WITHDRAW_OFFER):
-                self.record(session, CallQueued(call_id, now, cause="declined"))
+            await self.withdraw_offer(session, call_id, now, "declined")
             await repo.add_event(
                 session, call_id, now, "declined", Role.SPECIALIST.value, principal.subject
             )

@@ -173,7 +173,9 @@ class QueueCommands(CallServiceBase):
     async def rebuild_queue(self) -> int:
         """Put every call SQL says is waiting back in the queue (idempotent), and
         give specialists back the calls SQL says they hold (:mod:`.recovery`)."""
-        rebuilt = await recovery.rebuild_queue(self.sessions, self.backend, self.clock())
+        rebuilt = await recovery.rebuild_queue(
+            self.sessions, self.backend, self.clock(), self.withdraw_offer
+        )
         if rebuilt:
             self.wake.set()
         return rebuilt

@@ -7,6 +7,8 @@ idempotent, so a node that runs it twice, or two nodes at once, change nothing m
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from server.db.models import Call, Specialist
@@ -14,7 +16,7 @@ from server.routing.backend import QueueBackend
 from server.routing.model import PriorityClass, QueuedCall, SpecialistProfile
 
 from . import repository as repo
-from .state import HELD, WAITING, CallAction, CallState
+from .state import HELD, WAITING, CallState
 
 
 def queued_call(call: Call) -> QueuedCall:
@@ -37,8 +39,15 @@ def profile_of(specialist: Specialist) -> SpecialistProfile:
     )
 
 
+# Offered → queued with its event (the call service's ``withdraw_offer``).
+WithdrawOffer = Callable[[AsyncSession, str, float, str], Awaitable[bool]]
+
+
 async def rebuild_queue(
-    sessions: async_sessionmaker[AsyncSession], backend: QueueBackend, now: float
+    sessions: async_sessionmaker[AsyncSession],
+    backend: QueueBackend,
+    now: float,
+    withdraw_offer: WithdrawOffer,
 ) -> int:
     """Every call SQL says is waiting goes back in the queue, after the specialists
     got back the calls they hold; returns how many calls wait."""
@@ -47,7 +56,7 @@ async def rebuild_queue(
         for call in waiting:
             if call.state == CallState.OFFERED.value:
                 # The offer died with the old process; the call keeps its place.
-                await repo.transition(session, call.call_id, CallAction.WITHDRAW_OFFER)
+                await withdraw_offer(session, call.call_id, now, "node_restarted")
         await session.commit()
     await restore_assignments(sessions, backend, now)
     for call in waiting:

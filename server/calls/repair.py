@@ -36,7 +36,7 @@ from server.auth.principal import Role
 
 from . import repository as repo
 from .service import CallService
-from .state import HELD, IN_CONVERSATION, OPEN, WAITING, CallAction, CallState
+from .state import HELD, IN_CONVERSATION, OPEN, WAITING, CallState
 
 # The calls that still have an operation waiting for review or confirmation
 # (server/operations/pending.py): passed in, as operations build on calls.
@@ -220,7 +220,7 @@ class LiveStateRepair:
         async with service.sessions() as session:
             call = await repo.get_call(session, key)
             if kind == "withdraw":
-                done = await repo.transition(session, key, CallAction.WITHDRAW_OFFER)
+                done = await service.withdraw_offer(session, key, now, "repaired")
                 await session.commit()
                 return done
         if kind == "requeue" and call is not None and CallState(call.state) in WAITING:
@@ -235,11 +235,11 @@ class LiveStateRepair:
 
     async def _offer_lost(self, call_id: str, reason: str) -> None:
         """An offer withdrawn because its desk is gone: not a miss."""
-        async with self.service.sessions() as session:
-            await repo.transition(session, call_id, CallAction.WITHDRAW_OFFER)
-            await repo.add_event(
-                session, call_id, self.service.clock(), "offer_withdrawn", reason=reason
-            )
+        service = self.service
+        now = service.clock()
+        async with service.sessions() as session:
+            await service.withdraw_offer(session, call_id, now, reason)
+            await repo.add_event(session, call_id, now, "offer_withdrawn", reason=reason)
             await session.commit()
         self.service.metrics.offer_outcomes.labels("withdrawn").inc()
         self.service.wake.set()

@@ -6,12 +6,10 @@ from __future__ import annotations
 from typing import Any
 
 from server.auth.principal import Role
-from server.outbox.events import CallQueued
 
 from . import repository as repo
 from .base import CallServiceBase
 from .messages import call_offered
-from .state import CallAction
 
 
 class SocketResume(CallServiceBase):
@@ -36,9 +34,7 @@ class SocketResume(CallServiceBase):
         withdrawn = await self.backend.disconnect(specialist_id, now, connection)
         if withdrawn is not None:
             async with self.sessions() as session:
-                if await repo.transition(session, withdrawn.call_id, CallAction.WITHDRAW_OFFER):
-                    event = CallQueued(withdrawn.call_id, now, cause="desk_disconnected")
-                    self.record(session, event)
+                await self.withdraw_offer(session, withdrawn.call_id, now, "desk_disconnected")
                 await repo.add_event(
                     session,
                     withdrawn.call_id,

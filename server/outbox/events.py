@@ -9,10 +9,11 @@ handlers in ``server/bootstrap.py`` (``outbox_handlers``).
 =====================  ===========================================  =====================
 event                  written when (module)                        for
 =====================  ===========================================  =====================
-CallQueued             a call joins the queue: created, or back     the record (no
-                       after a declined, missed or lost offer       handler)
-                       (server/calls/queueing.py, offers.py,
-                       resume.py, dispatcher.py)
+CallQueued             a call joins the queue: created, answered    the record (no
+                       from a callback, or back after an offer      handler)
+                       withdrawn (server/calls/queueing.py,
+                       base.py ``withdraw_offer``,
+                       server/callbacks/service.py)
 OfferMade              an offer is recorded (server/calls/           the record (no
                        dispatcher.py)                               handler)
 CallAccepted           a specialist wins the call                   media set-up, the
@@ -23,14 +24,16 @@ ConversationEnded      the conversation ends                        pending oper
                        (server/calls/conversation.py)               media, recording,
                                                                     integrity clean-up
 OperationDecided       an operation is executed, fails, or the      the record (no
-                       customer refuses it                          handler)
+                       customer refuses it (blocks and operations   handler)
+                       abandoned with the call: the audit chain)
                        (server/operations/service.py)
 =====================  ===========================================  =====================
 
 "The record": the kinds in :data:`RECORD_ONLY` have nothing to do outside their
 transaction; they are written already delivered (one insert, no relay pass), so
-that the outbox table holds each call's whole history, in order, for the time it
-keeps delivered events (an audit trail and a feed for whatever reads it later).
+that the outbox table holds these steps of each call, in order, for the time it
+keeps delivered events (a feed for whatever reads it later; the tamper-evident
+record of every step is the audit chain).
 A kind that gains a handler leaves :data:`RECORD_ONLY`, and its writer then
 flushes the call's events after the commit, as the others do.
 """
@@ -52,8 +55,9 @@ class Event:
 @dataclass(frozen=True)
 class CallQueued(Event):
     """The call waits in the queue; ``cause``: ``created``, ``callback`` (a
-    customer answered a callback), ``declined``, ``offer_missed`` or
-    ``desk_disconnected``."""
+    customer answered a callback), or why an offer went back: ``declined``,
+    ``offer_missed``, ``offer_stale``, ``desk_disconnected``, ``desk_node_gone``,
+    ``repaired`` (the repair pass) or ``node_restarted``."""
 
     kind: ClassVar[str] = "call_queued"
     cause: str = "created"

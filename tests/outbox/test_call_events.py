@@ -130,6 +130,24 @@ async def test_a_lost_accept_writes_no_event(database_url: str, tmp_path: Path) 
         assert CallAccepted.kind not in kinds
 
 
+async def test_an_offer_the_start_up_takes_back_is_recorded_like_any_other(
+    database_url: str, tmp_path: Path
+) -> None:
+    """Every way an offer goes back to the queue writes CallQueued with its cause
+    (the call service's withdraw_offer): here a node restarting with an offer open."""
+    async with world(database_url, tmp_path, handlers=[]) as w:
+        call_id = await w.queued_and_offered()
+        assert (await w.branch.call(call_id)).state == "offered"
+        await w.branch.calls.rebuild_queue()
+        assert (await w.branch.call(call_id)).state == "queued"
+        causes = [
+            row.payload["cause"]
+            for row in await rows_of(w.branch.sessions, call_id)
+            if row.kind == CallQueued.kind
+        ]
+        assert causes == ["created", "node_restarted"]
+
+
 @pytest.mark.parametrize("kind", sorted(KINDS))
 async def test_each_kinds_handler_failing_twice_is_retried_and_handles_it_once(
     kind: str, database_url: str, tmp_path: Path
