@@ -102,6 +102,9 @@ class CallServiceBase:
         self.ticket_resolver = ticket_resolver
         self.queue_update_hooks: tuple[QueueUpdateHook, ...] = tuple(queue_update_hooks)
         self.wake = asyncio.Event()
+        # A Redis step failed after its SQL step committed: the repair pass must
+        # reconcile soon, though the queue's change log did not move (see repair).
+        self.repair_due = False
         # The wait estimates and the handle time they come from (:mod:`.estimates`).
         self._waits = WaitEstimates(sessions, backend, clock, settings.handle_time_window)
         # Set while the node drains (server/drain.py): new calls go to another node.
@@ -236,5 +239,6 @@ class CallServiceBase:
             log.warning(
                 "live_state.step_deferred", step=step, call_id=call_id, error=type(exc).__name__
             )
+        self.repair_due = True
         self.wake.set()
         return None

@@ -152,12 +152,17 @@ class LiveStateRepair:
         """Reconcile when the queue moved since the last pass, while suspects wait
         for their second look, and at least every ``_RECONCILE_IDLE_EVERY`` passes:
         a pass reads every waiting call (Redis and SQL), which a large queue where
-        nothing happens should not pay every few seconds."""
-        version = await self.service.backend.queue_version()
+        nothing happens should not pay every few seconds. A Redis step that failed
+        after its SQL commit never reached the log, so it asks for a pass itself
+        (``repair_due``)."""
+        service = self.service
+        version = await service.backend.queue_version()
         moved, self._reconciled_version = version != self._reconciled_version, version
         self._idle_passes += 1
-        if moved or self._suspects or self._idle_passes >= _RECONCILE_IDLE_EVERY:
+        due = service.repair_due
+        if moved or due or self._suspects or self._idle_passes >= _RECONCILE_IDLE_EVERY:
             self._idle_passes = 0
+            service.repair_due = False
             await self.reconcile(now)
 
     async def reconcile(self, now: float) -> int:

@@ -102,3 +102,30 @@ async def test_a_customer_still_connected_is_not_abandoned(unit_database: str) -
         for _pass in range(62):  # 124 s; each housekeeping pass (every 2 s) sees the app
             await b.tick(2.0)
         assert (await b.call(call_id)).state == CallState.QUEUED.value
+
+
+async def test_a_redis_step_that_failed_after_its_commit_is_repaired_on_the_next_pass(
+    unit_database: str,
+) -> None:
+    """The queue's change log does not move for a step that never reached Redis,
+    so the repair pass must not wait for it (nor for its idle round) to look."""
+    from server.routing.errors import RoutingError
+
+    async with branch(unit_database) as b:
+        repair = b.dispatcher.repair
+        await repair._reconcile_if_moved(b.clock())  # in step with the change log
+        backend = b.calls.backend
+        real = backend.enqueue_standing
+
+        async def lost(*args: object, **kwargs: object) -> object:
+            raise RoutingError("the live state went away")
+
+        backend.enqueue_standing = lost  # type: ignore[method-assign]
+        call_id = await b.customer_calls("C1003")
+        backend.enqueue_standing = real  # type: ignore[method-assign]
+        assert (await b.call(call_id)).state == CallState.QUEUED.value
+        assert await backend.position(call_id) is None
+        # A suspect is confirmed on its second look: two passes, not twelve.
+        await repair._reconcile_if_moved(b.clock.advance(5))
+        await repair._reconcile_if_moved(b.clock.advance(5))
+        assert await backend.position(call_id) == 1
