@@ -58,7 +58,6 @@ from server.auth.staff import STAFF_ACCESS
 from server.auth.throttle import THROTTLE
 from server.banking.documents import DOCUMENTS
 from server.bootstrap import Container, build
-from server.callbacks.offers import CallbackOffers
 from server.calls.sockets import CallSocketHooks
 from server.connect.facts import HelloReads
 from server.connect.greeting import Greeting
@@ -176,7 +175,7 @@ def socket_routes(c: Container) -> SocketRoutes:
         calls=c.calls,
         desks=calls,
         media=media,
-        offers=CallbackOffers(c.sessions, c.callbacks.policy),
+        offers=c.callback_offers,
         clock=c.clock,
     )
     handlers: list[tuple[str, MessageHandler]] = [

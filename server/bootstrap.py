@@ -126,6 +126,8 @@ class Container:
     outbox: Outbox
     calls: CallService
     callbacks: CallbackService
+    # The callback option on queue.update: the call service's hook and the greeting's.
+    callback_offers: CallbackOffers
     dispatcher: Dispatcher
     staff_access: StaffAccess
     staff_socket_watch: StaffSocketWatch
@@ -390,6 +392,7 @@ def build(settings: Settings) -> Container:
 
     # 7. calls (what reacts to their changes: the outbox's handlers)
     callbacks_policy = callback_policy(settings)
+    callback_offers = CallbackOffers(sessions, callbacks_policy)
     calls = CallService(
         settings,
         sessions,
@@ -399,7 +402,7 @@ def build(settings: Settings) -> Container:
         clock=clock,
         outbox=outbox,
         ticket_resolver=desk.redeem,
-        queue_update_hooks=(CallbackOffers(sessions, callbacks_policy).annotate_queue_updates,),
+        queue_update_hooks=(callback_offers.annotate_queue_updates,),
     )
 
     # 8. callbacks and the dispatcher. Sweepers, in order: media grace windows,
@@ -441,6 +444,7 @@ def build(settings: Settings) -> Container:
         outbox=outbox,
         calls=calls,
         callbacks=callbacks,
+        callback_offers=callback_offers,
         dispatcher=dispatcher,
         staff_access=staff_access,
         staff_socket_watch=StaffSocketWatch(

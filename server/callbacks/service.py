@@ -151,8 +151,7 @@ class CallbackService:
         async with self.sessions() as session:
             call = await calls_repo.get_call(session, call_id)
         if call is not None and call.state in (CallState.QUEUED.value, CallState.OFFERED.value):
-            await self.calls._enqueue(call, now)
-            self.calls.wake.set()
+            await self.calls.requeue_committed(call, now)
 
     async def _after_leaving_queue(self, call: Call, withdrawn: Any, callback: Callback) -> None:
         calls = self.calls
@@ -257,9 +256,8 @@ class CallbackService:
                     "you already have an open call; end it to take the callback",
                     code="call_already_open",
                 ) from exc
-        await self.calls._enqueue(call, now)
+        await self.calls.requeue_committed(call, now)
         self.calls.metrics.calls_created.labels(call.priority).inc()
-        self.calls.wake.set()
         log.info("callback.answered", callback_id=callback_id, call_id=call.call_id)
         async with self.sessions() as session:
             return await self._call_view(session, call.call_id), True

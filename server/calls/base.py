@@ -208,6 +208,37 @@ class CallServiceBase:
         if self.outbox is not None:
             self.outbox.append(session, event)
 
+    async def _step(
+        self,
+        call_id: str,
+        action: CallAction,
+        values: dict[str, Any],
+        kind: str,
+        now: float,
+        actor: Principal | None,
+        event: Event | None = None,
+        **data: Any,
+    ) -> tuple[bool, Call | None]:
+        """One transition in its own transaction: the conditional update, then (if it
+        applied) its timeline line by ``actor`` and its domain event; returns whether
+        it applied and the call as committed."""
+        async with self.sessions() as session:
+            done = await repo.transition(session, call_id, action, **values)
+            if done:
+                await repo.add_event(
+                    session,
+                    call_id,
+                    now,
+                    kind,
+                    actor.role.value if actor else None,
+                    actor.subject if actor else None,
+                    **data,
+                )
+                if event is not None:
+                    self.record(session, event)
+            await session.commit()
+            return done, await repo.get_call(session, call_id)
+
     async def withdraw_offer(
         self, session: AsyncSession, call_id: str, now: float, cause: str
     ) -> bool:

@@ -36,27 +36,16 @@ class ConversationCommands(CallServiceBase):
         self, call_id: str, reason: EndReason, now: float, actor: Principal | None = None
     ) -> bool:
         """Connecting or active → wrap-up; both parties are told the call ended."""
-        async with self.sessions() as session:
-            done = await repo.transition(
-                session,
-                call_id,
-                CallAction.END_CONVERSATION,
-                end_reason=reason.value,
-                conversation_ended_at=repo.utc(now),
-            )
-            if done:
-                await repo.add_event(
-                    session,
-                    call_id,
-                    now,
-                    "conversation_ended",
-                    actor.role.value if actor else None,
-                    actor.subject if actor else None,
-                    end_reason=reason.value,
-                )
-                self.record(session, ConversationEnded(call_id, now, reason.value))
-            await session.commit()
-            call = await repo.get_call(session, call_id)
+        done, call = await self._step(
+            call_id,
+            CallAction.END_CONVERSATION,
+            {"end_reason": reason.value, "conversation_ended_at": repo.utc(now)},
+            "conversation_ended",
+            now,
+            actor,
+            ConversationEnded(call_id, now, reason.value),
+            end_reason=reason.value,
+        )
         if not done or call is None:
             return False
         # SQL has committed: every step below runs whatever the others do.
@@ -104,27 +93,15 @@ class ConversationCommands(CallServiceBase):
     async def finish_wrap_up(
         self, call_id: str, code: str, note: str | None, now: float, actor: Principal | None
     ) -> bool:
-        async with self.sessions() as session:
-            done = await repo.transition(
-                session,
-                call_id,
-                CallAction.FINISH_WRAP_UP,
-                wrap_up_code=code,
-                wrap_up_note=note,
-                ended_at=repo.utc(now),
-            )
-            if done:
-                await repo.add_event(
-                    session,
-                    call_id,
-                    now,
-                    "wrapped_up",
-                    actor.role.value if actor else None,
-                    actor.subject if actor else None,
-                    code=code,
-                )
-            await session.commit()
-            call = await repo.get_call(session, call_id)
+        done, call = await self._step(
+            call_id,
+            CallAction.FINISH_WRAP_UP,
+            {"wrap_up_code": code, "wrap_up_note": note, "ended_at": repo.utc(now)},
+            "wrapped_up",
+            now,
+            actor,
+            code=code,
+        )
         if done and call is not None:
             self.metrics.calls_ended.labels(call.end_reason or "completed").inc()
             if call.specialist_id:

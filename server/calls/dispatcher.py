@@ -224,7 +224,8 @@ class Dispatcher:
                 event = OfferMade(offer.call_id, now, offer.specialist_id, offer.offer_id)
                 service.record(session, event)
             await session.commit()
-            call = await repo.get_call(session, offer.call_id)
+            # Why SQL did not take the offer (only then: the message is read below).
+            call = None if ok else await repo.get_call(session, offer.call_id)
         if not ok:
             if call is not None and CallState(call.state) not in WAITING:
                 # SQL says the call is no longer waiting (it ended on another path):

@@ -69,7 +69,7 @@ class OfferCommands(CallServiceBase):
                 )
             raise
         await self._answer(self.backend.accept(offer_id, principal.subject, now))
-        return await self._record_accept(principal, call_id, offer_id, offer, before, now)
+        return await self._record_accept(principal, call_id, offer, before, now)
 
     async def _undo_accept(self, call: Call, specialist_id: str, now: float) -> None:
         log.warning("call.accept_compensated", call_id=call.call_id)
@@ -83,8 +83,7 @@ class OfferCommands(CallServiceBase):
         self,
         principal: Principal,
         call_id: str,
-        offer_id: str,
-        offer: Any,
+        offer: Offer,
         before: Call | None,
         now: float,
     ) -> dict[str, Any]:
@@ -108,7 +107,7 @@ class OfferCommands(CallServiceBase):
                         "accepted",
                         Role.SPECIALIST.value,
                         principal.subject,
-                        offer_id=offer_id,
+                        offer_id=offer.offer_id,
                         waited_s=waited,
                     )
                     self.record(session, CallAccepted(call_id, now, principal.subject))

@@ -137,26 +137,15 @@ class QueueCommands(CallServiceBase):
         # Redis first, so no new offer is made; if Redis is down, SQL still records
         # the end and the repair pass takes the call out of the queue later.
         withdrawn = await self._deferrable("remove", self.backend.remove(call_id, now), call_id)
-        async with self.sessions() as session:
-            done = await repo.transition(
-                session,
-                call_id,
-                CallAction.LEAVE_QUEUE,
-                end_reason=reason.value,
-                ended_at=repo.utc(now),
-            )
-            if done:
-                await repo.add_event(
-                    session,
-                    call_id,
-                    now,
-                    "left_queue",
-                    actor.role.value if actor else None,
-                    actor.subject if actor else None,
-                    end_reason=reason.value,
-                )
-            await session.commit()
-            call = await repo.get_call(session, call_id)
+        done, call = await self._step(
+            call_id,
+            CallAction.LEAVE_QUEUE,
+            {"end_reason": reason.value, "ended_at": repo.utc(now)},
+            "left_queue",
+            now,
+            actor,
+            end_reason=reason.value,
+        )
         if withdrawn is not None:
             self.metrics.offer_outcomes.labels("withdrawn").inc()
             await self.hub.send(
@@ -187,3 +176,9 @@ class QueueCommands(CallServiceBase):
     async def requeue(self, call: Call, now: float) -> None:
         """Put one waiting call back in the queue (idempotent)."""
         await self._enqueue(call, now)
+
+    async def requeue_committed(self, call: Call, now: float) -> None:
+        """:meth:`requeue` for a call whose SQL step has committed: a failing Redis
+        is left to the repair pass, never made the caller's failure."""
+        await self._deferrable("enqueue", self._enqueue(call, now), call.call_id)
+        self.wake.set()

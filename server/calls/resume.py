@@ -1,5 +1,6 @@
-"""Sockets coming and going: a desk's hello registers its presence and replays a
-pending offer; a customer's hello tells where its open call stands."""
+"""Desk sockets coming and going: a desk's hello registers its presence and
+replays a pending offer; its socket closing withdraws an offer it had. (A
+customer's hello is server/connect/greeting.py's.)"""
 
 from __future__ import annotations
 

@@ -52,8 +52,8 @@ class CallService(QueueCommands, OfferCommands, ConversationCommands, SocketResu
 
     Its parts, one module each: :mod:`.base` (collaborators, reading, rendering),
     :mod:`.queueing` (create, leave the queue, rebuild), :mod:`.offers` (presence,
-    accept, decline), :mod:`.conversation` (end, wrap-up), :mod:`.resume` (socket
-    hello and close).
+    accept, decline), :mod:`.conversation` (end, wrap-up), :mod:`.resume` (a desk's
+    socket hello and close).
     """
 
     async def hang_up(self, principal: Principal, call_id: str) -> None:

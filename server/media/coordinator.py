@@ -22,14 +22,12 @@ restarted for both parties. In ``direct`` mode they are relayed peer to peer.
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import structlog
 from sqlalchemy import Select, select
 from sqlalchemy.orm import aliased
 
-from server.auth.principal import Principal, Role
 from server.calls import repository as repo
 from server.calls.state import EndReason
 from server.db.models import Call, CallEvent
@@ -71,17 +69,17 @@ class MediaCoordinator(MediaSignals, MediaUpkeep):
 
     # -- sockets -----------------------------------------------------------------
     async def connected(self, connection: ClientConnection) -> list[dict[str, Any]]:
-        """A party (re)connected: resume media of its call, or explain how it ended."""
+        """A desk (re)connected: resume the media of the call it holds. (A customer's
+        hello is the greeting's, server/connect/greeting.py, which reads its call
+        with everything else and calls :meth:`party_returned` or :meth:`tell_failed`.)"""
         party = party_of(connection.principal)
         if party is None:
             return []
         call = await self._call_in_conversation(connection.principal)
         if call is None:
-            return await self._failed_notice(connection.principal)
-        if call.specialist_id is None:  # never so in conversation
             return []
-        parties = CallParties(call.call_id, call.customer_id, call.specialist_id)
-        return await self.party_returned(connection, parties)
+        parties = ref_of(call)
+        return [] if parties is None else await self.party_returned(connection, parties)
 
     async def party_returned(
         self, connection: ClientConnection, call: CallParties
@@ -160,15 +158,6 @@ class MediaCoordinator(MediaSignals, MediaUpkeep):
             async with self.sessions() as session:
                 await repo.add_event(session, call.call_id, now, "party_dropped", party)
                 await session.commit()
-
-    async def _failed_notice(self, principal: Principal) -> list[dict[str, Any]]:
-        """Tell a returning customer, once, that their call ended while away."""
-        if principal.role is not Role.CUSTOMER:
-            return []
-        async with self.sessions() as session:
-            result = await session.execute(latest_failed_call(principal.subject, time.time()))
-            call_id = result.scalars().first()
-        return await self.tell_failed(call_id) if call_id is not None else []
 
     async def tell_failed(self, call_id: str) -> list[dict[str, Any]]:
         """The notice for a customer whose call ``call_id`` (their latest, ended as

@@ -4,7 +4,7 @@ to the call's media node, and the parties' reports of their connection state."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 import structlog
 from pydantic import ValidationError
@@ -29,14 +29,9 @@ from signaling.relay import CallParties, RelayRefused, relay_target
 from signaling.session import IllegalTransition, MediaSessionState
 
 from .directory import NoMediaNode
-from .parties import (
-    party_of,
-)
+from .parties import party_of, ref_of
 from .parts import MediaParts
 from .store import MediaRecord
-
-if TYPE_CHECKING:
-    pass
 
 log = structlog.get_logger(__name__)
 
@@ -61,7 +56,8 @@ class MediaSignals(MediaParts):
         if isinstance(message, MediaState):
             await self._report(call, party, message.state, connection.conn_id)
             return
-        parties = CallParties(call.call_id, call.customer_id, call.specialist_id)
+        parties = ref_of(call)
+        assert parties is not None  # a call in conversation has its specialist
         try:
             target = relay_target(principal.role.value, principal.subject, parties, message)
         except RelayRefused as exc:

@@ -4,7 +4,6 @@ interruptions are restarted, and calls of a dead media node move to another."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
 
 import structlog
 
@@ -20,9 +19,6 @@ from .parties import (
 )
 from .parts import MediaParts
 from .store import MediaRecord
-
-if TYPE_CHECKING:
-    pass
 
 log = structlog.get_logger(__name__)
 

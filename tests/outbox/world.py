@@ -2,7 +2,7 @@
 writing to one outbox: the call service and dispatcher, the media lifecycle and
 coordinator (direct mode), and the operations service. Shared by the tests of
 the call's events and the node that is killed between commit and delivery
-(tests/outbox/crash_child.py).
+(tests/outbox/crash_call_child.py).
 
 Seeded parties: customer C1003 (Mandarin), desks S06 and S01 (both Mandarin).
 """
