@@ -176,6 +176,7 @@ def socket_routes(c: Container) -> SocketRoutes:
         desks=calls,
         media=media,
         offers=c.callback_offers,
+        positions=c.dispatcher.positions,
         clock=c.clock,
     )
     handlers: list[tuple[str, MessageHandler]] = [

@@ -118,13 +118,14 @@ class CallServiceBase:
         """Recompute the windowed average handle time from recent calls."""
         return await self._waits.refresh_handle_time()
 
-    async def estimates(self, max_age_s: float = 0.0) -> dict[str, WaitEstimate]:
-        """Estimates for every waiting call; reuses a set at most ``max_age_s`` old."""
-        return await self._waits.all(max_age_s)
-
     async def estimate_for(self, call_id: str) -> WaitEstimate | None:
         """One call's estimate (for a GET or a new call)."""
         return await self._waits.of_call(call_id)
+
+    async def estimates_for(self, call_ids: Sequence[str]) -> dict[str, WaitEstimate]:
+        """The estimates of those of ``call_ids`` that wait, in one read (the
+        greeting's, for the hellos of the moment)."""
+        return await self._waits.of_calls(call_ids)
 
     async def annotate_queue_updates(self, updates: dict[str, dict[str, Any]]) -> None:
         """Let the hooks add fields to ``queue.update`` messages (keyed by call id).

@@ -3,8 +3,8 @@
 The figures come from :mod:`server.routing.estimate` (pure); what lives here is
 when they are computed. One call's estimate is made from its standing (O(log n)
 in the backend) and the staffing counts (O(specialists), reused for a moment),
-never from a snapshot of every waiting call; :meth:`WaitEstimates.all` (a
-snapshot) is for views of the whole queue. The windowed average handle time is
+never from a snapshot of every waiting call (the supervisor's views of the whole
+queue take theirs themselves). The windowed average handle time is
 read from SQL only when the dispatcher's housekeeping refreshes it, never by a
 reader, who may be holding a pooled connection already (taking a second one
 there would let concurrent requests starve the pool).
@@ -13,12 +13,12 @@ there would let concurrent requests starve the pool).
 from __future__ import annotations
 
 import statistics
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from server.routing.backend import QueueBackend
-from server.routing.estimate import WaitEstimate, estimate_waits, standing_estimate
+from server.routing.estimate import WaitEstimate, standing_estimate
 from server.routing.standing import Staffing, Standing
 
 from . import repository as repo
@@ -44,7 +44,6 @@ class WaitEstimates:
         self.clock = clock
         self.handle_time_window = handle_time_window
         self._handle_time: tuple[float, float | None] = (0.0, None)
-        self._estimates: tuple[float, dict[str, WaitEstimate] | None] = (0.0, None)
         self._staffing: tuple[float, Staffing | None] = (0.0, None)
 
     def handle_time(self) -> float | None:
@@ -58,17 +57,6 @@ class WaitEstimates:
         value = statistics.fmean(samples) if samples else None
         self._handle_time = (self.clock(), value)
         return value
-
-    async def all(self, max_age_s: float = 0.0) -> dict[str, WaitEstimate]:
-        """Estimates for every waiting call; reuses a set at most ``max_age_s`` old."""
-        now = self.clock()
-        taken_at, cached = self._estimates
-        if cached is not None and now - taken_at <= max_age_s:
-            return cached
-        snapshot = await self.backend.snapshot(now)
-        fresh = estimate_waits(snapshot, self.handle_time())
-        self._estimates = (now, fresh)
-        return fresh
 
     async def staffing(self, max_age_s: float = STAFFING_MAX_AGE_S) -> Staffing:
         """Working and idle specialists; reuses counts at most ``max_age_s`` old."""
@@ -86,5 +74,13 @@ class WaitEstimates:
 
     async def of_call(self, call_id: str) -> WaitEstimate | None:
         """One call's estimate (for a GET or a new call), from its standing."""
-        _, found = await self.backend.standings([call_id])
-        return await self.of_standing(found[0]) if found else None
+        return (await self.of_calls([call_id])).get(call_id)
+
+    async def of_calls(self, call_ids: Sequence[str]) -> dict[str, WaitEstimate]:
+        """The estimates of those of ``call_ids`` that wait: one standings read
+        (O(log n) each) and one staffing read for them all."""
+        _, found = await self.backend.standings(call_ids)
+        if not found:
+            return {}
+        staffing, aht_s = await self.staffing(), self.handle_time()
+        return {s.call_id: standing_estimate(s, staffing, aht_s) for s in found}

@@ -3,8 +3,8 @@
 A thousand apps reconnecting at once must not take a thousand pooled connections
 (nor five each, one per hook): each hello asks :class:`HelloReads` for its
 customer's :class:`CustomerFacts`, and the hellos waiting meanwhile are read
-together, up to ``batch`` customers per statement, by at most ``readers``
-statements at a time. A storm is served late, never refused.
+together (:class:`~server.batched.BatchedReads`), up to ``batch`` customers
+per statement, by at most ``readers`` statements at a time.
 
 One statement gives, per customer: the open call (state, specialist, whether a
 callback may be offered), the customer's contact flags (for the callback offer
@@ -14,16 +14,15 @@ their latest call that failed within the notice window (``call.ended`` once).
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from itertools import islice
 from typing import Any
 
 from sqlalchemy import and_, case, exists, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from server.batched import BatchedReads
 from server.callbacks.offers import OfferFacts
 from server.callbacks.state import CallbackState
 from server.callbacks.views import timestamp
@@ -31,7 +30,6 @@ from server.calls.state import CUSTOMER_OPEN, CallState
 from server.db.banking import Callback
 from server.db.models import Call, CallEvent, Customer
 from server.media.coordinator import FAILED_NOTICE_EVENT, latest_failed_call
-from server.tasks import cancel_and_wait
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,7 +67,8 @@ UNKNOWN = CustomerFacts(None, False, False, (), None)
 
 
 class HelloReads:
-    """Batched reads of :class:`CustomerFacts`; each waiting hello is one entry."""
+    """Batched reads of :class:`CustomerFacts` (:class:`~server.batched.BatchedReads`);
+    each waiting hello is one key."""
 
     def __init__(
         self,
@@ -80,53 +79,17 @@ class HelloReads:
         max_waiting: int = 20_000,
     ) -> None:
         self._sessions = sessions
-        self._batch = batch
-        self._max_readers = readers
-        # customer id -> the read their hellos wait for (one per customer).
-        self._waiting: dict[str, asyncio.Future[CustomerFacts]] = {}
-        self._readers: set[asyncio.Task[None]] = set()
-        # Bounds the hellos waiting for a read; past it, a hello waits its turn.
-        self._room = asyncio.Semaphore(max_waiting)
+        self._reads = BatchedReads(
+            self._read,
+            UNKNOWN,
+            name="hello-reads",
+            batch=batch,
+            readers=readers,
+            max_waiting=max_waiting,
+        )
 
     async def of_customer(self, customer_id: str) -> CustomerFacts:
-        async with self._room:
-            future = self._waiting.get(customer_id)
-            if future is None:
-                future = asyncio.get_running_loop().create_future()
-                self._waiting[customer_id] = future
-                if len(self._readers) < self._max_readers:
-                    self._readers.add(asyncio.create_task(self._read_waiting(), name="hello-reads"))
-            # Shielded: a hello that gives up (its socket closed) leaves the read
-            # to the others waiting for it.
-            return await asyncio.shield(future)
-
-    async def _read_waiting(self) -> None:
-        try:
-            while self._waiting:
-                ids = list(islice(self._waiting, self._batch))
-                batch = {customer_id: self._waiting.pop(customer_id) for customer_id in ids}
-                try:
-                    found = await self._read(ids)
-                except Exception as exc:
-                    # Each hello answers its own error (a dependency down: an
-                    # ``error`` message, the socket stays open).
-                    for future in batch.values():
-                        if not future.done():
-                            future.set_exception(exc)
-                    continue
-                except BaseException:
-                    for future in batch.values():
-                        future.cancel()
-                    raise
-                for customer_id, future in batch.items():
-                    if not future.done():
-                        future.set_result(found.get(customer_id, UNKNOWN))
-        finally:
-            # Before this task ends, not in a done callback: a hello arriving in
-            # between must see that a reader is free.
-            task = asyncio.current_task()
-            if task is not None:
-                self._readers.discard(task)
+        return await self._reads.of(customer_id)
 
     async def _read(self, customer_ids: Sequence[str]) -> dict[str, CustomerFacts]:
         async with self._sessions() as session:
@@ -135,11 +98,7 @@ class HelloReads:
 
     async def stop(self) -> None:
         """Stop the reads under way; hellos still waiting are cancelled."""
-        for task in list(self._readers):
-            await cancel_and_wait(task)
-        waiting, self._waiting = self._waiting, {}
-        for future in waiting.values():
-            future.cancel()
+        await self._reads.stop()
 
 
 _OPEN = [s.value for s in CUSTOMER_OPEN]

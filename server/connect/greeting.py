@@ -4,8 +4,11 @@ A customer's hello costs one read (:class:`~server.connect.facts.HelloReads`,
 shared with the other hellos of the moment), and each part of the greeting does
 I/O only when it applies:
 
-- waiting: ``queue.update`` from the node's recent estimates, with the callback
-  offer decided on the facts already read;
+- waiting: ``queue.update`` from the call's standing (O(log n), never a
+  snapshot of the queue; the standings of the moment's hellos read together),
+  with the callback offer decided on the facts already read; the node's
+  positions (:class:`~server.routing.positions.NodePositions`) are told, so
+  the dispatcher does not look the call up and tell it again;
 - in conversation: ``call.assigned`` (the specialist's card) and the media
   session taken over by this socket (``media.restart`` once everyone is back);
 - nothing open: ``call.ended`` once, if their last call failed while away;
@@ -17,10 +20,10 @@ A desk's socket logs it in to routing, then resumes its media
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 from server.auth.principal import Role
+from server.batched import BatchedReads
 from server.callbacks.changes import ringing_replay
 from server.callbacks.offers import CallbackOffers
 from server.calls import repository as calls_repo
@@ -32,14 +35,10 @@ from server.hub.connection import ClientConnection
 from server.media.coordinator import MediaCoordinator
 from server.ports import Clock
 from server.routing.estimate import WaitEstimate
-from server.tasks import cancel_and_wait
+from server.routing.positions import NodePositions
 from signaling.relay import CallParties
 
 from .facts import CustomerFacts, HelloReads
-
-# How old a set of wait estimates a greeting may use (the call service's own
-# reuse window for one call's estimate).
-_ESTIMATES_MAX_AGE_S = 0.5
 
 
 class Greeting:
@@ -53,6 +52,7 @@ class Greeting:
         desks: CallSocketHooks,
         media: MediaCoordinator,
         offers: CallbackOffers,
+        positions: NodePositions,
         clock: Clock,
     ) -> None:
         self._reads = reads
@@ -60,9 +60,11 @@ class Greeting:
         self._desks = desks
         self._media = media
         self._offers = offers
+        self._positions = positions
         self._clock = clock
-        # One estimates read at a time, shared by the hellos that wait for it.
-        self._estimating: asyncio.Task[dict[str, WaitEstimate]] | None = None
+        self._estimates: BatchedReads[str, WaitEstimate | None] = BatchedReads(
+            calls.estimates_for, None, name="greeting-estimates"
+        )
 
     async def connected(self, connection: ClientConnection) -> list[dict[str, Any]]:
         if connection.principal.role is Role.CUSTOMER:
@@ -78,7 +80,7 @@ class Greeting:
             if facts.failed_call_id is not None:
                 replay += await self._media.tell_failed(facts.failed_call_id)
         elif call.state in WAITING:
-            replay += await self._queue_update(call.call_id, facts)
+            replay += await self._queue_update(customer_id, call.call_id, facts)
         elif call.state in IN_CONVERSATION and call.specialist_id is not None:
             replay += await self._assigned(call.call_id, call.specialist_id)
             parties = CallParties(call.call_id, customer_id, call.specialist_id)
@@ -86,29 +88,16 @@ class Greeting:
         replay += ringing_replay(facts.ringing, self._clock())
         return replay
 
-    async def _queue_update(self, call_id: str, facts: CustomerFacts) -> list[dict[str, Any]]:
-        estimate = (await self._recent_estimates()).get(call_id)
-        if estimate is None:  # a call newer than the recent set
-            estimate = await self._calls.estimate_for(call_id)
+    async def _queue_update(
+        self, customer_id: str, call_id: str, facts: CustomerFacts
+    ) -> list[dict[str, Any]]:
+        estimate = await self._estimates.of(call_id)
         if estimate is None:
             return []
         update = queue_update(estimate)
         self._offers.annotate(update, facts.offer_facts())
+        self._positions.greeted(customer_id, call_id, estimate, self._clock())
         return [update]
-
-    async def _recent_estimates(self) -> dict[str, WaitEstimate]:
-        task = self._estimating
-        if task is None:
-            task = asyncio.create_task(
-                self._calls.estimates(_ESTIMATES_MAX_AGE_S), name="greeting-estimates"
-            )
-            self._estimating = task
-            task.add_done_callback(self._estimated)
-        return await asyncio.shield(task)
-
-    def _estimated(self, task: asyncio.Task[dict[str, WaitEstimate]]) -> None:
-        if self._estimating is task:
-            self._estimating = None
 
     async def _assigned(self, call_id: str, specialist_id: str) -> list[dict[str, Any]]:
         async with self._calls.sessions() as session:
@@ -120,5 +109,5 @@ class Greeting:
 
     async def stop(self) -> None:
         """Stop the reads under way (the node shuts down)."""
-        await cancel_and_wait(self._estimating)
+        await self._estimates.stop()
         await self._reads.stop()

@@ -89,6 +89,18 @@ class NodePositions:
                 self._drop(call_id)
         self._held.update(customers)
 
+    def greeted(self, customer_id: str, call_id: str, estimate: WaitEstimate, at: float) -> None:
+        """A hello (server/connect/greeting.py) has just told ``customer_id`` where
+        their call stands: the customer is held and their call known, so the next
+        pass reads only its standing (no SQL look-up) and tells them again only
+        when the words they see change."""
+        self._held.add(customer_id)
+        self._looked_up.add(customer_id)
+        self._second_look.discard(customer_id)
+        if call_id not in self._calls:
+            self.wanted.add(call_id)
+        self._sent[call_id] = _Sent(estimate.position, wait_message(estimate.seconds)["en"], at)
+
     def to_look_up(self) -> list[str]:
         """Held customers whose open call is still to be looked up in SQL (the
         caller reports with :meth:`looked_up`)."""

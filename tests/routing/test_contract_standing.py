@@ -174,3 +174,27 @@ async def test_an_update_not_sent_is_due_again_on_the_next_pass(backend: QueueBa
     assert [d.estimate.call_id for d in held.due(12, 0.25, 60)] == ["a"]
     held.untold("gone")  # a call it does not hold: nothing to do
     assert held.due(13, 0.25, 60) == []
+
+
+async def test_a_greeted_call_is_not_looked_up_or_told_again(backend: QueueBackend) -> None:
+    """The hello told the customer their place: the next pass reads the call's
+    standing (no SQL look-up of the customer) and says nothing new."""
+    await backend.enqueue(call("a", None, at=1), 1)
+    await backend.enqueue(call("b", None, at=2), 2)
+    held = NodePositions()
+    staffing = await backend.staffing()
+    _, (_, second) = await backend.standings(["a", "b"])
+    told = standing_estimate(second, staffing, AHT)
+    held.greeted("cust-b", "b", told, at=5)
+    held.hold({"cust-b"})
+    held.apply(await backend.queue_changes(0))
+    assert held.to_look_up() == [] and held.wanted == {"b"}
+    _, standings = await backend.standings(sorted(held.wanted))
+    held.put(standings)
+    held.set_figures(staffing, AHT)
+    assert held.due(6, 0.25, 60) == []
+    # The head leaves: now the words change, and the customer is told.
+    await backend.remove("a", 7)
+    held.apply(await backend.queue_changes(held.version))
+    (due,) = held.due(8, 0.25, 60)
+    assert (due.customer_id, due.estimate.position) == ("cust-b", 1)
