@@ -186,17 +186,29 @@ def risk_engine(settings: Settings) -> risk.RiskEngine:
     return engine
 
 
+# A node's Redis connections: a storm of requests waits for one of these (at most
+# _REDIS_POOL_WAIT_S, then 503) rather than opening a connection each, which at a
+# few thousand would run the node out of file descriptors. Two are held by the
+# message bus's and the media control channel's subscriptions.
+_REDIS_MAX_CONNECTIONS = 64
+_REDIS_POOL_WAIT_S = 5.0
+
+
 def redis_client(url: str) -> Redis:
-    """Every round trip bounded; a dropped connection retried a few times with
-    redis-py's own backoff (a Redis restart is then one short pause, and past
-    the retries the caller gets a ConnectionError, answered 503)."""
+    """Every round trip bounded, and the connections too (``_REDIS_MAX_CONNECTIONS``);
+    a dropped connection retried a few times with redis-py's own backoff (a Redis
+    restart is then one short pause, and past the retries the caller gets a
+    ConnectionError, answered 503)."""
+    from redis.asyncio import BlockingConnectionPool
     from redis.asyncio.retry import Retry
     from redis.backoff import ExponentialBackoff
     from redis.exceptions import ConnectionError as RedisConnectionError
     from redis.exceptions import TimeoutError as RedisTimeoutError
 
-    return Redis.from_url(
+    pool = BlockingConnectionPool.from_url(
         url,
+        max_connections=_REDIS_MAX_CONNECTIONS,
+        timeout=_REDIS_POOL_WAIT_S,
         decode_responses=True,
         socket_timeout=5,
         socket_connect_timeout=2,
@@ -204,6 +216,7 @@ def redis_client(url: str) -> Redis:
         retry=Retry(ExponentialBackoff(cap=1.0, base=0.05), retries=3),
         retry_on_error=[RedisConnectionError, RedisTimeoutError],
     )
+    return Redis.from_pool(pool)
 
 
 def outbox_handlers(

@@ -223,3 +223,24 @@ async def test_calls_queued_before_standings_were_kept_are_placed_when_requeued(
         assert await backend.queue_version() == version + 3
     finally:
         await backend.close()
+
+
+async def test_a_storm_of_requests_shares_the_nodes_bounded_redis_connections(
+    redis_client: Redis, redis_url: str
+) -> None:
+    from server.bootstrap import redis_client as node_redis_client
+
+    node = RedisQueueBackend(
+        node_redis_client(redis_url), POLICY, prefix="storm:", owns_client=True
+    )
+    await node.enqueue(call("c1", at=0), now=0)
+    before = len(await redis_client.client_list())
+    try:
+        # As many at once as a reconnect storm brings: each waits for a pooled
+        # connection instead of opening its own.
+        places = await asyncio.gather(*(node.position("c1") for _ in range(500)))
+        opened = len(await redis_client.client_list()) - before
+    finally:
+        await node.close()
+    assert places == [1] * 500
+    assert 1 <= opened <= 64
