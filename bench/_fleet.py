@@ -291,17 +291,6 @@ async def create_calls(
     return time.perf_counter() - started, statuses
 
 
-async def queue_all(http: aiohttp.ClientSession, url: str, tokens: list[str]) -> dict[int, int]:
-    """Every customer gets a waiting call (a refused create, 503 under load, is
-    tried again; a second tap answers 200): the set-up of a storm, not a measure."""
-    statuses: dict[int, int] = {}
-    for _ in range(5):
-        _, statuses = await create_calls(http, url, tokens)
-        if set(statuses) <= {200, 201}:
-            return statuses
-    raise RuntimeError(f"could not queue every call: {statuses}")
-
-
 def ratio(value: float, floor_value: float) -> float:
     return value / floor_value if floor_value > 0 else float("inf")
 

@@ -66,8 +66,9 @@ class ClientConnection:
         # Tells this socket apart from an older or newer one of the same client,
         # on any node: routing keys a desk's presence by it ("<node>/<uuid>").
         self.conn_id = f"{node_id}/{uuid.uuid4().hex}" if node_id else uuid.uuid4().hex
-        # True once a media message went either way, or the socket came up in a
-        # call's conversation: its close then has a media party to mark absent.
+        # True once a media message was sent to this client (counted in send();
+        # what the client sends is not), or the socket came up in a call's
+        # conversation: its close then has a media party to mark absent.
         self.had_media = False
         self._limit = queue_size
         self._pending: deque[str] | None = None  # None while nothing waits
