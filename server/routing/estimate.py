@@ -45,26 +45,39 @@ def wait_seconds(ahead: int, pool: Pool, aht_s: float | None) -> int | None:
     return math.ceil(completions_needed * aht_s / pool.working)
 
 
+def _ahead_and_pool(
+    step: LadderStep,
+    dialect: str | None,
+    skill_key: str | None,
+    position: int,
+    counts: tuple[int, int, int],
+    staffing: Staffing,
+) -> tuple[int, Pool]:
+    """The calls competing ahead of one call and the pool that serves it, from the
+    calls ahead of it by step: ``counts`` is (any, its dialect's, its skill pool's)."""
+    ahead_any, ahead_dialect, ahead_skill = counts
+    if step is LadderStep.SKILL and skill_key is not None:
+        ahead = ahead_skill + ahead_any + (ahead_dialect if dialect is not None else 0)
+        return ahead, staffing.skill(skill_key)
+    if step is LadderStep.DIALECT and dialect is not None:
+        # Competes with earlier calls for its dialect and with earlier any-step
+        # calls, which its dialect's speakers also serve.
+        return ahead_dialect + ahead_any, staffing.dialect(dialect)
+    return position - 1, staffing.everyone
+
+
 def standing_estimate(standing: Standing, staffing: Staffing, aht_s: float | None) -> WaitEstimate:
     """One call's estimate from its standing: the same figure :func:`estimate_waits`
     gives it from a snapshot, without reading the other waiting calls."""
-    key = standing.skill_key
-    if standing.step is LadderStep.SKILL and key is not None:
-        ahead = standing.ahead_skill + standing.ahead_any
-        if standing.dialect is not None:
-            ahead += standing.ahead_dialect
-        pool = staffing.skill(key)
-    elif standing.step is LadderStep.DIALECT and standing.dialect is not None:
-        ahead = standing.ahead_dialect + standing.ahead_any
-        pool = staffing.dialect(standing.dialect)
-    else:
-        ahead = standing.position - 1
-        pool = staffing.everyone
-    return WaitEstimate(standing.call_id, standing.position, wait_seconds(ahead, pool, aht_s))
+    s = standing
+    counts = (s.ahead_any, s.ahead_dialect, s.ahead_skill)
+    ahead, pool = _ahead_and_pool(s.step, s.dialect, s.skill_key, s.position, counts, staffing)
+    return WaitEstimate(s.call_id, s.position, wait_seconds(ahead, pool, aht_s))
 
 
 def estimate_waits(snapshot: QueueSnapshot, aht_s: float | None) -> dict[str, WaitEstimate]:
-    """An estimate for every waiting call in ``snapshot``."""
+    """An estimate for every waiting call in ``snapshot``, counting the calls ahead
+    of each by step as a :class:`~server.routing.standing.Standing` carries them."""
     staffing = staffing_of(snapshot.specialists)
     ahead_any = 0
     ahead_by_dialect: Counter[str] = Counter()
@@ -72,26 +85,19 @@ def estimate_waits(snapshot: QueueSnapshot, aht_s: float | None) -> dict[str, Wa
     estimates: dict[str, WaitEstimate] = {}
     for view in snapshot.waiting:
         call = view.call
-        key = call.skill_key
-        if view.step is LadderStep.SKILL and key is not None:
-            ahead = ahead_by_skill[key] + ahead_any
-            if call.dialect is not None:
-                ahead += ahead_by_dialect[call.dialect]
-            pool = staffing.skill(key)
-        elif view.step is LadderStep.DIALECT and call.dialect is not None:
-            # Competes with earlier calls for its dialect and with earlier any-step
-            # calls, which its dialect's speakers also serve.
-            ahead = ahead_by_dialect[call.dialect] + ahead_any
-            pool = staffing.dialect(call.dialect)
-        else:
-            ahead = view.position - 1
-            pool = staffing.everyone
+        dialect, key = call.dialect, call.skill_key
+        counts = (
+            ahead_any,
+            ahead_by_dialect[dialect] if dialect is not None else 0,
+            ahead_by_skill[key] if key is not None else 0,
+        )
+        ahead, pool = _ahead_and_pool(view.step, dialect, key, view.position, counts, staffing)
         seconds = wait_seconds(ahead, pool, aht_s)
         estimates[call.call_id] = WaitEstimate(call.call_id, view.position, seconds)
         if view.step is LadderStep.SKILL and key is not None:
             ahead_by_skill[key] += 1
-        elif view.step is LadderStep.DIALECT and call.dialect is not None:
-            ahead_by_dialect[call.dialect] += 1
+        elif view.step is LadderStep.DIALECT and dialect is not None:
+            ahead_by_dialect[dialect] += 1
         else:
             ahead_any += 1
     return estimates
