@@ -48,6 +48,14 @@ class _Sent:
     words: str
     at: float
 
+    @classmethod
+    def of(cls, estimate: WaitEstimate, at: float) -> _Sent:
+        """What a customer told ``estimate`` at ``at`` sees: place and words."""
+        return cls(estimate.position, wait_message(estimate.seconds)["en"], at)
+
+    def says_the_same(self, other: _Sent) -> bool:
+        return (self.position, self.words) == (other.position, other.words)
+
 
 class NodePositions:
     """Standings of the held calls, what each customer was last told, and when."""
@@ -99,7 +107,7 @@ class NodePositions:
         self._second_look.discard(customer_id)
         if call_id not in self._calls:
             self.wanted.add(call_id)
-        self._sent[call_id] = _Sent(estimate.position, wait_message(estimate.seconds)["en"], at)
+        self._sent[call_id] = _Sent.of(estimate, at)
 
     def to_look_up(self) -> list[str]:
         """Held customers whose open call is still to be looked up in SQL (the
@@ -218,13 +226,13 @@ class NodePositions:
         for call_id in list(self._dirty):
             standing = self._calls[call_id]
             estimate = standing_estimate(standing, self._staffing, self._aht)
-            words = wait_message(estimate.seconds)["en"]
+            sent = _Sent.of(estimate, now)
             last = self._sent.get(call_id)
-            if last is not None and (last.position, last.words) == (estimate.position, words):
+            if last is not None and last.says_the_same(sent):
                 self._dirty.discard(call_id)
             elif last is None or now - last.at >= min_gap_s:
                 self._dirty.discard(call_id)
-                self._sent[call_id] = _Sent(estimate.position, words, now)
+                self._sent[call_id] = sent
                 self._next_reminder_at = min(self._next_reminder_at, now + every_s)
                 out.append(Due(standing.customer_id, estimate))
         return out + self._stale(now, every_s)
@@ -243,8 +251,7 @@ class NodePositions:
                 del self._sent[call_id]
             elif now - last.at >= every_s:
                 estimate = standing_estimate(standing, self._staffing, self._aht)
-                words = wait_message(estimate.seconds)["en"]
-                self._sent[call_id] = _Sent(estimate.position, words, now)
+                self._sent[call_id] = _Sent.of(estimate, now)
                 out.append(Due(standing.customer_id, estimate, reminder=True))
             else:
                 oldest = min(oldest, last.at)
