@@ -97,6 +97,10 @@ class Settings(BaseSettings):
     # -- sockets and bodies ------------------------------------------------------------
     ws_hello_timeout_s: float = Field(default=5.0, gt=0)
     ws_heartbeat_s: float = Field(default=10.0, gt=0)
+    # A waiting customer's socket gets a queue.update every queue_update_interval_s
+    # and its call is given up only abandon_after_s after the app was last seen, so
+    # it is pinged less often than a desk's, whose loss must reach routing at once.
+    ws_customer_heartbeat_s: float = Field(default=30.0, gt=0)
     ws_send_queue: int = Field(default=256, ge=8)
     ws_max_message_bytes: int = Field(default=96 * 1024, ge=1024)
     max_body_bytes: int = Field(default=64 * 1024, ge=1024)

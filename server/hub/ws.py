@@ -4,7 +4,8 @@ while there is something to send.
 Life of a socket: ``hello`` within the hello timeout of the socket's arrival or
 close 4401; ``welcome``; then messages until either side closes. aiohttp's
 heartbeat pings the client and closes a socket that stops answering, which is how
-a desk that lost its network becomes offline for routing.
+a desk that lost its network becomes offline for routing; a customer's socket is
+pinged less often (``server/hub/heartbeat.py``).
 
 The hello deadline is the client's, not this node's: a hello that reached the
 node in time is answered however late a busy node gets round to reading it.
@@ -25,7 +26,7 @@ from aiohttp import WSMessage, WSMsgType, web
 from pydantic import ValidationError
 
 from server.appkeys import HUB, METRICS, SETTINGS
-from server.auth.principal import Principal
+from server.auth.principal import Principal, Role
 from server.auth.staff import STAFF_ACCESS
 from server.auth.tokens import verify_token
 from server.errors import CloudBranchError
@@ -33,6 +34,7 @@ from server.failures import dependency_failure
 
 from .budget import CLOSE_RATE_LIMITED, MessageBudget
 from .connection import CLOSE_REPLACED, CLOSE_UNAUTHORIZED, ClientConnection
+from .heartbeat import check_heartbeat_internals, retune_heartbeat
 from .messages import Hello, error
 
 log = structlog.get_logger(__name__)
@@ -82,6 +84,7 @@ _BUILT_IN = frozenset({"hello", "ping"})
 
 def socket_endpoint(routes: SocketRoutes) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
     """The ``GET /api/v1/ws`` handler for ``routes``."""
+    check_heartbeat_internals()  # a changed aiohttp stops the build, not every customer's socket
 
     async def websocket(request: web.Request) -> web.StreamResponse:
         return await _serve(request, routes)
@@ -102,6 +105,8 @@ async def _serve(request: web.Request, routes: SocketRoutes) -> web.WebSocketRes
     principal = await _await_hello(ws, request, deadline)
     if principal is None:
         return ws
+    if principal.role is Role.CUSTOMER:
+        retune_heartbeat(ws, settings.ws_customer_heartbeat_s)
     hub = request.app[HUB]
     connection = ClientConnection(ws, principal, settings.ws_send_queue, settings.node_id)
     displaced = hub.add(connection)
