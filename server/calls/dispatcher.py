@@ -49,9 +49,12 @@ _MIN_UPDATE_GAP_S = 0.25
 # again after every change this node sees, and at least this often.
 _STAFFING_EVERY_S = 2.0
 _HOLD_EVERY_S = 1.0
-# What queue_update() itself writes; the hooks add the rest.
-_UPDATE_FIELDS = frozenset({"type", "call_id", "position", "estimated_wait_s", "message"})
 _HOLD_OFFERS_AFTER_FAILURE_S = 1.0
+# How old the hooks' fields of a reminder may be. The callback option they carry is
+# checked afresh when the customer asks for a callback (409 if it is no longer
+# possible), so a reminder may repeat a minute-old option; asking the hooks on
+# every reminder was one SQL read per waiting customer every queue_update_interval_s.
+_EXTRAS_FRESH_S = 60.0
 
 
 class PassCounter:
@@ -99,8 +102,6 @@ class Dispatcher:
         self._last_customers_seen = float("-inf")
         # The standings of the calls whose customers have a socket here.
         self.positions = NodePositions()
-        # call id -> (the wait figure annotated, the fields the hooks added for it)
-        self._extras: dict[str, tuple[int | None, dict[str, Any]]] = {}
         # Extra housekeeping passes (media grace windows, callbacks), run in order
         # with the others; fixed here (server/bootstrap.py decides them).
         self.sweepers: tuple[Sweeper, ...] = tuple(sweepers)
@@ -367,34 +368,39 @@ class Dispatcher:
         due = positions.due(now, _MIN_UPDATE_GAP_S, self.settings.queue_update_interval_s)
         if not due:
             return 0
-        await self._annotate(due)
+        await self._annotate(due, now)
         sent = 0
         for item in due:
-            known = self._extras.get(item.estimate.call_id)
-            if known is None:
+            estimate = item.estimate
+            fields = positions.fields_for(estimate.call_id, estimate.seconds)
+            if fields is None:
                 # A hook could not annotate it (not committed yet): told next pass.
-                positions.untold(item.estimate.call_id)
+                positions.untold(estimate.call_id)
                 continue
-            message = {**queue_update(item.estimate), **known[1]}
+            message = {**queue_update(estimate), **fields}
             service.hub.send_local(Role.CUSTOMER, item.customer_id, message)
             sent += 1
         return sent
 
-    async def _annotate(self, due: list[Due]) -> None:
+    async def _annotate(self, due: list[Due], now: float) -> None:
         """The hooks' fields (the callback option) for each update. They depend on
         the call and on its wait figure: a call whose figure is the one last
         annotated keeps its fields (a cancel at the head moves a thousand sockets
-        without a thousand-row read); a reminder is annotated afresh."""
+        without a thousand-row read); a reminder asks the hooks again once their
+        fields are ``_EXTRAS_FRESH_S`` old, so that what changed meanwhile in SQL
+        (the customer's consent, the do-not-call list) shows within that."""
+        positions = self.positions
         fresh: dict[str, dict[str, Any]] = {}
         for item in due:
             estimate = item.estimate
-            known = self._extras.get(estimate.call_id)
-            if item.reminder or known is None or known[0] != estimate.seconds:
+            since = now - _EXTRAS_FRESH_S if item.reminder else float("-inf")
+            if positions.fields_for(estimate.call_id, estimate.seconds, since) is None:
                 fresh[estimate.call_id] = queue_update(estimate)
-        if fresh:
-            await self.service.annotate_queue_updates(fresh)
-            for call_id, message in fresh.items():
-                extras = {k: v for k, v in message.items() if k not in _UPDATE_FIELDS}
-                self._extras[call_id] = (message["estimated_wait_s"], extras)
-        if len(self._extras) > 2 * len(self.positions) + 64:
-            self._extras = {c: e for c, e in self._extras.items() if c in self.positions}
+        if not fresh:
+            return
+        asked = {item.estimate.call_id: item.estimate for item in due}
+        plain = {call_id: set(message) for call_id, message in fresh.items()}
+        await self.service.annotate_queue_updates(fresh)
+        for call_id, message in fresh.items():  # less those the hooks took out
+            fields = {k: v for k, v in message.items() if k not in plain[call_id]}
+            positions.annotated(call_id, asked[call_id].seconds, fields, now)

@@ -95,8 +95,10 @@ class Greeting:
         if estimate is None:
             return []
         update = queue_update(estimate)
+        plain = set(update)
         self._offers.annotate(update, facts.offer_facts())
-        self._positions.greeted(customer_id, call_id, estimate, self._clock())
+        fields = {k: v for k, v in update.items() if k not in plain}
+        self._positions.greeted(customer_id, call_id, estimate, self._clock(), fields)
         return [update]
 
     async def _assigned(self, call_id: str, specialist_id: str) -> list[dict[str, Any]]:

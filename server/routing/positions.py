@@ -18,8 +18,10 @@ the log, the standings and the staffing, and sends what :meth:`due` returns.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable
+import heapq
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from sortedcontainers import SortedList
 
@@ -57,8 +59,18 @@ class _Sent:
         return (self.position, self.words) == (other.position, other.words)
 
 
+@dataclass(frozen=True)
+class _Fields:
+    """What the queue-update hooks added (the callback option) for one wait figure."""
+
+    seconds: int | None
+    fields: Mapping[str, Any]
+    at: float
+
+
 class NodePositions:
-    """Standings of the held calls, what each customer was last told, and when."""
+    """Standings of the held calls, what each customer was last told, and when,
+    with the fields the queue-update hooks added to it."""
 
     def __init__(self) -> None:
         self.generation: str | None = None
@@ -68,12 +80,17 @@ class NodePositions:
         self._ranks: SortedList = SortedList()  # (rank key, sequence, call id)
         self._held: set[str] = set()  # customers with a socket here
         self._looked_up: set[str] = set()  # of those, whose open call was looked for
+        self._unlooked: set[str] = set()  # the held not looked up: the rest of them
         self._second_look: set[str] = set()
         self._sent: dict[str, _Sent] = {}
+        # (told at, call id) for each entry of _sent, oldest first: a reminder
+        # pass takes only the due ones off the top. An entry whose call has been
+        # told since (or forgotten) no longer matches _sent and is skipped.
+        self._told_at: list[tuple[float, str]] = []
+        self._fields: dict[str, _Fields] = {}
         self._dirty: set[str] = set()
         self._staffing: Staffing | None = None
         self._aht: float | None = None
-        self._next_reminder_at = float("-inf")
         #: calls of held customers that arrived since: their standings are wanted
         self.wanted: set[str] = set()
         #: how many times the log could not say what changed (each a full re-read)
@@ -91,28 +108,42 @@ class NodePositions:
         for customer in [c for c in self._held if c not in customers]:
             self._held.discard(customer)
             self._looked_up.discard(customer)
+            self._unlooked.discard(customer)
             self._second_look.discard(customer)
             call_id = self._call_of.get(customer)
             if call_id is not None:
                 self._drop(call_id)
-        self._held.update(customers)
+        arrived = [c for c in customers if c not in self._held]
+        self._held.update(arrived)
+        self._unlooked.update(c for c in arrived if c not in self._looked_up)
 
-    def greeted(self, customer_id: str, call_id: str, estimate: WaitEstimate, at: float) -> None:
+    def greeted(
+        self,
+        customer_id: str,
+        call_id: str,
+        estimate: WaitEstimate,
+        at: float,
+        fields: Mapping[str, Any] | None = None,
+    ) -> None:
         """A hello (server/connect/greeting.py) has just told ``customer_id`` where
-        their call stands: the customer is held and their call known, so the next
-        pass reads only its standing (no SQL look-up) and tells them again only
-        when the words they see change."""
+        their call stands, with the hooks' ``fields``: the customer is held and
+        their call known, so the next pass reads only its standing (no SQL
+        look-up) and tells them again only when the words they see change."""
         self._held.add(customer_id)
         self._looked_up.add(customer_id)
+        self._unlooked.discard(customer_id)
         self._second_look.discard(customer_id)
         if call_id not in self._calls:
             self.wanted.add(call_id)
-        self._sent[call_id] = _Sent.of(estimate, at)
+        self._told(call_id, _Sent.of(estimate, at))
+        if fields is not None:
+            self.annotated(call_id, estimate.seconds, fields, at)
 
     def to_look_up(self) -> list[str]:
         """Held customers whose open call is still to be looked up in SQL (the
-        caller reports with :meth:`looked_up`)."""
-        return [c for c in self._held if c not in self._looked_up]
+        caller reports with :meth:`looked_up`). Kept as they come and go, so a
+        pass where nobody arrived does not look through everybody held."""
+        return list(self._unlooked)
 
     def looked_up(self, customers: Iterable[str], with_a_call: Collection[str]) -> None:
         """SQL was asked for these customers' calls. One found without a call is
@@ -123,6 +154,7 @@ class NodePositions:
             if customer in with_a_call or customer in self._second_look:
                 self._second_look.discard(customer)
                 self._looked_up.add(customer)
+                self._unlooked.discard(customer)
             else:
                 self._second_look.add(customer)
 
@@ -151,6 +183,7 @@ class NodePositions:
         self._dirty.discard(call_id)
         if not keep_sent:
             self._sent.pop(call_id, None)
+            self._fields.pop(call_id, None)
 
     # -- the change log -----------------------------------------------------------
     def apply(self, changes: QueueChanges) -> None:
@@ -176,6 +209,7 @@ class NodePositions:
         self._call_of.clear()
         self._ranks.clear()
         self._looked_up.clear()
+        self._unlooked = set(self._held)
         self._second_look.clear()
         self._dirty.clear()
         self.wanted.clear()
@@ -232,28 +266,55 @@ class NodePositions:
                 self._dirty.discard(call_id)
             elif last is None or now - last.at >= min_gap_s:
                 self._dirty.discard(call_id)
-                self._sent[call_id] = sent
-                self._next_reminder_at = min(self._next_reminder_at, now + every_s)
+                self._told(call_id, sent)
                 out.append(Due(standing.customer_id, estimate))
         return out + self._stale(now, every_s)
 
+    def _told(self, call_id: str, sent: _Sent) -> None:
+        self._sent[call_id] = sent
+        heapq.heappush(self._told_at, (sent.at, call_id))
+        if len(self._told_at) > 4 * len(self._sent) + 64:
+            # Mostly entries told again since: keep one per call.
+            self._told_at = [(s.at, c) for c, s in self._sent.items()]
+            heapq.heapify(self._told_at)
+
     def _stale(self, now: float, every_s: float) -> list[Due]:
-        """Reminders: updates ``every_s`` old. The held calls are looked through
-        only when the oldest update is due, not on every pass."""
+        """Reminders: updates ``every_s`` old, taken oldest first off the top of
+        ``_told_at``, so a pass costs what is due, not what is held."""
         assert self._staffing is not None
         out: list[Due] = []
-        if now < self._next_reminder_at:
-            return out
-        oldest = now
-        for call_id, last in list(self._sent.items()):
+        told_at = self._told_at
+        while told_at and now - told_at[0][0] >= every_s:
+            at, call_id = heapq.heappop(told_at)
+            last = self._sent.get(call_id)
+            if last is None or last.at != at:
+                continue  # told again since, or forgotten
             standing = self._calls.get(call_id)
             if standing is None:
                 del self._sent[call_id]
-            elif now - last.at >= every_s:
-                estimate = standing_estimate(standing, self._staffing, self._aht)
-                self._sent[call_id] = _Sent.of(estimate, now)
-                out.append(Due(standing.customer_id, estimate, reminder=True))
-            else:
-                oldest = min(oldest, last.at)
-        self._next_reminder_at = oldest + every_s
+                self._fields.pop(call_id, None)
+                continue
+            estimate = standing_estimate(standing, self._staffing, self._aht)
+            sent = _Sent.of(estimate, now)
+            self._sent[call_id] = sent
+            out.append(Due(standing.customer_id, estimate, reminder=True))
+        for due in out:  # pushed after the loop: a reminder is not due again this pass
+            heapq.heappush(told_at, (now, due.estimate.call_id))
         return out
+
+    # -- what the queue-update hooks added --------------------------------------
+    def annotated(
+        self, call_id: str, seconds: int | None, fields: Mapping[str, Any], at: float
+    ) -> None:
+        """The hooks gave ``fields`` at ``at`` for ``call_id`` waiting ``seconds``."""
+        self._fields[call_id] = _Fields(seconds, fields, at)
+
+    def fields_for(
+        self, call_id: str, seconds: int | None, since: float = float("-inf")
+    ) -> Mapping[str, Any] | None:
+        """The hooks' fields for this wait figure if they were given at ``since``
+        or later; None: the hooks must be asked (the fields depend on the figure)."""
+        known = self._fields.get(call_id)
+        if known is None or known.seconds != seconds or known.at < since:
+            return None
+        return known.fields

@@ -198,3 +198,64 @@ async def test_a_greeted_call_is_not_looked_up_or_told_again(backend: QueueBacke
     held.apply(await backend.queue_changes(held.version))
     (due,) = held.due(8, 0.25, 60)
     assert (due.customer_id, due.estimate.position) == ("cust-b", 1)
+
+
+async def test_reminders_come_every_interval_counted_from_each_customer_s_last_update(
+    backend: QueueBackend,
+) -> None:
+    """A customer whose words have not changed is told again ``every_s`` after
+    their last update, whoever else is told meanwhile; one told since (because
+    their place moved) is reminded from that later update, not the first."""
+    for n, name in enumerate("abc", start=1):
+        await backend.enqueue(call(name, None, at=n), n)
+    held = NodePositions()
+    held.hold({"cust-a", "cust-b", "cust-c"})
+    assert sorted(held.to_look_up()) == ["cust-a", "cust-b", "cust-c"]
+    held.looked_up(["cust-a", "cust-b", "cust-c"], {"cust-a", "cust-b", "cust-c"})
+    assert held.to_look_up() == []
+    held.apply(await backend.queue_changes(0))
+    _, standings = await backend.standings(["a", "b", "c"])
+    held.put(standings)
+    held.set_figures(await backend.staffing(), AHT)
+
+    def told(now: float) -> list[tuple[str, bool]]:
+        return sorted((d.estimate.call_id, d.reminder) for d in held.due(now, 0.25, 10))
+
+    assert told(100) == [("a", False), ("b", False), ("c", False)]
+    assert told(105) == []
+    await backend.remove("a", 106)  # b and c move up: told now, so reminded from now
+    held.apply(await backend.queue_changes(held.version))
+    assert told(106) == [("b", False), ("c", False)]
+    assert told(109.9) == []
+    assert told(110) == []  # a left; b and c were told at 106
+    assert told(116) == [("b", True), ("c", True)]
+    assert told(117) == []
+    assert told(126) == [("b", True), ("c", True)]
+    # A customer who arrives later is looked up, and only they are.
+    held.hold({"cust-b", "cust-c", "cust-d"})
+    assert held.to_look_up() == ["cust-d"]
+
+
+async def test_the_hooks_fields_of_a_greeting_serve_until_the_figure_changes(
+    backend: QueueBackend,
+) -> None:
+    """The callback option the hello added is kept with what the customer was told:
+    the dispatcher's next reminder repeats it instead of asking the hooks again, and
+    asks again for another wait figure, for fields older than it accepts, and for a
+    call whose customer left."""
+    await backend.enqueue(call("a", None, at=1), 1)
+    staffing = await backend.staffing()
+    _, (standing,) = await backend.standings(["a"])
+    told = standing_estimate(standing, staffing, AHT)
+    held = NodePositions()
+    held.greeted("cust-a", "a", told, at=5, fields={"callback_available": True})
+    assert held.fields_for("a", told.seconds) == {"callback_available": True}
+    assert held.fields_for("a", told.seconds, since=5) == {"callback_available": True}
+    assert held.fields_for("a", told.seconds, since=6) is None  # too old for the caller
+    assert held.fields_for("a", (told.seconds or 0) + 60) is None  # another figure
+    held.annotated("a", told.seconds, {"callback_available": False}, at=20)
+    assert held.fields_for("a", told.seconds, since=6) == {"callback_available": False}
+    held.hold({"cust-a"})
+    held.put([standing])
+    held.hold(set())  # the customer's socket left
+    assert held.fields_for("a", told.seconds) is None

@@ -9,6 +9,8 @@ Wu. Customers: C1003 prefers Mandarin, C1001 Wu.
 
 from __future__ import annotations
 
+from typing import Any
+
 from server.auth.principal import Principal, Role
 from server.calls.state import CallState
 from server.routing.model import DesiredPresence
@@ -129,3 +131,30 @@ async def test_a_redis_step_that_failed_after_its_commit_is_repaired_on_the_next
         await repair._reconcile_if_moved(b.clock.advance(5))
         await repair._reconcile_if_moved(b.clock.advance(5))
         assert await backend.position(call_id) == 1
+
+
+async def test_a_reminder_repeats_the_hooks_fields_until_they_are_a_minute_old(
+    unit_database: str,
+) -> None:
+    """Reminders do not ask the queue-update hooks (the callback option: an SQL read)
+    every time; the fields they added go out again until they are a minute old."""
+    async with branch(unit_database, queue_update_interval_s=15.0) as b:
+        asked: list[list[str]] = []
+
+        async def hook(updates: dict[str, dict[str, Any]]) -> None:
+            asked.append(sorted(updates))
+            for message in updates.values():
+                message["callback_available"] = len(asked) % 2 == 1
+
+        b.calls.queue_update_hooks = (hook,)
+        call_id = await b.customer_calls("C1003")
+        await b.tick()
+        assert asked == [[call_id]]
+        for _reminder in range(3):  # at 15, 30 and 45 s: the fields are younger than 60 s
+            await b.tick(15.0)
+        assert asked == [[call_id]]
+        await b.tick(15.0)  # at 60 s: asked again
+        assert asked == [[call_id], [call_id]]
+        updates = b.notifier.to("C1003", "queue.update")
+        assert len(updates) == 5
+        assert [u["callback_available"] for u in updates] == [True] * 4 + [False]
