@@ -38,6 +38,7 @@ import risk
 from server.db.banking import Operation
 from server.db.models import Call
 from server.errors import Conflict
+from server.outbox.events import OperationDecided
 from signaling.integrity.liveness import Challenge, Verdict
 
 from .assessment import assess, assessment_json, shadow_json
@@ -195,6 +196,8 @@ async def decide(
                 "liveness": {"challenge_id": challenge_id, "status": status, "reason": reason},
             },
         )
+        if state is OperationState.BLOCKED:
+            ops.record_decision(session, OperationDecided(op.call_id, now, operation_id, "blocked"))
         await session.commit()
         await session.refresh(op)
     log.info(

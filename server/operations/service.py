@@ -239,6 +239,10 @@ class OperationService:
             if op.state == OperationState.AWAITING_LIVENESS.value:
                 decided["waits_for_liveness"] = op.risk["liveness"]["challenge_id"]
             await audit_operation(session, "risk.decision", op.operation_id, now, data=decided)
+            if op.state == OperationState.BLOCKED.value:
+                self.record_decision(
+                    session, OperationDecided(op.call_id, now, op.operation_id, "blocked")
+                )
         if (
             kind not in NEEDS_CONFIRMATION
             and op.state == OperationState.AWAITING_CONFIRMATION.value
@@ -311,6 +315,10 @@ class OperationService:
             await audit_operation(
                 session, "operation.reviewed", operation_id, now, by=principal, data=review
             )
+            if target is OperationState.BLOCKED:
+                self.record_decision(
+                    session, OperationDecided(op.call_id, now, operation_id, "blocked")
+                )
             await session.commit()
             await session.refresh(op)
         await desk_update(self.hub, op)
@@ -375,7 +383,9 @@ class OperationService:
                 await audit_operation(
                     session, "operation.refused_by_customer", operation_id, now, by=principal
                 )
-                self._decided(session, OperationDecided(op.call_id, now, operation_id, "rejected"))
+                self.record_decision(
+                    session, OperationDecided(op.call_id, now, operation_id, "rejected")
+                )
                 await session.commit()
             else:
                 op.confirmation = confirmation
@@ -421,7 +431,7 @@ class OperationService:
             await audit_operation(
                 session, "operation.executed", operation_id, now, data={"result": result}
             )
-            self._decided(session, OperationDecided(call_id, now, operation_id, "executed"))
+            self.record_decision(session, OperationDecided(call_id, now, operation_id, "executed"))
             await session.commit()
         except ExecutionFailed as exc:
             await session.rollback()
@@ -443,10 +453,11 @@ class OperationService:
             await audit_operation(
                 session, "operation.failed", operation_id, now, data={"reason": reason}
             )
-            self._decided(session, OperationDecided(call_id, now, operation_id, "failed"))
+            self.record_decision(session, OperationDecided(call_id, now, operation_id, "failed"))
             await session.commit()
 
-    def _decided(self, session: AsyncSession, event: OperationDecided) -> None:
+    def record_decision(self, session: AsyncSession, event: OperationDecided) -> None:
+        """Write the operation's final decision in ``session``'s transaction."""
         if self.events is not None:  # ids, not the row: also written after a rollback
             self.events.append(session, event)
 
@@ -489,6 +500,9 @@ class OperationService:
                     op.operation_id,
                     now,
                     data={"reason": "call_ended", "from_state": op.state},
+                )
+                self.record_decision(
+                    session, OperationDecided(op.call_id, now, op.operation_id, "abandoned")
                 )
             await session.commit()
 

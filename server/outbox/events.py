@@ -23,10 +23,10 @@ CallActive             the call's media is up for the first time    a redirect's
 ConversationEnded      the conversation ends                        pending operations,
                        (server/calls/conversation.py)               media, recording,
                                                                     integrity clean-up
-OperationDecided       an operation is executed, fails, or the      the record (no
-                       customer refuses it (blocks and operations   handler)
-                       abandoned with the call: the audit chain)
-                       (server/operations/service.py)
+OperationDecided       an operation is executed, fails, is refused  the record (no
+                       by the customer, blocked, or abandoned with  handler)
+                       the call (server/operations/service.py,
+                       liveness.py)
 =====================  ===========================================  =====================
 
 "The record": the kinds in :data:`RECORD_ONLY` have nothing to do outside their
@@ -93,7 +93,9 @@ class ConversationEnded(Event):
 
 @dataclass(frozen=True)
 class OperationDecided(Event):
-    """``decision``: ``executed``, ``failed`` or ``rejected`` (by the customer)."""
+    """``decision``: ``executed``, ``failed``, ``rejected`` (by the customer),
+    ``blocked`` (by the risk engine or a specialist's review) or ``abandoned``
+    (still pending when the conversation ended)."""
 
     kind: ClassVar[str] = "operation_decided"
     operation_id: str = ""

@@ -375,3 +375,44 @@ async def pending_operations(w: World, call_id: str) -> int:
             )
         )
         return len(rows.all())
+
+
+async def test_a_blocked_operation_and_one_abandoned_with_the_call_are_decisions_too(
+    database_url: str, tmp_path: Path
+) -> None:
+    """The record of an operation's end is complete: besides executed, failed and
+    refused, a block (here by the engine: the payee is on the fraud list) and an
+    operation still pending when the conversation ended each write OperationDecided."""
+    ended = frozenset({ConversationEnded.kind})
+
+    async def close_pending(event: Event) -> None:
+        if event.call_id is not None:
+            await w.operations.call_ended(await w.branch.call(event.call_id))
+
+    handler = Handler("operations.close_pending", ended, close_pending)
+    async with world(database_url, tmp_path, handlers=[handler]) as w:
+        call_id = await w.queued_and_offered()
+        await w.accept(call_id)
+        await w.media_up(call_id)
+        fraud = {**TRANSFER, "payee_account": "6222020200199887766"}
+        await w.operations.block_payee(w.desk, fraud["payee_account"], "mule account", None)
+        blocked = await w.operations.start(w.desk, call_id, "transfer", fraud, None)
+        assert blocked["state"] == "blocked", blocked
+        pending = await w.operations.start(w.desk, call_id, "transfer", TRANSFER, None)
+        assert pending["state"] != "blocked", pending
+        await w.end(call_id)
+
+        async def none_pending() -> bool:
+            return await pending_operations(w, call_id) == 0
+
+        await until(none_pending, 10, what="the pending transfer closed with the call")
+        rows = await rows_of(w.branch.sessions, call_id)
+        decisions = {
+            row.payload["operation_id"]: row.payload["decision"]
+            for row in rows
+            if row.kind == OperationDecided.kind
+        }
+        assert decisions == {
+            blocked["operation_id"]: "blocked",
+            pending["operation_id"]: "abandoned",
+        }
