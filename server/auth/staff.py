@@ -203,17 +203,24 @@ class StaffAccess:
         async with self.sessions() as session:
             accounts: dict[str, Specialist] = {}
             rows: dict[str, StaffSession] = {}
-            for chunk in _chunks(sorted({p.subject for p in wanted})):
-                found = await session.execute(
-                    select(Specialist).where(Specialist.specialist_id.in_(chunk))
-                )
-                accounts.update((a.specialist_id, a) for a in found.scalars())
+            # Sessions before accounts. The reads are separate statements, and
+            # neither SQLite (pysqlite opens no transaction for a SELECT) nor
+            # PostgreSQL (READ COMMITTED) gives them one snapshot: a disable that
+            # commits between them (account inactive and sessions revoked, in one
+            # transaction) is seen by the later read only. _judge lets the account
+            # speak first, so the account is read last: such a desk is told
+            # "account disabled", not "session ended; log in again".
             ids = sorted({p.session_id for p in wanted if p.session_id is not None})
             for chunk in _chunks(ids):
                 found_rows = await session.execute(
                     select(StaffSession).where(StaffSession.session_id.in_(chunk))
                 )
                 rows.update((r.session_id, r) for r in found_rows.scalars())
+            for chunk in _chunks(sorted({p.subject for p in wanted})):
+                found = await session.execute(
+                    select(Specialist).where(Specialist.specialist_id.in_(chunk))
+                )
+                accounts.update((a.specialist_id, a) for a in found.scalars())
         out: dict[Principal, Verdict] = {}
         until = self._monotonic() + self.settings.staff_check_cache_s
         for principal in wanted:
@@ -232,12 +239,13 @@ class StaffAccess:
 
     async def _look(self, principal: Principal) -> Verdict:
         async with self.sessions() as session:
-            account = await session.get(Specialist, principal.subject)
+            # Session before account, for the reason given in verdicts().
             row = (
                 await session.get(StaffSession, principal.session_id)
                 if principal.session_id is not None
                 else None
             )
+            account = await session.get(Specialist, principal.subject)
         return self._judge(principal, account, row, self.clock())
 
     def _judge(

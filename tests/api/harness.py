@@ -152,7 +152,13 @@ class Socket:
     async def next(self, timeout: float = 5.0) -> dict[str, Any]:
         msg = await self.ws.receive(timeout=timeout)
         if msg.type is not aiohttp.WSMsgType.TEXT:
-            raise ConnectionError(f"socket closed: {msg.type} {self.ws.close_code}")
+            # The server's own close code and reason (msg.data, msg.extra) say which
+            # path closed it; ws.close_code may only tell how the reply went.
+            kinds = [m.get("type") for m in self.received[-8:]]
+            raise ConnectionError(
+                f"socket closed: {msg.type.name} data={msg.data!r} extra={msg.extra!r} "
+                f"close_code={self.ws.close_code}; last received: {kinds}"
+            )
         data: dict[str, Any] = json.loads(msg.data)
         # Every message must match the published protocol (GET /api/v1/schemas/ws.json).
         server_messages.validate_python(data)

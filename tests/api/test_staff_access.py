@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -125,6 +126,81 @@ async def test_a_change_made_elsewhere_closes_the_socket_within_the_cache_period
     await desk_ws.expect("error", code="session_revoked", timeout=10)
     assert await close_frame_code(desk_ws, within=10) == CLOSE_UNAUTHORIZED
     assert_problem(await desk.get("/api/v1/calls/c0ffee"), 401, "session_revoked")
+
+
+class _DisableBetweenReads:
+    """A sessionmaker whose sessions let a disable of ``staff_id`` commit (through
+    another connection) right after their first read: what another node or the
+    CLI may do at any moment between the check's two statements."""
+
+    def __init__(self, server: RunningServer, staff_id: str) -> None:
+        self._server = server
+        self._sessions = server.app[CALLS].sessions
+        self._staff_id = staff_id
+        self.reads = 0
+
+    @asynccontextmanager
+    async def __call__(self) -> AsyncIterator[Any]:
+        async with self._sessions() as session:
+            yield _Interleaved(session, self)
+
+    async def after_read(self) -> None:
+        from server.auth.admin import AccessAction, change_access
+        from server.auth.staff import StaffAccess
+
+        self.reads += 1
+        if self.reads != 1:
+            return
+        async with self._sessions() as other:
+            other_node = StaffAccess(self._server.settings, self._sessions)
+            await change_access(
+                other_node,
+                other,
+                self._staff_id,
+                AccessAction.DISABLE,
+                actor_role="operator",
+                actor_id=None,
+                now=time.time(),
+            )
+            await other.commit()
+
+
+class _Interleaved:
+    def __init__(self, session: Any, owner: _DisableBetweenReads) -> None:
+        self._session = session
+        self._owner = owner
+
+    async def execute(self, *args: Any, **kw: Any) -> Any:
+        result = await self._session.execute(*args, **kw)
+        await self._owner.after_read()
+        return result
+
+    async def get(self, *args: Any, **kw: Any) -> Any:
+        found = await self._session.get(*args, **kw)
+        await self._owner.after_read()
+        return found
+
+
+@pytest.mark.parametrize("batched", [True, False], ids=["sweep", "single"])
+async def test_a_disable_committed_between_the_checks_reads_says_disabled(
+    api: Api, server: RunningServer, batched: bool
+) -> None:
+    """The account is read after the session, so a disable that lands between the
+    two reads is reported as what it is (not as an ended session, whose remedy,
+    logging in again, would only be refused)."""
+    from server.auth.staff import StaffAccess
+    from server.auth.tokens import verify_token
+
+    desk = await api.specialist("zhou.min")
+    principal = verify_token(server.settings, desk.token)
+    sessions = _DisableBetweenReads(server, desk.subject)
+    access = StaffAccess(server.settings, sessions)
+    if batched:
+        verdict = (await access.verdicts([principal]))[principal]
+    else:
+        verdict = await access.verdict(principal)
+    assert sessions.reads == 2  # the disable did land between the two reads
+    assert verdict.code == "account_disabled", verdict
 
 
 async def test_welcome_comes_only_after_the_check(api: Api) -> None:
