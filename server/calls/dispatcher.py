@@ -31,7 +31,7 @@ from server.routing.positions import Due, NodePositions
 from server.tasks import cancel_and_wait
 
 from . import repository as repo
-from .messages import offer_withdrawn, queue_update
+from .messages import hook_fields, offer_withdrawn, queue_update
 from .repair import LiveStateRepair, PendingOperationCalls
 from .service import CallService
 from .state import WAITING, CallAction, CallState, EndReason
@@ -398,9 +398,6 @@ class Dispatcher:
                 fresh[estimate.call_id] = queue_update(estimate)
         if not fresh:
             return
-        asked = {item.estimate.call_id: item.estimate for item in due}
-        plain = {call_id: set(message) for call_id, message in fresh.items()}
         await self.service.annotate_queue_updates(fresh)
         for call_id, message in fresh.items():  # less those the hooks took out
-            fields = {k: v for k, v in message.items() if k not in plain[call_id]}
-            positions.annotated(call_id, asked[call_id].seconds, fields, now)
+            positions.annotated(call_id, message["estimated_wait_s"], hook_fields(message), now)

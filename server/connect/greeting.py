@@ -27,7 +27,7 @@ from server.batched import BatchedReads
 from server.callbacks.changes import ringing_replay
 from server.callbacks.offers import CallbackOffers
 from server.calls import repository as calls_repo
-from server.calls.messages import call_assigned, queue_update
+from server.calls.messages import call_assigned, hook_fields, queue_update
 from server.calls.service import CallService
 from server.calls.sockets import CallSocketHooks
 from server.calls.state import IN_CONVERSATION, WAITING
@@ -95,10 +95,8 @@ class Greeting:
         if estimate is None:
             return []
         update = queue_update(estimate)
-        plain = set(update)
         self._offers.annotate(update, facts.offer_facts())
-        fields = {k: v for k, v in update.items() if k not in plain}
-        self._positions.greeted(customer_id, call_id, estimate, self._clock(), fields)
+        self._positions.greeted(customer_id, call_id, estimate, self._clock(), hook_fields(update))
         return [update]
 
     async def _assigned(self, call_id: str, specialist_id: str) -> list[dict[str, Any]]:

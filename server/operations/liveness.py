@@ -38,7 +38,6 @@ import risk
 from server.db.banking import Operation
 from server.db.models import Call
 from server.errors import Conflict
-from server.outbox.events import OperationDecided
 from signaling.integrity.liveness import Challenge, Verdict
 
 from .assessment import assess, assessment_json, shadow_json
@@ -197,7 +196,7 @@ async def decide(
             },
         )
         if state is OperationState.BLOCKED:
-            ops.record_decision(session, OperationDecided(op.call_id, now, operation_id, "blocked"))
+            ops.record_block(session, op, now)
         await session.commit()
         await session.refresh(op)
     log.info(

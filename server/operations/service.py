@@ -240,9 +240,7 @@ class OperationService:
                 decided["waits_for_liveness"] = op.risk["liveness"]["challenge_id"]
             await audit_operation(session, "risk.decision", op.operation_id, now, data=decided)
             if op.state == OperationState.BLOCKED.value:
-                self.record_decision(
-                    session, OperationDecided(op.call_id, now, op.operation_id, "blocked")
-                )
+                self.record_block(session, op, now)
         if (
             kind not in NEEDS_CONFIRMATION
             and op.state == OperationState.AWAITING_CONFIRMATION.value
@@ -316,9 +314,7 @@ class OperationService:
                 session, "operation.reviewed", operation_id, now, by=principal, data=review
             )
             if target is OperationState.BLOCKED:
-                self.record_decision(
-                    session, OperationDecided(op.call_id, now, operation_id, "blocked")
-                )
+                self.record_block(session, op, now)
             await session.commit()
             await session.refresh(op)
         await desk_update(self.hub, op)
@@ -460,6 +456,11 @@ class OperationService:
         """Write the operation's final decision in ``session``'s transaction."""
         if self.events is not None:  # ids, not the row: also written after a rollback
             self.events.append(session, event)
+
+    def record_block(self, session: AsyncSession, op: Operation, now: float) -> None:
+        """A block is a final decision too, whoever made it: the engine at submission,
+        a failed liveness check, or a specialist's review."""
+        self.record_decision(session, OperationDecided(op.call_id, now, op.operation_id, "blocked"))
 
     async def expire_overdue_liveness(self, now: float) -> None:
         """Housekeeping: operations whose liveness verdict never came are decided as

@@ -331,23 +331,36 @@ async def test_a_calls_flush_does_not_wait_for_another_calls_slow_handler(
     assert seen == ["call-fast", "call-slow"]
 
 
+class PendingCloser:
+    """What the operations service does on ConversationEnded (close the call's
+    pending operations), as a handler with switches: ``on`` (else it does nothing)
+    and ``fail`` (it raises, so the relay retries it)."""
+
+    def __init__(self, on: bool) -> None:
+        self.on = on
+        self.fail = False
+        self.world: World | None = None
+
+    def handler(self) -> Handler:
+        return Handler("operations.close_pending", frozenset({ConversationEnded.kind}), self)
+
+    async def __call__(self, event: Event) -> None:
+        if self.fail:
+            raise RuntimeError("the database blinked")
+        w = self.world
+        if self.on and w is not None and event.call_id is not None:
+            await w.operations.call_ended(await w.branch.call(event.call_id))
+
+
 async def test_the_repair_pass_announces_an_unhandled_end_again_but_not_a_pending_one(
     database_url: str, tmp_path: Path
 ) -> None:
     """A call in wrap-up whose operation is still pending (its end was delivered to
     a handler that did nothing) gets a fresh ConversationEnded, whose handler closes
     the operation; while an end event is still being retried, none is added."""
-    closing = {"on": False, "fail": False}
-    ended = frozenset({ConversationEnded.kind})
-
-    async def close_pending(event: Event) -> None:
-        if closing["fail"]:
-            raise RuntimeError("the database blinked")
-        if closing["on"] and event.call_id is not None:
-            await w.operations.call_ended(await w.branch.call(event.call_id))
-
-    handler = Handler("operations.close_pending", ended, close_pending)
-    async with world(database_url, tmp_path, handlers=[handler]) as w:
+    closing = PendingCloser(on=False)
+    async with world(database_url, tmp_path, handlers=[closing.handler()]) as w:
+        closing.world = w
         call_id = await w.queued_and_offered()
         await w.accept(call_id)
         await w.media_up(call_id)
@@ -355,10 +368,10 @@ async def test_the_repair_pass_announces_an_unhandled_end_again_but_not_a_pendin
         await w.end(call_id)
         assert await pending_operations(w, call_id) == 1
         calls = w.branch.calls
-        closing["on"] = True
+        closing.on = True
         assert await calls.announce_end_again(await w.branch.call(call_id), w.branch.clock())
         assert await pending_operations(w, call_id) == 0
-        closing["fail"] = True
+        closing.fail = True
         assert await calls.announce_end_again(await w.branch.call(call_id), w.branch.clock())
         # That one is still being retried: the next pass adds no other.
         assert not await calls.announce_end_again(await w.branch.call(call_id), w.branch.clock())
@@ -383,14 +396,9 @@ async def test_a_blocked_operation_and_one_abandoned_with_the_call_are_decisions
     """The record of an operation's end is complete: besides executed, failed and
     refused, a block (here by the engine: the payee is on the fraud list) and an
     operation still pending when the conversation ended each write OperationDecided."""
-    ended = frozenset({ConversationEnded.kind})
-
-    async def close_pending(event: Event) -> None:
-        if event.call_id is not None:
-            await w.operations.call_ended(await w.branch.call(event.call_id))
-
-    handler = Handler("operations.close_pending", ended, close_pending)
-    async with world(database_url, tmp_path, handlers=[handler]) as w:
+    closing = PendingCloser(on=True)
+    async with world(database_url, tmp_path, handlers=[closing.handler()]) as w:
+        closing.world = w
         call_id = await w.queued_and_offered()
         await w.accept(call_id)
         await w.media_up(call_id)
