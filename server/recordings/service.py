@@ -20,7 +20,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from server import audit
-from server.errors import NotFound
+from server.errors import Conflict, NotFound
 from server.settings import Settings
 from server.tasks import cancel_and_wait
 from signaling.media.recording.keys import PublicKey, new_recording_key
@@ -200,7 +200,15 @@ class RecordingService:
             try:
                 await self._salvage_one(path)
             except Exception as exc:
-                log.warning("recording.salvage_failed", file=path.name, error=str(exc))
+                if isinstance(exc, Conflict) and exc.code == "recording_not_found":
+                    # The database has no recording for the file's call (restored
+                    # from an older backup, or pointed at another database): keep
+                    # the bytes, aside, for a person to look at, rather than try
+                    # again at every start, each start slower than the last.
+                    await asyncio.to_thread(path.rename, path.with_suffix(".orphan"))
+                    log.warning("recording.segment_orphaned", file=path.name)
+                else:
+                    log.warning("recording.salvage_failed", file=path.name, error=str(exc))
         return len(parts)
 
     async def _salvage_one(self, path: Path) -> None:

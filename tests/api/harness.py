@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import shutil
+import tempfile
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -65,6 +66,12 @@ class RunningServer:
 
 @asynccontextmanager
 async def running_server(**overrides: Any) -> AsyncIterator[RunningServer]:
+    # A spool of its own: a shared one would make every server start salvage what
+    # other tests' servers left there (each file a read, a hash and a lookup).
+    own_spool = None
+    if "recording_spool_dir" not in overrides:
+        own_spool = tempfile.mkdtemp(prefix="cb-spool-")
+        overrides = {**overrides, "recording_spool_dir": own_spool}
     settings = Settings(**{**TEST_SETTINGS, **overrides})
     app = create_app(settings)
     runner = web.AppRunner(app, shutdown_timeout=2)
@@ -85,6 +92,8 @@ async def running_server(**overrides: Any) -> AsyncIterator[RunningServer]:
             for task in asyncio.all_tasks():
                 task.print_stack(limit=12)
             await cleanup
+        if own_spool is not None:
+            shutil.rmtree(own_spool, ignore_errors=True)
 
 
 @dataclass

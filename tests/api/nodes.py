@@ -76,6 +76,9 @@ async def nodes(
                 "CLOUDBRANCH_DISPATCH_INTERVAL_S": "0.05",
                 # Every answer is checked against its route's declaration, as in-process.
                 "CLOUDBRANCH_CHECK_RESPONSES": "1",
+                # Each node's spool is its own local disk, as in production; a
+                # shared one would make each start salvage other tests' files.
+                "CLOUDBRANCH_RECORDING_SPOOL_DIR": str(log_dir / f"{name}-spool"),
                 **{f"CLOUDBRANCH_{k.upper()}": v for k, v in settings.items()},
             }
             log_path = log_dir / f"{name}.log"

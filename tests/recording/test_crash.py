@@ -103,3 +103,49 @@ async def test_sigkill_mid_recording_then_salvage_and_resume(
     assert 30 * (FED_S - 1.5) <= video_frames - 30 * (12 - FED_S - 1) <= 30 * FED_S
     assert span > 11
     json.dumps(status)
+
+
+def leave_open_segments(spool: Path, call_id: str, media: list[EncodedFrame]) -> list[Path]:
+    """Segment files in ``spool`` as a process killed before storing them leaves them."""
+    from signaling.media.recording.track import SegmentLimits
+    from signaling.media.recording.writer import CallWriter
+
+    writer = CallWriter(
+        call_id=call_id,
+        started_at=0.0,
+        spool=spool,
+        recording_key=None,
+        wrapped_key=None,
+        on_closed=lambda segment: None,  # never stored: as if killed at once
+        on_problem=lambda reason, at: None,
+        limits=SegmentLimits(target_s=6.0, max_s=10.0),
+        queue_size=10_000,
+        want_keyframe=lambda party: None,
+    )
+    writer.start()
+    for frame in media:
+        assert writer.submit(frame)
+    assert writer.stop(60)
+    return sorted(spool.glob(f"{call_id}/*.part"))
+
+
+async def test_a_segment_of_a_call_the_database_does_not_know_is_set_aside_once(
+    settings: RelaySettings, media: list[EncodedFrame]
+) -> None:
+    """A spool file whose call has no recording row (the node pointed at another
+    database, or one restored from an older backup) is kept, renamed ``.orphan``,
+    and not tried again at the next start."""
+    spool = Path(settings.recording_spool_dir)
+    left = await asyncio.to_thread(leave_open_segments, spool, "call-unknown", media)
+    sizes = sorted(path.stat().st_size for path in left)
+    assert len(left) >= 4  # at least a segment per track
+    engine = make_engine(settings.database_url)
+    service = RecordingService(settings, make_sessionmaker(engine))
+    try:
+        assert await service.salvage_spool() == len(left)
+        assert not open_parts(settings)
+        aside = await asyncio.to_thread(lambda: sorted(spool.rglob("*.orphan")))
+        assert sorted(path.stat().st_size for path in aside) == sizes  # every byte kept
+        assert await service.salvage_spool() == 0  # the next start does not look again
+    finally:
+        await engine.dispose()
