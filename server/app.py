@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -90,6 +91,7 @@ from signaling.messages import CLIENT_MEDIA_MESSAGE_TYPES
 log = structlog.get_logger(__name__)
 
 _SHUTDOWN_STEP_S = 10.0
+_SLOW_SHUTDOWN_STEP_S = 1.0
 
 
 def create_app(settings: Settings) -> web.Application:
@@ -264,10 +266,14 @@ async def close(c: Container, started: list[Step]) -> None:
     if c.state.closed:
         return
     c.state.closed = True
+    # With node.drained before it, the time between says how long aiohttp waited
+    # for request handlers to return.
+    log.info("node.stopping_components", steps=len(started))
     for step in reversed(started):
         if step.stop is None:
             continue
         # A stuck step must not keep the process from exiting: each has a bound.
+        began = time.monotonic()
         try:
             async with asyncio.timeout(_SHUTDOWN_STEP_S):
                 await _run(step.stop)
@@ -275,3 +281,8 @@ async def close(c: Container, started: list[Step]) -> None:
             log.error("node.shutdown_step_overran", step=step.name, seconds=_SHUTDOWN_STEP_S)
         except Exception:
             log.exception("node.shutdown_step_failed", step=step.name)
+        else:
+            took = time.monotonic() - began
+            if took >= _SLOW_SHUTDOWN_STEP_S:
+                # A drain has a bound for the whole stop: say which step spent it.
+                log.warning("node.shutdown_step_slow", step=step.name, seconds=round(took, 2))

@@ -81,12 +81,14 @@ async def serve(app: web.Application, host: str, port: int, drain_timeout_s: flo
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, on_signal)
     await stop.wait()
+    began = loop.time()
     try:
         async with asyncio.timeout(drain_timeout_s):
             await drain(app)
+            log.info("node.drained", seconds=round(loop.time() - began, 2))
             await runner.cleanup()
     except TimeoutError:
         log.error("node.forced_exit", reason="drain bound", seconds=drain_timeout_s)
         os._exit(FORCED_EXIT_STATUS)
-    log.info("node.stopped")
+    log.info("node.stopped", seconds=round(loop.time() - began, 2))
     return 0

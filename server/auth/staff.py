@@ -334,6 +334,9 @@ class StaffSocketWatch:
 
     async def _run(self) -> None:
         while True:
+            from server.tasks import stop_if_cancel_requested
+
+            stop_if_cancel_requested("staff socket watch")
             await asyncio.sleep(self._interval_s)
             try:
                 await self.sweep()

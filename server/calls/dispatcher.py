@@ -16,7 +16,6 @@ the words they see change (position, "about N minutes"), no more often than
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
@@ -28,7 +27,7 @@ from server.failures import dependency_failure
 from server.outbox.events import OfferMade
 from server.routing.model import Offer
 from server.routing.positions import Due, NodePositions
-from server.tasks import cancel_and_wait
+from server.tasks import cancel_and_wait, stop_if_cancel_requested, wait_event
 
 from . import repository as repo
 from .messages import hook_fields, offer_withdrawn, queue_update
@@ -134,8 +133,8 @@ class Dispatcher:
     async def _run(self) -> None:
         wake = self.service.wake
         while True:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(wake.wait(), timeout=self.settings.dispatch_interval_s)
+            stop_if_cancel_requested("dispatcher")
+            await wait_event(wake, self.settings.dispatch_interval_s)
             # Woken means something changed (a call came or went, an offer was
             # answered): positions may have moved, so updates go out this pass.
             changed = wake.is_set()

@@ -33,6 +33,7 @@ import structlog
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.auth.principal import Role
+from server.tasks import stop_if_cancel_requested
 
 from . import repository as repo
 from .service import CallService
@@ -99,6 +100,7 @@ class LiveStateRepair:
         they need only Redis, so a database that stalls the dispatcher never
         makes this node look dead (which would log its desks out)."""
         while True:
+            stop_if_cancel_requested("node keep-alive")
             await self._guarded("clock", self._refresh_clock)
             await self._guarded("node_alive", self._renew_node)
             await self._guarded("heartbeats", lambda: heartbeats(self.service.clock()))

@@ -36,7 +36,7 @@ import structlog
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from server.failures import dependency_failure
-from server.tasks import cancel_and_wait
+from server.tasks import cancel_and_wait, stop_if_cancel_requested
 
 from . import store
 from .events import Event, decode
@@ -304,6 +304,7 @@ class Outbox:
 
     async def _run(self) -> None:
         while True:
+            stop_if_cancel_requested("outbox relay")
             try:
                 await self.deliver_pending()
                 if self.clock() - self._last_prune >= self.timing.prune_every_s:

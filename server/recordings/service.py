@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from server import audit
 from server.errors import Conflict, NotFound
 from server.settings import Settings
-from server.tasks import cancel_and_wait
+from server.tasks import cancel_and_wait, stop_if_cancel_requested
 from signaling.media.recording.keys import PublicKey, new_recording_key
 from signaling.media.recording.segment import SegmentFormatError, salvage
 from signaling.media.recording.storage import LocalStorage, RecordingStorage, S3Storage
@@ -429,6 +429,7 @@ class RecordingService:
 
     async def _sweep_forever(self) -> None:
         while True:
+            stop_if_cancel_requested("recording sweeper")
             try:
                 await self.sweep(time.time())
             except Exception as exc:
