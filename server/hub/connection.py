@@ -137,6 +137,15 @@ class ClientConnection:
             if self._writer is asyncio.current_task():
                 self._writer = None
 
+    async def finish(self, within_s: float) -> None:
+        """Give the writer up to ``within_s`` to send what is buffered and the close
+        frame (after :meth:`close_soon`), then :meth:`stop` it: a client that
+        reads is told why it was closed; one that does not is not waited for."""
+        writer = self._writer
+        if writer is not None and not writer.done():
+            await asyncio.wait({writer}, timeout=within_s)
+        await self.stop()
+
     async def stop(self) -> None:
         """Stop the writer (cancel, then await). Safe to call twice."""
         self._started = False

@@ -14,6 +14,10 @@ from .connection import CLOSE_SHUTDOWN, ClientConnection
 
 log = structlog.get_logger(__name__)
 
+# How long closing every socket (drain, shutdown) waits for their writers to send
+# what is queued and the close frame.
+_CLOSE_GRACE_S = 1.0
+
 
 class Hub:
     """Who is connected here, and how to reach anyone anywhere."""
@@ -83,11 +87,15 @@ class Hub:
         self.send_local(Role(role), subject, message)
 
     async def close_clients(self, code: int, reason: str) -> None:
-        """Close every client socket with ``code``, after what is already queued."""
+        """Close every client socket with ``code``, after what is already queued
+        (within ``_CLOSE_GRACE_S`` for all of them: a client that does not read
+        does not hold up a drain)."""
         connections = list(self._clients.values())
         for connection in connections:
             connection.close_soon(code, reason)
-        await asyncio.gather(*(c.stop() for c in connections), return_exceptions=True)
+        await asyncio.gather(
+            *(c.finish(_CLOSE_GRACE_S) for c in connections), return_exceptions=True
+        )
         self._clients.clear()
 
     async def close(self) -> None:
