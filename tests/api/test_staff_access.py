@@ -18,6 +18,8 @@ import pytest
 
 from server import audit
 from server.appkeys import CALLS
+from server.auth.admin import AccessAction, change_access
+from server.auth.staff import StaffAccess
 from server.db.banking import AuditEntry
 from tests.api.harness import Api, RunningServer, running_server
 from tests.api.helpers import BOTH_DATABASES, assert_problem, close_frame_code, seeded_database
@@ -101,28 +103,31 @@ async def test_a_disabled_specialist_loses_socket_http_and_ws_at_once(
     assert "staff.disabled" in kinds and "staff.enabled" in kinds
 
 
-async def test_a_change_made_elsewhere_closes_the_socket_within_the_cache_period(
-    api: Api, server: RunningServer
-) -> None:
-    """Revocation written straight to the database (another node, the CLI) is seen
-    by this node's watch within ``staff_check_cache_s``."""
-    from server.auth.admin import AccessAction, change_access
-    from server.auth.staff import StaffAccess
-
-    desk = await api.specialist("wang.fang")
-    desk_ws = await desk.connect()
+async def change_elsewhere(server: RunningServer, staff_id: str, action: AccessAction) -> None:
+    """``action`` committed as another node or the CLI would: its own StaffAccess
+    (so this server's cache is not told), straight to the database."""
     other_node = StaffAccess(server.settings, server.app[CALLS].sessions)
     async with server.app[CALLS].sessions() as session:
         await change_access(
             other_node,
             session,
-            desk.subject,
-            AccessAction.REVOKE,
+            staff_id,
+            action,
             actor_role="operator",
             actor_id=None,
             now=time.time(),
         )
         await session.commit()
+
+
+async def test_a_change_made_elsewhere_closes_the_socket_within_the_cache_period(
+    api: Api, server: RunningServer
+) -> None:
+    """Revocation written straight to the database (another node, the CLI) is seen
+    by this node's watch within ``staff_check_cache_s``."""
+    desk = await api.specialist("wang.fang")
+    desk_ws = await desk.connect()
+    await change_elsewhere(server, desk.subject, AccessAction.REVOKE)
     await desk_ws.expect("error", code="session_revoked", timeout=10)
     assert await close_frame_code(desk_ws, within=10) == CLOSE_UNAUTHORIZED
     assert_problem(await desk.get("/api/v1/calls/c0ffee"), 401, "session_revoked")
@@ -145,24 +150,10 @@ class _DisableBetweenReads:
             yield _Interleaved(session, self)
 
     async def after_read(self) -> None:
-        from server.auth.admin import AccessAction, change_access
-        from server.auth.staff import StaffAccess
-
         self.reads += 1
         if self.reads != 1:
             return
-        async with self._sessions() as other:
-            other_node = StaffAccess(self._server.settings, self._sessions)
-            await change_access(
-                other_node,
-                other,
-                self._staff_id,
-                AccessAction.DISABLE,
-                actor_role="operator",
-                actor_id=None,
-                now=time.time(),
-            )
-            await other.commit()
+        await change_elsewhere(self._server, self._staff_id, AccessAction.DISABLE)
 
 
 class _Interleaved:
@@ -188,7 +179,6 @@ async def test_a_disable_committed_between_the_checks_reads_says_disabled(
     """The account is read after the session, so a disable that lands between the
     two reads is reported as what it is (not as an ended session, whose remedy,
     logging in again, would only be refused)."""
-    from server.auth.staff import StaffAccess
     from server.auth.tokens import verify_token
 
     desk = await api.specialist("zhou.min")
