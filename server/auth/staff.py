@@ -33,6 +33,7 @@ from server.db.models import Specialist
 from server.db.staff import StaffSession
 from server.errors import Unauthorized
 from server.settings import Settings
+from server.tasks import cancel_and_wait, stop_if_cancel_requested
 
 from .principal import Principal, Role
 from .tokens import issue_token
@@ -315,8 +316,6 @@ class StaffSocketWatch:
         self._task = asyncio.create_task(self._run(), name="staff-socket-watch")
 
     async def stop(self) -> None:
-        from server.tasks import cancel_and_wait
-
         task, self._task = self._task, None
         await cancel_and_wait(task)
 
@@ -334,8 +333,6 @@ class StaffSocketWatch:
 
     async def _run(self) -> None:
         while True:
-            from server.tasks import stop_if_cancel_requested
-
             stop_if_cancel_requested("staff socket watch")
             await asyncio.sleep(self._interval_s)
             try:
