@@ -25,14 +25,15 @@ def queue_update(estimate: WaitEstimate) -> dict[str, Any]:
     }
 
 
-# The keys queue_update() itself writes; anything else in an update a hook added.
-QUEUE_UPDATE_KEYS = frozenset({"type", "call_id", "position", "estimated_wait_s", "message"})
+# The keys queue_update() itself writes (taken from it, so the two cannot drift
+# apart); anything else in an update a hook added.
+_QUEUE_UPDATE_KEYS = frozenset(queue_update(WaitEstimate("", 0, None)))
 
 
 def hook_fields(update: dict[str, Any]) -> dict[str, Any]:
     """What the hooks added to ``update`` (the callback option), kept per call so
     that updates sent without asking the hooks again carry it too."""
-    return {k: v for k, v in update.items() if k not in QUEUE_UPDATE_KEYS}
+    return {k: v for k, v in update.items() if k not in _QUEUE_UPDATE_KEYS}
 
 
 def call_offered(
