@@ -184,19 +184,14 @@ class StaffAccess:
             raise Unauthorized(verdict.detail, code=verdict.code)
 
     async def verdict(self, principal: Principal) -> Verdict:
-        key = (principal.role.value, principal.subject, principal.session_id)
-        now_mono = self._monotonic()
-        cached = self._cache.get(key)
-        if cached is not None and cached[1] > now_mono:
+        cached = self._cache.get(_cache_key(principal))
+        if cached is not None and cached[1] > self._monotonic():
             return cached[0]
-        verdict = await self._look(principal)
-        if len(self._cache) > 10_000:  # bounded: stale entries go all at once
-            self._cache.clear()
-        self._cache[key] = (verdict, now_mono + self.settings.staff_check_cache_s)
-        return verdict
+        return (await self.verdicts([principal]))[principal]
 
     async def verdicts(self, principals: list[Principal]) -> dict[Principal, Verdict]:
-        """:meth:`verdict` for many principals at once, with one query per table."""
+        """:meth:`verdict` for many principals at once (read afresh, then cached),
+        with one query per table."""
         wanted = list(dict.fromkeys(principals))
         if not wanted:
             return {}
@@ -222,32 +217,20 @@ class StaffAccess:
                     select(Specialist).where(Specialist.specialist_id.in_(chunk))
                 )
                 accounts.update((a.specialist_id, a) for a in found.scalars())
+        if len(self._cache) > 10_000:  # bounded: stale entries go all at once
+            self._cache.clear()
         out: dict[Principal, Verdict] = {}
         until = self._monotonic() + self.settings.staff_check_cache_s
         for principal in wanted:
             verdict = self._judge(
                 principal,
                 accounts.get(principal.subject),
-                rows.get(principal.session_id) if principal.session_id else None,
+                rows.get(principal.session_id) if principal.session_id is not None else None,
                 now,
             )
-            self._cache[(principal.role.value, principal.subject, principal.session_id)] = (
-                verdict,
-                until,
-            )
+            self._cache[_cache_key(principal)] = (verdict, until)
             out[principal] = verdict
         return out
-
-    async def _look(self, principal: Principal) -> Verdict:
-        async with self.sessions() as session:
-            # Session before account, for the reason given in verdicts().
-            row = (
-                await session.get(StaffSession, principal.session_id)
-                if principal.session_id is not None
-                else None
-            )
-            account = await session.get(Specialist, principal.subject)
-        return self._judge(principal, account, row, self.clock())
 
     def _judge(
         self,
@@ -279,6 +262,10 @@ class StaffAccess:
         if row.expires_at <= _utc(now):
             return Verdict("session_expired", "this session has expired; log in again")
         return _OK
+
+
+def _cache_key(principal: Principal) -> tuple[str, str, str | None]:
+    return (principal.role.value, principal.subject, principal.session_id)
 
 
 def _chunks(values: list[str], size: int = 500) -> list[list[str]]:
