@@ -16,8 +16,9 @@ socket open on the server. Measured on the server process:
 
 The enqueue and cancel windows each start just after the sockets' round of
 reminders (a send per socket every ``queue_update_interval_s``), so that none
-falls inside them; the idle share subtracted from them includes the reminders,
-so their figures are, if anything, a little low.
+falls inside them. The idle share subtracted from them includes the reminders'
+cost, which the windows no longer hold, so their figures may read slightly low
+(by reasoning, not measured).
 
 Targets: idle <= 1% of a core; enqueue <= 5x its floor; cancel <= 2x its floor.
 
