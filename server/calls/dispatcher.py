@@ -23,6 +23,7 @@ from typing import Any
 import structlog
 
 from server.auth.principal import Role
+from server.db.models import Call, Customer
 from server.failures import dependency_failure
 from server.outbox.events import OfferMade
 from server.routing.model import Offer
@@ -30,7 +31,7 @@ from server.routing.positions import Due, NodePositions
 from server.tasks import cancel_and_wait, stop_if_cancel_requested, wait_event
 
 from . import repository as repo
-from .messages import hook_fields, offer_withdrawn, queue_update
+from .messages import call_offered, hook_fields, offer_withdrawn, queue_update
 from .repair import LiveStateRepair, PendingOperationCalls
 from .service import CallService
 from .state import WAITING, CallAction, CallState, EndReason
@@ -206,6 +207,9 @@ class Dispatcher:
 
     async def _offer_made(self, offer: Offer, now: float) -> None:
         service = self.service
+        call: Call | None = None
+        customer: Customer | None = None
+        message: dict[str, Any] | None = None
         async with service.sessions() as session:
             ok = await repo.transition(
                 session, offer.call_id, CallAction.OFFER, ladder_step=offer.step.value
@@ -223,9 +227,24 @@ class Dispatcher:
                 )
                 event = OfferMade(offer.call_id, now, offer.specialist_id, offer.offer_id)
                 service.record(session, event)
+                # The desk's message is read in the offer's own transaction, so it
+                # can go out the moment the offer commits (below): a cancel that
+                # commits after the offer then withdraws it after the desk has it.
+                call = await repo.get_call(session, offer.call_id)
+                customer = await repo.get_customer(session, call.customer_id) if call else None
             await session.commit()
-            # Why SQL did not take the offer (only then: the message is read below).
-            call = None if ok else await repo.get_call(session, offer.call_id)
+            if ok and call is not None:
+                message = call_offered(
+                    call, customer, offer.offer_id, offer.expires_at - service.clock()
+                )
+                # Nothing awaited between the commit and this: the message is
+                # queued for the desk's socket here before any other task runs.
+                service.hub.send_local(Role.SPECIALIST, offer.specialist_id, message)
+            elif not ok:
+                # Why SQL did not take the offer.
+                call = await repo.get_call(session, offer.call_id)
+        if message is not None:
+            await service.hub.publish(Role.SPECIALIST, offer.specialist_id, message)
         if not ok:
             if call is not None and CallState(call.state) not in WAITING:
                 # SQL says the call is no longer waiting (it ended on another path):
@@ -242,9 +261,6 @@ class Dispatcher:
                 await service.backend.decline(offer.offer_id, offer.specialist_id, now)
             return
         service.metrics.offers.labels(offer.step.value).inc()
-        message = await service.offer_message(offer.call_id, offer.offer_id, offer.expires_at)
-        if message is not None:
-            await service.hub.send(Role.SPECIALIST, offer.specialist_id, message)
 
     async def _offer_missed(self, offer: Offer, now_away: bool, now: float) -> None:
         service = self.service

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections import OrderedDict
 from typing import Any
 
 import structlog
@@ -18,6 +19,14 @@ log = structlog.get_logger(__name__)
 # what is queued and the close frame.
 _CLOSE_GRACE_S = 1.0
 
+# Offers withdrawn lately, by offer id (ids are never reused). An offer that
+# reaches this node after its withdrawal (published by another node, or its
+# sender was overtaken by a cancel) is not delivered: the desk would show a card
+# nobody can accept until its lease ran out. A few minutes' worth at peak.
+_WITHDRAWN_OFFERS_KEPT = 4096
+_OFFERED = "call.offered"
+_OFFER_WITHDRAWN = "call.offer_withdrawn"
+
 
 class Hub:
     """Who is connected here, and how to reach anyone anywhere."""
@@ -26,6 +35,7 @@ class Hub:
         self._bus: MessageBus = bus or LocalBus()
         # A client has one live socket here (the newest), so one entry per identity.
         self._clients: dict[tuple[str, str], ClientConnection] = {}
+        self._withdrawn_offers: OrderedDict[str, None] = OrderedDict()
 
     async def start(self) -> None:
         await self._bus.start(self._deliver_local)
@@ -69,12 +79,19 @@ class Hub:
 
     def send_local(self, role: Role, subject: str, message: dict[str, Any]) -> int:
         """Queue ``message`` for this node's clients with that identity; how many got it."""
+        if self._overtaken_offer(message):
+            log.info("hub.withdrawn_offer_not_sent", call_id=message.get("call_id"))
+            return 0
         connection = self._clients.get((role.value, subject))
         return int(connection.send(message)) if connection is not None else 0
 
     async def send(self, role: Role, subject: str, message: dict[str, Any]) -> None:
         """Deliver to the client wherever it is connected (this node or another)."""
         self.send_local(role, subject, message)
+        await self.publish(role, subject, message)
+
+    async def publish(self, role: Role, subject: str, message: dict[str, Any]) -> None:
+        """Deliver to the client if it is connected to another node."""
         try:
             await self._bus.publish(role.value, subject, message)
         except Exception as exc:
@@ -82,6 +99,18 @@ class Hub:
             # when they reconnect or on the next update. Never fail the caller,
             # whose SQL step has already committed.
             log.warning("hub.publish_failed", error=type(exc).__name__, type=message.get("type"))
+
+    def _overtaken_offer(self, message: dict[str, Any]) -> bool:
+        """Note a withdrawal; True for an offer whose withdrawal was seen first."""
+        kind = message.get("type")
+        if kind == _OFFER_WITHDRAWN:
+            offer_id = str(message.get("offer_id"))
+            self._withdrawn_offers[offer_id] = None
+            self._withdrawn_offers.move_to_end(offer_id)
+            while len(self._withdrawn_offers) > _WITHDRAWN_OFFERS_KEPT:
+                self._withdrawn_offers.popitem(last=False)
+            return False
+        return kind == _OFFERED and str(message.get("offer_id")) in self._withdrawn_offers
 
     async def _deliver_local(self, role: str, subject: str, message: dict[str, Any]) -> None:
         self.send_local(Role(role), subject, message)

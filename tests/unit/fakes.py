@@ -69,6 +69,9 @@ class FakeNotifier:
     def send_local(self, role: Role, subject: str, message: dict[str, Any]) -> None:
         self.sent.append((role, subject, message))
 
+    async def publish(self, role: Role, subject: str, message: dict[str, Any]) -> None:
+        """To other nodes: there are none (what ``send_local`` got is all)."""
+
     def is_connected_here(self, role: Role, subject: str) -> bool:
         return (role, subject) in self.connected
 
