@@ -8,6 +8,10 @@ client that cannot keep up fills its buffer and is disconnected (close code
 An idle socket (most of them: customers waiting in the queue) holds no task and
 no buffer, only this object: the writer is started when a message is buffered
 and ends when the buffer is empty again.
+
+A close the server decides on (:meth:`ClientConnection.close_soon`) goes out
+after what is buffered, and is made by the task that reads the socket, so that
+the client's reply is waited for (see :meth:`ClientConnection.receive`).
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ from collections import deque
 from typing import Any
 
 import structlog
-from aiohttp import web
+from aiohttp import WSMessage, web
 
 from server.auth.principal import Principal
 from server.tasks import cancel_and_wait
@@ -43,9 +47,14 @@ class ClientConnection:
     """A welcomed client: who it is, its socket, and what is waiting to be sent."""
 
     __slots__ = (
+        "_close_due",
+        "_closed_by_reader",
         "_closing",
+        "_interrupted",
         "_limit",
         "_pending",
+        "_reader",
+        "_receiving",
         "_started",
         "_writer",
         "conn_id",
@@ -75,6 +84,16 @@ class ClientConnection:
         self._writer: asyncio.Task[None] | None = None  # runs while something waits
         self._started = False
         self._closing: tuple[int, str] | None = None
+        # The close is made by the task that reads the socket, when there is one:
+        # aiohttp completes the closing handshake (waits for the client's reply)
+        # only when close() is not racing a receive() in another task; from the
+        # writer, the transport would be dropped at once and clients see 1006.
+        self._reader: asyncio.Task[Any] | None = None
+        self._receiving = False  # the reader waits in receive()
+        self._interrupted = False  # the writer cancelled that receive() once
+        self._close_due: tuple[int, str] | None = None  # handed to the reader
+        # Done once the reader has finished with the socket (made when first asked for).
+        self._closed_by_reader: asyncio.Future[None] | None = None
 
     @property
     def closed(self) -> bool:
@@ -126,8 +145,11 @@ class ClientConnection:
                 await self.ws.send_str(self._pending.popleft())
             self._pending = None
             if self._closing is not None:
-                code, reason = self._closing
-                await self.ws.close(code=code, message=reason.encode())
+                if self._reader is not None:
+                    self._hand_close_to_reader(self._closing)
+                else:
+                    code, reason = self._closing
+                    await self.ws.close(code=code, message=reason.encode())
         except (ConnectionError, RuntimeError, TimeoutError):
             # The peer went away mid-send; the reader sees the close and cleans up.
             self._pending = None
@@ -137,13 +159,68 @@ class ClientConnection:
             if self._writer is asyncio.current_task():
                 self._writer = None
 
+    def _hand_close_to_reader(self, close: tuple[int, str]) -> None:
+        """What was buffered is sent: the reader closes now (its receive() is
+        interrupted once if it waits in one; if it is busy handling a message,
+        it closes when it asks for the next)."""
+        self._close_due = close
+        reader = self._reader
+        if self._receiving and not self._interrupted and reader is not None:
+            self._interrupted = True
+            reader.cancel()
+
+    def attach_reader(self) -> None:
+        """The calling task reads this socket (:meth:`receive`) and closes it."""
+        self._reader = asyncio.current_task()
+
+    async def receive(self) -> WSMessage | None:
+        """The client's next message; None once the socket is to be closed, by
+        the caller, with :meth:`close_as_asked`."""
+        if self._close_due is not None:
+            return None
+        self._receiving = True
+        try:
+            return await self.ws.receive()
+        except asyncio.CancelledError:
+            # Our own interruption (nobody else's cancel pending too): close.
+            if self._interrupted and self._reader is not None and self._reader.uncancel() == 0:
+                return None
+            raise
+        finally:
+            self._receiving = False
+
+    async def close_as_asked(self) -> None:
+        """The reader is done with the socket: if a close was handed to it, the
+        close frame and then the client's reply (bounded by the socket's close
+        timeout). Called however the read loop ended."""
+        close = self._close_due
+        try:
+            if close is not None and not self.ws.closed:
+                code, reason = close
+                await self.ws.close(code=code, message=reason.encode())
+        finally:
+            done = self._closed_by_reader
+            if done is None:
+                done = self._closed_by_reader = asyncio.get_running_loop().create_future()
+            if not done.done():
+                done.set_result(None)
+
     async def finish(self, within_s: float) -> None:
-        """Give the writer up to ``within_s`` to send what is buffered and the close
-        frame (after :meth:`close_soon`), then :meth:`stop` it: a client that
+        """Give this socket up to ``within_s`` to send what is buffered and close
+        (after :meth:`close_soon`), then :meth:`stop` its writer: a client that
         reads is told why it was closed; one that does not is not waited for."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + within_s
         writer = self._writer
         if writer is not None and not writer.done():
             await asyncio.wait({writer}, timeout=within_s)
+        if self._reader is not None and not self._reader.done() and self._closing is not None:
+            done = self._closed_by_reader
+            if done is None:
+                done = self._closed_by_reader = loop.create_future()
+            remaining = deadline - loop.time()
+            if remaining > 0:
+                await asyncio.wait({done}, timeout=remaining)
         await self.stop()
 
     async def stop(self) -> None:

@@ -80,6 +80,11 @@ class SocketRoutes:
 
 # Answered by the socket itself, never by a route.
 _BUILT_IN = frozenset({"hello", "ping"})
+# What ends the read loop (as ``async for`` over the socket would, and errors).
+_SOCKET_ENDS = frozenset({WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED, WSMsgType.ERROR})
+# How long the server's close waits for the client's reply before dropping the
+# connection (a phone in a tunnel does not hold a drain up for aiohttp's 10 s).
+_CLOSE_REPLY_S = 2.0
 
 
 def socket_endpoint(routes: SocketRoutes) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
@@ -97,6 +102,7 @@ async def _serve(request: web.Request, routes: SocketRoutes) -> web.WebSocketRes
     # The socket's arrival: this handler starts as soon as its upgrade is parsed.
     deadline = asyncio.get_running_loop().time() + settings.ws_hello_timeout_s
     ws = web.WebSocketResponse(
+        timeout=_CLOSE_REPLY_S,
         heartbeat=settings.ws_heartbeat_s,
         max_msg_size=settings.ws_max_message_bytes,
         receive_timeout=None,
@@ -233,18 +239,23 @@ async def _read_loop(
     request: web.Request, routes: SocketRoutes, connection: ClientConnection
 ) -> None:
     handlers = routes.handlers
-    ws = connection.ws
     # Made at the first message: most sockets (customers waiting) never send one.
     budget: MessageBudget | None = None
-    async for msg in ws:
-        if msg.type is WSMsgType.TEXT:
-            if budget is None:
-                budget = MessageBudget.from_settings(request.app[SETTINGS])
-            await _handle_text(handlers, connection, msg.data, budget)
-        elif msg.type is WSMsgType.BINARY:
-            connection.send(error("unsupported", "binary messages are not accepted"))
-        elif msg.type is WSMsgType.ERROR:
-            break
+    # This task reads the socket and also makes the server's close of it (see
+    # ClientConnection.receive), so that the closing handshake completes.
+    connection.attach_reader()
+    try:
+        while (msg := await connection.receive()) is not None:
+            if msg.type is WSMsgType.TEXT:
+                if budget is None:
+                    budget = MessageBudget.from_settings(request.app[SETTINGS])
+                await _handle_text(handlers, connection, msg.data, budget)
+            elif msg.type is WSMsgType.BINARY:
+                connection.send(error("unsupported", "binary messages are not accepted"))
+            elif msg.type in _SOCKET_ENDS:
+                break
+    finally:
+        await connection.close_as_asked()
 
 
 async def _handle_text(
