@@ -224,7 +224,8 @@ class CallServiceBase:
         applied) its timeline line by ``actor`` and its domain event; returns whether
         it applied and the call as committed."""
         async with self.sessions() as session:
-            done = await repo.transition(session, call_id, action, **values)
+            stepped = await repo.stepped_call(session, call_id, action, **values)
+            done = stepped is not None
             if done:
                 await repo.add_event(
                     session,
@@ -238,7 +239,7 @@ class CallServiceBase:
                 if event is not None:
                     self.record(session, event)
             await session.commit()
-            return done, await repo.get_call(session, call_id)
+            return done, stepped if stepped is not None else await repo.get_call(session, call_id)
 
     async def withdraw_offer(
         self, session: AsyncSession, call_id: str, now: float, cause: str

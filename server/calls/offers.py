@@ -90,7 +90,7 @@ class OfferCommands(CallServiceBase):
         async with self.sessions() as session:
             waited = now - before.enqueued_at.timestamp() if before else None
             try:
-                won = await repo.transition(
+                won = await repo.stepped_call(
                     session,
                     call_id,
                     CallAction.ACCEPT,
@@ -99,7 +99,7 @@ class OfferCommands(CallServiceBase):
                     actual_wait_s=waited,
                     ladder_step=offer.step.value,
                 )
-                if won:
+                if won is not None:
                     await repo.add_event(
                         session,
                         call_id,
@@ -120,15 +120,15 @@ class OfferCommands(CallServiceBase):
                     # lost, the repair pass gives the specialist the call back.)
                     await self._undo_accept(before, principal.subject, now)
                 raise
-            if not won:
+            if won is None:
                 await session.rollback()
                 # Cancelled between reservation and here: free the specialist.
                 await self._free_specialist(principal.subject, now)
                 self.wake.set()
                 raise Conflict("the caller has already left", code="offer_expired")
-            call = await repo.get_call(session, call_id)
+            call = won  # as committed (the update returned it)
             specialist = await repo.get_specialist(session, principal.subject)
-            assert call is not None and specialist is not None
+            assert specialist is not None
             self.metrics.offer_outcomes.labels("accepted").inc()
             if waited is not None:
                 self.metrics.wait_seconds.observe(waited)

@@ -55,12 +55,24 @@ async def transition(
     session: AsyncSession, call_id: str, action: CallAction, **values: Any
 ) -> bool:
     """Apply ``action`` if the call is in one of its source states. True if it was."""
+    return await stepped_call(session, call_id, action, **values) is not None
+
+
+async def stepped_call(
+    session: AsyncSession, call_id: str, action: CallAction, **values: Any
+) -> Call | None:
+    """:func:`transition`, returning the call as updated (None: not applied).
+
+    The row comes back with the update (RETURNING), so a step that needs the
+    call afterwards (its messages, the view it answers with) reads it for free."""
     result = await session.execute(
         update(Call)
         .where(Call.call_id == call_id, Call.state.in_([s.value for s in sources(action)]))
         .values(state=target(action).value, **values)
+        .returning(Call),
+        execution_options={"populate_existing": True},
     )
-    return bool(getattr(result, "rowcount", 0))
+    return result.scalars().first()
 
 
 async def add_event(

@@ -216,8 +216,7 @@ class Outbox:
         if handled or complete:
             at = self.clock()
             async with self.sessions() as session:
-                for event_id, handler_name, failures in handled:
-                    await store.mark_handled(session, event_id, handler_name, at, failures)
+                await store.mark_handled(session, handled, at)
                 if complete:
                     await store.mark_delivered(session, complete, at)
                 await session.commit()

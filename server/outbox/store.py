@@ -7,7 +7,8 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 
 from sqlalchemy import delete, or_, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.db.outbox import OutboxDelivery, OutboxEvent
@@ -80,18 +81,24 @@ async def delivered_handlers(session: AsyncSession, event_ids: list[str]) -> set
 
 
 async def mark_handled(
-    session: AsyncSession, event_id: str, handler: str, at: float, failures: int
+    session: AsyncSession, handled: Sequence[tuple[str, str, int]], at: float
 ) -> None:
-    """Record that ``handler`` has handled the event (a second record is a no-op)."""
-    try:
-        async with session.begin_nested():
-            session.add(
-                OutboxDelivery(
-                    event_id=event_id, handler=handler, delivered_at=utc(at), failures=failures
-                )
-            )
-    except IntegrityError:
-        pass  # another relay (or an earlier try) recorded it first
+    """Record that each (event id, handler, failures) was handled, in one
+    statement; a pair recorded already (by another relay, or an earlier try) is
+    left as it is."""
+    if not handled:
+        return
+    rows = [
+        {"event_id": event_id, "handler": handler, "delivered_at": utc(at), "failures": failures}
+        for event_id, handler, failures in handled
+    ]
+    bind = session.bind
+    dialect = bind.dialect.name if bind is not None else ""
+    insert = postgresql_insert if dialect == "postgresql" else sqlite_insert
+    statement = insert(OutboxDelivery).on_conflict_do_nothing(
+        index_elements=[OutboxDelivery.event_id, OutboxDelivery.handler]
+    )
+    await session.execute(statement, rows)
 
 
 async def mark_delivered(session: AsyncSession, event_ids: Sequence[str], at: float) -> None:
