@@ -100,6 +100,11 @@ class Hub:
             # whose SQL step has already committed.
             log.warning("hub.publish_failed", error=type(exc).__name__, type=message.get("type"))
 
+    def is_current(self, message: dict[str, Any]) -> bool:
+        """False for an offer already withdrawn (what a reconnecting client is
+        replayed was read before that withdrawal may have reached this node)."""
+        return not self._overtaken_offer(message)
+
     def _overtaken_offer(self, message: dict[str, Any]) -> bool:
         """Note a withdrawal; True for an offer whose withdrawal was seen first."""
         kind = message.get("type")

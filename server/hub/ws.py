@@ -123,7 +123,10 @@ async def _serve(request: web.Request, routes: SocketRoutes) -> web.WebSocketRes
             {"type": "welcome", "role": principal.role.value, "subject": principal.subject}
         )
         for message in await _replay_or_error(routes, connection):
-            connection.send(message)
+            # The replay was read while the socket was already registered: a
+            # withdrawal sent meanwhile is queued, and its offer must not follow.
+            if hub.is_current(message):
+                connection.send(message)
         for older in displaced:
             older.close_soon(CLOSE_REPLACED, "replaced by a newer connection")
         del displaced  # not held for the socket's life

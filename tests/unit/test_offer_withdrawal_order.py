@@ -105,6 +105,18 @@ def test_an_offer_after_its_withdrawal_is_not_delivered_and_others_are() -> None
     assert desk.kinds() == ["call.offer_withdrawn", "call.offered"]
 
 
+def test_a_replayed_offer_already_withdrawn_is_not_current() -> None:
+    """What a reconnecting desk is replayed is checked the same way."""
+    hub = Hub()
+    offered = {"type": "call.offered", "call_id": "c1", "offer_id": "o1"}
+    assert hub.is_current(offered)
+    hub.send_local(
+        Role.SPECIALIST, "S06", {"type": "call.offer_withdrawn", "call_id": "c1", "offer_id": "o1"}
+    )
+    assert not hub.is_current(offered)
+    assert hub.is_current({"type": "queue.update", "position": 1})
+
+
 def test_the_hubs_memory_of_withdrawn_offers_is_bounded() -> None:
     import server.hub.hub as hub_module
 
