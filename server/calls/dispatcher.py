@@ -207,14 +207,14 @@ class Dispatcher:
 
     async def _offer_made(self, offer: Offer, now: float) -> None:
         service = self.service
-        call: Call | None = None
-        customer: Customer | None = None
         message: dict[str, Any] | None = None
+        found: Call | None = None
         async with service.sessions() as session:
-            ok = await repo.transition(
+            call = await repo.stepped_call(
                 session, offer.call_id, CallAction.OFFER, ladder_step=offer.step.value
             )
-            if ok:
+            customer: Customer | None = None
+            if call is not None:
                 await repo.add_event(
                     session,
                     offer.call_id,
@@ -230,23 +230,22 @@ class Dispatcher:
                 # The desk's message is read in the offer's own transaction, so it
                 # can go out the moment the offer commits (below): a cancel that
                 # commits after the offer then withdraws it after the desk has it.
-                call = await repo.get_call(session, offer.call_id)
-                customer = await repo.get_customer(session, call.customer_id) if call else None
+                customer = await repo.get_customer(session, call.customer_id)
             await session.commit()
-            if ok and call is not None:
+            if call is not None:
                 message = call_offered(
                     call, customer, offer.offer_id, offer.expires_at - service.clock()
                 )
                 # Nothing awaited between the commit and this: the message is
                 # queued for the desk's socket here before any other task runs.
                 service.hub.send_local(Role.SPECIALIST, offer.specialist_id, message)
-            elif not ok:
+            else:
                 # Why SQL did not take the offer.
-                call = await repo.get_call(session, offer.call_id)
+                found = await repo.get_call(session, offer.call_id)
         if message is not None:
             await service.hub.publish(Role.SPECIALIST, offer.specialist_id, message)
-        if not ok:
-            if call is not None and CallState(call.state) not in WAITING:
+        if call is None:
+            if found is not None and CallState(found.state) not in WAITING:
                 # SQL says the call is no longer waiting (it ended on another path):
                 # take it out of the queue, which also frees the specialist.
                 await service.backend.remove(offer.call_id, now)

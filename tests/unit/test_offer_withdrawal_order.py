@@ -44,14 +44,13 @@ class _Desk:
         return [json.loads(text)["type"] for text in pending]
 
 
-def _real_hub(b: Branch) -> tuple[Hub, _Desk]:
+def _real_hub(b: Branch) -> _Desk:
     """Put a real hub in place of the notifier, with the desk's and the
     customer's sockets on it."""
     hub = Hub()
-    b.calls.hub = hub
-    b.dispatcher.service.hub = hub
+    b.calls.hub = hub  # the dispatcher's service is b.calls
     _Desk(hub, Role.CUSTOMER, "C1003")
-    return hub, _Desk(hub, Role.SPECIALIST, "S06")
+    return _Desk(hub, Role.SPECIALIST, "S06")
 
 
 async def _cancel_commits_right_after_the_offer(b: Branch, monkeypatch: pytest.MonkeyPatch) -> str:
@@ -61,11 +60,13 @@ async def _cancel_commits_right_after_the_offer(b: Branch, monkeypatch: pytest.M
     call_id = await b.customer_calls("C1003")
     await b.calls.desk_connected("S06", "conn-S06")
     await b.calls.set_presence(Principal(Role.SPECIALIST, "S06"), DesiredPresence.AVAILABLE)
-    real_transition = repo.transition
+    real_stepped_call = repo.stepped_call
 
-    async def transition(session: Any, cid: str, action: CallAction, **fields: Any) -> bool:
-        done = await real_transition(session, cid, action, **fields)
-        if action is CallAction.OFFER and done:
+    async def stepped_call(
+        session: Any, cid: str, action: CallAction, **fields: Any
+    ) -> Call | None:
+        call = await real_stepped_call(session, cid, action, **fields)
+        if action is CallAction.OFFER and call is not None:
             real_commit = session.commit
 
             async def commit() -> None:
@@ -73,9 +74,9 @@ async def _cancel_commits_right_after_the_offer(b: Branch, monkeypatch: pytest.M
                 await b.calls.leave_queue(cid, EndReason.CANCELLED, b.clock())
 
             session.commit = commit
-        return done
+        return call
 
-    monkeypatch.setattr(repo, "transition", transition)
+    monkeypatch.setattr(repo, "stepped_call", stepped_call)
     await b.tick()
     return call_id
 
@@ -84,7 +85,7 @@ async def test_a_cancel_that_commits_after_the_offer_leaves_the_desk_no_card(
     unit_database: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     async with branch(unit_database) as b:
-        _hub, desk = _real_hub(b)
+        desk = _real_hub(b)
         call_id = await _cancel_commits_right_after_the_offer(b, monkeypatch)
         assert (await b.call(call_id)).state == CallState.ENDED.value
         kinds = [k for k in desk.kinds() if k.startswith("call.")]
