@@ -92,8 +92,7 @@ async def mark_handled(
         {"event_id": event_id, "handler": handler, "delivered_at": utc(at), "failures": failures}
         for event_id, handler, failures in handled
     ]
-    bind = session.bind
-    dialect = bind.dialect.name if bind is not None else ""
+    dialect = session.get_bind().dialect.name
     insert = postgresql_insert if dialect == "postgresql" else sqlite_insert
     statement = insert(OutboxDelivery).on_conflict_do_nothing(
         index_elements=[OutboxDelivery.event_id, OutboxDelivery.handler]
