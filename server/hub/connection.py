@@ -92,8 +92,7 @@ class ClientConnection:
         self._receiving = False  # the reader waits in receive()
         self._interrupted = False  # the writer cancelled that receive() once
         self._close_due: tuple[int, str] | None = None  # handed to the reader
-        # Done once the reader has finished with the socket (made when first asked for).
-        self._closed_by_reader: asyncio.Future[None] | None = None
+        self._closed_by_reader: asyncio.Future[None] | None = None  # see _reader_done
 
     @property
     def closed(self) -> bool:
@@ -199,11 +198,16 @@ class ClientConnection:
                 code, reason = close
                 await self.ws.close(code=code, message=reason.encode())
         finally:
-            done = self._closed_by_reader
-            if done is None:
-                done = self._closed_by_reader = asyncio.get_running_loop().create_future()
+            done = self._reader_done()
             if not done.done():
                 done.set_result(None)
+
+    def _reader_done(self) -> asyncio.Future[None]:
+        """Done once the reader has finished with the socket (made on first use:
+        most sockets are never waited for)."""
+        if self._closed_by_reader is None:
+            self._closed_by_reader = asyncio.get_running_loop().create_future()
+        return self._closed_by_reader
 
     async def finish(self, within_s: float) -> None:
         """Give this socket up to ``within_s`` to send what is buffered and close
@@ -214,13 +218,10 @@ class ClientConnection:
         writer = self._writer
         if writer is not None and not writer.done():
             await asyncio.wait({writer}, timeout=within_s)
-        if self._reader is not None and not self._reader.done() and self._closing is not None:
-            done = self._closed_by_reader
-            if done is None:
-                done = self._closed_by_reader = loop.create_future()
-            remaining = deadline - loop.time()
-            if remaining > 0:
-                await asyncio.wait({done}, timeout=remaining)
+        remaining = deadline - loop.time()
+        reader = self._reader
+        if reader is not None and not reader.done() and self._closing is not None and remaining > 0:
+            await asyncio.wait({self._reader_done()}, timeout=remaining)
         await self.stop()
 
     async def stop(self) -> None:
