@@ -188,6 +188,40 @@ def cpu_s(pid: int) -> float:
     return float(times.user + times.system)
 
 
+@dataclass(frozen=True)
+class Collections:
+    """A server's garbage collections so far (its ``cloudbranch_gc_pause_seconds``)."""
+
+    full: int
+    seconds: float  # all generations
+    over_50ms: int  # pauses of the event loop longer than 50 ms
+
+    def since(self, before: Collections) -> Collections:
+        return Collections(
+            self.full - before.full,
+            self.seconds - before.seconds,
+            self.over_50ms - before.over_50ms,
+        )
+
+
+async def collections(http: aiohttp.ClientSession, base_url: str) -> Collections:
+    """Read the server's collections from its /metrics (development mode: no token)."""
+    async with http.get(base_url + "/metrics") as r:
+        text = await r.text()
+    full, seconds, total, within = 0.0, 0.0, 0.0, 0.0
+    for line in text.splitlines():
+        name, _, value = line.rpartition(" ")
+        if name.startswith('cloudbranch_gc_pause_seconds_count{generation="2"'):
+            full = float(value)
+        if name.startswith("cloudbranch_gc_pause_seconds_sum"):
+            seconds += float(value)
+        elif name.startswith("cloudbranch_gc_pause_seconds_count"):
+            total += float(value)
+        elif name.startswith("cloudbranch_gc_pause_seconds_bucket") and 'le="0.05"' in name:
+            within += float(value)
+    return Collections(int(full), seconds, int(total - within))
+
+
 def rss(pid: int) -> int:
     return int(psutil.Process(pid).memory_info().rss)
 

@@ -208,6 +208,7 @@ class Step:
 def lifecycle_steps(c: Container) -> list[Step]:
     """The start-up order; shutdown is the same list backwards."""
     steps = [
+        Step("collector watch", c.collector_watch.start, c.collector_watch.stop),
         Step("recordings", c.recordings.start, c.recordings.stop),
         Step("integrity", c.integrity.start, c.integrity.stop),
         Step("staff socket watch", c.staff_socket_watch.start, c.staff_socket_watch.stop),

@@ -51,6 +51,7 @@ from server.calls.clock import SharedClock, redis_time
 from server.calls.dispatcher import Dispatcher
 from server.calls.service import CallService
 from server.calls.state import IN_CONVERSATION, CallState
+from server.collector import CollectorWatch
 from server.db.engine import make_engine, make_sessionmaker
 from server.db.models import Call
 from server.hub.bus import LocalBus, MessageBus, RedisBus
@@ -107,6 +108,8 @@ class Container:
     bus: MessageBus
     hub: Hub
     metrics: Metrics
+    # Times this process's garbage collections into the metrics while the app runs.
+    collector_watch: CollectorWatch
     clock: SharedClock
     desk: TicketDesk
     recordings: RecordingService
@@ -443,6 +446,7 @@ def build(settings: Settings) -> Container:
         bus=bus,
         hub=hub,
         metrics=metrics,
+        collector_watch=CollectorWatch(metrics.gc_pauses),
         clock=clock,
         desk=desk,
         recordings=recordings,

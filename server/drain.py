@@ -31,6 +31,7 @@ from aiohttp import web
 
 from server.appkeys import COMPONENTS
 from server.auth.principal import Role
+from server.collector import freeze_start_up
 from server.hub.connection import CLOSE_SERVICE_RESTART
 
 log = structlog.get_logger(__name__)
@@ -63,6 +64,8 @@ async def serve(app: web.Application, host: str, port: int, drain_timeout_s: flo
     """Run ``app`` until a signal; drain within the bound; the exit status."""
     runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=5)
     await runner.setup()
+    # Every component has started: what start-up built lives as long as the process.
+    log.info("node.start_up_frozen", objects=freeze_start_up())
     site = web.TCPSite(runner, host, port)
     await site.start()
     print(f"======== Running on http://{host}:{port} ========", file=sys.stderr)

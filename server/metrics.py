@@ -8,6 +8,9 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 _WAIT_BUCKETS = (5, 10, 20, 30, 60, 120, 180, 300, 600, 1200, 1800)
 _LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0)
+# A young collection takes well under a millisecond; a full one over the whole heap
+# held the loop 130-180 ms before start-up's objects were frozen (server/collector.py).
+_GC_PAUSE_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25)
 
 
 @dataclass
@@ -51,6 +54,13 @@ class Metrics:
             "cloudbranch_assignment_latency_seconds",
             "Time one dispatch pass takes to reserve call/specialist pairs",
             buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.gc_pauses = Histogram(
+            "cloudbranch_gc_pause_seconds",
+            "How long each cycle collection held the event loop, by generation",
+            ["generation"],
+            buckets=_GC_PAUSE_BUCKETS,
             registry=r,
         )
         self.ws_clients = Gauge(
